@@ -1,0 +1,20 @@
+// kvs-server entry point: parse `--name=value` arguments ourselves (POCO's option parser would
+// reject unknown names), then run the ServerApplication. See server_app.h.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "server_app.h"
+#include "settings.h"
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  std::string error;
+  auto command_line = kvs::app::ParseCommandLine(args, error);
+  if (!command_line) {
+    std::cerr << "kvs-server: error: " << error << std::endl;
+    return 64;  // EX_USAGE
+  }
+  kvs::app::ServerApp app(std::move(*command_line));
+  return app.run(std::vector<std::string>{argv[0]});
+}

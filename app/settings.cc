@@ -1,0 +1,196 @@
+#include "settings.h"
+
+#include <Poco/AutoPtr.h>
+#include <Poco/Environment.h>
+#include <Poco/File.h>
+#include <Poco/Path.h>
+#include <Poco/Util/MapConfiguration.h>
+#include <Poco/Util/PropertyFileConfiguration.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace kvs::app {
+namespace {
+
+// Precedence in LayeredConfiguration: a lower number is searched first.
+constexpr int kPrioCommandLine = -300;
+constexpr int kPrioEnvironment = -200;
+constexpr int kPrioFile = -100;
+constexpr int kPrioDefaults = 100;
+
+struct Identity {
+  std::string_view env;   // SPEC §1 environment name
+  std::string_view key;   // configuration key
+  std::string_view flag;  // command-line spelling besides the env name
+};
+constexpr Identity kIdentities[] = {
+    {"SOCKET_ADDRESS", "socket_address", "socket-address"},
+    {"VIEW", "view", "view"},
+    {"SHARD_COUNT", "shard_count", "shard-count"},
+};
+
+bool IsTunable(std::string_view key) {
+  const auto& all = Tunables();
+  return std::any_of(all.begin(), all.end(), [&](const Tunable& t) { return t.key == key; });
+}
+
+}  // namespace
+
+const std::vector<Tunable>& Tunables() {
+  static const std::vector<Tunable> kAll = {
+      {"kvs.http.bind", "0.0.0.0", "address the HTTP listener binds (port comes from SOCKET_ADDRESS)"},
+      {"kvs.http.threads", "32", "HTTP worker threads; each serves one connection at a time"},
+      {"kvs.http.max_queued", "256", "accepted connections waiting for a free worker"},
+      {"kvs.http.backlog", "512", "listen(2) backlog"},
+      {"kvs.http.receive_timeout_ms", "10000", "time to wait for a request's bytes"},
+      {"kvs.http.keepalive_timeout_ms", "5000", "idle keep-alive connections close after this"},
+      {"kvs.http.max_keepalive_requests", "0", "requests per connection, 0 = unlimited"},
+      {"kvs.http.shutdown_grace_ms", "5000", "on SIGTERM, time in-flight requests get to finish"},
+      {"kvs.limits.max_body_bytes", "2097152", "largest request body accepted (413 above)"},
+      {"kvs.limits.max_value_bytes", "1048576", "largest value accepted (413 above)"},
+      {"kvs.log.level", "information", "fatal, critical, error, warning, notice, information, "
+                                       "debug or trace"},
+  };
+  return kAll;
+}
+
+std::string EnvNameFor(std::string_view key) {
+  std::string name(key);
+  for (char& c : name) c = c == '.' ? '_' : static_cast<char>(std::toupper(c));
+  return name;
+}
+
+std::optional<CommandLine> ParseCommandLine(const std::vector<std::string>& args,
+                                            std::string& error) {
+  CommandLine out;
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") {
+      out.help = true;
+      continue;
+    }
+    const size_t eq = arg.find('=');
+    if (!arg.starts_with("--") || eq == std::string::npos) {
+      error = "unexpected argument '" + arg + "' (expected --name=value)";
+      return std::nullopt;
+    }
+    const std::string name = arg.substr(2, eq - 2);
+    const std::string value = arg.substr(eq + 1);
+    if (name == "config") {
+      out.config_file = value;
+      continue;
+    }
+    bool known = false;
+    for (const Identity& id : kIdentities) {
+      if (name == id.env || name == id.flag) {
+        out.values[std::string(id.key)] = value;
+        known = true;
+      }
+    }
+    if (!known) {
+      const std::string key = name.starts_with("kvs.") ? name : "kvs." + name;
+      if (!IsTunable(key)) {
+        error = "unknown option --" + name + " (see --help)";
+        return std::nullopt;
+      }
+      out.values[key] = value;
+    }
+  }
+  return out;
+}
+
+std::string LayerConfiguration(Poco::Util::LayeredConfiguration& config,
+                               const CommandLine& command_line, const std::string& binary_dir) {
+  Poco::AutoPtr<Poco::Util::MapConfiguration> defaults(new Poco::Util::MapConfiguration);
+  for (const Tunable& t : Tunables()) defaults->setString(std::string(t.key), std::string(t.default_value));
+  config.add(defaults, kPrioDefaults);
+
+  std::string file;
+  if (command_line.config_file) {
+    file = *command_line.config_file;
+    if (!Poco::File(file).exists()) throw std::runtime_error("config file " + file + " not found");
+  } else {
+    const std::string candidates[] = {
+        "config/kvs.properties",
+        Poco::Path(binary_dir).parent().toString() + "config/kvs.properties",
+        Poco::Path(binary_dir).parent().parent().toString() + "config/kvs.properties",
+    };
+    for (const std::string& candidate : candidates) {
+      if (Poco::File(candidate).exists()) {
+        file = candidate;
+        break;
+      }
+    }
+  }
+  if (!file.empty()) {
+    try {
+      config.add(new Poco::Util::PropertyFileConfiguration(file), kPrioFile);
+    } catch (const Poco::Exception& e) {
+      throw std::runtime_error("cannot read config file " + file + ": " + e.displayText());
+    }
+  }
+
+  Poco::AutoPtr<Poco::Util::MapConfiguration> env(new Poco::Util::MapConfiguration);
+  for (const Identity& id : kIdentities) {
+    if (Poco::Environment::has(std::string(id.env))) {
+      env->setString(std::string(id.key), Poco::Environment::get(std::string(id.env)));
+    }
+  }
+  for (const Tunable& t : Tunables()) {
+    const std::string name = EnvNameFor(t.key);
+    if (Poco::Environment::has(name)) env->setString(std::string(t.key), Poco::Environment::get(name));
+  }
+  config.add(env, kPrioEnvironment);
+
+  Poco::AutoPtr<Poco::Util::MapConfiguration> cli(new Poco::Util::MapConfiguration);
+  for (const auto& [key, value] : command_line.values) cli->setString(key, value);
+  config.add(cli, kPrioCommandLine);
+  return file;
+}
+
+std::optional<long long> ReadCount(const Poco::Util::AbstractConfiguration& config,
+                                   const std::string& key, std::string& error) {
+  const std::string text = config.getString(key, "");
+  long long value = -1;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || value < 0) {
+    error = key + " '" + text + "' is not a non-negative integer (env " + EnvNameFor(key) + ")";
+    return std::nullopt;
+  }
+  return value;
+}
+
+std::vector<std::string> UnknownKvsEnvironment() {
+  std::vector<std::string> unknown;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    const std::string_view var(*entry);
+    const std::string_view name = var.substr(0, var.find('='));
+    if (!name.starts_with("KVS_")) continue;
+    const auto& all = Tunables();
+    if (std::none_of(all.begin(), all.end(),
+                     [&](const Tunable& t) { return EnvNameFor(t.key) == name; })) {
+      unknown.emplace_back(name);
+    }
+  }
+  return unknown;
+}
+
+std::string UsageText() {
+  std::string out =
+      "usage: kvs-server [--config=FILE] [--socket-address=IP:PORT] [--view=A,B,...]\n"
+      "                  [--shard-count=N] [--kvs.<tunable>=VALUE ...]\n"
+      "Environment: SOCKET_ADDRESS, VIEW, SHARD_COUNT, and KVS_<TUNABLE> for any tunable.\n"
+      "Precedence: command line > environment > config file > built-in default.\n"
+      "Tunables:\n";
+  for (const Tunable& t : Tunables()) {
+    out += "  " + std::string(t.key) + " (env " + EnvNameFor(t.key) + ", default " +
+           std::string(t.default_value) + "): " + std::string(t.doc) + "\n";
+  }
+  return out;
+}
+
+}  // namespace kvs::app

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Stage a minimal root filesystem for the FROM-scratch kvs image.
+#
+#   docker/make-rootfs.sh BINARY CONFIG OUTDIR
+#
+# OUTDIR receives: /usr/local/bin/kvs-server, every shared library `ldd` lists (at the path
+# ldd resolved, so RUNPATHs keep working), the ELF interpreter, /config/kvs.properties (if
+# CONFIG exists), a small /etc and /tmp. No registry is involved: everything comes from
+# this machine.
+set -euo pipefail
+
+die() { printf 'make-rootfs.sh: error: %s\n' "$*" >&2; exit 1; }
+
+(($# == 3)) || die "usage: $0 BINARY CONFIG OUTDIR"
+BIN="$1" CONFIG="$2" OUT="$3"
+[[ -x "$BIN" ]] || die "binary $BIN not found or not executable"
+
+# Copy a host file (following symlinks) to the same absolute path under OUT.
+copy_in() {
+  local src="$1" dst="$OUT$1"
+  [[ -f "$dst" ]] && return 0
+  mkdir -p "$(dirname "$dst")"
+  cp -L "$src" "$dst"
+}
+
+# Every library the dynamic loader would map at start-up. ldd prints either
+# "name => /path (addr)", "/path (addr)" (the interpreter) or "name (addr)" (vdso).
+copy_libraries() {
+  local out line path
+  out="$(ldd "$BIN" 2>&1)" || {
+    # Static binaries make ldd exit non-zero with "not a dynamic executable".
+    grep -q 'not a dynamic executable\|statically linked' <<<"$out" && return 0
+    die "ldd $BIN failed: $out"
+  }
+  if grep -q 'not found' <<<"$out"; then
+    die "unresolved libraries: $(grep 'not found' <<<"$out" | tr -s ' \t\n' ' ')"
+  fi
+  while read -r line; do
+    if [[ $line =~ =\>\ (/[^ ]+) ]]; then path="${BASH_REMATCH[1]}"
+    elif [[ $line =~ ^(/[^ ]+) ]]; then path="${BASH_REMATCH[1]}"
+    else continue
+    fi
+    copy_in "$path"
+  done <<<"$out"
+}
+
+# The interpreter named in PT_INTERP must exist at exactly that path, or exec fails with
+# a misleading "no such file or directory".
+copy_interpreter() {
+  local interp
+  interp="$(readelf -l "$BIN" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')"
+  [[ -z "$interp" ]] || copy_in "$interp"
+}
+
+# glibc dlopen()s libgcc_s for thread cancellation/unwinding; ldd does not list it when the
+# binary does not link it directly, and its absence aborts the process at that moment.
+copy_dlopened() {
+  local f
+  for f in /lib/x86_64-linux-gnu/libgcc_s.so.1 /usr/lib/x86_64-linux-gnu/libgcc_s.so.1; do
+    if [[ -f $f ]]; then
+      [[ -n "$(find "$OUT" -name libgcc_s.so.1 -print -quit)" ]] || copy_in "$f"
+      break
+    fi
+  done
+}
+
+# A loader cache covering every directory we filled, so libraries outside the loader's
+# default directories (e.g. /usr/local/lib) are found too. Best effort: needs root (chroot).
+write_loader_cache() {
+  find "$OUT" -name '*.so*' -type f -printf '%h\n' | sed "s#^$OUT##" | sort -u >"$OUT/etc/ld.so.conf"
+  ldconfig -r "$OUT" 2>/dev/null || echo "make-rootfs.sh: note: ldconfig -r failed; relying on default library paths" >&2
+}
+
+write_etc() {
+  mkdir -p "$OUT/etc" "$OUT/tmp"
+  chmod 1777 "$OUT/tmp"
+  # Docker bind-mounts /etc/hosts and /etc/resolv.conf; tell glibc to consult them.
+  printf 'hosts: files dns\n' >"$OUT/etc/nsswitch.conf"
+  printf 'root:x:0:0:root:/:/nonexistent\nnobody:x:65534:65534:nobody:/nonexistent:/nonexistent\n' >"$OUT/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$OUT/etc/group"
+}
+
+main() {
+  rm -rf "$OUT"
+  mkdir -p "$OUT/usr/local/bin"
+  cp "$BIN" "$OUT/usr/local/bin/kvs-server"
+  copy_libraries
+  copy_interpreter
+  copy_dlopened
+  write_etc
+  write_loader_cache
+  if [[ -f "$CONFIG" ]]; then
+    mkdir -p "$OUT/config"
+    cp "$CONFIG" "$OUT/config/kvs.properties"
+  else
+    echo "make-rootfs.sh: warning: $CONFIG not found; the image will use built-in defaults" >&2
+  fi
+}
+
+main

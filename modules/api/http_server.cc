@@ -1,0 +1,111 @@
+#include "kvs/api/http_server.h"
+
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/ServerSocket.h>
+
+#include <istream>
+#include <thread>
+
+namespace kvs::api {
+namespace {
+
+// Reads the whole body unless it exceeds `limit`. Returns false (and stops reading) when it
+// does, so an oversized or endless body is refused without being buffered.
+bool ReadBody(Poco::Net::HTTPServerRequest& request, size_t limit, std::string& body) {
+  if (request.hasContentLength()) {
+    const auto declared = request.getContentLength64();
+    if (declared < 0 || static_cast<uint64_t>(declared) > limit) return false;
+    body.reserve(static_cast<size_t>(declared));
+  }
+  std::istream& in = request.stream();
+  char buffer[16 * 1024];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    body.append(buffer, static_cast<size_t>(in.gcount()));
+    if (body.size() > limit) return false;
+  }
+  return true;
+}
+
+class Handler final : public Poco::Net::HTTPRequestHandler {
+ public:
+  explicit Handler(Service& service) : service_(service) {}
+
+  void handleRequest(Poco::Net::HTTPServerRequest& request,
+                     Poco::Net::HTTPServerResponse& response) override {
+    const std::string& method = request.getMethod();
+    Response answer;
+    std::string body;
+    if (!ReadBody(request, service_.limits().max_body_bytes, body)) {
+      answer = ErrorResponse(413, "Request body too large", method);
+      // The rest of the body is unread: the connection cannot carry another request.
+      response.setKeepAlive(false);
+    } else {
+      answer = service_.Handle(Request{method, request.getURI(), body});
+    }
+    response.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(answer.status));
+    response.setContentType(std::string(answer.content_type));
+    if (!answer.allow.empty()) response.set("Allow", std::string(answer.allow));
+    response.sendBuffer(answer.body.data(), answer.body.size());
+  }
+
+ private:
+  Service& service_;
+};
+
+class HandlerFactory final : public Poco::Net::HTTPRequestHandlerFactory {
+ public:
+  explicit HandlerFactory(Service& service) : service_(service) {}
+  Poco::Net::HTTPRequestHandler* createRequestHandler(
+      const Poco::Net::HTTPServerRequest&) override {
+    return new Handler(service_);
+  }
+
+ private:
+  Service& service_;
+};
+
+}  // namespace
+
+HttpServer::HttpServer(Service& service, const HttpOptions& options)
+    : service_(service), options_(options) {}
+
+HttpServer::~HttpServer() { Stop(std::chrono::milliseconds(0)); }
+
+void HttpServer::Start() {
+  Poco::Net::ServerSocket socket;
+  socket.bind(Poco::Net::SocketAddress(options_.bind_host, options_.port), /*reuseAddress=*/true);
+  socket.listen(options_.backlog);
+
+  auto* params = new Poco::Net::HTTPServerParams;  // reference-counted; the server owns it
+  params->setMaxThreads(options_.threads);
+  params->setMaxQueued(options_.max_queued);
+  params->setKeepAlive(true);
+  params->setKeepAliveTimeout(Poco::Timespan(options_.keepalive_timeout.count() * 1000));
+  params->setTimeout(Poco::Timespan(options_.receive_timeout.count() * 1000));
+  params->setMaxKeepAliveRequests(options_.max_keepalive_requests);
+  params->setServerName("kvs");
+
+  pool_ = std::make_unique<Poco::ThreadPool>("http", 2, options_.threads);
+  server_ = std::make_unique<Poco::Net::HTTPServer>(new HandlerFactory(service_), *pool_, socket,
+                                                    params);
+  server_->start();
+}
+
+void HttpServer::Stop(std::chrono::milliseconds grace) {
+  if (!server_) return;
+  server_->stopAll(/*abortCurrent=*/false);
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (server_->currentConnections() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  server_->stopAll(/*abortCurrent=*/true);
+  pool_->joinAll();
+  server_.reset();
+  pool_.reset();
+}
+
+}  // namespace kvs::api

@@ -1,0 +1,66 @@
+// The request router and handlers of the public contract (SPEC §2–§5), independent of any
+// socket: takes a method, a request target and a body; returns status, headers and JSON.
+// Thread-safe: Handle() is called concurrently from every HTTP worker thread.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "kvs/api/metrics.h"
+#include "kvs/cluster/cluster_state.h"
+#include "kvs/replication/coordinator.h"
+#include "kvs/store/store.h"
+
+namespace kvs::api {
+
+struct Request {
+  std::string_view method;
+  std::string_view target;  // path plus optional query, still URL-encoded
+  std::string_view body;
+};
+
+struct Response {
+  int status = 200;
+  std::string body;
+  std::string_view content_type = "application/json";
+  std::string_view allow;  // for 405: the methods the path accepts
+};
+
+struct Limits {
+  size_t max_body_bytes = 2 * 1024 * 1024;
+  size_t max_value_bytes = 1024 * 1024;
+};
+
+// The contract's fixed key-length limit (SPEC §4), in characters.
+inline constexpr size_t kMaxKeyLength = 50;
+
+// {"error":error,"message":"Error in <method>"}
+Response ErrorResponse(int status, std::string_view error, std::string_view method);
+
+class Service {
+ public:
+  Service(store::Store& store, cluster::ClusterState& cluster,
+          replication::Coordinator& coordinator, Metrics& metrics, Limits limits);
+
+  Response Handle(const Request& request);
+  const Limits& limits() const { return limits_; }
+
+ private:
+  Response Route(const Request& request);
+  Response HandleKeyValue(std::string_view method, std::string_view encoded_key,
+                          std::string_view body);
+  Response HandleView(std::string_view method, std::string_view body);
+  Response HandleShard(std::string_view method, std::string_view rest, std::string_view body);
+  Response HandleAddMember(std::string_view id_text, std::string_view body);
+  Response HandleReshard(std::string_view body);
+  Response HandleHealth() const;
+
+  store::Store& store_;
+  cluster::ClusterState& cluster_;
+  replication::Coordinator& coordinator_;
+  Metrics& metrics_;
+  const Limits limits_;
+};
+
+}  // namespace kvs::api

@@ -1,0 +1,378 @@
+#include "kvs/api/service.h"
+
+#include <Poco/Exception.h>
+#include <Poco/URI.h>
+
+#include <charconv>
+#include <exception>
+#include <variant>
+
+#include "kvs/api/json_writer.h"
+#include "kvs/api/request_body.h"
+#include "kvs/causal/metadata.h"
+
+namespace kvs::api {
+namespace {
+
+constexpr std::string_view kKeyPrefix = "/key-value-store/";
+constexpr std::string_view kKeyRoot = "/key-value-store";
+constexpr std::string_view kViewPath = "/key-value-store-view";
+constexpr std::string_view kShardPrefix = "/key-value-store-shard/";
+
+Response Json(int status, std::string body) {
+  Response response;
+  response.status = status;
+  response.body = std::move(body);
+  return response;
+}
+
+Response Message(int status, std::string_view message) {
+  return Json(status, JsonObject().Str("message", message).Finish());
+}
+
+Response MethodNotAllowed(std::string_view method, std::string_view allow) {
+  Response response = ErrorResponse(405, "Method not allowed", method);
+  response.allow = allow;
+  return response;
+}
+
+// Characters, not bytes: UTF-8 continuation bytes do not start a character.
+size_t CharacterCount(std::string_view text) {
+  size_t count = 0;
+  for (char c : text) count += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return count;
+}
+
+std::optional<int> ParseShardId(std::string_view text) {
+  int id = -1;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || id < 0) {
+    return std::nullopt;
+  }
+  return id;
+}
+
+std::vector<std::string> AddressStrings(const std::vector<cluster::Address>& addresses) {
+  std::vector<std::string> out;
+  out.reserve(addresses.size());
+  for (const cluster::Address& a : addresses) out.push_back(a.ToString());
+  return out;
+}
+
+// Reads {"socket-address": "ip:port"} from a view or add-member body. On failure `error`
+// holds the client-facing reason and nullopt is returned.
+std::optional<cluster::Address> SocketAddressFromBody(std::string_view text, std::string& error) {
+  auto parsed = RequestBody::Parse(text);
+  if (auto* message = std::get_if<std::string>(&parsed)) {
+    error = *message;
+    return std::nullopt;
+  }
+  std::string address_text;
+  switch (std::get<RequestBody>(parsed).GetString("socket-address", address_text)) {
+    case RequestBody::Field::kMissing:
+    case RequestBody::Field::kNull:
+      error = "socket-address is missing";
+      return std::nullopt;
+    case RequestBody::Field::kString:
+      break;
+    default:
+      error = "socket-address must be a string";
+      return std::nullopt;
+  }
+  auto address = cluster::Address::Parse(address_text);
+  if (!address) error = "Invalid socket-address";
+  return address;
+}
+
+}  // namespace
+
+Response ErrorResponse(int status, std::string_view error, std::string_view method) {
+  std::string message = "Error in ";
+  message += method;
+  return Json(status, JsonObject().Str("error", error).Str("message", message).Finish());
+}
+
+Service::Service(store::Store& store, cluster::ClusterState& cluster,
+                 replication::Coordinator& coordinator, Metrics& metrics, Limits limits)
+    : store_(store),
+      cluster_(cluster),
+      coordinator_(coordinator),
+      metrics_(metrics),
+      limits_(limits) {}
+
+Response Service::Handle(const Request& request) {
+  Response response;
+  try {
+    response = Route(request);
+  } catch (const Poco::Exception& e) {
+    response = ErrorResponse(500, "Internal error: " + e.displayText(), request.method);
+  } catch (const std::exception& e) {
+    response = ErrorResponse(500, std::string("Internal error: ") + e.what(), request.method);
+  }
+  metrics_.Count(request.method, response.status);
+  return response;
+}
+
+Response Service::Route(const Request& request) {
+  std::string_view path = request.target.substr(0, request.target.find('?'));
+  const std::string_view method = request.method;
+  if (path.starts_with(kKeyPrefix)) {
+    return HandleKeyValue(method, path.substr(kKeyPrefix.size()), request.body);
+  }
+  if (path == kKeyRoot) return HandleKeyValue(method, "", request.body);
+  if (path == kViewPath) return HandleView(method, request.body);
+  if (path.starts_with(kShardPrefix)) {
+    return HandleShard(method, path.substr(kShardPrefix.size()), request.body);
+  }
+  if (path == "/health") {
+    return method == "GET" ? HandleHealth() : MethodNotAllowed(method, "GET");
+  }
+  if (path == "/metrics") {
+    if (method != "GET") return MethodNotAllowed(method, "GET");
+    Response response;
+    response.body = metrics_.Render(store_.live_count());
+    response.content_type = "text/plain; version=0.0.4";
+    return response;
+  }
+  return ErrorResponse(404, "Path not found", method);
+}
+
+Response Service::HandleKeyValue(std::string_view method, std::string_view encoded_key,
+                                 std::string_view body) {
+  const bool is_put = method == "PUT";
+  if (!is_put && method != "GET" && method != "DELETE") {
+    return MethodNotAllowed(method, "GET, PUT, DELETE");
+  }
+  if (encoded_key.empty()) return ErrorResponse(400, "Key is missing", method);
+  std::string key;
+  try {
+    Poco::URI::decode(std::string(encoded_key), key);
+  } catch (const Poco::Exception&) {
+    return ErrorResponse(400, "Key is not validly URL-encoded", method);
+  }
+  if (is_put && CharacterCount(key) > kMaxKeyLength) {
+    return ErrorResponse(400, "Key is too long", method);
+  }
+
+  auto parsed = RequestBody::Parse(body);
+  if (auto* error = std::get_if<std::string>(&parsed)) return ErrorResponse(400, *error, method);
+  const RequestBody& fields = std::get<RequestBody>(parsed);
+
+  std::string value;
+  if (is_put) {
+    switch (fields.GetString("value", value)) {
+      case RequestBody::Field::kMissing:
+        return ErrorResponse(400, "Value is missing", method);
+      case RequestBody::Field::kString:
+        break;
+      default:
+        return ErrorResponse(400, "Value must be a string", method);
+    }
+    if (value.size() > limits_.max_value_bytes) {
+      return ErrorResponse(413, "Request body too large", method);
+    }
+  }
+
+  std::string wire;
+  causal::Metadata metadata;
+  switch (fields.GetString("causal-metadata", wire)) {
+    case RequestBody::Field::kMissing:
+    case RequestBody::Field::kNull:
+      break;
+    case RequestBody::Field::kString: {
+      auto decoded = causal::Decode(wire);
+      if (auto* error = std::get_if<causal::DecodeError>(&decoded)) {
+        return ErrorResponse(400, "Invalid causal-metadata: " + error->reason, method);
+      }
+      metadata = std::move(std::get<causal::Metadata>(decoded));
+      break;
+    }
+    default:
+      return ErrorResponse(400, "Invalid causal-metadata: must be a string", method);
+  }
+
+  const std::optional<int> shard = cluster_.MyShard();
+  if (!shard) return ErrorResponse(503, "Node is not a member of any shard yet", method);
+
+  const replication::ClientContext client{wire, metadata};
+  using Kind = replication::OpResult::Kind;
+  if (method == "GET") {
+    replication::OpResult result = coordinator_.Get(key, client);
+    if (result.kind == Kind::kNotFound) {
+      return Json(404, JsonObject()
+                           .Bool("doesExist", false)
+                           .Str("error", "Key does not exist")
+                           .Str("message", "Error in GET")
+                           .Finish());
+    }
+    return Json(200, JsonObject()
+                         .Str("message", "Retrieved successfully")
+                         .Str("causal-metadata", result.metadata)
+                         .Str("value", result.value)
+                         .Finish());
+  }
+  if (is_put) {
+    replication::OpResult result = coordinator_.Put(key, std::move(value), client);
+    const bool created = result.kind == Kind::kCreated;
+    return Json(created ? 201 : 200,
+                JsonObject()
+                    .Str("message", created ? "Added successfully" : "Updated successfully")
+                    .Str("causal-metadata", result.metadata)
+                    .Int("shard-id", *shard)
+                    .Finish());
+  }
+  replication::OpResult result = coordinator_.Delete(key, client);
+  if (result.kind == Kind::kNotFound) {
+    return Json(404, JsonObject()
+                         .Bool("doesExist", false)
+                         .Str("error", "Key does not exist")
+                         .Str("message", "Error in DELETE")
+                         .Finish());
+  }
+  return Json(200, JsonObject()
+                       .Str("message", "Deleted successfully")
+                       .Str("causal-metadata", result.metadata)
+                       .Int("shard-id", *shard)
+                       .Finish());
+}
+
+Response Service::HandleView(std::string_view method, std::string_view body) {
+  if (method == "GET") {
+    return Json(200, JsonObject()
+                         .Str("message", "View retrieved successfully")
+                         .Str("view", cluster::JoinAddresses(cluster_.View()))
+                         .Finish());
+  }
+  if (method != "PUT" && method != "DELETE") return MethodNotAllowed(method, "GET, PUT, DELETE");
+  std::string error;
+  auto address = SocketAddressFromBody(body, error);
+  if (!address) return ErrorResponse(400, error, method);
+  if (method == "PUT") {
+    if (!cluster_.AddToView(*address)) {
+      return ErrorResponse(404, "Socket address already exists in the view", method);
+    }
+    return Message(201, "Replica added successfully to the view");
+  }
+  if (!cluster_.RemoveFromView(*address)) {
+    return ErrorResponse(404, "Socket address does not exist in the view", method);
+  }
+  return Message(200, "Replica deleted successfully from the view");
+}
+
+Response Service::HandleShard(std::string_view method, std::string_view rest,
+                              std::string_view body) {
+  const size_t slash = rest.find('/');
+  const std::string_view op = rest.substr(0, slash);
+  const bool has_id = slash != std::string_view::npos;
+  const std::string_view id_text = has_id ? rest.substr(slash + 1) : std::string_view();
+
+  const bool read_op = (op == "shard-ids" || op == "node-shard-id") && !has_id;
+  const bool id_read_op = (op == "shard-id-members" || op == "shard-id-key-count") && has_id;
+  const bool write_op = (op == "add-member" && has_id) || (op == "reshard" && !has_id);
+  if (!read_op && !id_read_op && !write_op) return ErrorResponse(404, "Path not found", method);
+  if (write_op) {
+    if (method != "PUT") return MethodNotAllowed(method, "PUT");
+    return op == "reshard" ? HandleReshard(body) : HandleAddMember(id_text, body);
+  }
+  if (method != "GET") return MethodNotAllowed(method, "GET");
+
+  const std::shared_ptr<const cluster::ClusterConfig> config = cluster_.Config();
+  if (op == "shard-ids") {
+    std::vector<int64_t> ids;
+    for (int id = 0; id < config->shard_count(); ++id) ids.push_back(id);
+    return Json(200, JsonObject()
+                         .Str("message", "Shard IDs retrieved successfully")
+                         .IntArray("shard-ids", ids)
+                         .Finish());
+  }
+  if (op == "node-shard-id") {
+    const std::optional<int> mine = config->ShardOf(cluster_.self());
+    if (!mine) return ErrorResponse(404, "Node is not a member of any shard", method);
+    return Json(200, JsonObject()
+                         .Str("message", "Shard ID of the node retrieved successfully")
+                         .Int("shard-id", *mine)
+                         .Finish());
+  }
+  const std::optional<int> id = ParseShardId(id_text);
+  if (!id || *id >= config->shard_count()) {
+    return ErrorResponse(404, "Shard ID does not exist", method);
+  }
+  if (op == "shard-id-members") {
+    return Json(200, JsonObject()
+                         .Str("message", "Members of shard ID retrieved successfully")
+                         .StrArray("shard-id-members",
+                                   AddressStrings(cluster_.LiveMembers(*id).value_or(
+                                       std::vector<cluster::Address>())))
+                         .Finish());
+  }
+  if (config->ShardOf(cluster_.self()) != id) {
+    // Counting another shard's keys needs forwarding, which arrives with sharding.
+    return ErrorResponse(503, "Shard " + std::to_string(*id) + " is not reachable from this node",
+                         method);
+  }
+  return Json(200, JsonObject()
+                       .Str("message", "Key count of shard ID retrieved successfully")
+                       .Int("shard-id-key-count", store_.live_count())
+                       .Finish());
+}
+
+Response Service::HandleAddMember(std::string_view id_text, std::string_view body) {
+  constexpr std::string_view kMethod = "PUT";
+  std::string error;
+  auto address = SocketAddressFromBody(body, error);
+  if (!address) return ErrorResponse(400, error, kMethod);
+  const std::shared_ptr<const cluster::ClusterConfig> config = cluster_.Config();
+  const std::optional<int> id = ParseShardId(id_text);
+  if (!id || *id >= config->shard_count()) {
+    return ErrorResponse(404, "Shard ID does not exist", kMethod);
+  }
+  if (!cluster_.InView(*address)) {
+    return ErrorResponse(404, "Socket address does not exist in the view", kMethod);
+  }
+  // Single-node step: record the membership here. Data transfer and cluster-wide agreement
+  // arrive with the sharding work.
+  cluster::ClusterConfig next = *config;
+  for (auto& members : next.shards) std::erase(members, *address);
+  auto& members = next.shards[static_cast<size_t>(*id)];
+  members.push_back(*address);
+  std::sort(members.begin(), members.end());
+  ++next.epoch;
+  cluster_.SetConfig(std::move(next));
+  return Message(200, "Node added to shard successfully");
+}
+
+Response Service::HandleReshard(std::string_view body) {
+  constexpr std::string_view kMethod = "PUT";
+  auto parsed = RequestBody::Parse(body);
+  if (auto* error = std::get_if<std::string>(&parsed)) return ErrorResponse(400, *error, kMethod);
+  int64_t count = 0;
+  switch (std::get<RequestBody>(parsed).GetInteger("shard-count", count)) {
+    case RequestBody::Field::kMissing:
+    case RequestBody::Field::kNull:
+      return ErrorResponse(400, "shard-count is missing", kMethod);
+    case RequestBody::Field::kInteger:
+      break;
+    default:
+      return ErrorResponse(400, "shard-count must be an integer", kMethod);
+  }
+  if (count < 1) return ErrorResponse(400, "shard-count must be a positive integer", kMethod);
+  if (count > static_cast<int64_t>(cluster_.View().size()) / 2) {  // fewer than 2N nodes
+    return Message(400, "Not enough nodes to provide fault-tolerance with the given shard count!");
+  }
+  return ErrorResponse(503, "Resharding is not available in this version", kMethod);
+}
+
+Response Service::HandleHealth() const {
+  const std::optional<int> shard = cluster_.MyShard();
+  JsonObject body;
+  body.Str("status", "ok").Str("address", cluster_.self().ToString());
+  if (shard) {
+    body.Int("shard-id", *shard);
+  } else {
+    body.Null("shard-id");
+  }
+  body.Int("keys", store_.live_count()).Str("origin", coordinator_.origin());
+  return Json(200, body.Finish());
+}
+
+}  // namespace kvs::api

@@ -1,0 +1,146 @@
+// The node's key-value map: versioned entries in tbb::concurrent_hash_map stripes.
+// Thread-safe: every method may be called from any thread at any time.
+// Invariant: an entry changes only under its key's write lock; live_count() equals the number
+// of entries that are not tombstones. Point operations hold their stripe's traversal lock
+// shared (they run concurrently with each other); whole-map walks hold it exclusively, one
+// stripe at a time, because TBB does not allow traversal concurrent with insert/erase.
+#pragma once
+
+#include <tbb/concurrent_hash_map.h>
+
+#include <array>
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <shared_mutex>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace kvs::store {
+
+// Identifies one write: who coordinated it (origin = "address#incarnation"), its sequence
+// number at that origin, and its hybrid-logical-clock timestamp. Concurrent writes to a key are
+// ordered by (hlc, origin): the larger one wins everywhere (last-writer-wins).
+struct Version {
+  uint64_t hlc = 0;
+  std::string origin;
+  uint64_t seq = 0;
+
+  // True when this version wins over `other` under last-writer-wins.
+  bool Wins(const Version& other) const {
+    if (hlc != other.hlc) return hlc > other.hlc;
+    return origin > other.origin;
+  }
+};
+
+// What the store keeps for one key. A delete is kept as a tombstone so that replicas can
+// agree on it; `meta` is the encoded causal metadata of the write (opaque to the store).
+struct Entry {
+  std::string value;
+  bool tombstone = false;
+  Version version;
+  std::string meta;
+};
+
+// Outcome of a conditional write.
+struct WriteResult {
+  bool written = false;     // the store now holds the new entry
+  bool was_live = false;    // a live (non-tombstone) entry existed before the call
+};
+
+class Store {
+ public:
+  Store() = default;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Returns a copy of the entry for `key` (tombstones included), or nullopt.
+  std::optional<Entry> Get(const std::string& key) const;
+
+  // Runs `decide(const Entry* current)` under the key's write lock; `current` is null when the
+  // key has no entry. `decide` returns std::optional<Entry>: the entry to store, or nullopt to
+  // leave the key as it is. `decide` must be quick and must not call back into the store.
+  template <typename Decide>
+  WriteResult Mutate(const std::string& key, Decide&& decide);
+
+  // Stores `entry` unless the key already holds a version that wins over it (replica apply).
+  WriteResult ApplyIfNewer(const std::string& key, Entry entry);
+
+  // Number of live keys (tombstones excluded).
+  int64_t live_count() const { return live_count_.load(std::memory_order_relaxed); }
+  // Number of entries including tombstones.
+  size_t size() const;
+
+  // Removes tombstones for which `collectable(key, entry)` is true. Returns how many went.
+  template <typename Pred>
+  size_t PurgeTombstones(Pred&& collectable);
+
+  // Calls `visit(key, entry)` for every entry, stripe by stripe; writers to the stripe being
+  // visited wait meanwhile, so `visit` must be quick. Not atomic across stripes.
+  void ForEach(const std::function<void(const std::string&, const Entry&)>& visit) const;
+
+  // Copies of all entries (for snapshots). Not atomic across stripes.
+  std::vector<std::pair<std::string, Entry>> Snapshot() const;
+
+ private:
+  using Map = tbb::concurrent_hash_map<std::string, Entry>;
+  static constexpr size_t kStripes = 64;
+  struct Stripe {
+    mutable std::shared_mutex traverse_mu;
+    Map map;
+  };
+
+  Stripe& StripeFor(const std::string& key) {
+    return stripes_[std::hash<std::string>{}(key) % kStripes];
+  }
+  const Stripe& StripeFor(const std::string& key) const {
+    return stripes_[std::hash<std::string>{}(key) % kStripes];
+  }
+
+  void AccountTransition(bool was_live, bool is_live) {
+    if (was_live != is_live) live_count_.fetch_add(is_live ? 1 : -1, std::memory_order_relaxed);
+  }
+
+  std::array<Stripe, kStripes> stripes_;
+  std::atomic<int64_t> live_count_{0};
+};
+
+template <typename Decide>
+WriteResult Store::Mutate(const std::string& key, Decide&& decide) {
+  Stripe& stripe = StripeFor(key);
+  std::shared_lock traverse_lock(stripe.traverse_mu);
+  Map::accessor acc;
+  const bool inserted = stripe.map.insert(acc, key);
+  const Entry* current = inserted ? nullptr : &acc->second;
+  const bool was_live = current != nullptr && !current->tombstone;
+  std::optional<Entry> next = decide(current);
+  if (!next) {
+    if (inserted) stripe.map.erase(acc);
+    return WriteResult{false, was_live};
+  }
+  AccountTransition(was_live, !next->tombstone);
+  acc->second = std::move(*next);
+  return WriteResult{true, was_live};
+}
+
+template <typename Pred>
+size_t Store::PurgeTombstones(Pred&& collectable) {
+  size_t purged = 0;
+  std::vector<std::string> doomed;
+  for (Stripe& stripe : stripes_) {
+    std::unique_lock traverse_lock(stripe.traverse_mu);
+    doomed.clear();
+    for (const auto& [key, entry] : stripe.map) {
+      if (entry.tombstone && collectable(key, entry)) doomed.push_back(key);
+    }
+    for (const std::string& key : doomed) stripe.map.erase(key);
+    purged += doomed.size();
+  }
+  return purged;
+}
+
+}  // namespace kvs::store

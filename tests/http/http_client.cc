@@ -1,0 +1,360 @@
+#include "http_client.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+#include <sstream>
+
+#include "Poco/Exception.h"
+#include "Poco/JSON/Parser.h"
+#include "Poco/Net/HTTPRequest.h"
+#include "Poco/Net/HTTPResponse.h"
+#include "Poco/Net/NetException.h"
+#include "Poco/Net/SocketAddress.h"
+#include "Poco/Net/StreamSocket.h"
+#include "Poco/StreamCopier.h"
+#include "Poco/Timespan.h"
+
+namespace kvs::http_test {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+constexpr size_t kMaxShownBody = 600;
+
+Poco::Timespan ToTimespan(milliseconds timeout) {
+  return Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(timeout.count()) * 1000);
+}
+
+std::string ToLower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+std::string Trim(std::string_view text) {
+  const auto first = text.find_first_not_of(" \t");
+  if (first == std::string_view::npos) return "";
+  const auto last = text.find_last_not_of(" \t");
+  return std::string(text.substr(first, last - first + 1));
+}
+
+bool IsJsonMediaType(const std::string& content_type) {
+  return ToLower(Trim(std::string_view(content_type).substr(0, content_type.find(';')))) ==
+         "application/json";
+}
+
+// Re-serializes a parsed object with members in name order.
+std::string Canonical(const Poco::JSON::Object::Ptr& object) {
+  std::ostringstream out;
+  object->stringify(out);
+  return out.str();
+}
+
+// Parses the status line and headers in `head` (without the blank line) into `response`.
+bool ParseHead(std::string_view head, HttpResponse* response) {
+  const auto line_end = head.find("\r\n");
+  const std::string_view status_line = head.substr(0, line_end);
+  int status = 0;
+  if (std::sscanf(std::string(status_line).c_str(), "HTTP/%*d.%*d %d", &status) != 1) {
+    return false;
+  }
+  response->status = status;
+  size_t pos = line_end == std::string_view::npos ? head.size() : line_end + 2;
+  while (pos < head.size()) {
+    auto next = head.find("\r\n", pos);
+    if (next == std::string_view::npos) next = head.size();
+    const std::string_view line = head.substr(pos, next - pos);
+    const auto colon = line.find(':');
+    if (colon != std::string_view::npos) {
+      response->headers[ToLower(std::string(line.substr(0, colon)))] = Trim(line.substr(colon + 1));
+    }
+    pos = next + 2;
+  }
+  return true;
+}
+
+// Decodes a chunked body. Returns true once the last chunk has arrived.
+bool Dechunk(std::string_view data, std::string* body) {
+  body->clear();
+  size_t pos = 0;
+  while (true) {
+    const auto line_end = data.find("\r\n", pos);
+    if (line_end == std::string_view::npos) return false;
+    const size_t size = std::strtoul(std::string(data.substr(pos, line_end - pos)).c_str(),
+                                     nullptr, 16);
+    pos = line_end + 2;
+    if (size == 0) return true;  // Trailers, if any, are not needed.
+    if (data.size() < pos + size + 2) return false;
+    body->append(data.substr(pos, size));
+    pos += size + 2;
+  }
+}
+
+::testing::AssertionResult CheckEnvelope(const HttpResponse& response, int status,
+                                         Poco::JSON::Object::Ptr* object) {
+  if (!response.error.empty() || response.status != status) {
+    return ::testing::AssertionFailure()
+           << "expected status " << status << ", got " << Describe(response);
+  }
+  if (!IsJsonMediaType(response.Header("content-type"))) {
+    return ::testing::AssertionFailure()
+           << "Content-Type is not application/json: " << Describe(response);
+  }
+  *object = ParseObject(response.body);
+  if (object->isNull()) {
+    return ::testing::AssertionFailure() << "body is not a JSON object: " << Describe(response);
+  }
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult CompareMembers(const Poco::JSON::Object::Ptr& actual,
+                                          std::string_view expected_json,
+                                          const HttpResponse& response) {
+  const Poco::JSON::Object::Ptr expected = ParseObject(std::string(expected_json));
+  if (expected.isNull()) {
+    return ::testing::AssertionFailure() << "test bug: expected JSON does not parse: "
+                                         << expected_json;
+  }
+  const std::string want = Canonical(expected);
+  const std::string got = Canonical(actual);
+  if (want != got) {
+    return ::testing::AssertionFailure()
+           << "body members differ\n  expected: " << want << "\n  actual:   " << got
+           << "\n  response: " << Describe(response);
+  }
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace
+
+std::string HttpResponse::Header(const std::string& lower_case_name) const {
+  const auto it = headers.find(lower_case_name);
+  return it == headers.end() ? "" : it->second;
+}
+
+HttpClient::HttpClient(uint16_t port, milliseconds timeout) : session_("127.0.0.1", port) {
+  session_.setTimeout(ToTimespan(timeout), ToTimespan(timeout), ToTimespan(timeout));
+  session_.setKeepAlive(true);
+}
+
+HttpResponse HttpClient::Send(std::string_view method, std::string_view target,
+                              const std::optional<std::string>& body) {
+  HttpResponse result;
+  try {
+    Poco::Net::HTTPRequest request(std::string(method), std::string(target),
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
+    request.setKeepAlive(true);
+    if (body) {
+      request.setContentType("application/json");
+      request.setContentLength(static_cast<std::streamsize>(body->size()));
+    } else if (method == "PUT" || method == "POST" || method == "PATCH") {
+      request.setContentLength(0);
+    }
+    std::ostream& out = session_.sendRequest(request);
+    if (body) out.write(body->data(), static_cast<std::streamsize>(body->size()));
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session_.receiveResponse(response);
+    result.status = static_cast<int>(response.getStatus());
+    for (const auto& [name, value] : response) result.headers[ToLower(name)] = value;
+    Poco::StreamCopier::copyToString(in, result.body);
+  } catch (const Poco::Exception& e) {
+    result.error = e.displayText();
+    session_.reset();
+  } catch (const std::exception& e) {
+    result.error = e.what();
+    session_.reset();
+  }
+  return result;
+}
+
+HttpResponse SendRequest(uint16_t port, std::string_view method, std::string_view target,
+                         const std::optional<std::string>& body, milliseconds timeout) {
+  HttpClient client(port, timeout);
+  return client.Send(method, target, body);
+}
+
+HttpResponse RawExchange(uint16_t port, std::string_view bytes, milliseconds timeout) {
+  HttpResponse result;
+  Poco::Net::StreamSocket socket;
+  try {
+    socket.connect(Poco::Net::SocketAddress("127.0.0.1", port), ToTimespan(timeout));
+    socket.setSendTimeout(ToTimespan(timeout));
+    socket.setReceiveTimeout(ToTimespan(timeout));
+  } catch (const Poco::Exception& e) {
+    result.error = "connect: " + e.displayText();
+    return result;
+  }
+  try {
+    size_t sent = 0;
+    while (sent < bytes.size()) {
+      const int n = socket.sendBytes(bytes.data() + sent,
+                                     static_cast<int>(std::min<size_t>(bytes.size() - sent, 65536)));
+      if (n <= 0) break;
+      sent += static_cast<size_t>(n);
+    }
+  } catch (const Poco::Exception& e) {
+    // The server may answer and close before reading everything; still read its answer.
+    result.error = "send: " + e.displayText() + "; ";
+  }
+
+  const auto give_up = steady_clock::now() + timeout;
+  std::string data;
+  size_t head_end = std::string::npos;
+  bool complete = false;
+  char buffer[16384];
+  try {
+    while (!complete && steady_clock::now() < give_up) {
+      const int n = socket.receiveBytes(buffer, sizeof(buffer));
+      if (n <= 0) break;  // Peer closed.
+      data.append(buffer, static_cast<size_t>(n));
+      if (head_end == std::string::npos) {
+        head_end = data.find("\r\n\r\n");
+        if (head_end == std::string::npos) continue;
+        if (!ParseHead(std::string_view(data).substr(0, head_end), &result)) {
+          result.error += "malformed response head";
+          result.status = 0;
+          return result;
+        }
+      }
+      const std::string_view rest = std::string_view(data).substr(head_end + 4);
+      if (ToLower(result.Header("transfer-encoding")).find("chunked") != std::string::npos) {
+        complete = Dechunk(rest, &result.body);
+      } else if (const std::string length = result.Header("content-length"); !length.empty()) {
+        const size_t want = std::stoul(length);
+        complete = rest.size() >= want;
+        result.body = std::string(rest.substr(0, want));
+      } else {
+        result.body = std::string(rest);
+      }
+    }
+  } catch (const Poco::Exception& e) {
+    result.error += "receive: " + e.displayText();
+  }
+  const bool read_to_close = result.Header("content-length").empty() &&
+                             result.Header("transfer-encoding").empty();
+  if (head_end == std::string::npos) {
+    result.status = 0;
+    if (!data.empty()) result.error += " partial answer: " + data.substr(0, 200);
+  } else if (complete || read_to_close) {
+    result.error.clear();  // A whole answer arrived; earlier send errors do not matter.
+  } else {
+    result.error += " incomplete body";
+  }
+  return result;
+}
+
+std::string JsonQuote(std::string_view text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char escaped[8];
+          std::snprintf(escaped, sizeof(escaped), "\\u%04x", static_cast<unsigned char>(c));
+          out += escaped;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string PutBody(std::string_view value, std::optional<std::string_view> metadata) {
+  std::string body = "{\"value\":" + JsonQuote(value);
+  if (metadata) body += ",\"causal-metadata\":" + JsonQuote(*metadata);
+  return body + "}";
+}
+
+std::string MetadataBody(std::string_view metadata) {
+  return "{\"causal-metadata\":" + JsonQuote(metadata) + "}";
+}
+
+std::string AddressBody(std::string_view address) {
+  return "{\"socket-address\":" + JsonQuote(address) + "}";
+}
+
+Poco::JSON::Object::Ptr ParseObject(const std::string& body) {
+  try {
+    Poco::JSON::Parser parser;
+    const Poco::Dynamic::Var parsed = parser.parse(body);
+    if (parsed.type() == typeid(Poco::JSON::Object::Ptr)) {
+      return parsed.extract<Poco::JSON::Object::Ptr>();
+    }
+  } catch (const Poco::Exception&) {
+  }
+  return nullptr;
+}
+
+std::string Describe(const HttpResponse& response) {
+  std::ostringstream out;
+  out << "[status " << response.status;
+  if (!response.error.empty()) out << ", transport error: " << response.error;
+  out << ", Content-Type: \"" << response.Header("content-type") << "\", body ("
+      << response.body.size() << " bytes): " << response.body.substr(0, kMaxShownBody)
+      << (response.body.size() > kMaxShownBody ? "..." : "") << "]";
+  return out.str();
+}
+
+::testing::AssertionResult IsJson(const HttpResponse& response, int status,
+                                  std::string_view expected_json) {
+  Poco::JSON::Object::Ptr actual;
+  if (auto envelope = CheckEnvelope(response, status, &actual); !envelope) return envelope;
+  return CompareMembers(actual, expected_json, response);
+}
+
+::testing::AssertionResult IsJsonWithMetadata(const HttpResponse& response, int status,
+                                              std::string_view expected_json,
+                                              std::string* metadata) {
+  Poco::JSON::Object::Ptr actual;
+  if (auto envelope = CheckEnvelope(response, status, &actual); !envelope) return envelope;
+  const Poco::Dynamic::Var value = actual->get("causal-metadata");
+  if (!actual->has("causal-metadata") || !value.isString() ||
+      value.extract<std::string>().empty()) {
+    return ::testing::AssertionFailure()
+           << "\"causal-metadata\" is not a non-empty string: " << Describe(response);
+  }
+  *metadata = value.extract<std::string>();
+  actual->remove("causal-metadata");
+  return CompareMembers(actual, expected_json, response);
+}
+
+::testing::AssertionResult IsError(const HttpResponse& response, int status,
+                                   std::string_view message, std::string_view error_prefix) {
+  Poco::JSON::Object::Ptr actual;
+  if (auto envelope = CheckEnvelope(response, status, &actual); !envelope) return envelope;
+  const Poco::Dynamic::Var error = actual->get("error");
+  const Poco::Dynamic::Var got_message = actual->get("message");
+  if (actual->size() != 2 || !error.isString() || !got_message.isString()) {
+    return ::testing::AssertionFailure()
+           << "body is not {\"error\":string,\"message\":string}: " << Describe(response);
+  }
+  if (got_message.extract<std::string>() != message) {
+    return ::testing::AssertionFailure()
+           << "message should be \"" << message << "\": " << Describe(response);
+  }
+  if (!error.extract<std::string>().starts_with(error_prefix)) {
+    return ::testing::AssertionFailure()
+           << "error should start with \"" << error_prefix << "\": " << Describe(response);
+  }
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace kvs::http_test

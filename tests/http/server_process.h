@@ -1,0 +1,118 @@
+// A kvs-server child process started with a controlled environment, owned RAII-style.
+// Not thread-safe: one test thread owns each ServerProcess. The child never outlives its
+// owner: the destructor stops it (SIGTERM, bounded wait, SIGKILL) and reaps it.
+#ifndef KVS_TESTS_HTTP_SERVER_PROCESS_H_
+#define KVS_TESTS_HTTP_SERVER_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace kvs::http_test {
+
+// Environment variables, in order; the child gets exactly these (plus PATH).
+using EnvList = std::vector<std::pair<std::string, std::string>>;
+
+// What to run: the kvs-server binary with `args` and `env`.
+struct ServerCommand {
+  EnvList env;
+  std::vector<std::string> args;
+};
+
+// Returns a TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, then close).
+uint16_t FreeLoopbackPort();
+
+// "127.0.0.1:<port>".
+std::string LoopbackAddress(uint16_t port);
+
+class ServerProcess {
+ public:
+  // Starts the binary in a fresh temporary working directory with stdout and stderr captured
+  // to files there. Returns nullptr and sets *error if the process could not be started.
+  static std::unique_ptr<ServerProcess> Spawn(const ServerCommand& command, std::string* error);
+
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+  ~ServerProcess();
+
+  pid_t pid() const { return pid_; }
+
+  // The port it serves on, when known (set by whoever chose it).
+  uint16_t port() const { return port_; }
+  void set_port(uint16_t port) { port_ = port; }
+
+  // Polls GET /health until it answers 200, the process exits, or `deadline` passes.
+  ::testing::AssertionResult WaitUntilHealthy(std::chrono::milliseconds deadline);
+
+  // Waits up to `timeout` for the process to exit. Returns the raw wait status, or nullopt if
+  // it is still running.
+  std::optional<int> WaitForExit(std::chrono::milliseconds timeout);
+
+  // Sends `signal` and waits up to `timeout` for the exit; returns the raw wait status or
+  // nullopt if it is still running (the caller may then Stop() it).
+  std::optional<int> SignalAndWait(int signal, std::chrono::milliseconds timeout);
+
+  // SIGTERM, wait up to 5 s, then SIGKILL; always reaps. Returns the raw wait status.
+  // Idempotent.
+  int Stop();
+
+  // Everything the process has written to stderr / stdout so far.
+  std::string Stderr() const;
+  std::string Stdout() const;
+
+ private:
+  ServerProcess(pid_t pid, std::filesystem::path work_dir);
+
+  pid_t pid_;
+  std::filesystem::path work_dir_;
+  uint16_t port_ = 0;
+  std::optional<int> wait_status_;
+};
+
+// Describes a raw wait status, e.g. "exited with status 1" or "killed by signal 9".
+std::string DescribeWaitStatus(int wait_status);
+
+// The environment of a one-node, one-shard store on 127.0.0.1:`port`, followed by `extra`.
+EnvList SingleNodeEnv(uint16_t port, const EnvList& extra = {});
+
+// Starts a single-node store on a free loopback port and waits (10 s at most) until it is
+// healthy. Returns nullptr and sets *error on failure (the process is then already stopped).
+std::unique_ptr<ServerProcess> StartSingleNode(const EnvList& extra_env,
+                                               const std::vector<std::string>& args,
+                                               std::string* error);
+
+// Fixture with one single-node server shared by every test of the suite. `Derived` may hide
+// ExtraEnv() / Args() to tune the server.
+template <class Derived>
+class SharedServerTest : public ::testing::Test {
+ protected:
+  static EnvList ExtraEnv() { return {}; }
+  static std::vector<std::string> Args() { return {}; }
+
+  static void SetUpTestSuite() {
+    start_error_.clear();
+    server_ = StartSingleNode(Derived::ExtraEnv(), Derived::Args(), &start_error_);
+  }
+  static void TearDownTestSuite() { server_.reset(); }
+
+  void SetUp() override { ASSERT_NE(server_, nullptr) << start_error_; }
+
+  static uint16_t port() { return server_->port(); }
+  static std::string address() { return LoopbackAddress(server_->port()); }
+
+  static inline std::unique_ptr<ServerProcess> server_;
+  static inline std::string start_error_;
+};
+
+}  // namespace kvs::http_test
+
+#endif  // KVS_TESTS_HTTP_SERVER_PROCESS_H_
