@@ -32,6 +32,10 @@ BUILD_PKGS=(libpoco-dev libtbb-dev libgtest-dev libxxhash-dev cmake g++ make)
 DEPLOY_PKGS=(docker.io iptables nftables curl iproute2)
 LOCAL_PKGS=(curl iproute2)
 
+# Unlike kill -0, false for a zombie too (its /proc/PID/exe is unreadable), so a process
+# that died counts as dead even before anyone reaps it.
+process_running() { readlink "/proc/$1/exe" >/dev/null 2>&1; }
+
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
 
@@ -77,7 +81,7 @@ build_binary() {
 
 # Starts dockerd only if no daemon answers. --userland-proxy=false: published ports are
 # plain DNAT rules instead of docker-proxy processes, which die under connection storms
-# (see PLATFORM.md); host ports on 127.0.0.1 still work (Docker sets route_localnet).
+# (see PLATFORM.md). Checked: curl 127.0.0.1:8082-8087 still reaches the nodes this way.
 ensure_dockerd() {
   docker info >/dev/null 2>&1 && return 0
   command -v dockerd >/dev/null || die "dockerd not found (is docker.io installed?)"
@@ -86,9 +90,16 @@ ensure_dockerd() {
   # setsid + all fds redirected: the daemon must not hold our stdout open, or a caller
   # waiting for our output (ctest, a pipe) would hang until the daemon exits.
   setsid dockerd --userland-proxy=false </dev/null >>"$DOCKERD_LOG" 2>&1 &
-  local deadline=$((SECONDS + DOCKERD_TIMEOUT))
+  local pid=$! deadline=$((SECONDS + DOCKERD_TIMEOUT))
   until docker info >/dev/null 2>&1; do
-    ((SECONDS < deadline)) || { tail -n 20 "$DOCKERD_LOG" >&2; die "dockerd did not come up within ${DOCKERD_TIMEOUT}s"; }
+    if ! process_running "$pid"; then
+      tail -n 5 "$DOCKERD_LOG" >&2
+      die "dockerd exited at start-up (log: $DOCKERD_LOG)"
+    fi
+    if ((SECONDS >= deadline)); then
+      tail -n 20 "$DOCKERD_LOG" >&2
+      die "dockerd did not answer within ${DOCKERD_TIMEOUT}s (log: $DOCKERD_LOG)"
+    fi
     sleep 0.5
   done
 }
@@ -161,9 +172,7 @@ start_local_cluster() {
 }
 
 local_node_logs() { tail -n 20 "$BUILD_DIR/local/node$1.log" 2>/dev/null || true; }
-# /proc/PID/exe is unreadable once the process is a zombie, so a crashed node counts as dead
-# even when nothing has reaped it yet.
-local_node_alive() { readlink "/proc/$(cat "$BUILD_DIR/local/node$1.pid")/exe" >/dev/null 2>&1; }
+local_node_alive() { process_running "$(cat "$BUILD_DIR/local/node$1.pid")"; }
 
 # --- shared -----------------------------------------------------------------------------
 

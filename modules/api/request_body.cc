@@ -3,9 +3,25 @@
 #include <Poco/Exception.h>
 #include <Poco/JSON/Parser.h>
 
+#include <algorithm>
 #include <cctype>
 
 namespace kvs::api {
+namespace {
+
+bool TryParse(const std::string& text, Poco::Dynamic::Var& out) {
+  try {
+    Poco::JSON::Parser parser;
+    out = parser.parse(text);
+    return true;
+  } catch (const Poco::Exception&) {
+    return false;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+}  // namespace
 
 std::variant<RequestBody, std::string> RequestBody::Parse(std::string_view text) {
   RequestBody body;
@@ -13,13 +29,12 @@ std::variant<RequestBody, std::string> RequestBody::Parse(std::string_view text)
                                  [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
   if (blank) return body;
   Poco::Dynamic::Var parsed;
-  try {
-    Poco::JSON::Parser parser;
-    parsed = parser.parse(std::string(text));
-  } catch (const Poco::Exception&) {
-    return std::string("Body is not valid JSON");
-  } catch (const std::exception&) {
-    return std::string("Body is not valid JSON");
+  if (!TryParse(std::string(text), parsed)) {
+    // POCO refuses a top-level scalar ("text", 5, null), which is valid JSON but no object:
+    // wrapped in brackets it parses, and the client deserves the more precise error.
+    Poco::Dynamic::Var wrapped;
+    return TryParse("[" + std::string(text) + "]", wrapped) ? "Body must be a JSON object"
+                                                             : "Body is not valid JSON";
   }
   if (parsed.type() != typeid(Poco::JSON::Object::Ptr)) {
     return std::string("Body must be a JSON object");

@@ -1,0 +1,206 @@
+// Routing and handler behaviour of the public contract, without sockets.
+#include "kvs/api/service.h"
+
+#include <Poco/JSON/Parser.h>
+#include <gtest/gtest.h>
+
+namespace kvs::api {
+namespace {
+
+using cluster::Address;
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  ServiceTest()
+      : cluster_(self_, {self_}, cluster::InitialAssignment({self_}, 1)),
+        coordinator_(store_, clock_, self_.ToString() + "#1"),
+        service_(store_, cluster_, coordinator_, metrics_, Limits{4096, 1024}) {}
+
+  Response Call(std::string_view method, std::string_view target, std::string_view body = "") {
+    return service_.Handle(Request{method, target, body});
+  }
+
+  static Poco::JSON::Object::Ptr Body(const Response& response) {
+    Poco::JSON::Parser parser;
+    return parser.parse(response.body).extract<Poco::JSON::Object::Ptr>();
+  }
+
+  static void ExpectError(const Response& r, int status, const std::string& error,
+                          const std::string& message) {
+    EXPECT_EQ(r.status, status) << r.body;
+    auto body = Body(r);
+    EXPECT_EQ(body->getValue<std::string>("error"), error) << r.body;
+    EXPECT_EQ(body->getValue<std::string>("message"), message) << r.body;
+  }
+
+  const Address self_{"127.0.0.1", 7000};
+  store::Store store_;
+  causal::HybridClock clock_;
+  cluster::ClusterState cluster_;
+  replication::Coordinator coordinator_;
+  Metrics metrics_;
+  Service service_;
+};
+
+TEST_F(ServiceTest, PutGetDeleteRoundTrip) {
+  Response put = Call("PUT", "/key-value-store/k", R"({"value":"v","causal-metadata":""})");
+  EXPECT_EQ(put.status, 201);
+  EXPECT_EQ(Body(put)->getValue<std::string>("message"), "Added successfully");
+  EXPECT_EQ(Body(put)->getValue<int>("shard-id"), 0);
+  const std::string meta = Body(put)->getValue<std::string>("causal-metadata");
+
+  Response get = Call("GET", "/key-value-store/k", R"({"causal-metadata":")" + meta + R"("})");
+  EXPECT_EQ(get.status, 200);
+  EXPECT_EQ(Body(get)->getValue<std::string>("value"), "v");
+  EXPECT_EQ(Body(get)->getValue<std::string>("causal-metadata"), meta);
+
+  Response update = Call("PUT", "/key-value-store/k", R"({"value":"w"})");
+  EXPECT_EQ(update.status, 200);
+  EXPECT_EQ(Body(update)->getValue<std::string>("message"), "Updated successfully");
+
+  Response del = Call("DELETE", "/key-value-store/k");
+  EXPECT_EQ(del.status, 200);
+  EXPECT_EQ(Body(del)->getValue<std::string>("message"), "Deleted successfully");
+  Response gone = Call("GET", "/key-value-store/k");
+  ExpectError(gone, 404, "Key does not exist", "Error in GET");
+  EXPECT_FALSE(Body(gone)->getValue<bool>("doesExist"));
+}
+
+TEST_F(ServiceTest, KeyIsUrlDecoded) {
+  EXPECT_EQ(Call("PUT", "/key-value-store/a%20b", R"({"value":"v"})").status, 201);
+  EXPECT_TRUE(store_.Get("a b").has_value());
+  EXPECT_EQ(Call("GET", "/key-value-store/a%20b?x=1").status, 200);
+}
+
+TEST_F(ServiceTest, KeyLengthLimitCountsCharacters) {
+  const std::string fifty(50, 'k');
+  EXPECT_EQ(Call("PUT", "/key-value-store/" + fifty, R"({"value":"v"})").status, 201);
+  ExpectError(Call("PUT", "/key-value-store/" + fifty + "k", R"({"value":"v"})"), 400,
+              "Key is too long", "Error in PUT");
+  // 50 two-byte characters are 50 characters.
+  std::string wide;
+  for (int i = 0; i < 50; ++i) wide += "%C3%A9";
+  EXPECT_EQ(Call("PUT", "/key-value-store/" + wide, R"({"value":"v"})").status, 201);
+}
+
+TEST_F(ServiceTest, BadBodies) {
+  ExpectError(Call("PUT", "/key-value-store/k", "{"), 400, "Body is not valid JSON", "Error in PUT");
+  ExpectError(Call("GET", "/key-value-store/k", "nope"), 400, "Body is not valid JSON",
+              "Error in GET");
+  ExpectError(Call("PUT", "/key-value-store/k", "[1]"), 400, "Body must be a JSON object",
+              "Error in PUT");
+  ExpectError(Call("PUT", "/key-value-store/k", "{}"), 400, "Value is missing", "Error in PUT");
+  ExpectError(Call("PUT", "/key-value-store/k", R"({"value":3})"), 400, "Value must be a string",
+              "Error in PUT");
+  ExpectError(Call("PUT", "/key-value-store/k", R"({"value":null})"), 400,
+              "Value must be a string", "Error in PUT");
+  ExpectError(Call("PUT", "/key-value-store/k", R"({"value":")" + std::string(1025, 'x') + "\"}"),
+              413, "Request body too large", "Error in PUT");
+  ExpectError(Call("PUT", "/key-value-store/", R"({"value":"v"})"), 400, "Key is missing",
+              "Error in PUT");
+  ExpectError(Call("PUT", "/key-value-store/%zz", R"({"value":"v"})"), 400,
+              "Key is not validly URL-encoded", "Error in PUT");
+}
+
+TEST_F(ServiceTest, BadMetadata) {
+  for (const char* body : {R"({"value":"v","causal-metadata":"garbage"})",
+                           R"({"value":"v","causal-metadata":5})",
+                           R"({"value":"v","causal-metadata":{"a":1}})"}) {
+    Response r = Call("PUT", "/key-value-store/k", body);
+    EXPECT_EQ(r.status, 400) << body;
+    EXPECT_EQ(Body(r)->getValue<std::string>("error").rfind("Invalid causal-metadata", 0), 0u)
+        << r.body;
+  }
+  EXPECT_EQ(Call("PUT", "/key-value-store/k", R"({"value":"v","causal-metadata":null})").status,
+            201);
+}
+
+TEST_F(ServiceTest, UnknownPathAndWrongMethod) {
+  ExpectError(Call("GET", "/nope"), 404, "Path not found", "Error in GET");
+  ExpectError(Call("GET", "/key-value-store-shard/unknown"), 404, "Path not found",
+              "Error in GET");
+  Response r = Call("POST", "/key-value-store/k");
+  ExpectError(r, 405, "Method not allowed", "Error in POST");
+  EXPECT_EQ(r.allow, "GET, PUT, DELETE");
+  ExpectError(Call("DELETE", "/health"), 405, "Method not allowed", "Error in DELETE");
+  ExpectError(Call("GET", "/key-value-store-shard/reshard"), 405, "Method not allowed",
+              "Error in GET");
+}
+
+TEST_F(ServiceTest, ViewOperations) {
+  Response view = Call("GET", "/key-value-store-view");
+  EXPECT_EQ(Body(view)->getValue<std::string>("view"), "127.0.0.1:7000");
+  EXPECT_EQ(Call("PUT", "/key-value-store-view", R"({"socket-address":"127.0.0.1:7001"})").status,
+            201);
+  EXPECT_EQ(Body(Call("GET", "/key-value-store-view"))->getValue<std::string>("view"),
+            "127.0.0.1:7000,127.0.0.1:7001");
+  ExpectError(Call("PUT", "/key-value-store-view", R"({"socket-address":"127.0.0.1:7001"})"), 404,
+              "Socket address already exists in the view", "Error in PUT");
+  EXPECT_EQ(
+      Call("DELETE", "/key-value-store-view", R"({"socket-address":"127.0.0.1:7001"})").status,
+      200);
+  ExpectError(Call("DELETE", "/key-value-store-view", R"({"socket-address":"127.0.0.1:7001"})"),
+              404, "Socket address does not exist in the view", "Error in DELETE");
+  ExpectError(Call("PUT", "/key-value-store-view", "{}"), 400, "socket-address is missing",
+              "Error in PUT");
+  ExpectError(Call("PUT", "/key-value-store-view", R"({"socket-address":1})"), 400,
+              "socket-address must be a string", "Error in PUT");
+  ExpectError(Call("PUT", "/key-value-store-view", R"({"socket-address":"nohost"})"), 400,
+              "Invalid socket-address", "Error in PUT");
+}
+
+TEST_F(ServiceTest, ShardReads) {
+  auto ids = Body(Call("GET", "/key-value-store-shard/shard-ids"))->getArray("shard-ids");
+  ASSERT_EQ(ids->size(), 1u);
+  EXPECT_EQ(ids->getElement<int>(0), 0);
+  EXPECT_EQ(Body(Call("GET", "/key-value-store-shard/node-shard-id"))->getValue<int>("shard-id"),
+            0);
+  auto members =
+      Body(Call("GET", "/key-value-store-shard/shard-id-members/0"))->getArray("shard-id-members");
+  ASSERT_EQ(members->size(), 1u);
+  EXPECT_EQ(members->getElement<std::string>(0), "127.0.0.1:7000");
+  Call("PUT", "/key-value-store/a", R"({"value":"1"})");
+  Call("PUT", "/key-value-store/b", R"({"value":"1"})");
+  Call("DELETE", "/key-value-store/b");
+  EXPECT_EQ(Body(Call("GET", "/key-value-store-shard/shard-id-key-count/0"))
+                ->getValue<int>("shard-id-key-count"),
+            1);
+  ExpectError(Call("GET", "/key-value-store-shard/shard-id-members/3"), 404,
+              "Shard ID does not exist", "Error in GET");
+  ExpectError(Call("GET", "/key-value-store-shard/shard-id-key-count/x"), 404,
+              "Shard ID does not exist", "Error in GET");
+}
+
+TEST_F(ServiceTest, ReshardAndAddMemberErrors) {
+  Response r = Call("PUT", "/key-value-store-shard/reshard", R"({"shard-count":1})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(Body(r)->getValue<std::string>("message"),
+            "Not enough nodes to provide fault-tolerance with the given shard count!");
+  ExpectError(Call("PUT", "/key-value-store-shard/reshard", "{}"), 400, "shard-count is missing",
+              "Error in PUT");
+  ExpectError(Call("PUT", "/key-value-store-shard/reshard", R"({"shard-count":0})"), 400,
+              "shard-count must be a positive integer", "Error in PUT");
+  ExpectError(Call("PUT", "/key-value-store-shard/reshard", R"({"shard-count":"2"})"), 400,
+              "shard-count must be an integer", "Error in PUT");
+  ExpectError(
+      Call("PUT", "/key-value-store-shard/add-member/0", R"({"socket-address":"127.0.0.1:9"})"),
+      404, "Socket address does not exist in the view", "Error in PUT");
+  ExpectError(
+      Call("PUT", "/key-value-store-shard/add-member/5", R"({"socket-address":"127.0.0.1:7000"})"),
+      404, "Shard ID does not exist", "Error in PUT");
+}
+
+TEST_F(ServiceTest, HealthAndMetrics) {
+  Response health = Call("GET", "/health");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(Body(health)->getValue<std::string>("status"), "ok");
+  Call("GET", "/nope");
+  Response metrics = Call("GET", "/metrics");
+  EXPECT_EQ(metrics.content_type.rfind("text/plain", 0), 0u);
+  EXPECT_NE(metrics.body.find("kvs_http_requests_total{method=\"GET\",code=\"4xx\"} 1"),
+            std::string::npos)
+      << metrics.body;
+}
+
+}  // namespace
+}  // namespace kvs::api

@@ -1,0 +1,83 @@
+#include "kvs/causal/metadata.h"
+
+#include <gtest/gtest.h>
+
+namespace kvs::causal {
+namespace {
+
+Metadata Decoded(std::string_view wire) {
+  auto result = Decode(wire);
+  EXPECT_TRUE(std::holds_alternative<Metadata>(result)) << wire;
+  return std::holds_alternative<Metadata>(result) ? std::get<Metadata>(result) : Metadata{};
+}
+
+std::string DecodeFailure(std::string_view wire) {
+  auto result = Decode(wire);
+  return std::holds_alternative<DecodeError>(result) ? std::get<DecodeError>(result).reason : "";
+}
+
+TEST(MetadataTest, EmptyStringIsEmptyMetadata) {
+  Metadata m = Decoded("");
+  EXPECT_TRUE(m.empty());
+  EXPECT_EQ(Encode(m), "");
+}
+
+TEST(MetadataTest, EncodeIsSortedAndRoundTrips) {
+  Metadata m;
+  m.epoch = 3;
+  m.vv["10.0.0.3:8080#5"] = 2;
+  m.vv["10.0.0.2:8080#7"] = 9;
+  const std::string wire = Encode(m);
+  EXPECT_EQ(wire, "3|10.0.0.2:8080#7=9,10.0.0.3:8080#5=2");
+  EXPECT_EQ(Decoded(wire), m);
+  EXPECT_EQ(Encode(Decoded(wire)), wire);
+}
+
+TEST(MetadataTest, RejectsMalformedInput) {
+  EXPECT_NE(DecodeFailure("garbage"), "");
+  EXPECT_NE(DecodeFailure("x|a:1#1=1"), "");
+  EXPECT_NE(DecodeFailure("0|a:1#1"), "");        // no '='
+  EXPECT_NE(DecodeFailure("0|a:1#1=0"), "");      // seq must be positive
+  EXPECT_NE(DecodeFailure("0|a:1#1=-1"), "");
+  EXPECT_NE(DecodeFailure("0|a:1#1=01"), "");     // not canonical
+  EXPECT_NE(DecodeFailure("0|a:1=1"), "");        // origin without incarnation
+  EXPECT_NE(DecodeFailure("0|b:1#1=1,a:1#1=1"), "");  // unsorted
+  EXPECT_NE(DecodeFailure("0|a:1#1=1,a:1#1=2"), "");  // duplicate
+  EXPECT_NE(DecodeFailure("0|a:1#1=1,"), "");     // trailing comma
+  EXPECT_NE(DecodeFailure("0|"), "");             // empty must be ""
+  EXPECT_NE(DecodeFailure("0|a b:1#1=1"), "");    // whitespace in origin
+  EXPECT_NE(DecodeFailure("0|a:1#1=99999999999999999999999"), "");  // overflow
+}
+
+TEST(MetadataTest, MergeTakesPointwiseMaximum) {
+  Metadata a = Decoded("1|a:1#1=3,b:1#1=1");
+  Metadata b = Decoded("2|b:1#1=4,c:1#1=2");
+  EXPECT_TRUE(MergeInto(a, b));
+  EXPECT_EQ(Encode(a), "2|a:1#1=3,b:1#1=4,c:1#1=2");
+  EXPECT_FALSE(MergeInto(a, b));  // idempotent
+}
+
+TEST(MetadataTest, MergeOfDominatedChangesNothing) {
+  Metadata a = Decoded("1|a:1#1=3,b:1#1=5");
+  EXPECT_FALSE(MergeInto(a, Decoded("1|a:1#1=2")));
+  EXPECT_EQ(Encode(a), "1|a:1#1=3,b:1#1=5");
+}
+
+TEST(MetadataTest, ObserveRaisesOnly) {
+  Metadata m;
+  EXPECT_TRUE(Observe(m, "a:1#1", 4));
+  EXPECT_FALSE(Observe(m, "a:1#1", 2));
+  EXPECT_EQ(m.vv.at("a:1#1"), 4u);
+}
+
+TEST(MetadataTest, Dominates) {
+  const VersionVector a = Decoded("0|a:1#1=3,b:1#1=5").vv;
+  const VersionVector b = Decoded("0|a:1#1=3").vv;
+  EXPECT_TRUE(Dominates(a, b));
+  EXPECT_FALSE(Dominates(b, a));
+  EXPECT_TRUE(Dominates(a, a));
+  EXPECT_TRUE(Dominates(b, VersionVector{}));
+}
+
+}  // namespace
+}  // namespace kvs::causal

@@ -1,0 +1,105 @@
+#include "kvs/replication/coordinator.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+#include <variant>
+#include <vector>
+
+namespace kvs::replication {
+namespace {
+
+using Kind = OpResult::Kind;
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  causal::Metadata Parse(const std::string& wire) {
+    auto decoded = causal::Decode(wire);
+    EXPECT_TRUE(std::holds_alternative<causal::Metadata>(decoded)) << wire;
+    return std::get<causal::Metadata>(decoded);
+  }
+
+  store::Store store_;
+  causal::HybridClock clock_;
+  Coordinator coordinator_{store_, clock_, "127.0.0.1:1#100"};
+  const causal::Metadata empty_;
+  const ClientContext no_context_{"", empty_};
+};
+
+TEST_F(CoordinatorTest, PutCreatesThenUpdates) {
+  OpResult first = coordinator_.Put("k", "a", no_context_);
+  EXPECT_EQ(first.kind, Kind::kCreated);
+  EXPECT_EQ(first.metadata, "0|127.0.0.1:1#100=1");
+  OpResult second = coordinator_.Put("k", "b", no_context_);
+  EXPECT_EQ(second.kind, Kind::kUpdated);
+  EXPECT_EQ(second.metadata, "0|127.0.0.1:1#100=2");
+  EXPECT_EQ(coordinator_.last_seq(), 2u);
+}
+
+TEST_F(CoordinatorTest, WriteMetadataCarriesClientDependencies) {
+  const causal::Metadata client = Parse("0|10.0.0.9:1#5=7");
+  OpResult put = coordinator_.Put("k", "v", ClientContext{"0|10.0.0.9:1#5=7", client});
+  EXPECT_EQ(put.metadata, "0|10.0.0.9:1#5=7,127.0.0.1:1#100=1");
+  // A reader with no context inherits the write's dependencies.
+  OpResult get = coordinator_.Get("k", no_context_);
+  EXPECT_EQ(get.kind, Kind::kFound);
+  EXPECT_EQ(get.value, "v");
+  EXPECT_EQ(get.metadata, put.metadata);
+}
+
+TEST_F(CoordinatorTest, ReadThatLearnsNothingReturnsClientBytes) {
+  OpResult put = coordinator_.Put("k", "v", no_context_);
+  coordinator_.Put("other", "w", no_context_);  // the client's context will be ahead of "k"
+  const std::string wire = "0|127.0.0.1:1#100=2";
+  const causal::Metadata client = Parse(wire);
+  OpResult get = coordinator_.Get("k", ClientContext{wire, client});
+  EXPECT_EQ(get.metadata, wire);
+}
+
+TEST_F(CoordinatorTest, ReadMergesWhatTheValueDependedOn) {
+  const causal::Metadata deps = Parse("0|10.0.0.9:1#5=3");
+  coordinator_.Put("k", "v", ClientContext{"0|10.0.0.9:1#5=3", deps});
+  const causal::Metadata reader = Parse("0|10.0.0.8:1#5=1");
+  OpResult get = coordinator_.Get("k", ClientContext{"0|10.0.0.8:1#5=1", reader});
+  EXPECT_EQ(get.metadata, "0|10.0.0.8:1#5=1,10.0.0.9:1#5=3,127.0.0.1:1#100=1");
+}
+
+TEST_F(CoordinatorTest, DeleteLeavesTombstoneAndMissingIsNotFound) {
+  EXPECT_EQ(coordinator_.Delete("k", no_context_).kind, Kind::kNotFound);
+  EXPECT_EQ(coordinator_.last_seq(), 0u);  // a refused delete takes no sequence number
+  coordinator_.Put("k", "v", no_context_);
+  OpResult del = coordinator_.Delete("k", no_context_);
+  EXPECT_EQ(del.kind, Kind::kDeleted);
+  EXPECT_EQ(del.metadata, "0|127.0.0.1:1#100=2");
+  EXPECT_EQ(coordinator_.Get("k", no_context_).kind, Kind::kNotFound);
+  EXPECT_EQ(coordinator_.Delete("k", no_context_).kind, Kind::kNotFound);
+  EXPECT_TRUE(store_.Get("k")->tombstone);
+  EXPECT_EQ(coordinator_.Put("k", "again", no_context_).kind, Kind::kCreated);
+}
+
+TEST_F(CoordinatorTest, ConcurrentWritesGetDistinctGaplessSequenceNumbers) {
+  constexpr int kThreads = 6, kEach = 500;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string key = "k" + std::to_string(i % 20);
+        if (i % 4 == 3) {
+          coordinator_.Delete(key, no_context_);
+        } else {
+          coordinator_.Put(key, std::to_string(t), no_context_);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<uint64_t> seqs;
+  for (const auto& [key, entry] : store_.Snapshot()) seqs.insert(entry.version.seq);
+  // Every stored entry's number is unique and no number above last_seq was handed out.
+  EXPECT_EQ(seqs.size(), store_.size());
+  EXPECT_LE(*seqs.rbegin(), coordinator_.last_seq());
+}
+
+}  // namespace
+}  // namespace kvs::replication

@@ -1,0 +1,178 @@
+#include "kvs/store/store.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <thread>
+#include <vector>
+
+namespace kvs::store {
+namespace {
+
+Entry MakeEntry(std::string value, uint64_t hlc, std::string origin = "a:1#1", bool tomb = false) {
+  Entry e;
+  e.value = std::move(value);
+  e.tombstone = tomb;
+  e.version = Version{hlc, std::move(origin), hlc};
+  return e;
+}
+
+TEST(StoreTest, GetMissingKeyIsEmpty) {
+  Store store;
+  EXPECT_FALSE(store.Get("nope").has_value());
+  EXPECT_EQ(store.live_count(), 0);
+}
+
+TEST(StoreTest, ApplyThenGetReturnsEntry) {
+  Store store;
+  WriteResult r = store.ApplyIfNewer("k", MakeEntry("v", 10));
+  EXPECT_TRUE(r.written);
+  EXPECT_FALSE(r.was_live);
+  auto got = store.Get("k");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->value, "v");
+  EXPECT_EQ(got->version.hlc, 10u);
+  EXPECT_EQ(store.live_count(), 1);
+}
+
+TEST(StoreTest, OlderVersionDoesNotOverwrite) {
+  Store store;
+  store.ApplyIfNewer("k", MakeEntry("new", 20));
+  WriteResult r = store.ApplyIfNewer("k", MakeEntry("old", 10));
+  EXPECT_FALSE(r.written);
+  EXPECT_TRUE(r.was_live);
+  EXPECT_EQ(store.Get("k")->value, "new");
+}
+
+TEST(StoreTest, EqualClockTieBrokenByOrigin) {
+  Store a, b;
+  // Same two writes in opposite orders end with the same winner.
+  a.ApplyIfNewer("k", MakeEntry("x", 5, "n1#1"));
+  a.ApplyIfNewer("k", MakeEntry("y", 5, "n2#1"));
+  b.ApplyIfNewer("k", MakeEntry("y", 5, "n2#1"));
+  b.ApplyIfNewer("k", MakeEntry("x", 5, "n1#1"));
+  EXPECT_EQ(a.Get("k")->value, "y");
+  EXPECT_EQ(b.Get("k")->value, "y");
+}
+
+TEST(StoreTest, TombstoneCountsAsNotLive) {
+  Store store;
+  store.ApplyIfNewer("k", MakeEntry("v", 1));
+  WriteResult r = store.ApplyIfNewer("k", MakeEntry("", 2, "a:1#1", /*tomb=*/true));
+  EXPECT_TRUE(r.written);
+  EXPECT_TRUE(r.was_live);
+  EXPECT_EQ(store.live_count(), 0);
+  EXPECT_EQ(store.size(), 1u);
+  ASSERT_TRUE(store.Get("k").has_value());
+  EXPECT_TRUE(store.Get("k")->tombstone);
+}
+
+TEST(StoreTest, MutateDecliningLeavesNoEntryBehind) {
+  Store store;
+  WriteResult r = store.Mutate("k", [](const Entry*) -> std::optional<Entry> { return {}; });
+  EXPECT_FALSE(r.written);
+  EXPECT_FALSE(store.Get("k").has_value());
+  EXPECT_EQ(store.size(), 0u);
+}
+
+TEST(StoreTest, MutateSeesCurrentEntry) {
+  Store store;
+  store.ApplyIfNewer("k", MakeEntry("1", 1));
+  store.Mutate("k", [](const Entry* current) -> std::optional<Entry> {
+    EXPECT_NE(current, nullptr);
+    Entry next = *current;
+    next.value += "+";
+    return next;
+  });
+  EXPECT_EQ(store.Get("k")->value, "1+");
+}
+
+TEST(StoreTest, PurgeRemovesOnlyCollectableTombstones) {
+  Store store;
+  store.ApplyIfNewer("live", MakeEntry("v", 1));
+  store.ApplyIfNewer("dead1", MakeEntry("", 2, "a:1#1", true));
+  store.ApplyIfNewer("dead2", MakeEntry("", 3, "a:1#1", true));
+  const size_t purged =
+      store.PurgeTombstones([](const std::string& key, const Entry&) { return key == "dead1"; });
+  EXPECT_EQ(purged, 1u);
+  EXPECT_FALSE(store.Get("dead1").has_value());
+  EXPECT_TRUE(store.Get("dead2").has_value());
+  EXPECT_TRUE(store.Get("live").has_value());
+}
+
+TEST(StoreTest, SnapshotHoldsEveryEntry) {
+  Store store;
+  for (int i = 0; i < 500; ++i) store.ApplyIfNewer("k" + std::to_string(i), MakeEntry("v", 1));
+  auto snapshot = store.Snapshot();
+  EXPECT_EQ(snapshot.size(), 500u);
+  std::map<std::string, Entry> by_key(snapshot.begin(), snapshot.end());
+  EXPECT_EQ(by_key.size(), 500u);
+}
+
+// Many threads increment shared counters through Mutate; every increment must survive.
+TEST(StoreTest, ConcurrentMutateLosesNoUpdate) {
+  Store store;
+  constexpr int kThreads = 8;
+  constexpr int kKeys = 16;
+  constexpr int kRounds = 2000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        const std::string key = "c" + std::to_string((i + t) % kKeys);
+        store.Mutate(key, [](const Entry* current) -> std::optional<Entry> {
+          Entry next;
+          next.value = std::to_string(current ? std::stoll(current->value) + 1 : 1);
+          return next;
+        });
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  long long total = 0;
+  for (int k = 0; k < kKeys; ++k) total += std::stoll(store.Get("c" + std::to_string(k))->value);
+  EXPECT_EQ(total, static_cast<long long>(kThreads) * kRounds);
+  EXPECT_EQ(store.live_count(), kKeys);
+}
+
+// Mixed put/delete/get from many threads, with snapshots running at the same time: the live
+// count must match the entries actually live at the end.
+TEST(StoreTest, ConcurrentPutDeleteGetKeepsCountsExact) {
+  Store store;
+  constexpr int kThreads = 8;
+  constexpr int kOps = 5000;
+  std::atomic<bool> stop{false};
+  std::thread walker([&] {
+    while (!stop.load()) store.Snapshot();
+  });
+  std::vector<std::thread> threads;
+  std::atomic<uint64_t> clock{1};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kOps; ++i) {
+        const std::string key = "k" + std::to_string((i * 7 + t) % 300);
+        const uint64_t hlc = clock.fetch_add(1);
+        switch (i % 3) {
+          case 0:
+            store.ApplyIfNewer(key, MakeEntry("v" + std::to_string(hlc), hlc));
+            break;
+          case 1:
+            store.ApplyIfNewer(key, MakeEntry("", hlc, "a:1#1", true));
+            break;
+          default:
+            store.Get(key);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  stop = true;
+  walker.join();
+  int64_t live = 0;
+  for (const auto& [key, entry] : store.Snapshot()) live += entry.tombstone ? 0 : 1;
+  EXPECT_EQ(store.live_count(), live);
+}
+
+}  // namespace
+}  // namespace kvs::store
