@@ -48,8 +48,8 @@ std::optional<std::string> Optional(const Poco::Util::AbstractConfiguration& con
 void ServerApp::initialize(Poco::Util::Application& self) {
   // Not calling loadConfiguration(): the layers are ours (SPEC §1 precedence).
   try {
-    config_file_ = LayerConfiguration(config(), command_line_,
-                                      Poco::Path(config().getString("application.dir", ".")).toString());
+    config_file_ = LayerConfiguration(
+        config(), command_line_, Poco::Path(config().getString("application.dir", ".")).toString());
   } catch (const std::exception& e) {
     config_error_ = e.what();
   }
@@ -72,11 +72,10 @@ int ServerApp::main(const std::vector<std::string>&) {
   std::string error;
   const std::map<std::string, long long> counts = [&] {
     std::map<std::string, long long> out;
-    for (const char* key :
-         {"kvs.http.threads", "kvs.http.max_queued", "kvs.http.backlog",
-          "kvs.http.receive_timeout_ms", "kvs.http.keepalive_timeout_ms",
-          "kvs.http.max_keepalive_requests", "kvs.http.shutdown_grace_ms",
-          "kvs.limits.max_body_bytes", "kvs.limits.max_value_bytes"}) {
+    for (const char* key : {"kvs.http.threads", "kvs.http.max_queued", "kvs.http.backlog",
+                            "kvs.http.receive_timeout_ms", "kvs.http.keepalive_timeout_ms",
+                            "kvs.http.max_keepalive_requests", "kvs.http.shutdown_grace_ms",
+                            "kvs.limits.max_body_bytes", "kvs.limits.max_value_bytes"}) {
       if (!error.empty()) break;
       if (auto v = ReadCount(cfg, key, error)) out[key] = *v;
     }
@@ -91,8 +90,8 @@ int ServerApp::main(const std::vector<std::string>&) {
                         "' is not a log level");
   }
   Poco::Logger& log = Poco::Logger::get("kvs");
-  log.information("config file: %s", config_file_.empty() ? std::string("(none, defaults)")
-                                                          : config_file_);
+  log.information("config file: %s",
+                  config_file_.empty() ? std::string("(none, defaults)") : config_file_);
   for (const std::string& name : UnknownKvsEnvironment()) {
     log.warning("ignoring environment variable %s: it names no tunable", name);
   }
@@ -106,9 +105,9 @@ int ServerApp::main(const std::vector<std::string>&) {
   causal::HybridClock clock;
   const std::string origin =
       plan.self.ToString() + "#" + std::to_string(causal::HybridClock::SystemMillis());
-  cluster::ClusterConfig initial =
-      plan.shard_count ? cluster::InitialAssignment(plan.view, *plan.shard_count)
-                       : cluster::ClusterConfig{};
+  cluster::ClusterConfig initial = plan.shard_count
+                                       ? cluster::InitialAssignment(plan.view, *plan.shard_count)
+                                       : cluster::ClusterConfig{};
   cluster::ClusterState cluster_state(plan.self, plan.view, std::move(initial));
   replication::Coordinator coordinator(store, clock, origin);
   api::Metrics metrics;
@@ -136,11 +135,11 @@ int ServerApp::main(const std::vector<std::string>&) {
   }
 
   const auto my_shard = cluster_state.MyShard();
-  log.information("kvs-server %s serving on %s:%hu (origin %s, shard %s, %d shard(s), view %s)",
-                  plan.self.ToString(), http.bind_host, http.port, origin,
-                  my_shard ? std::to_string(*my_shard) : std::string("none: waiting for add-member"),
-                  cluster_state.Config()->shard_count(),
-                  cluster::JoinAddresses(cluster_state.View()));
+  log.information(
+      "kvs-server %s serving on %s:%hu (origin %s, shard %s, %d shard(s), view %s)",
+      plan.self.ToString(), http.bind_host, http.port, origin,
+      my_shard ? std::to_string(*my_shard) : std::string("none: waiting for add-member"),
+      cluster_state.Config()->shard_count(), cluster::JoinAddresses(cluster_state.View()));
 
   waitForTerminationRequest();
   log.information("termination requested: draining in-flight requests");

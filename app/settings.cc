@@ -43,7 +43,8 @@ bool IsTunable(std::string_view key) {
 
 const std::vector<Tunable>& Tunables() {
   static const std::vector<Tunable> kAll = {
-      {"kvs.http.bind", "0.0.0.0", "address the HTTP listener binds (port comes from SOCKET_ADDRESS)"},
+      {"kvs.http.bind", "0.0.0.0",
+       "address the HTTP listener binds (port comes from SOCKET_ADDRESS)"},
       {"kvs.http.threads", "32", "HTTP worker threads; each serves one connection at a time"},
       {"kvs.http.max_queued", "256", "accepted connections waiting for a free worker"},
       {"kvs.http.backlog", "512", "listen(2) backlog"},
@@ -53,8 +54,9 @@ const std::vector<Tunable>& Tunables() {
       {"kvs.http.shutdown_grace_ms", "5000", "on SIGTERM, time in-flight requests get to finish"},
       {"kvs.limits.max_body_bytes", "2097152", "largest request body accepted (413 above)"},
       {"kvs.limits.max_value_bytes", "1048576", "largest value accepted (413 above)"},
-      {"kvs.log.level", "information", "fatal, critical, error, warning, notice, information, "
-                                       "debug or trace"},
+      {"kvs.log.level", "information",
+       "fatal, critical, error, warning, notice, information, "
+       "debug or trace"},
   };
   return kAll;
 }
@@ -106,7 +108,8 @@ std::optional<CommandLine> ParseCommandLine(const std::vector<std::string>& args
 std::string LayerConfiguration(Poco::Util::LayeredConfiguration& config,
                                const CommandLine& command_line, const std::string& binary_dir) {
   Poco::AutoPtr<Poco::Util::MapConfiguration> defaults(new Poco::Util::MapConfiguration);
-  for (const Tunable& t : Tunables()) defaults->setString(std::string(t.key), std::string(t.default_value));
+  for (const Tunable& t : Tunables())
+    defaults->setString(std::string(t.key), std::string(t.default_value));
   config.add(defaults, kPrioDefaults);
 
   std::string file;
@@ -142,7 +145,8 @@ std::string LayerConfiguration(Poco::Util::LayeredConfiguration& config,
   }
   for (const Tunable& t : Tunables()) {
     const std::string name = EnvNameFor(t.key);
-    if (Poco::Environment::has(name)) env->setString(std::string(t.key), Poco::Environment::get(name));
+    if (Poco::Environment::has(name))
+      env->setString(std::string(t.key), Poco::Environment::get(name));
   }
   config.add(env, kPrioEnvironment);
 

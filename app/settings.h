@@ -14,7 +14,7 @@
 namespace kvs::app {
 
 struct Tunable {
-  std::string_view key;           // e.g. "kvs.http.threads"
+  std::string_view key;  // e.g. "kvs.http.threads"
   std::string_view default_value;
   std::string_view doc;
 };

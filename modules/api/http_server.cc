@@ -16,6 +16,9 @@ namespace {
 // Reads the whole body unless it exceeds `limit`. Returns false (and stops reading) when it
 // does, so an oversized or endless body is refused without being buffered.
 bool ReadBody(Poco::Net::HTTPServerRequest& request, size_t limit, std::string& body) {
+  // RFC 9112 §6.3: with neither Content-Length nor chunked coding a request has no body
+  // (POCO would otherwise read until the client closes, i.e. hang until the timeout).
+  if (!request.hasContentLength() && !request.getChunkedTransferEncoding()) return true;
   if (request.hasContentLength()) {
     const auto declared = request.getContentLength64();
     if (declared < 0 || static_cast<uint64_t>(declared) > limit) return false;
@@ -90,8 +93,8 @@ void HttpServer::Start() {
   params->setServerName("kvs");
 
   pool_ = std::make_unique<Poco::ThreadPool>("http", 2, options_.threads);
-  server_ = std::make_unique<Poco::Net::HTTPServer>(new HandlerFactory(service_), *pool_, socket,
-                                                    params);
+  server_ =
+      std::make_unique<Poco::Net::HTTPServer>(new HandlerFactory(service_), *pool_, socket, params);
   server_->start();
 }
 

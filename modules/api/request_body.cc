@@ -25,8 +25,8 @@ bool TryParse(const std::string& text, Poco::Dynamic::Var& out) {
 
 std::variant<RequestBody, std::string> RequestBody::Parse(std::string_view text) {
   RequestBody body;
-  const bool blank = std::all_of(text.begin(), text.end(),
-                                 [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
+  const bool blank = std::all_of(
+      text.begin(), text.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); });
   if (blank) return body;
   Poco::Dynamic::Var parsed;
   if (!TryParse(std::string(text), parsed)) {
@@ -34,7 +34,7 @@ std::variant<RequestBody, std::string> RequestBody::Parse(std::string_view text)
     // wrapped in brackets it parses, and the client deserves the more precise error.
     Poco::Dynamic::Var wrapped;
     return TryParse("[" + std::string(text) + "]", wrapped) ? "Body must be a JSON object"
-                                                             : "Body is not valid JSON";
+                                                            : "Body is not valid JSON";
   }
   if (parsed.type() != typeid(Poco::JSON::Object::Ptr)) {
     return std::string("Body must be a JSON object");

@@ -298,12 +298,12 @@ Response Service::HandleShard(std::string_view method, std::string_view rest,
     return ErrorResponse(404, "Shard ID does not exist", method);
   }
   if (op == "shard-id-members") {
-    return Json(200, JsonObject()
-                         .Str("message", "Members of shard ID retrieved successfully")
-                         .StrArray("shard-id-members",
-                                   AddressStrings(cluster_.LiveMembers(*id).value_or(
-                                       std::vector<cluster::Address>())))
-                         .Finish());
+    return Json(200,
+                JsonObject()
+                    .Str("message", "Members of shard ID retrieved successfully")
+                    .StrArray("shard-id-members", AddressStrings(cluster_.LiveMembers(*id).value_or(
+                                                      std::vector<cluster::Address>())))
+                    .Finish());
   }
   if (config->ShardOf(cluster_.self()) != id) {
     // Counting another shard's keys needs forwarding, which arrives with sharding.

@@ -36,8 +36,9 @@ bool ValidHostName(std::string_view host) {
 }
 
 bool AllDigitsAndDots(std::string_view host) {
-  return std::all_of(host.begin(), host.end(),
-                     [](char c) { return c == '.' || std::isdigit(static_cast<unsigned char>(c)); });
+  return std::all_of(host.begin(), host.end(), [](char c) {
+    return c == '.' || std::isdigit(static_cast<unsigned char>(c));
+  });
 }
 
 std::string_view Trim(std::string_view s) {

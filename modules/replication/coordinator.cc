@@ -26,12 +26,10 @@ store::WriteResult Coordinator::Write(const std::string& key, std::string value,
   });
 }
 
-OpResult Coordinator::Put(const std::string& key, std::string value,
-                          const ClientContext& client) {
+OpResult Coordinator::Put(const std::string& key, std::string value, const ClientContext& client) {
   OpResult result;
-  const store::WriteResult written =
-      Write(key, std::move(value), /*tombstone=*/false, client, /*only_if_live=*/false,
-            result.metadata);
+  const store::WriteResult written = Write(key, std::move(value), /*tombstone=*/false, client,
+                                           /*only_if_live=*/false, result.metadata);
   result.kind = written.was_live ? OpResult::Kind::kUpdated : OpResult::Kind::kCreated;
   return result;
 }
@@ -39,8 +37,7 @@ OpResult Coordinator::Put(const std::string& key, std::string value,
 OpResult Coordinator::Delete(const std::string& key, const ClientContext& client) {
   OpResult result;
   const store::WriteResult written =
-      Write(key, std::string(), /*tombstone=*/true, client, /*only_if_live=*/true,
-            result.metadata);
+      Write(key, std::string(), /*tombstone=*/true, client, /*only_if_live=*/true, result.metadata);
   result.kind = written.written ? OpResult::Kind::kDeleted : OpResult::Kind::kNotFound;
   return result;
 }

@@ -84,7 +84,8 @@ TEST_F(ServiceTest, KeyLengthLimitCountsCharacters) {
 }
 
 TEST_F(ServiceTest, BadBodies) {
-  ExpectError(Call("PUT", "/key-value-store/k", "{"), 400, "Body is not valid JSON", "Error in PUT");
+  ExpectError(Call("PUT", "/key-value-store/k", "{"), 400, "Body is not valid JSON",
+              "Error in PUT");
   ExpectError(Call("GET", "/key-value-store/k", "nope"), 400, "Body is not valid JSON",
               "Error in GET");
   ExpectError(Call("PUT", "/key-value-store/k", "[1]"), 400, "Body must be a JSON object",
@@ -92,8 +93,8 @@ TEST_F(ServiceTest, BadBodies) {
   ExpectError(Call("PUT", "/key-value-store/k", "{}"), 400, "Value is missing", "Error in PUT");
   ExpectError(Call("PUT", "/key-value-store/k", R"({"value":3})"), 400, "Value must be a string",
               "Error in PUT");
-  ExpectError(Call("PUT", "/key-value-store/k", R"({"value":null})"), 400,
-              "Value must be a string", "Error in PUT");
+  ExpectError(Call("PUT", "/key-value-store/k", R"({"value":null})"), 400, "Value must be a string",
+              "Error in PUT");
   ExpectError(Call("PUT", "/key-value-store/k", R"({"value":")" + std::string(1025, 'x') + "\"}"),
               413, "Request body too large", "Error in PUT");
   ExpectError(Call("PUT", "/key-value-store/", R"({"value":"v"})"), 400, "Key is missing",
@@ -103,9 +104,9 @@ TEST_F(ServiceTest, BadBodies) {
 }
 
 TEST_F(ServiceTest, BadMetadata) {
-  for (const char* body : {R"({"value":"v","causal-metadata":"garbage"})",
-                           R"({"value":"v","causal-metadata":5})",
-                           R"({"value":"v","causal-metadata":{"a":1}})"}) {
+  for (const char* body :
+       {R"({"value":"v","causal-metadata":"garbage"})", R"({"value":"v","causal-metadata":5})",
+        R"({"value":"v","causal-metadata":{"a":1}})"}) {
     Response r = Call("PUT", "/key-value-store/k", body);
     EXPECT_EQ(r.status, 400) << body;
     EXPECT_EQ(Body(r)->getValue<std::string>("error").rfind("Invalid causal-metadata", 0), 0u)
@@ -117,8 +118,7 @@ TEST_F(ServiceTest, BadMetadata) {
 
 TEST_F(ServiceTest, UnknownPathAndWrongMethod) {
   ExpectError(Call("GET", "/nope"), 404, "Path not found", "Error in GET");
-  ExpectError(Call("GET", "/key-value-store-shard/unknown"), 404, "Path not found",
-              "Error in GET");
+  ExpectError(Call("GET", "/key-value-store-shard/unknown"), 404, "Path not found", "Error in GET");
   Response r = Call("POST", "/key-value-store/k");
   ExpectError(r, 405, "Method not allowed", "Error in POST");
   EXPECT_EQ(r.allow, "GET, PUT, DELETE");

@@ -36,16 +36,16 @@ TEST(MetadataTest, EncodeIsSortedAndRoundTrips) {
 TEST(MetadataTest, RejectsMalformedInput) {
   EXPECT_NE(DecodeFailure("garbage"), "");
   EXPECT_NE(DecodeFailure("x|a:1#1=1"), "");
-  EXPECT_NE(DecodeFailure("0|a:1#1"), "");        // no '='
-  EXPECT_NE(DecodeFailure("0|a:1#1=0"), "");      // seq must be positive
+  EXPECT_NE(DecodeFailure("0|a:1#1"), "");    // no '='
+  EXPECT_NE(DecodeFailure("0|a:1#1=0"), "");  // seq must be positive
   EXPECT_NE(DecodeFailure("0|a:1#1=-1"), "");
-  EXPECT_NE(DecodeFailure("0|a:1#1=01"), "");     // not canonical
-  EXPECT_NE(DecodeFailure("0|a:1=1"), "");        // origin without incarnation
-  EXPECT_NE(DecodeFailure("0|b:1#1=1,a:1#1=1"), "");  // unsorted
-  EXPECT_NE(DecodeFailure("0|a:1#1=1,a:1#1=2"), "");  // duplicate
-  EXPECT_NE(DecodeFailure("0|a:1#1=1,"), "");     // trailing comma
-  EXPECT_NE(DecodeFailure("0|"), "");             // empty must be ""
-  EXPECT_NE(DecodeFailure("0|a b:1#1=1"), "");    // whitespace in origin
+  EXPECT_NE(DecodeFailure("0|a:1#1=01"), "");                       // not canonical
+  EXPECT_NE(DecodeFailure("0|a:1=1"), "");                          // origin without incarnation
+  EXPECT_NE(DecodeFailure("0|b:1#1=1,a:1#1=1"), "");                // unsorted
+  EXPECT_NE(DecodeFailure("0|a:1#1=1,a:1#1=2"), "");                // duplicate
+  EXPECT_NE(DecodeFailure("0|a:1#1=1,"), "");                       // trailing comma
+  EXPECT_NE(DecodeFailure("0|"), "");                               // empty must be ""
+  EXPECT_NE(DecodeFailure("0|a b:1#1=1"), "");                      // whitespace in origin
   EXPECT_NE(DecodeFailure("0|a:1#1=99999999999999999999999"), "");  // overflow
 }
 

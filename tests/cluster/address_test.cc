@@ -20,9 +20,9 @@ TEST(AddressTest, ParsesHostName) {
 }
 
 TEST(AddressTest, RejectsMalformed) {
-  for (const char* bad : {"", "nonsense", "1.2.3.4", "1.2.3.4:", ":8080", "1.2.3.4:0",
-                          "1.2.3.4:99999", "1.2.3.4:80x", "1.2.3.999:80", "1.2.3:80",
-                          "a b:80", "1.2.3.4:-1"}) {
+  for (const char* bad :
+       {"", "nonsense", "1.2.3.4", "1.2.3.4:", ":8080", "1.2.3.4:0", "1.2.3.4:99999", "1.2.3.4:80x",
+        "1.2.3.999:80", "1.2.3:80", "a b:80", "1.2.3.4:-1"}) {
     EXPECT_FALSE(Address::Parse(bad).has_value()) << bad;
   }
 }

@@ -47,7 +47,8 @@ const std::string kSixNodes =
 
 TEST(ValidateStartupTest, AcceptsSixNodesTwoShards) {
   auto result = ValidateStartup(Input("10.10.0.4:8080", kSixNodes, "2"));
-  ASSERT_TRUE(std::holds_alternative<StartupPlan>(result)) << Problem(Input("10.10.0.4:8080", kSixNodes, "2"));
+  ASSERT_TRUE(std::holds_alternative<StartupPlan>(result))
+      << Problem(Input("10.10.0.4:8080", kSixNodes, "2"));
   const StartupPlan& plan = std::get<StartupPlan>(result);
   EXPECT_EQ(plan.view.size(), 6u);
   EXPECT_EQ(plan.shard_count, 2);
@@ -67,8 +68,7 @@ TEST(ValidateStartupTest, NamesEachProblem) {
               std::string::npos)
         << count;
   }
-  EXPECT_NE(Problem(Input("10.10.0.2:8080", kSixNodes, "4")).find("at least 8"),
-            std::string::npos);
+  EXPECT_NE(Problem(Input("10.10.0.2:8080", kSixNodes, "4")).find("at least 8"), std::string::npos);
 }
 
 TEST(ValidateStartupTest, SingleNodeIsAllowedButFlagged) {
@@ -78,7 +78,8 @@ TEST(ValidateStartupTest, SingleNodeIsAllowedButFlagged) {
 }
 
 TEST(ValidateStartupTest, MissingShardCountMeansUnassigned) {
-  auto result = ValidateStartup(Input("10.10.0.8:8080", kSixNodes + ",10.10.0.8:8080", std::nullopt));
+  auto result =
+      ValidateStartup(Input("10.10.0.8:8080", kSixNodes + ",10.10.0.8:8080", std::nullopt));
   ASSERT_TRUE(std::holds_alternative<StartupPlan>(result));
   EXPECT_FALSE(std::get<StartupPlan>(result).shard_count.has_value());
 }

@@ -40,14 +40,12 @@ TEST_F(BadInputTest, BodyThatIsNotJsonIsRejected) {
 
 TEST_F(BadInputTest, EmptyBodyOnGetAndDeleteIsAccepted) {
   std::string metadata;
-  ASSERT_TRUE(IsJsonWithMetadata(SendRequest(port(), "PUT", KeyPath("no-body"), PutBody("v")),
-                                 201, kAdded, &metadata));
+  ASSERT_TRUE(IsJsonWithMetadata(SendRequest(port(), "PUT", KeyPath("no-body"), PutBody("v")), 201,
+                                 kAdded, &metadata));
   EXPECT_TRUE(IsJsonWithMetadata(SendRequest(port(), "GET", KeyPath("no-body"), ""), 200,
-                                 R"({"message":"Retrieved successfully","value":"v"})",
-                                 &metadata));
+                                 R"({"message":"Retrieved successfully","value":"v"})", &metadata));
   EXPECT_TRUE(IsJsonWithMetadata(SendRequest(port(), "GET", KeyPath("no-body")), 200,
-                                 R"({"message":"Retrieved successfully","value":"v"})",
-                                 &metadata));
+                                 R"({"message":"Retrieved successfully","value":"v"})", &metadata));
   EXPECT_TRUE(IsJsonWithMetadata(SendRequest(port(), "DELETE", KeyPath("no-body"), ""), 200,
                                  R"({"message":"Deleted successfully","shard-id":0})", &metadata));
 }
@@ -68,18 +66,19 @@ TEST_F(BadInputTest, ValueThatIsNotAStringIsRejected) {
   for (const std::string value : {"5", "1.5", R"({"a":"b"})", "null", "[\"x\"]", "true"}) {
     SCOPED_TRACE(value);
     EXPECT_TRUE(
-        IsJson(SendRequest(port(), "PUT", KeyPath("not-string"), R"({"value":)" + value + "}"),
-               400, ErrorJson("Value must be a string", "PUT")));
+        IsJson(SendRequest(port(), "PUT", KeyPath("not-string"), R"({"value":)" + value + "}"), 400,
+               ErrorJson("Value must be a string", "PUT")));
   }
-  EXPECT_TRUE(IsJson(SendRequest(port(), "GET", KeyPath("not-string")), 404,
-                     R"({"doesExist":false,"error":"Key does not exist","message":"Error in GET"})"));
+  EXPECT_TRUE(
+      IsJson(SendRequest(port(), "GET", KeyPath("not-string")), 404,
+             R"({"doesExist":false,"error":"Key does not exist","message":"Error in GET"})"));
 }
 
 TEST_F(BadInputTest, ValueAtTheLimitIsAccepted) {
   std::string metadata;
-  EXPECT_TRUE(IsJsonWithMetadata(
-      SendRequest(port(), "PUT", KeyPath("value-at-limit"), PutBody(std::string(kMaxValueBytes, 'v'))),
-      201, kAdded, &metadata));
+  EXPECT_TRUE(IsJsonWithMetadata(SendRequest(port(), "PUT", KeyPath("value-at-limit"),
+                                             PutBody(std::string(kMaxValueBytes, 'v'))),
+                                 201, kAdded, &metadata));
 }
 
 TEST_F(BadInputTest, ValueOverTheLimitIs413) {
@@ -116,13 +115,13 @@ TEST_F(BadInputTest, UnknownPathIs404) {
     std::string method;
     std::string path;
   };
-  for (const Case& c : {Case{"GET", "/nope"}, Case{"PUT", "/nope"}, Case{"DELETE", "/nope"},
-                        Case{"GET", "/"}, Case{"GET", "/key-value-store-view/x"},
-                        Case{"GET", "/key-value-store-shard/nope"},
-                        Case{"GET", "/key-value-stores/k"}}) {
+  for (const Case& c :
+       {Case{"GET", "/nope"}, Case{"PUT", "/nope"}, Case{"DELETE", "/nope"}, Case{"GET", "/"},
+        Case{"GET", "/key-value-store-view/x"}, Case{"GET", "/key-value-store-shard/nope"},
+        Case{"GET", "/key-value-stores/k"}}) {
     SCOPED_TRACE(c.method + " " + c.path);
-    EXPECT_TRUE(IsJson(SendRequest(port(), c.method, c.path), 404,
-                       ErrorJson("Path not found", c.method)));
+    EXPECT_TRUE(
+        IsJson(SendRequest(port(), c.method, c.path), 404, ErrorJson("Path not found", c.method)));
   }
 }
 
@@ -132,10 +131,10 @@ TEST_F(BadInputTest, WrongMethodIs405WithAllowHeader) {
     std::string path;
     std::string allowed;  // One method that Allow must list.
   };
-  for (const Case& c : {Case{"POST", "/key-value-store/k", "PUT"},
-                        Case{"PATCH", "/key-value-store-view", "GET"},
-                        Case{"DELETE", "/health", "GET"},
-                        Case{"POST", "/key-value-store-shard/shard-ids", "GET"}}) {
+  for (const Case& c :
+       {Case{"POST", "/key-value-store/k", "PUT"}, Case{"PATCH", "/key-value-store-view", "GET"},
+        Case{"DELETE", "/health", "GET"},
+        Case{"POST", "/key-value-store-shard/shard-ids", "GET"}}) {
     SCOPED_TRACE(c.method + " " + c.path);
     const HttpResponse r = SendRequest(port(), c.method, c.path, "{}");
     EXPECT_TRUE(IsJson(r, 405, ErrorJson("Method not allowed", c.method)));

@@ -50,14 +50,14 @@ TEST_F(CausalMetadataTest, ReadThatLearnsNothingEchoesMetadataExactly) {
   ASSERT_TRUE(IsJsonWithMetadata(SendRequest(port(), "PUT", KeyPath("echo"), PutBody("e")), 201,
                                  kAdded, &put_metadata));
   std::string read_metadata;
-  EXPECT_TRUE(IsJsonWithMetadata(
-      SendRequest(port(), "GET", KeyPath("echo"), MetadataBody(put_metadata)), 200,
-      Retrieved("e"), &read_metadata));
+  EXPECT_TRUE(
+      IsJsonWithMetadata(SendRequest(port(), "GET", KeyPath("echo"), MetadataBody(put_metadata)),
+                         200, Retrieved("e"), &read_metadata));
   EXPECT_EQ(read_metadata, put_metadata);
   std::string second_read;
-  EXPECT_TRUE(IsJsonWithMetadata(
-      SendRequest(port(), "GET", KeyPath("echo"), MetadataBody(read_metadata)), 200,
-      Retrieved("e"), &second_read));
+  EXPECT_TRUE(
+      IsJsonWithMetadata(SendRequest(port(), "GET", KeyPath("echo"), MetadataBody(read_metadata)),
+                         200, Retrieved("e"), &second_read));
   EXPECT_EQ(second_read, put_metadata);
 }
 
@@ -65,26 +65,27 @@ TEST_F(CausalMetadataTest, MetadataPassedAlongPutGetPut) {
   std::string metadata;
   ASSERT_TRUE(IsJsonWithMetadata(SendRequest(port(), "PUT", KeyPath("chain-a"), PutBody("1", "")),
                                  201, kAdded, &metadata));
-  ASSERT_TRUE(IsJsonWithMetadata(
-      SendRequest(port(), "GET", KeyPath("chain-a"), MetadataBody(metadata)), 200,
-      Retrieved("1"), &metadata));
-  ASSERT_TRUE(IsJsonWithMetadata(
-      SendRequest(port(), "PUT", KeyPath("chain-b"), PutBody("2", metadata)), 201, kAdded,
-      &metadata));
-  ASSERT_TRUE(IsJsonWithMetadata(
-      SendRequest(port(), "PUT", KeyPath("chain-a"), PutBody("3", metadata)), 200, kUpdated,
-      &metadata));
-  EXPECT_TRUE(IsJsonWithMetadata(
-      SendRequest(port(), "GET", KeyPath("chain-b"), MetadataBody(metadata)), 200,
-      Retrieved("2"), &metadata));
-  EXPECT_TRUE(IsJsonWithMetadata(
-      SendRequest(port(), "GET", KeyPath("chain-a"), MetadataBody(metadata)), 200,
-      Retrieved("3"), &metadata));
-  EXPECT_TRUE(IsJsonWithMetadata(
-      SendRequest(port(), "DELETE", KeyPath("chain-b"), MetadataBody(metadata)), 200, kDeleted,
-      &metadata));
-  EXPECT_TRUE(IsJson(SendRequest(port(), "GET", KeyPath("chain-b"), MetadataBody(metadata)), 404,
-                     R"({"doesExist":false,"error":"Key does not exist","message":"Error in GET"})"));
+  ASSERT_TRUE(
+      IsJsonWithMetadata(SendRequest(port(), "GET", KeyPath("chain-a"), MetadataBody(metadata)),
+                         200, Retrieved("1"), &metadata));
+  ASSERT_TRUE(
+      IsJsonWithMetadata(SendRequest(port(), "PUT", KeyPath("chain-b"), PutBody("2", metadata)),
+                         201, kAdded, &metadata));
+  ASSERT_TRUE(
+      IsJsonWithMetadata(SendRequest(port(), "PUT", KeyPath("chain-a"), PutBody("3", metadata)),
+                         200, kUpdated, &metadata));
+  EXPECT_TRUE(
+      IsJsonWithMetadata(SendRequest(port(), "GET", KeyPath("chain-b"), MetadataBody(metadata)),
+                         200, Retrieved("2"), &metadata));
+  EXPECT_TRUE(
+      IsJsonWithMetadata(SendRequest(port(), "GET", KeyPath("chain-a"), MetadataBody(metadata)),
+                         200, Retrieved("3"), &metadata));
+  EXPECT_TRUE(
+      IsJsonWithMetadata(SendRequest(port(), "DELETE", KeyPath("chain-b"), MetadataBody(metadata)),
+                         200, kDeleted, &metadata));
+  EXPECT_TRUE(
+      IsJson(SendRequest(port(), "GET", KeyPath("chain-b"), MetadataBody(metadata)), 404,
+             R"({"doesExist":false,"error":"Key does not exist","message":"Error in GET"})"));
 }
 
 TEST_F(CausalMetadataTest, MalformedMetadataIsRejected) {
@@ -96,12 +97,12 @@ TEST_F(CausalMetadataTest, MalformedMetadataIsRejected) {
     EXPECT_TRUE(IsError(SendRequest(port(), "PUT", KeyPath("bad-md"),
                                     R"({"value":"lost","causal-metadata":)" + bad + "}"),
                         400, "Error in PUT", kInvalidMetadata));
+    EXPECT_TRUE(
+        IsError(SendRequest(port(), "GET", KeyPath("bad-md"), R"({"causal-metadata":)" + bad + "}"),
+                400, "Error in GET", kInvalidMetadata));
     EXPECT_TRUE(IsError(
-        SendRequest(port(), "GET", KeyPath("bad-md"), R"({"causal-metadata":)" + bad + "}"), 400,
-        "Error in GET", kInvalidMetadata));
-    EXPECT_TRUE(IsError(
-        SendRequest(port(), "DELETE", KeyPath("bad-md"), R"({"causal-metadata":)" + bad + "}"),
-        400, "Error in DELETE", kInvalidMetadata));
+        SendRequest(port(), "DELETE", KeyPath("bad-md"), R"({"causal-metadata":)" + bad + "}"), 400,
+        "Error in DELETE", kInvalidMetadata));
   }
   // The rejected writes and deletes changed nothing.
   EXPECT_TRUE(IsJsonWithMetadata(SendRequest(port(), "GET", KeyPath("bad-md")), 200,

@@ -82,8 +82,8 @@ bool Dechunk(std::string_view data, std::string* body) {
   while (true) {
     const auto line_end = data.find("\r\n", pos);
     if (line_end == std::string_view::npos) return false;
-    const size_t size = std::strtoul(std::string(data.substr(pos, line_end - pos)).c_str(),
-                                     nullptr, 16);
+    const size_t size =
+        std::strtoul(std::string(data.substr(pos, line_end - pos)).c_str(), nullptr, 16);
     pos = line_end + 2;
     if (size == 0) return true;  // Trailers, if any, are not needed.
     if (data.size() < pos + size + 2) return false;
@@ -114,8 +114,8 @@ bool Dechunk(std::string_view data, std::string* body) {
                                           const HttpResponse& response) {
   const Poco::JSON::Object::Ptr expected = ParseObject(std::string(expected_json));
   if (expected.isNull()) {
-    return ::testing::AssertionFailure() << "test bug: expected JSON does not parse: "
-                                         << expected_json;
+    return ::testing::AssertionFailure()
+           << "test bug: expected JSON does not parse: " << expected_json;
   }
   const std::string want = Canonical(expected);
   const std::string got = Canonical(actual);
@@ -159,6 +159,10 @@ HttpResponse HttpClient::Send(std::string_view method, std::string_view target,
     result.status = static_cast<int>(response.getStatus());
     for (const auto& [name, value] : response) result.headers[ToLower(name)] = value;
     Poco::StreamCopier::copyToString(in, result.body);
+  } catch (const Poco::TimeoutException& e) {
+    result.error = e.displayText();
+    result.timed_out = true;
+    session_.reset();
   } catch (const Poco::Exception& e) {
     result.error = e.displayText();
     session_.reset();
@@ -189,8 +193,8 @@ HttpResponse RawExchange(uint16_t port, std::string_view bytes, milliseconds tim
   try {
     size_t sent = 0;
     while (sent < bytes.size()) {
-      const int n = socket.sendBytes(bytes.data() + sent,
-                                     static_cast<int>(std::min<size_t>(bytes.size() - sent, 65536)));
+      const int n = socket.sendBytes(
+          bytes.data() + sent, static_cast<int>(std::min<size_t>(bytes.size() - sent, 65536)));
       if (n <= 0) break;
       sent += static_cast<size_t>(n);
     }
@@ -205,7 +209,11 @@ HttpResponse RawExchange(uint16_t port, std::string_view bytes, milliseconds tim
   bool complete = false;
   char buffer[16384];
   try {
-    while (!complete && steady_clock::now() < give_up) {
+    while (!complete) {
+      if (steady_clock::now() >= give_up) {
+        result.timed_out = true;
+        break;
+      }
       const int n = socket.receiveBytes(buffer, sizeof(buffer));
       if (n <= 0) break;  // Peer closed.
       data.append(buffer, static_cast<size_t>(n));
@@ -229,15 +237,18 @@ HttpResponse RawExchange(uint16_t port, std::string_view bytes, milliseconds tim
         result.body = std::string(rest);
       }
     }
+  } catch (const Poco::TimeoutException& e) {
+    result.error += "receive: " + e.displayText();
+    result.timed_out = true;
   } catch (const Poco::Exception& e) {
     result.error += "receive: " + e.displayText();
   }
-  const bool read_to_close = result.Header("content-length").empty() &&
-                             result.Header("transfer-encoding").empty();
+  const bool read_to_close =
+      result.Header("content-length").empty() && result.Header("transfer-encoding").empty();
   if (head_end == std::string::npos) {
     result.status = 0;
     if (!data.empty()) result.error += " partial answer: " + data.substr(0, 200);
-  } else if (complete || read_to_close) {
+  } else if (complete || (read_to_close && !result.timed_out)) {
     result.error.clear();  // A whole answer arrived; earlier send errors do not matter.
   } else {
     result.error += " incomplete body";
@@ -306,6 +317,7 @@ Poco::JSON::Object::Ptr ParseObject(const std::string& body) {
 std::string Describe(const HttpResponse& response) {
   std::ostringstream out;
   out << "[status " << response.status;
+  if (response.timed_out) out << ", timed out";
   if (!response.error.empty()) out << ", transport error: " << response.error;
   out << ", Content-Type: \"" << response.Header("content-type") << "\", body ("
       << response.body.size() << " bytes): " << response.body.substr(0, kMaxShownBody)

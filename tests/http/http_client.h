@@ -20,10 +20,11 @@ namespace kvs::http_test {
 inline constexpr std::chrono::milliseconds kIoTimeout{5000};
 
 struct HttpResponse {
-  int status = 0;  // 0: no HTTP response arrived (see `error`).
+  int status = 0;                              // 0: no HTTP response arrived (see `error`).
   std::map<std::string, std::string> headers;  // Names lower-cased.
   std::string body;
-  std::string error;  // Transport or parse failure, if any.
+  std::string error;       // Transport or parse failure, if any.
+  bool timed_out = false;  // Nothing more arrived within the timeout.
 
   // The header's value, or "" if absent.
   std::string Header(const std::string& lower_case_name) const;
@@ -50,7 +51,8 @@ HttpResponse SendRequest(uint16_t port, std::string_view method, std::string_vie
 
 // Writes `bytes` verbatim on a fresh connection, then reads one HTTP response (until its
 // Content-Length, its last chunk, or the peer closing). status is 0 if the peer closed or
-// reset the connection without answering, or nothing came within `timeout`.
+// reset the connection without answering, or if no answer came within `timeout` (then
+// timed_out is set).
 HttpResponse RawExchange(uint16_t port, std::string_view bytes,
                          std::chrono::milliseconds timeout = kIoTimeout);
 

@@ -35,18 +35,17 @@ TEST_F(KeyValueTest, HealthReportsOk) {
 
 TEST_F(KeyValueTest, PutNewKeyReturns201WithMetadataAndShardId) {
   std::string metadata;
-  EXPECT_TRUE(IsJsonWithMetadata(SendRequest(port(), "PUT", KeyPath("put-new"), PutBody("v1")),
-                                 201, kAdded, &metadata));
+  EXPECT_TRUE(IsJsonWithMetadata(SendRequest(port(), "PUT", KeyPath("put-new"), PutBody("v1")), 201,
+                                 kAdded, &metadata));
 }
 
 TEST_F(KeyValueTest, PutExistingKeyReturns200Updated) {
   std::string metadata;
-  ASSERT_TRUE(IsJsonWithMetadata(
-      SendRequest(port(), "PUT", KeyPath("put-existing"), PutBody("v1")), 201, kAdded,
-      &metadata));
+  ASSERT_TRUE(IsJsonWithMetadata(SendRequest(port(), "PUT", KeyPath("put-existing"), PutBody("v1")),
+                                 201, kAdded, &metadata));
   EXPECT_TRUE(IsJsonWithMetadata(
-      SendRequest(port(), "PUT", KeyPath("put-existing"), PutBody("v2", metadata)), 200,
-      kUpdated, &metadata));
+      SendRequest(port(), "PUT", KeyPath("put-existing"), PutBody("v2", metadata)), 200, kUpdated,
+      &metadata));
   EXPECT_TRUE(IsJsonWithMetadata(
       SendRequest(port(), "GET", KeyPath("put-existing"), MetadataBody(metadata)), 200,
       Retrieved("v2"), &metadata));
@@ -66,28 +65,25 @@ TEST_F(KeyValueTest, GetMissingKeyReturns404) {
 
 TEST_F(KeyValueTest, DeleteThenGetIs404AndPutAddsAgain) {
   std::string metadata;
-  ASSERT_TRUE(IsJsonWithMetadata(SendRequest(port(), "PUT", KeyPath("del-me"), PutBody("x")),
-                                 201, kAdded, &metadata));
-  EXPECT_TRUE(IsJsonWithMetadata(
-      SendRequest(port(), "DELETE", KeyPath("del-me"), MetadataBody(metadata)), 200, kDeleted,
-      &metadata));
+  ASSERT_TRUE(IsJsonWithMetadata(SendRequest(port(), "PUT", KeyPath("del-me"), PutBody("x")), 201,
+                                 kAdded, &metadata));
   EXPECT_TRUE(
-      IsJson(SendRequest(port(), "GET", KeyPath("del-me"), MetadataBody(metadata)), 404,
-             kGetMissing));
+      IsJsonWithMetadata(SendRequest(port(), "DELETE", KeyPath("del-me"), MetadataBody(metadata)),
+                         200, kDeleted, &metadata));
+  EXPECT_TRUE(IsJson(SendRequest(port(), "GET", KeyPath("del-me"), MetadataBody(metadata)), 404,
+                     kGetMissing));
+  EXPECT_TRUE(IsJson(SendRequest(port(), "DELETE", KeyPath("del-me"), MetadataBody(metadata)), 404,
+                     kDeleteMissing));
   EXPECT_TRUE(
-      IsJson(SendRequest(port(), "DELETE", KeyPath("del-me"), MetadataBody(metadata)), 404,
-             kDeleteMissing));
-  EXPECT_TRUE(IsJsonWithMetadata(
-      SendRequest(port(), "PUT", KeyPath("del-me"), PutBody("y", metadata)), 201, kAdded,
-      &metadata));
-  EXPECT_TRUE(IsJsonWithMetadata(
-      SendRequest(port(), "GET", KeyPath("del-me"), MetadataBody(metadata)), 200,
-      Retrieved("y"), &metadata));
+      IsJsonWithMetadata(SendRequest(port(), "PUT", KeyPath("del-me"), PutBody("y", metadata)), 201,
+                         kAdded, &metadata));
+  EXPECT_TRUE(
+      IsJsonWithMetadata(SendRequest(port(), "GET", KeyPath("del-me"), MetadataBody(metadata)), 200,
+                         Retrieved("y"), &metadata));
 }
 
 TEST_F(KeyValueTest, DeleteMissingKeyReturns404) {
-  EXPECT_TRUE(
-      IsJson(SendRequest(port(), "DELETE", KeyPath("never-deleted")), 404, kDeleteMissing));
+  EXPECT_TRUE(IsJson(SendRequest(port(), "DELETE", KeyPath("never-deleted")), 404, kDeleteMissing));
 }
 
 TEST_F(KeyValueTest, KeyOfFiftyCharactersIsAccepted) {
@@ -95,8 +91,8 @@ TEST_F(KeyValueTest, KeyOfFiftyCharactersIsAccepted) {
   std::string metadata;
   EXPECT_TRUE(IsJsonWithMetadata(SendRequest(port(), "PUT", KeyPath(key), PutBody("v")), 201,
                                  kAdded, &metadata));
-  EXPECT_TRUE(IsJsonWithMetadata(SendRequest(port(), "GET", KeyPath(key)), 200, Retrieved("v"),
-                                 &metadata));
+  EXPECT_TRUE(
+      IsJsonWithMetadata(SendRequest(port(), "GET", KeyPath(key)), 200, Retrieved("v"), &metadata));
 }
 
 TEST_F(KeyValueTest, KeyOfFiftyOneCharactersIsTooLong) {

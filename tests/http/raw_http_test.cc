@@ -17,6 +17,8 @@ using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
 constexpr int kMaxBodyBytes = 4096;
+// How long a prompt answer (or close) may take.
+constexpr milliseconds kPromptly{3000};
 constexpr char kTooLarge[] = R"({"error":"Request body too large","message":"Error in PUT"})";
 
 std::string RequestHead(const std::string& method, const std::string& target,
@@ -62,11 +64,11 @@ TEST_F(RawHttpTest, HugeDeclaredContentLengthGets413Promptly) {
 
 TEST_F(RawHttpTest, ContentLengthJustOverLimitGets413) {
   const std::string body = R"({"value":"x")" + std::string(kMaxBodyBytes, ' ') + "}";
-  const HttpResponse r = RawExchange(
-      port(), RequestHead("PUT", "/key-value-store/over",
-                          "Content-Type: application/json\r\nContent-Length: " +
-                              std::to_string(body.size()) + "\r\n") +
-                  body);
+  const HttpResponse r =
+      RawExchange(port(), RequestHead("PUT", "/key-value-store/over",
+                                      "Content-Type: application/json\r\nContent-Length: " +
+                                          std::to_string(body.size()) + "\r\n") +
+                              body);
   EXPECT_TRUE(IsJson(r, 413, kTooLarge));
   ExpectStillServing();
 }
@@ -79,8 +81,9 @@ TEST_F(RawHttpTest, ChunkedBodyOverLimitGets413) {
                   Chunked(body, 1000));
   EXPECT_TRUE(IsJson(r, 413, kTooLarge));
   ExpectStillServing();
-  EXPECT_TRUE(IsJson(SendRequest(port(), "GET", "/key-value-store/chunked-over"), 404,
-                     R"({"doesExist":false,"error":"Key does not exist","message":"Error in GET"})"));
+  EXPECT_TRUE(
+      IsJson(SendRequest(port(), "GET", "/key-value-store/chunked-over"), 404,
+             R"({"doesExist":false,"error":"Key does not exist","message":"Error in GET"})"));
 }
 
 TEST_F(RawHttpTest, ChunkedBodyWithinLimitIsAccepted) {
@@ -89,8 +92,8 @@ TEST_F(RawHttpTest, ChunkedBodyWithinLimitIsAccepted) {
                           "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n") +
                   Chunked(PutBody("chunky"), 7));
   std::string metadata;
-  EXPECT_TRUE(IsJsonWithMetadata(r, 201, R"({"message":"Added successfully","shard-id":0})",
-                                 &metadata));
+  EXPECT_TRUE(
+      IsJsonWithMetadata(r, 201, R"({"message":"Added successfully","shard-id":0})", &metadata));
   EXPECT_TRUE(IsJsonWithMetadata(SendRequest(port(), "GET", "/key-value-store/chunked-ok"), 200,
                                  R"({"message":"Retrieved successfully","value":"chunky"})",
                                  &metadata));
@@ -98,14 +101,14 @@ TEST_F(RawHttpTest, ChunkedBodyWithinLimitIsAccepted) {
 
 TEST_F(RawHttpTest, GetWithBodyOnRawSocketIsServed) {
   std::string metadata;
-  ASSERT_TRUE(IsJsonWithMetadata(
-      SendRequest(port(), "PUT", "/key-value-store/raw-get", PutBody("r")), 201,
-      R"({"message":"Added successfully","shard-id":0})", &metadata));
+  ASSERT_TRUE(
+      IsJsonWithMetadata(SendRequest(port(), "PUT", "/key-value-store/raw-get", PutBody("r")), 201,
+                         R"({"message":"Added successfully","shard-id":0})", &metadata));
   const std::string body = MetadataBody(metadata);
-  const HttpResponse r = RawExchange(
-      port(), RequestHead("GET", "/key-value-store/raw-get",
-                          "Content-Length: " + std::to_string(body.size()) + "\r\n") +
-                  body);
+  const HttpResponse r =
+      RawExchange(port(), RequestHead("GET", "/key-value-store/raw-get",
+                                      "Content-Length: " + std::to_string(body.size()) + "\r\n") +
+                              body);
   std::string read_metadata;
   EXPECT_TRUE(IsJsonWithMetadata(r, 200, R"({"message":"Retrieved successfully","value":"r"})",
                                  &read_metadata));
@@ -113,13 +116,27 @@ TEST_F(RawHttpTest, GetWithBodyOnRawSocketIsServed) {
 }
 
 TEST_F(RawHttpTest, GarbageInsteadOfRequestLineGets400OrClose) {
-  for (const std::string garbage :
+  for (const std::string& garbage :
        {std::string("\x01\x02\x03\xff garbage \x7f\r\n\r\n", 20), std::string("HELLO\r\n\r\n"),
         std::string("GET\r\n\r\n"), std::string(9000, 'A') + "\r\n\r\n"}) {
-    const HttpResponse r = RawExchange(port(), garbage);
+    SCOPED_TRACE(::testing::PrintToString(garbage.substr(0, 24)));
+    const HttpResponse r = RawExchange(port(), garbage, kPromptly);
+    EXPECT_FALSE(r.timed_out) << "neither answered nor closed: " << Describe(r);
     EXPECT_TRUE(r.status == 0 || r.status == 400) << Describe(r);
     ExpectStillServing();
   }
+}
+
+// Without Content-Length or Transfer-Encoding a request has no body (RFC 9112 §6.3); the
+// server must not wait for one.
+TEST_F(RawHttpTest, RequestWithoutBodyFramingIsAnsweredPromptly) {
+  const HttpResponse put =
+      RawExchange(port(), RequestHead("PUT", "/key-value-store/unframed", ""), kPromptly);
+  EXPECT_TRUE(IsError(put, 400, "Error in PUT", ""));
+  const HttpResponse post =
+      RawExchange(port(), RequestHead("POST", "/key-value-store/unframed", ""), kPromptly);
+  EXPECT_TRUE(IsError(post, 405, "Error in POST", "Method not allowed"));
+  ExpectStillServing();
 }
 
 TEST_F(RawHttpTest, ClientVanishingMidBodyDoesNotHurtServer) {
@@ -139,8 +156,9 @@ TEST_F(RawHttpTest, ClientVanishingMidBodyDoesNotHurtServer) {
     socket.close();
   }
   ExpectStillServing();
-  EXPECT_TRUE(IsJson(SendRequest(port(), "GET", "/key-value-store/vanish"), 404,
-                     R"({"doesExist":false,"error":"Key does not exist","message":"Error in GET"})"));
+  EXPECT_TRUE(
+      IsJson(SendRequest(port(), "GET", "/key-value-store/vanish"), 404,
+             R"({"doesExist":false,"error":"Key does not exist","message":"Error in GET"})"));
 }
 
 }  // namespace

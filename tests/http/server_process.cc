@@ -34,7 +34,7 @@ constexpr milliseconds kStopGrace{5000};
 
 // A peer that closes early must not kill the test process with SIGPIPE; the child gets the
 // default disposition back before execve.
-const bool kSigpipeIgnored = [] { return std::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
+const bool kSigpipeIgnored = [] { return ::signal(SIGPIPE, SIG_IGN) != SIG_ERR; }();
 
 std::string ReadFile(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -80,8 +80,7 @@ void CopyProjectConfig(const std::filesystem::path& work_dir) {
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::signal(SIGPIPE, SIG_DFL);
-  if (::chdir(dir) != 0 || ::dup2(in_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 ||
-      ::dup2(err_fd, 2) < 0) {
+  if (::chdir(dir) != 0 || ::dup2(in_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) {
     ::_exit(127);
   }
   // Sockets the test process holds must not stay open inside the server.
@@ -230,8 +229,10 @@ std::string ServerProcess::Stdout() const { return ReadFile(work_dir_ / "stdout.
 
 std::string DescribeWaitStatus(int wait_status) {
   if (wait_status == -1) return "was already reaped";
-  if (WIFEXITED(wait_status)) return "exited with status " + std::to_string(WEXITSTATUS(wait_status));
-  if (WIFSIGNALED(wait_status)) return "was killed by signal " + std::to_string(WTERMSIG(wait_status));
+  if (WIFEXITED(wait_status))
+    return "exited with status " + std::to_string(WEXITSTATUS(wait_status));
+  if (WIFSIGNALED(wait_status))
+    return "was killed by signal " + std::to_string(WTERMSIG(wait_status));
   return "ended with wait status " + std::to_string(wait_status);
 }
 

@@ -106,6 +106,16 @@ class SharedServerTest : public ::testing::Test {
 
   void SetUp() override { ASSERT_NE(server_, nullptr) << start_error_; }
 
+  // Pins a server crash on the test that caused it.
+  void TearDown() override {
+    if (server_ == nullptr) return;
+    if (const auto status = server_->WaitForExit(std::chrono::milliseconds(0))) {
+      ADD_FAILURE() << "kvs-server " << DescribeWaitStatus(*status)
+                    << " during this test; stderr:\n"
+                    << server_->Stderr();
+    }
+  }
+
   static uint16_t port() { return server_->port(); }
   static std::string address() { return LoopbackAddress(server_->port()); }
 

@@ -17,9 +17,9 @@ namespace kvs::api {
 struct HttpOptions {
   std::string bind_host = "0.0.0.0";
   uint16_t port = 8080;
-  int threads = 32;             // worker threads (one per active connection)
-  int max_queued = 256;         // accepted connections waiting for a worker
-  int backlog = 512;            // listen(2) backlog
+  int threads = 32;      // worker threads (one per active connection)
+  int max_queued = 256;  // accepted connections waiting for a worker
+  int backlog = 512;     // listen(2) backlog
   std::chrono::milliseconds receive_timeout{10000};
   std::chrono::milliseconds keepalive_timeout{5000};
   int max_keepalive_requests = 0;  // 0: unlimited

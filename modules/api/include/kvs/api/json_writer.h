@@ -14,7 +14,10 @@ void AppendJsonString(std::string& out, std::string_view text);
 
 class JsonObject {
  public:
-  JsonObject() { out_.reserve(128); out_.push_back('{'); }
+  JsonObject() {
+    out_.reserve(128);
+    out_.push_back('{');
+  }
 
   JsonObject& Str(std::string_view name, std::string_view value);
   JsonObject& Int(std::string_view name, int64_t value);

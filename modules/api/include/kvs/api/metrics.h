@@ -18,7 +18,7 @@ class Metrics {
 
  private:
   static constexpr std::array<std::string_view, 5> kMethods = {"GET", "PUT", "DELETE", "POST",
-                                                              "OTHER"};
+                                                               "OTHER"};
   static constexpr int kStatusClasses = 5;  // 1xx..5xx
   std::array<std::array<std::atomic<uint64_t>, kStatusClasses>, kMethods.size()> requests_{};
 };

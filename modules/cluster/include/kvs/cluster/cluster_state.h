@@ -37,7 +37,7 @@ class ClusterState {
  private:
   const Address self_;
   mutable std::mutex mu_;
-  std::vector<Address> view_;                     // GUARDED_BY(mu_), sorted
+  std::vector<Address> view_;                    // GUARDED_BY(mu_), sorted
   std::shared_ptr<const ClusterConfig> config_;  // GUARDED_BY(mu_)
 };
 

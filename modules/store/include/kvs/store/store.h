@@ -10,11 +10,11 @@
 
 #include <array>
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <mutex>
-#include <shared_mutex>
-#include <cstdint>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -48,8 +48,8 @@ struct Entry {
 
 // Outcome of a conditional write.
 struct WriteResult {
-  bool written = false;     // the store now holds the new entry
-  bool was_live = false;    // a live (non-tombstone) entry existed before the call
+  bool written = false;   // the store now holds the new entry
+  bool was_live = false;  // a live (non-tombstone) entry existed before the call
 };
 
 class Store {
