@@ -6,9 +6,13 @@
 #include <Poco/Logger.h>
 #include <Poco/Path.h>
 #include <Poco/PatternFormatter.h>
+#include <Poco/Util/Timer.h>
+#include <Poco/Util/TimerTask.h>
 
 #include <chrono>
+#include <functional>
 #include <iostream>
+#include <thread>
 #include <variant>
 
 #include "kvs/api/http_server.h"
@@ -17,6 +21,10 @@
 #include "kvs/causal/hybrid_clock.h"
 #include "kvs/cluster/cluster_config.h"
 #include "kvs/cluster/cluster_state.h"
+#include "kvs/cluster/failure_detector.h"
+#include "kvs/json/json_writer.h"
+#include "kvs/net/peer_client.h"
+#include "kvs/replication/replicator.h"
 #include "kvs/replication/coordinator.h"
 #include "kvs/store/store.h"
 
@@ -36,6 +44,26 @@ void SetUpLogging(const std::string& level) {
   Poco::Logger::root().setChannel(channel);
   Poco::Logger::root().setLevel(level);
 }
+
+// Runs a function on a POCO timer thread; an exception is logged, never lets the timer die.
+class FunctionTask : public Poco::Util::TimerTask {
+ public:
+  FunctionTask(std::string name, std::function<void()> fn)
+      : name_(std::move(name)), fn_(std::move(fn)) {}
+  void run() override {
+    try {
+      fn_();
+    } catch (const Poco::Exception& e) {
+      Poco::Logger::get("kvs").error("%s failed: %s", name_, e.displayText());
+    } catch (const std::exception& e) {
+      Poco::Logger::get("kvs").error("%s failed: %s", name_, std::string(e.what()));
+    }
+  }
+
+ private:
+  std::string name_;
+  std::function<void()> fn_;
+};
 
 std::optional<std::string> Optional(const Poco::Util::AbstractConfiguration& config,
                                     const std::string& key) {
@@ -75,14 +103,23 @@ int ServerApp::main(const std::vector<std::string>&) {
     for (const char* key : {"kvs.http.threads", "kvs.http.max_queued", "kvs.http.backlog",
                             "kvs.http.receive_timeout_ms", "kvs.http.keepalive_timeout_ms",
                             "kvs.http.max_keepalive_requests", "kvs.http.shutdown_grace_ms",
-                            "kvs.limits.max_body_bytes", "kvs.limits.max_value_bytes"}) {
+                            "kvs.limits.max_body_bytes", "kvs.limits.max_value_bytes",
+          "kvs.cluster.heartbeat_period_ms", "kvs.cluster.failure_timeout_ms",
+          "kvs.replication.anti_entropy_period_ms", "kvs.replication.dependency_wait_ms",
+          "kvs.replication.bootstrap_timeout_ms", "kvs.replication.batch_max",
+          "kvs.net.connect_timeout_ms", "kvs.net.call_timeout_ms"}) {
       if (!error.empty()) break;
       if (auto v = ReadCount(cfg, key, error)) out[key] = *v;
     }
     return out;
   }();
   if (!error.empty()) return StartupError(error);
-  if (counts.at("kvs.http.threads") < 1) return StartupError("kvs.http.threads must be >= 1");
+  for (const char* key : {"kvs.http.threads", "kvs.cluster.heartbeat_period_ms",
+                          "kvs.cluster.failure_timeout_ms", "kvs.replication.anti_entropy_period_ms",
+                          "kvs.replication.batch_max", "kvs.net.connect_timeout_ms",
+                          "kvs.net.call_timeout_ms"}) {
+    if (counts.at(key) < 1) return StartupError(std::string(key) + " must be >= 1");
+  }
   try {
     SetUpLogging(cfg.getString("kvs.log.level"));
   } catch (const Poco::Exception&) {
@@ -109,14 +146,42 @@ int ServerApp::main(const std::vector<std::string>&) {
                                        ? cluster::InitialAssignment(plan.view, *plan.shard_count)
                                        : cluster::ClusterConfig{};
   cluster::ClusterState cluster_state(plan.self, plan.view, std::move(initial));
-  replication::Coordinator coordinator(store, clock, origin);
+  using std::chrono::milliseconds;
+  auto ms = [&](const char* key) { return milliseconds(counts.at(key)); };
+  net::PeerClient peers(ms("kvs.net.connect_timeout_ms"));
+  replication::ReplicationOptions replication_options;
+  replication_options.dependency_wait = ms("kvs.replication.dependency_wait_ms");
+  replication_options.bootstrap_timeout = ms("kvs.replication.bootstrap_timeout_ms");
+  replication_options.sender.call_timeout = ms("kvs.net.call_timeout_ms");
+  replication_options.sender.batch_max = static_cast<size_t>(counts.at("kvs.replication.batch_max"));
+  replication::Replicator replicator(store, clock, cluster_state, peers, replication_options);
+  replication::Coordinator coordinator(store, clock, replicator, origin);
+
+  const std::string self = plan.self.ToString();
+  const milliseconds ping_timeout =
+      std::min(ms("kvs.cluster.heartbeat_period_ms"), milliseconds(1000));
+  cluster::FailureDetector::Transport transport{
+      [&peers, self, ping_timeout](const cluster::Address& peer) {
+        return peers.Call(peer.ToString(), "GET", "/internal/heartbeat?from=" + self, "",
+                          ping_timeout)
+            .ok();
+      },
+      [&peers, ping_timeout](const cluster::Address& to, const cluster::Address& subject, bool up,
+                             bool forget) {
+        const std::string body = json::JsonObject()
+                                     .Str("address", subject.ToString())
+                                     .Str("change", up ? "up" : forget ? "forget" : "down")
+                                     .Finish();
+        peers.Call(to.ToString(), "POST", "/internal/view", body, ping_timeout);
+      }};
+  cluster::FailureDetector detector(cluster_state, transport, ms("kvs.cluster.failure_timeout_ms"));
+
   api::Metrics metrics;
   api::Limits limits;
   limits.max_body_bytes = static_cast<size_t>(counts.at("kvs.limits.max_body_bytes"));
   limits.max_value_bytes = static_cast<size_t>(counts.at("kvs.limits.max_value_bytes"));
-  api::Service service(store, cluster_state, coordinator, metrics, limits);
+  api::Service service(store, cluster_state, detector, replicator, coordinator, metrics, limits);
 
-  using std::chrono::milliseconds;
   api::HttpOptions http;
   http.bind_host = cfg.getString("kvs.http.bind");
   http.port = plan.self.port;
@@ -134,6 +199,21 @@ int ServerApp::main(const std::vector<std::string>&) {
                         ": " + e.displayText());
   }
 
+  // Load the shard's data from peers while already answering them (they may be starting too).
+  std::thread bootstrap([&replicator] { replicator.Bootstrap(); });
+  Poco::Util::Timer heartbeat_timer;
+  Poco::Util::Timer anti_entropy_timer;
+  heartbeat_timer.scheduleAtFixedRate(
+      new FunctionTask("heartbeat", [&detector] { detector.Tick(); }),
+      counts.at("kvs.cluster.heartbeat_period_ms"), counts.at("kvs.cluster.heartbeat_period_ms"));
+  anti_entropy_timer.scheduleAtFixedRate(
+      new FunctionTask("anti-entropy",
+                       [&replicator] {
+                         if (replicator.ready()) replicator.AntiEntropyRound();
+                       }),
+      counts.at("kvs.replication.anti_entropy_period_ms"),
+      counts.at("kvs.replication.anti_entropy_period_ms"));
+
   const auto my_shard = cluster_state.MyShard();
   log.information(
       "kvs-server %s serving on %s:%hu (origin %s, shard %s, %d shard(s), view %s)",
@@ -143,7 +223,10 @@ int ServerApp::main(const std::vector<std::string>&) {
 
   waitForTerminationRequest();
   log.information("termination requested: draining in-flight requests");
+  heartbeat_timer.cancel(/*wait=*/true);
+  anti_entropy_timer.cancel(/*wait=*/true);
   server.Stop(milliseconds(counts.at("kvs.http.shutdown_grace_ms")));
+  bootstrap.join();
   log.information("stopped cleanly (%z live keys in memory)",
                   static_cast<size_t>(store.live_count()));
   return EXIT_OK;

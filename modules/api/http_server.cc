@@ -42,7 +42,7 @@ class Handler final : public Poco::Net::HTTPRequestHandler {
     const std::string& method = request.getMethod();
     Response answer;
     std::string body;
-    if (!ReadBody(request, service_.limits().max_body_bytes, body)) {
+    if (!ReadBody(request, service_.limits().BodyLimitFor(request.getURI()), body)) {
       answer = ErrorResponse(413, "Request body too large", method);
       // The rest of the body is unread: the connection cannot carry another request.
       response.setKeepAlive(false);

@@ -7,11 +7,13 @@
 #include <exception>
 #include <variant>
 
-#include "kvs/api/json_writer.h"
+#include "kvs/json/json_writer.h"
 #include "kvs/api/request_body.h"
 #include "kvs/causal/metadata.h"
 
 namespace kvs::api {
+using json::JsonObject;
+
 namespace {
 
 constexpr std::string_view kKeyPrefix = "/key-value-store/";
@@ -93,9 +95,12 @@ Response ErrorResponse(int status, std::string_view error, std::string_view meth
 }
 
 Service::Service(store::Store& store, cluster::ClusterState& cluster,
+                 cluster::FailureDetector& detector, replication::Replicator& replicator,
                  replication::Coordinator& coordinator, Metrics& metrics, Limits limits)
     : store_(store),
       cluster_(cluster),
+      detector_(detector),
+      replicator_(replicator),
       coordinator_(coordinator),
       metrics_(metrics),
       limits_(limits) {}
@@ -127,10 +132,16 @@ Response Service::Route(const Request& request) {
   if (path == "/health") {
     return method == "GET" ? HandleHealth() : MethodNotAllowed(method, "GET");
   }
+  if (path.starts_with("/internal/")) {
+    const size_t q = request.target.find('?');
+    const std::string_view query =
+        q == std::string_view::npos ? std::string_view() : request.target.substr(q + 1);
+    return HandleInternal(method, path, query, request.body);
+  }
   if (path == "/metrics") {
     if (method != "GET") return MethodNotAllowed(method, "GET");
     Response response;
-    response.body = metrics_.Render(store_.live_count());
+    response.body = metrics_.Render(store_.live_count()) + replicator_.MetricsText();
     response.content_type = "text/plain; version=0.0.4";
     return response;
   }
@@ -198,6 +209,7 @@ Response Service::HandleKeyValue(std::string_view method, std::string_view encod
   using Kind = replication::OpResult::Kind;
   if (method == "GET") {
     replication::OpResult result = coordinator_.Get(key, client);
+    if (result.kind == Kind::kUnavailable) return ErrorResponse(503, result.error, method);
     if (result.kind == Kind::kNotFound) {
       return Json(404, JsonObject()
                            .Bool("doesExist", false)
@@ -213,6 +225,7 @@ Response Service::HandleKeyValue(std::string_view method, std::string_view encod
   }
   if (is_put) {
     replication::OpResult result = coordinator_.Put(key, std::move(value), client);
+    if (result.kind == Kind::kUnavailable) return ErrorResponse(503, result.error, method);
     const bool created = result.kind == Kind::kCreated;
     return Json(created ? 201 : 200,
                 JsonObject()
@@ -222,6 +235,7 @@ Response Service::HandleKeyValue(std::string_view method, std::string_view encod
                     .Finish());
   }
   replication::OpResult result = coordinator_.Delete(key, client);
+  if (result.kind == Kind::kUnavailable) return ErrorResponse(503, result.error, method);
   if (result.kind == Kind::kNotFound) {
     return Json(404, JsonObject()
                          .Bool("doesExist", false)
@@ -248,12 +262,12 @@ Response Service::HandleView(std::string_view method, std::string_view body) {
   auto address = SocketAddressFromBody(body, error);
   if (!address) return ErrorResponse(400, error, method);
   if (method == "PUT") {
-    if (!cluster_.AddToView(*address)) {
+    if (!detector_.ClientAdd(*address)) {
       return ErrorResponse(404, "Socket address already exists in the view", method);
     }
     return Message(201, "Replica added successfully to the view");
   }
-  if (!cluster_.RemoveFromView(*address)) {
+  if (!detector_.ClientRemove(*address)) {
     return ErrorResponse(404, "Socket address does not exist in the view", method);
   }
   return Message(200, "Replica deleted successfully from the view");
@@ -371,8 +385,57 @@ Response Service::HandleHealth() const {
   } else {
     body.Null("shard-id");
   }
-  body.Int("keys", store_.live_count()).Str("origin", coordinator_.origin());
+  body.Int("keys", store_.live_count())
+      .Str("origin", coordinator_.origin())
+      .Bool("ready", replicator_.ready());
   return Json(200, body.Finish());
+}
+
+}  // namespace kvs::api
+
+namespace kvs::api {
+
+Response Service::HandleInternal(std::string_view method, std::string_view path,
+                                 std::string_view query, std::string_view body) {
+  std::string error;
+  if (path == "/internal/replicate" && method == "POST") {
+    auto batch = replication::DecodeBatch(body, error);
+    if (!batch) return ErrorResponse(400, "Bad replicate batch: " + error, method);
+    const size_t changed = replicator_.ApplyBatch(*batch);
+    return Json(200, JsonObject().Int("applied", static_cast<int64_t>(changed)).Finish());
+  }
+  if (path == "/internal/sync" && method == "POST") {
+    auto request = replication::DecodeSyncRequest(body, error);
+    if (!request) return ErrorResponse(400, "Bad sync request: " + error, method);
+    return Json(200, replication::EncodeSyncReply(replicator_.AnswerSync(*request)));
+  }
+  if (path == "/internal/heartbeat" && method == "GET") {
+    if (query.starts_with("from=")) {
+      if (auto from = cluster::Address::Parse(query.substr(5))) detector_.OnHeartbeatFrom(*from);
+    }
+    return Json(200, JsonObject()
+                         .Str("address", cluster_.self().ToString())
+                         .Int("epoch", static_cast<int64_t>(cluster_.Config()->epoch))
+                         .Finish());
+  }
+  if (path == "/internal/view" && method == "POST") {
+    auto parsed = RequestBody::Parse(body);
+    if (auto* message = std::get_if<std::string>(&parsed)) return ErrorResponse(400, *message, method);
+    const RequestBody& fields = std::get<RequestBody>(parsed);
+    std::string address_text, up_text, forget_text;
+    fields.GetString("address", address_text);
+    fields.GetString("change", up_text);
+    auto address = cluster::Address::Parse(address_text);
+    if (!address || (up_text != "up" && up_text != "down" && up_text != "forget")) {
+      return ErrorResponse(400, "Bad view notice", method);
+    }
+    detector_.OnNotice(*address, up_text == "up", up_text == "forget");
+    return Json(200, "{}");
+  }
+  if (path == "/internal/config" && method == "GET") {
+    return Json(200, replication::EncodeConfig(*cluster_.Config()));
+  }
+  return ErrorResponse(404, "Path not found", method);
 }
 
 }  // namespace kvs::api

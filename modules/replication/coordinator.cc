@@ -4,13 +4,24 @@
 
 namespace kvs::replication {
 
-Coordinator::Coordinator(store::Store& store, causal::HybridClock& clock, std::string origin)
-    : store_(store), clock_(clock), origin_(std::move(origin)) {}
+Coordinator::Coordinator(store::Store& store, causal::HybridClock& clock, Replicator& replicator,
+                         std::string origin)
+    : store_(store), clock_(clock), replicator_(replicator), origin_(std::move(origin)) {}
+
+bool Coordinator::DependenciesMet(const ClientContext& client, OpResult& result) {
+  std::string missing;
+  if (replicator_.AwaitDependencies(client.metadata, missing)) return true;
+  result.kind = OpResult::Kind::kUnavailable;
+  result.error = "Causal dependencies not available in time: " + missing;
+  return false;
+}
 
 store::WriteResult Coordinator::Write(const std::string& key, std::string value, bool tombstone,
                                       const ClientContext& client, bool only_if_live,
                                       std::string& wire_out) {
-  return store_.Mutate(key, [&](const store::Entry* current) -> std::optional<store::Entry> {
+  std::optional<store::Entry> written;
+  const store::WriteResult result =
+      store_.Mutate(key, [&](const store::Entry* current) -> std::optional<store::Entry> {
     if (only_if_live && (current == nullptr || current->tombstone)) return std::nullopt;
     // Numbered under the key's lock so that a skipped write never consumes a number.
     const uint64_t seq = seq_.fetch_add(1, std::memory_order_acq_rel) + 1;
@@ -22,8 +33,11 @@ store::WriteResult Coordinator::Write(const std::string& key, std::string value,
     entry.tombstone = tombstone;
     entry.version = store::Version{clock_.Now(), origin_, seq};
     entry.meta = wire_out;
+    written = entry;
     return entry;
   });
+  if (written) replicator_.OnLocalWrite(key, *written);
+  return result;
 }
 
 OpResult Coordinator::Put(const std::string& key, std::string value, const ClientContext& client) {
@@ -36,14 +50,16 @@ OpResult Coordinator::Put(const std::string& key, std::string value, const Clien
 
 OpResult Coordinator::Delete(const std::string& key, const ClientContext& client) {
   OpResult result;
+  if (!DependenciesMet(client, result)) return result;
   const store::WriteResult written =
       Write(key, std::string(), /*tombstone=*/true, client, /*only_if_live=*/true, result.metadata);
   result.kind = written.written ? OpResult::Kind::kDeleted : OpResult::Kind::kNotFound;
   return result;
 }
 
-OpResult Coordinator::Get(const std::string& key, const ClientContext& client) const {
+OpResult Coordinator::Get(const std::string& key, const ClientContext& client) {
   OpResult result;
+  if (!DependenciesMet(client, result)) return result;
   std::optional<store::Entry> entry = store_.Get(key);
   if (!entry || entry->tombstone) return result;
   result.kind = OpResult::Kind::kFound;

@@ -13,8 +13,17 @@ class ServiceTest : public ::testing::Test {
  protected:
   ServiceTest()
       : cluster_(self_, {self_}, cluster::InitialAssignment({self_}, 1)),
-        coordinator_(store_, clock_, self_.ToString() + "#1"),
-        service_(store_, cluster_, coordinator_, metrics_, Limits{4096, 1024}) {}
+        // Heartbeats and notices go nowhere: this service is tested without a network.
+        detector_(cluster_,
+                  {[](const Address&) { return false; },
+                   [](const Address&, const Address&, bool, bool) {}},
+                  std::chrono::milliseconds(60000), 1),
+        replicator_(store_, clock_, cluster_, peers_, replication::ReplicationOptions{}),
+        coordinator_(store_, clock_, replicator_, self_.ToString() + "#1"),
+        service_(store_, cluster_, detector_, replicator_, coordinator_, metrics_,
+                 Limits{4096, 1024}) {
+    replicator_.Bootstrap();
+  }
 
   Response Call(std::string_view method, std::string_view target, std::string_view body = "") {
     return service_.Handle(Request{method, target, body});
@@ -37,6 +46,9 @@ class ServiceTest : public ::testing::Test {
   store::Store store_;
   causal::HybridClock clock_;
   cluster::ClusterState cluster_;
+  cluster::FailureDetector detector_;
+  net::PeerClient peers_;
+  replication::Replicator replicator_;
   replication::Coordinator coordinator_;
   Metrics metrics_;
   Service service_;

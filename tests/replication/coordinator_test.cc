@@ -14,15 +14,22 @@ using Kind = OpResult::Kind;
 
 class CoordinatorTest : public ::testing::Test {
  protected:
+  void SetUp() override { replicator_.Bootstrap(); }
+
   causal::Metadata Parse(const std::string& wire) {
     auto decoded = causal::Decode(wire);
     EXPECT_TRUE(std::holds_alternative<causal::Metadata>(decoded)) << wire;
     return std::get<causal::Metadata>(decoded);
   }
 
+  // A one-replica shard: no peers, so the replicator never touches the network.
+  const cluster::Address self_{"127.0.0.1", 1};
   store::Store store_;
   causal::HybridClock clock_;
-  Coordinator coordinator_{store_, clock_, "127.0.0.1:1#100"};
+  cluster::ClusterState cluster_{self_, {self_}, cluster::InitialAssignment({self_}, 1)};
+  net::PeerClient peers_;
+  Replicator replicator_{store_, clock_, cluster_, peers_, ReplicationOptions{}};
+  Coordinator coordinator_{store_, clock_, replicator_, "127.0.0.1:1#100"};
   const causal::Metadata empty_;
   const ClientContext no_context_{"", empty_};
 };
@@ -76,6 +83,33 @@ TEST_F(CoordinatorTest, DeleteLeavesTombstoneAndMissingIsNotFound) {
   EXPECT_EQ(coordinator_.Delete("k", no_context_).kind, Kind::kNotFound);
   EXPECT_TRUE(store_.Get("k")->tombstone);
   EXPECT_EQ(coordinator_.Put("k", "again", no_context_).kind, Kind::kCreated);
+}
+
+TEST_F(CoordinatorTest, LocalWritesAreRecordedAsApplied) {
+  coordinator_.Put("a", "1", no_context_);
+  coordinator_.Put("b", "2", no_context_);
+  EXPECT_EQ(replicator_.AppliedVector().at("127.0.0.1:1#100"), 2u);
+}
+
+TEST_F(CoordinatorTest, MissingSameShardDependencyIsUnavailable) {
+  // A write this replica never saw, from an earlier incarnation of its own address: there is
+  // no peer to pull it from, so the request fails after the (shortened) bounded wait.
+  ReplicationOptions options;
+  options.dependency_wait = std::chrono::milliseconds(50);
+  Replicator impatient{store_, clock_, cluster_, peers_, options};
+  impatient.Bootstrap();
+  Coordinator coordinator{store_, clock_, impatient, "127.0.0.1:1#200"};
+  const causal::Metadata ahead = Parse("0|127.0.0.1:1#100=5");
+  OpResult result = coordinator.Get("k", ClientContext{"0|127.0.0.1:1#100=5", ahead});
+  EXPECT_EQ(result.kind, Kind::kUnavailable);
+  EXPECT_NE(result.error.find("127.0.0.1:1#100"), std::string::npos) << result.error;
+}
+
+TEST_F(CoordinatorTest, OtherShardDependenciesAreCarriedNotChecked) {
+  const causal::Metadata other = Parse("0|10.9.9.9:1#5=42");
+  OpResult put = coordinator_.Put("k", "v", ClientContext{"0|10.9.9.9:1#5=42", other});
+  EXPECT_EQ(put.kind, Kind::kCreated);
+  EXPECT_EQ(put.metadata, "0|10.9.9.9:1#5=42,127.0.0.1:1#100=1");
 }
 
 TEST_F(CoordinatorTest, ConcurrentWritesGetDistinctGaplessSequenceNumbers) {

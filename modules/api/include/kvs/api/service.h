@@ -9,7 +9,9 @@
 
 #include "kvs/api/metrics.h"
 #include "kvs/cluster/cluster_state.h"
+#include "kvs/cluster/failure_detector.h"
 #include "kvs/replication/coordinator.h"
+#include "kvs/replication/replicator.h"
 #include "kvs/store/store.h"
 
 namespace kvs::api {
@@ -30,6 +32,12 @@ struct Response {
 struct Limits {
   size_t max_body_bytes = 2 * 1024 * 1024;
   size_t max_value_bytes = 1024 * 1024;
+  // Node-to-node batches carry many values (escaped), so /internal/ gets more room.
+  size_t max_internal_body_bytes = 256 * 1024 * 1024;
+
+  size_t BodyLimitFor(std::string_view target) const {
+    return target.starts_with("/internal/") ? max_internal_body_bytes : max_body_bytes;
+  }
 };
 
 // The contract's fixed key-length limit (SPEC §4), in characters.
@@ -41,6 +49,7 @@ Response ErrorResponse(int status, std::string_view error, std::string_view meth
 class Service {
  public:
   Service(store::Store& store, cluster::ClusterState& cluster,
+          cluster::FailureDetector& detector, replication::Replicator& replicator,
           replication::Coordinator& coordinator, Metrics& metrics, Limits limits);
 
   Response Handle(const Request& request);
@@ -55,9 +64,14 @@ class Service {
   Response HandleAddMember(std::string_view id_text, std::string_view body);
   Response HandleReshard(std::string_view body);
   Response HandleHealth() const;
+  // Node-to-node endpoints under /internal/ (not part of the public contract).
+  Response HandleInternal(std::string_view method, std::string_view path,
+                          std::string_view query, std::string_view body);
 
   store::Store& store_;
   cluster::ClusterState& cluster_;
+  cluster::FailureDetector& detector_;
+  replication::Replicator& replicator_;
   replication::Coordinator& coordinator_;
   Metrics& metrics_;
   const Limits limits_;

@@ -1,9 +1,9 @@
-#include "kvs/api/json_writer.h"
+#include "kvs/json/json_writer.h"
 
 #include <Poco/JSON/Parser.h>
 #include <gtest/gtest.h>
 
-namespace kvs::api {
+namespace kvs::json {
 namespace {
 
 TEST(JsonWriterTest, WritesFlatObject) {
@@ -31,4 +31,4 @@ TEST(JsonWriterTest, EmptyArrays) {
 }
 
 }  // namespace
-}  // namespace kvs::api
+}  // namespace kvs::json

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-namespace kvs::api {
+namespace kvs::json {
 
 // Appends `text` to `out` as a quoted, escaped JSON string.
 void AppendJsonString(std::string& out, std::string_view text);
@@ -35,4 +35,4 @@ class JsonObject {
   bool first_ = true;
 };
 
-}  // namespace kvs::api
+}  // namespace kvs::json

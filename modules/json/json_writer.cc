@@ -1,6 +1,6 @@
-#include "kvs/api/json_writer.h"
+#include "kvs/json/json_writer.h"
 
-namespace kvs::api {
+namespace kvs::json {
 
 void AppendJsonString(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -99,4 +99,4 @@ std::string JsonObject::Finish() {
   return std::move(out_);
 }
 
-}  // namespace kvs::api
+}  // namespace kvs::json

@@ -1,0 +1,117 @@
+#include "kvs/cluster/failure_detector.h"
+
+#include <Poco/Logger.h>
+
+#include <vector>
+
+namespace kvs::cluster {
+namespace {
+Poco::Logger& Log() { return Poco::Logger::get("kvs.cluster"); }
+}  // namespace
+
+FailureDetector::FailureDetector(ClusterState& state, Transport transport,
+                                 std::chrono::milliseconds failure_timeout, size_t io_threads)
+    : state_(state),
+      transport_(std::move(transport)),
+      failure_timeout_(failure_timeout),
+      pool_(io_threads) {
+  const auto now = Clock::now();  // everyone gets one failure timeout of grace at start
+  for (const Address& node : state_.View()) {
+    if (!(node == state_.self())) known_[node].last_ok = now;
+  }
+}
+
+void FailureDetector::Tick() {
+  const auto now = Clock::now();
+  std::vector<Address> to_ping;
+  std::vector<Address> silent;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [address, peer] : known_) {
+      if (!peer.in_flight) {
+        peer.in_flight = true;
+        to_ping.push_back(address);
+      }
+      if (now - peer.last_ok > failure_timeout_) silent.push_back(address);
+    }
+  }
+  for (const Address& peer : to_ping) {
+    pool_.Submit([this, peer] { OnPingResult(peer, transport_.ping(peer)); });
+  }
+  for (const Address& peer : silent) {
+    if (state_.RemoveFromView(peer)) {
+      Log().warning("node %s is down (no heartbeat answer for %d ms): removed from the view",
+                    peer.ToString(), static_cast<int>(failure_timeout_.count()));
+      TellOthers(peer, /*up=*/false, /*forget=*/false);
+    }
+  }
+}
+
+void FailureDetector::OnPingResult(const Address& peer, bool ok) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = known_.find(peer);
+    if (it == known_.end()) return;  // forgotten meanwhile
+    it->second.in_flight = false;
+  }
+  if (ok) MarkUp(peer, /*tell_others=*/true);
+}
+
+void FailureDetector::MarkUp(const Address& peer, bool tell_others) {
+  if (peer == state_.self()) return;
+  {
+    std::lock_guard lock(mu_);
+    known_[peer].last_ok = Clock::now();
+  }
+  if (state_.AddToView(peer)) {
+    Log().information("node %s is up: added to the view", peer.ToString());
+    if (tell_others) TellOthers(peer, /*up=*/true, /*forget=*/false);
+  }
+}
+
+void FailureDetector::OnHeartbeatFrom(const Address& peer) { MarkUp(peer, true); }
+
+void FailureDetector::OnNotice(const Address& subject, bool up, bool forget) {
+  if (subject == state_.self()) return;  // we know we are up; our heartbeats will say so
+  if (up) {
+    MarkUp(subject, /*tell_others=*/false);
+    return;
+  }
+  if (forget) {
+    std::lock_guard lock(mu_);
+    known_.erase(subject);
+  }
+  if (state_.RemoveFromView(subject)) {
+    Log().information("node %s reported down by a peer: removed from the view",
+                      subject.ToString());
+  }
+}
+
+bool FailureDetector::ClientAdd(const Address& node) {
+  if (!state_.AddToView(node)) return false;
+  {
+    std::lock_guard lock(mu_);
+    if (!(node == state_.self())) known_[node].last_ok = Clock::now();
+  }
+  TellOthers(node, /*up=*/true, /*forget=*/false);
+  return true;
+}
+
+bool FailureDetector::ClientRemove(const Address& node) {
+  if (!state_.RemoveFromView(node)) return false;
+  {
+    std::lock_guard lock(mu_);
+    known_.erase(node);
+  }
+  TellOthers(node, /*up=*/false, /*forget=*/true);
+  return true;
+}
+
+void FailureDetector::TellOthers(const Address& subject, bool up, bool forget) {
+  for (const Address& node : state_.View()) {
+    if (node == state_.self() || node == subject) continue;
+    pool_.Submit([this, node, subject, up, forget] { transport_.notify(node, subject, up, forget); });
+  }
+}
+
+}  // namespace kvs::cluster

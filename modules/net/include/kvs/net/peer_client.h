@@ -1,0 +1,51 @@
+// HTTP client for node-to-node calls: keeps idle keep-alive connections per peer and puts a
+// deadline on every call. No POCO type crosses this header.
+// Thread-safe: any thread may call Call() concurrently; each call uses its own connection.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace kvs::net {
+
+struct CallResult {
+  int status = 0;     // 0 when no HTTP answer came (see error)
+  std::string body;
+  std::string error;  // transport failure: refused, timed out, reset, ...
+
+  bool ok() const { return status >= 200 && status < 300; }
+};
+
+class PeerClient {
+ public:
+  // `connect_timeout` bounds connection set-up; each call's `timeout` bounds send and receive.
+  explicit PeerClient(std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(500),
+                      size_t max_idle_per_peer = 8);
+  ~PeerClient();
+  PeerClient(const PeerClient&) = delete;
+  PeerClient& operator=(const PeerClient&) = delete;
+
+  // One request to `peer` ("host:port"). Never throws.
+  CallResult Call(const std::string& peer, std::string_view method, const std::string& path,
+                  std::string_view body, std::chrono::milliseconds timeout);
+
+  // Drops idle connections to `peer` (e.g. after it restarted).
+  void Forget(const std::string& peer);
+
+ private:
+  struct Session;
+  std::unique_ptr<Session> Acquire(const std::string& peer);
+  void Release(const std::string& peer, std::unique_ptr<Session> session);
+
+  const std::chrono::milliseconds connect_timeout_;
+  const size_t max_idle_per_peer_;
+  std::mutex mu_;
+  std::map<std::string, std::vector<std::unique_ptr<Session>>> idle_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace kvs::net

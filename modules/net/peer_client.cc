@@ -1,0 +1,93 @@
+#include "kvs/net/peer_client.h"
+
+#include <Poco/Exception.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/StreamCopier.h>
+
+#include <charconv>
+
+namespace kvs::net {
+
+struct PeerClient::Session {
+  Poco::Net::HTTPClientSession http;
+};
+
+PeerClient::PeerClient(std::chrono::milliseconds connect_timeout, size_t max_idle_per_peer)
+    : connect_timeout_(connect_timeout), max_idle_per_peer_(max_idle_per_peer) {}
+
+PeerClient::~PeerClient() = default;
+
+std::unique_ptr<PeerClient::Session> PeerClient::Acquire(const std::string& peer) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = idle_.find(peer);
+    if (it != idle_.end() && !it->second.empty()) {
+      auto session = std::move(it->second.back());
+      it->second.pop_back();
+      return session;
+    }
+  }
+  auto session = std::make_unique<Session>();
+  const size_t colon = peer.rfind(':');
+  unsigned port = 0;
+  std::from_chars(peer.data() + colon + 1, peer.data() + peer.size(), port);
+  session->http.setHost(peer.substr(0, colon));
+  session->http.setPort(static_cast<Poco::UInt16>(port));
+  session->http.setKeepAlive(true);
+  return session;
+}
+
+void PeerClient::Release(const std::string& peer, std::unique_ptr<Session> session) {
+  std::lock_guard lock(mu_);
+  auto& pool = idle_[peer];
+  if (pool.size() < max_idle_per_peer_) pool.push_back(std::move(session));
+}
+
+void PeerClient::Forget(const std::string& peer) {
+  std::lock_guard lock(mu_);
+  idle_.erase(peer);
+}
+
+CallResult PeerClient::Call(const std::string& peer, std::string_view method,
+                            const std::string& path, std::string_view body,
+                            std::chrono::milliseconds timeout) {
+  CallResult result;
+  if (peer.rfind(':') == std::string::npos) {
+    result.error = "bad peer address " + peer;
+    return result;
+  }
+  // A pooled connection may have been closed by the peer meanwhile: one retry on a fresh one.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::unique_ptr<Session> session = Acquire(peer);
+    const bool reused = session->http.connected();
+    try {
+      const Poco::Timespan io(timeout.count() * 1000);
+      session->http.setTimeout(Poco::Timespan(connect_timeout_.count() * 1000), io, io);
+      Poco::Net::HTTPRequest request(std::string(method), path, Poco::Net::HTTPMessage::HTTP_1_1);
+      request.setKeepAlive(true);
+      request.setContentType("application/json");
+      request.setContentLength(static_cast<std::streamsize>(body.size()));
+      std::ostream& out = session->http.sendRequest(request);
+      out.write(body.data(), static_cast<std::streamsize>(body.size()));
+      Poco::Net::HTTPResponse response;
+      std::istream& in = session->http.receiveResponse(response);
+      result.body.clear();
+      Poco::StreamCopier::copyToString(in, result.body);
+      result.status = static_cast<int>(response.getStatus());
+      result.error.clear();
+      if (response.getKeepAlive()) Release(peer, std::move(session));
+      return result;
+    } catch (const Poco::Exception& e) {
+      result.error = e.displayText();
+    } catch (const std::exception& e) {
+      result.error = e.what();
+    }
+    if (!reused) break;  // a fresh connection failed: the peer really is unreachable
+  }
+  return result;
+}
+
+}  // namespace kvs::net

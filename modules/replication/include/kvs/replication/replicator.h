@@ -1,0 +1,109 @@
+// Replication within a shard: broadcast of local writes to shard peers, application of
+// peers' updates, anti-entropy by version-vector sync, the causal gate (pull missing
+// dependencies before serving), start-up bootstrap from peers, and tombstone collection.
+//
+// Anti-entropy is state-based: the asker sends its applied vector; the answerer snapshots its
+// own vector, then returns every entry whose write the asker's vector does not cover. Because
+// the answerer's store reflects every update its vector covers (LWW merge is a join), the
+// asker may then raise its vector to the answerer's.
+//
+// Thread-safe: all public methods may be called from request threads and timer threads.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "kvs/causal/hybrid_clock.h"
+#include "kvs/causal/metadata.h"
+#include "kvs/cluster/cluster_state.h"
+#include "kvs/net/peer_client.h"
+#include "kvs/replication/applied_tracker.h"
+#include "kvs/replication/peer_sender.h"
+#include "kvs/replication/wire.h"
+#include "kvs/store/store.h"
+
+namespace kvs::replication {
+
+struct ReplicationOptions {
+  std::chrono::milliseconds dependency_wait{2000};
+  std::chrono::milliseconds bootstrap_timeout{3000};
+  std::chrono::milliseconds sync_timeout{5000};
+  SenderOptions sender;
+};
+
+class Replicator {
+ public:
+  Replicator(store::Store& store, causal::HybridClock& clock, cluster::ClusterState& cluster,
+             net::PeerClient& client, ReplicationOptions options);
+  ~Replicator();
+
+  // --- write path (Coordinator) ---
+  // Records a local write as applied and queues it for every live shard peer.
+  void OnLocalWrite(const std::string& key, const store::Entry& entry);
+  // Blocks (bounded) until this replica has applied every same-shard dependency in `m`,
+  // pulling from peers when it has not. False (with `missing` naming one) on timeout.
+  bool AwaitDependencies(const causal::Metadata& m, std::string& missing);
+
+  // --- /internal endpoints ---
+  // Applies a peer's broadcast batch; returns how many entries changed the store.
+  size_t ApplyBatch(const ReplicateBatch& batch);
+  SyncReply AnswerSync(const SyncRequest& request);
+
+  // --- background work ---
+  // Start-up: adopt the newest configuration known to any peer, then pull this shard's data
+  // from a peer (bounded by bootstrap_timeout). Marks the replica ready either way.
+  void Bootstrap();
+  // One anti-entropy round: sync with every live shard peer, then collect tombstones that
+  // every member has applied.
+  void AntiEntropyRound();
+  // Starts/stops per-peer senders to match the current shard membership.
+  void RefreshPeers();
+
+  bool ready() const { return ready_.load(std::memory_order_acquire); }
+  causal::VersionVector AppliedVector() const { return applied_.Snapshot(); }
+  std::string MetricsText() const;
+
+ private:
+  // Pulls from `peer`; true when the peer answered.
+  bool SyncWith(const std::string& peer);
+  size_t ApplyUpdates(const std::vector<Update>& updates);
+  bool SameShardOrigin(const std::string& origin) const;
+  std::vector<std::string> ShardPeers(bool live_only) const;
+  bool WaitReady(std::chrono::steady_clock::time_point deadline);
+  void CollectTombstones();
+
+  store::Store& store_;
+  causal::HybridClock& clock_;
+  cluster::ClusterState& cluster_;
+  net::PeerClient& client_;
+  const ReplicationOptions options_;
+  const std::string self_;
+
+  AppliedTracker applied_;
+  SenderCounters sender_counters_;
+
+  mutable std::shared_mutex senders_mu_;
+  std::map<std::string, std::unique_ptr<PeerSender>> senders_;  // GUARDED_BY(senders_mu_)
+
+  std::mutex peer_vv_mu_;
+  std::map<std::string, causal::VersionVector> peer_vv_;  // GUARDED_BY(peer_vv_mu_)
+
+  std::atomic<bool> ready_{false};
+  std::mutex ready_mu_;
+  std::condition_variable ready_cv_;
+
+  std::atomic<uint64_t> broadcast_applied_{0};
+  std::atomic<uint64_t> anti_entropy_applied_{0};
+  std::atomic<uint64_t> dependency_pulls_{0};
+  std::atomic<uint64_t> dependency_timeouts_{0};
+  std::atomic<uint64_t> tombstones_collected_{0};
+};
+
+}  // namespace kvs::replication

@@ -1,0 +1,52 @@
+// JSON forms of the inter-node messages under /internal/ (not part of the public contract).
+// Pure functions; decoding failures come back as an error string, never as an exception.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvs/causal/metadata.h"
+#include "kvs/cluster/cluster_config.h"
+#include "kvs/store/store.h"
+
+namespace kvs::replication {
+
+// One key's entry as shipped between replicas.
+struct Update {
+  std::string key;
+  store::Entry entry;
+};
+
+// POST /internal/replicate   {"from":A,"updates":[...]}
+struct ReplicateBatch {
+  std::string from;
+  std::vector<Update> updates;
+};
+// POST /internal/sync        {"from":A,"vv":{origin:seq}}   -> SyncReply
+struct SyncRequest {
+  std::string from;
+  causal::VersionVector vv;
+};
+// {"vv":{...},"updates":[...]}: the answerer's applied vector (taken before it collected the
+// updates) and every entry whose write the asker's vector does not cover.
+struct SyncReply {
+  causal::VersionVector vv;
+  std::vector<Update> updates;
+};
+
+std::string EncodeBatch(const std::string& from, const std::vector<const Update*>& updates);
+std::optional<ReplicateBatch> DecodeBatch(std::string_view json, std::string& error);
+
+std::string EncodeSyncRequest(const SyncRequest& request);
+std::optional<SyncRequest> DecodeSyncRequest(std::string_view json, std::string& error);
+
+std::string EncodeSyncReply(const SyncReply& reply);
+std::optional<SyncReply> DecodeSyncReply(std::string_view json, std::string& error);
+
+// GET /internal/config       {"epoch":E,"shards":[["a:1","b:1"],...]}
+std::string EncodeConfig(const cluster::ClusterConfig& config);
+std::optional<cluster::ClusterConfig> DecodeConfig(std::string_view json, std::string& error);
+
+}  // namespace kvs::replication

@@ -1,0 +1,272 @@
+#include "kvs/replication/replicator.h"
+
+#include <Poco/Logger.h>
+
+#include <thread>
+
+namespace kvs::replication {
+namespace {
+
+Poco::Logger& Log() { return Poco::Logger::get("kvs.replication"); }
+
+std::string_view OriginAddress(std::string_view origin) {
+  return origin.substr(0, origin.rfind('#'));
+}
+
+}  // namespace
+
+Replicator::Replicator(store::Store& store, causal::HybridClock& clock,
+                       cluster::ClusterState& cluster, net::PeerClient& client,
+                       ReplicationOptions options)
+    : store_(store),
+      clock_(clock),
+      cluster_(cluster),
+      client_(client),
+      options_(options),
+      self_(cluster.self().ToString()) {}
+
+Replicator::~Replicator() {
+  std::unique_lock lock(senders_mu_);
+  senders_.clear();
+}
+
+std::vector<std::string> Replicator::ShardPeers(bool live_only) const {
+  std::vector<std::string> out;
+  const auto config = cluster_.Config();
+  const auto shard = config->ShardOf(cluster_.self());
+  if (!shard) return out;
+  for (const cluster::Address& member : config->shards[static_cast<size_t>(*shard)]) {
+    if (member == cluster_.self()) continue;
+    if (live_only && !cluster_.InView(member)) continue;
+    out.push_back(member.ToString());
+  }
+  return out;
+}
+
+bool Replicator::SameShardOrigin(const std::string& origin) const {
+  const auto address = cluster::Address::Parse(OriginAddress(origin));
+  if (!address) return false;
+  const auto config = cluster_.Config();
+  const auto mine = config->ShardOf(cluster_.self());
+  return mine && config->ShardOf(*address) == mine;
+}
+
+void Replicator::RefreshPeers() {
+  const std::vector<std::string> peers = ShardPeers(/*live_only=*/false);
+  std::unique_lock lock(senders_mu_);
+  for (auto it = senders_.begin(); it != senders_.end();) {
+    if (std::find(peers.begin(), peers.end(), it->first) == peers.end()) {
+      it = senders_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const std::string& peer : peers) {
+    if (senders_.contains(peer)) continue;
+    senders_.emplace(peer, std::make_unique<PeerSender>(
+                               self_, peer, client_, options_.sender,
+                               [this](const std::string& p) {
+                                 auto address = cluster::Address::Parse(p);
+                                 return address && cluster_.InView(*address);
+                               },
+                               sender_counters_));
+  }
+}
+
+void Replicator::OnLocalWrite(const std::string& key, const store::Entry& entry) {
+  applied_.Record(entry.version.origin, entry.version.seq);
+  auto update = std::make_shared<const Update>(Update{key, entry});
+  std::shared_lock lock(senders_mu_);
+  for (auto& [peer, sender] : senders_) sender->Enqueue(update);
+}
+
+size_t Replicator::ApplyUpdates(const std::vector<Update>& updates) {
+  size_t changed = 0;
+  for (const Update& u : updates) {
+    clock_.Observe(u.entry.version.hlc);
+    const std::string& origin = u.entry.version.origin;
+    const uint64_t seq = u.entry.version.seq;
+    if (store_.ApplyIfNewer(u.key, u.entry).written) ++changed;
+    // Recorded after the store holds it: a vector never claims more than the store reflects.
+    applied_.Record(origin, seq);
+  }
+  return changed;
+}
+
+size_t Replicator::ApplyBatch(const ReplicateBatch& batch) {
+  const size_t changed = ApplyUpdates(batch.updates);
+  broadcast_applied_.fetch_add(batch.updates.size(), std::memory_order_relaxed);
+  return changed;
+}
+
+SyncReply Replicator::AnswerSync(const SyncRequest& request) {
+  {
+    std::lock_guard lock(peer_vv_mu_);
+    peer_vv_[request.from] = request.vv;
+  }
+  SyncReply reply;
+  reply.vv = applied_.Snapshot();  // before collecting: the store reflects at least this much
+  // Nothing to look for when the asker has everything our vector covers and we hold no
+  // entry applied out of order (those are not in the vector).
+  if (causal::Dominates(request.vv, reply.vv) && !applied_.HasGaps()) return reply;
+  store_.ForEach([&](const std::string& key, const store::Entry& entry) {
+    auto it = request.vv.find(entry.version.origin);
+    const uint64_t covered = it == request.vv.end() ? 0 : it->second;
+    if (entry.version.seq > covered) reply.updates.push_back(Update{key, entry});
+  });
+  return reply;
+}
+
+bool Replicator::SyncWith(const std::string& peer) {
+  SyncRequest request{self_, applied_.Snapshot()};
+  const net::CallResult result = client_.Call(peer, "POST", "/internal/sync",
+                                              EncodeSyncRequest(request), options_.sync_timeout);
+  if (!result.ok()) return false;
+  std::string error;
+  auto reply = DecodeSyncReply(result.body, error);
+  if (!reply) {
+    Log().warning("bad sync reply from %s: %s", peer, error);
+    return false;
+  }
+  const size_t changed = ApplyUpdates(reply->updates);
+  applied_.RaiseTo(reply->vv);
+  anti_entropy_applied_.fetch_add(changed, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(peer_vv_mu_);
+    peer_vv_[peer] = reply->vv;
+  }
+  if (changed > 0) Log().information("anti-entropy: %z entries from %s", changed, peer);
+  return true;
+}
+
+void Replicator::AntiEntropyRound() {
+  RefreshPeers();
+  for (const std::string& peer : ShardPeers(/*live_only=*/true)) SyncWith(peer);
+  CollectTombstones();
+}
+
+void Replicator::CollectTombstones() {
+  const std::vector<std::string> members = ShardPeers(/*live_only=*/false);
+  std::vector<causal::VersionVector> vectors;
+  vectors.push_back(applied_.Snapshot());
+  {
+    std::lock_guard lock(peer_vv_mu_);
+    for (const std::string& member : members) {
+      auto it = peer_vv_.find(member);
+      if (it == peer_vv_.end()) return;  // a member we know nothing of may lack the delete
+      vectors.push_back(it->second);
+    }
+  }
+  const size_t purged = store_.PurgeTombstones([&](const std::string&, const store::Entry& e) {
+    for (const auto& vv : vectors) {
+      auto it = vv.find(e.version.origin);
+      if (it == vv.end() || it->second < e.version.seq) return false;
+    }
+    return true;
+  });
+  tombstones_collected_.fetch_add(purged, std::memory_order_relaxed);
+}
+
+bool Replicator::WaitReady(std::chrono::steady_clock::time_point deadline) {
+  if (ready()) return true;
+  std::unique_lock lock(ready_mu_);
+  return ready_cv_.wait_until(lock, deadline, [&] { return ready(); });
+}
+
+bool Replicator::AwaitDependencies(const causal::Metadata& m, std::string& missing) {
+  const auto deadline = std::chrono::steady_clock::now() + options_.dependency_wait;
+  if (!WaitReady(deadline)) {
+    missing = "replica is still loading its data";
+    return false;
+  }
+  auto first_missing = [&]() -> const std::string* {
+    for (const auto& [origin, seq] : m.vv) {
+      // Causality needs the whole prefix 1..seq, so compare with the contiguous part; origins
+      // of other shards are carried along, not checked.
+      if (applied_.Contiguous(origin) < seq && SameShardOrigin(origin)) return &origin;
+    }
+    return nullptr;
+  };
+  const std::string* gap = first_missing();
+  if (gap == nullptr) return true;
+  dependency_pulls_.fetch_add(1, std::memory_order_relaxed);
+  auto pause = std::chrono::milliseconds(20);
+  while (true) {
+    for (const std::string& peer : ShardPeers(/*live_only=*/false)) {
+      if (std::chrono::steady_clock::now() >= deadline) break;
+      SyncWith(peer);
+    }
+    gap = first_missing();
+    if (gap == nullptr) return true;
+    if (std::chrono::steady_clock::now() + pause >= deadline) break;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(200));
+  }
+  missing = *gap;
+  dependency_timeouts_.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+void Replicator::Bootstrap() {
+  const auto deadline = std::chrono::steady_clock::now() + options_.bootstrap_timeout;
+  // The cluster's configuration wins over the one derived from the environment.
+  for (const cluster::Address& node : cluster_.View()) {
+    if (node == cluster_.self()) continue;
+    const net::CallResult result =
+        client_.Call(node.ToString(), "GET", "/internal/config", "", std::chrono::milliseconds(500));
+    if (!result.ok()) continue;
+    std::string error;
+    auto config = DecodeConfig(result.body, error);
+    if (config && config->epoch > cluster_.Config()->epoch) {
+      Log().information("adopting configuration epoch %Lu from %s",
+                        static_cast<unsigned long long>(config->epoch), node.ToString());
+      cluster_.SetConfig(*config);
+    }
+  }
+  RefreshPeers();
+  const std::vector<std::string> peers = ShardPeers(/*live_only=*/false);
+  bool synced = peers.empty();
+  while (!synced && std::chrono::steady_clock::now() < deadline) {
+    for (const std::string& peer : peers) {
+      if (SyncWith(peer)) {
+        Log().information("bootstrap: loaded shard data from %s (%z keys)", peer,
+                          static_cast<size_t>(store_.live_count()));
+        synced = true;
+        break;
+      }
+    }
+    if (!synced) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!synced) Log().information("bootstrap: no shard peer answered; starting with empty data");
+  {
+    std::lock_guard lock(ready_mu_);
+    ready_.store(true, std::memory_order_release);
+  }
+  ready_cv_.notify_all();
+}
+
+std::string Replicator::MetricsText() const {
+  std::string out;
+  auto counter = [&](const char* name, const char* help, uint64_t value) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name +
+           " " + std::to_string(value) + "\n";
+  };
+  counter("kvs_replication_broadcast_sent_total", "Updates acknowledged by shard peers.",
+          sender_counters_.sent.load());
+  counter("kvs_replication_broadcast_dropped_total",
+          "Updates not broadcast (peer out of the view or queue full); anti-entropy repairs them.",
+          sender_counters_.dropped.load());
+  counter("kvs_replication_updates_applied_total", "Entries received by broadcast.",
+          broadcast_applied_.load());
+  counter("kvs_anti_entropy_updates_applied_total", "Entries applied from anti-entropy pulls.",
+          anti_entropy_applied_.load());
+  counter("kvs_causal_dependency_pulls_total", "Requests that had to pull missing dependencies.",
+          dependency_pulls_.load());
+  counter("kvs_causal_dependency_timeouts_total", "Requests answered 503: dependencies missing.",
+          dependency_timeouts_.load());
+  counter("kvs_tombstones_collected_total", "Tombstones purged after every replica applied them.",
+          tombstones_collected_.load());
+  return out;
+}
+
+}  // namespace kvs::replication
