@@ -24,8 +24,8 @@
 #include "kvs/cluster/failure_detector.h"
 #include "kvs/json/json_writer.h"
 #include "kvs/net/peer_client.h"
-#include "kvs/replication/replicator.h"
 #include "kvs/replication/coordinator.h"
+#include "kvs/replication/replicator.h"
 #include "kvs/store/store.h"
 
 namespace kvs::app {
@@ -100,10 +100,11 @@ int ServerApp::main(const std::vector<std::string>&) {
   std::string error;
   const std::map<std::string, long long> counts = [&] {
     std::map<std::string, long long> out;
-    for (const char* key : {"kvs.http.threads", "kvs.http.max_queued", "kvs.http.backlog",
-                            "kvs.http.receive_timeout_ms", "kvs.http.keepalive_timeout_ms",
-                            "kvs.http.max_keepalive_requests", "kvs.http.shutdown_grace_ms",
-                            "kvs.limits.max_body_bytes", "kvs.limits.max_value_bytes",
+    for (const char* key :
+         {"kvs.http.threads", "kvs.http.max_queued", "kvs.http.backlog",
+          "kvs.http.receive_timeout_ms", "kvs.http.keepalive_timeout_ms",
+          "kvs.http.max_keepalive_requests", "kvs.http.shutdown_grace_ms",
+          "kvs.limits.max_body_bytes", "kvs.limits.max_value_bytes",
           "kvs.cluster.heartbeat_period_ms", "kvs.cluster.failure_timeout_ms",
           "kvs.replication.anti_entropy_period_ms", "kvs.replication.dependency_wait_ms",
           "kvs.replication.bootstrap_timeout_ms", "kvs.replication.batch_max",
@@ -114,10 +115,10 @@ int ServerApp::main(const std::vector<std::string>&) {
     return out;
   }();
   if (!error.empty()) return StartupError(error);
-  for (const char* key : {"kvs.http.threads", "kvs.cluster.heartbeat_period_ms",
-                          "kvs.cluster.failure_timeout_ms", "kvs.replication.anti_entropy_period_ms",
-                          "kvs.replication.batch_max", "kvs.net.connect_timeout_ms",
-                          "kvs.net.call_timeout_ms"}) {
+  for (const char* key :
+       {"kvs.http.threads", "kvs.cluster.heartbeat_period_ms", "kvs.cluster.failure_timeout_ms",
+        "kvs.replication.anti_entropy_period_ms", "kvs.replication.batch_max",
+        "kvs.net.connect_timeout_ms", "kvs.net.call_timeout_ms"}) {
     if (counts.at(key) < 1) return StartupError(std::string(key) + " must be >= 1");
   }
   try {
@@ -153,7 +154,8 @@ int ServerApp::main(const std::vector<std::string>&) {
   replication_options.dependency_wait = ms("kvs.replication.dependency_wait_ms");
   replication_options.bootstrap_timeout = ms("kvs.replication.bootstrap_timeout_ms");
   replication_options.sender.call_timeout = ms("kvs.net.call_timeout_ms");
-  replication_options.sender.batch_max = static_cast<size_t>(counts.at("kvs.replication.batch_max"));
+  replication_options.sender.batch_max =
+      static_cast<size_t>(counts.at("kvs.replication.batch_max"));
   replication::Replicator replicator(store, clock, cluster_state, peers, replication_options);
   replication::Coordinator coordinator(store, clock, replicator, origin);
 
@@ -162,19 +164,22 @@ int ServerApp::main(const std::vector<std::string>&) {
       std::min(ms("kvs.cluster.heartbeat_period_ms"), milliseconds(1000));
   cluster::FailureDetector::Transport transport{
       [&peers, self, ping_timeout](const cluster::Address& peer) {
-        return peers.Call(peer.ToString(), "GET", "/internal/heartbeat?from=" + self, "",
-                          ping_timeout)
+        return peers
+            .Call(peer.ToString(), "GET", "/internal/heartbeat?from=" + self, "", ping_timeout)
             .ok();
       },
       [&peers, ping_timeout](const cluster::Address& to, const cluster::Address& subject, bool up,
                              bool forget) {
         const std::string body = json::JsonObject()
                                      .Str("address", subject.ToString())
-                                     .Str("change", up ? "up" : forget ? "forget" : "down")
+                                     .Str("change", up       ? "up"
+                                                    : forget ? "forget"
+                                                             : "down")
                                      .Finish();
         peers.Call(to.ToString(), "POST", "/internal/view", body, ping_timeout);
       }};
-  cluster::FailureDetector detector(cluster_state, transport, ms("kvs.cluster.failure_timeout_ms"));
+  cluster::FailureDetector detector(cluster_state, transport, ms("kvs.cluster.heartbeat_period_ms"),
+                                    ms("kvs.cluster.failure_timeout_ms"));
 
   api::Metrics metrics;
   api::Limits limits;
@@ -204,15 +209,15 @@ int ServerApp::main(const std::vector<std::string>&) {
   Poco::Util::Timer heartbeat_timer;
   Poco::Util::Timer anti_entropy_timer;
   heartbeat_timer.scheduleAtFixedRate(
-      new FunctionTask("heartbeat", [&detector] { detector.Tick(); }),
-      counts.at("kvs.cluster.heartbeat_period_ms"), counts.at("kvs.cluster.heartbeat_period_ms"));
-  anti_entropy_timer.scheduleAtFixedRate(
-      new FunctionTask("anti-entropy",
-                       [&replicator] {
-                         if (replicator.ready()) replicator.AntiEntropyRound();
-                       }),
-      counts.at("kvs.replication.anti_entropy_period_ms"),
-      counts.at("kvs.replication.anti_entropy_period_ms"));
+      new FunctionTask("heartbeat", [&detector] { detector.Tick(); }), 0,
+      detector.tick_interval().count());
+  anti_entropy_timer.scheduleAtFixedRate(new FunctionTask("anti-entropy",
+                                                          [&replicator] {
+                                                            if (replicator.ready())
+                                                              replicator.AntiEntropyRound();
+                                                          }),
+                                         counts.at("kvs.replication.anti_entropy_period_ms"),
+                                         counts.at("kvs.replication.anti_entropy_period_ms"));
 
   const auto my_shard = cluster_state.MyShard();
   log.information(

@@ -7,9 +7,9 @@
 #include <exception>
 #include <variant>
 
-#include "kvs/json/json_writer.h"
 #include "kvs/api/request_body.h"
 #include "kvs/causal/metadata.h"
+#include "kvs/json/json_writer.h"
 
 namespace kvs::api {
 using json::JsonObject;
@@ -420,7 +420,8 @@ Response Service::HandleInternal(std::string_view method, std::string_view path,
   }
   if (path == "/internal/view" && method == "POST") {
     auto parsed = RequestBody::Parse(body);
-    if (auto* message = std::get_if<std::string>(&parsed)) return ErrorResponse(400, *message, method);
+    if (auto* message = std::get_if<std::string>(&parsed))
+      return ErrorResponse(400, *message, method);
     const RequestBody& fields = std::get<RequestBody>(parsed);
     std::string address_text, up_text, forget_text;
     fields.GetString("address", address_text);

@@ -2,6 +2,7 @@
 
 #include <Poco/Logger.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace kvs::cluster {
@@ -10,15 +11,22 @@ Poco::Logger& Log() { return Poco::Logger::get("kvs.cluster"); }
 }  // namespace
 
 FailureDetector::FailureDetector(ClusterState& state, Transport transport,
+                                 std::chrono::milliseconds heartbeat_period,
                                  std::chrono::milliseconds failure_timeout, size_t io_threads)
     : state_(state),
       transport_(std::move(transport)),
+      heartbeat_period_(heartbeat_period),
       failure_timeout_(failure_timeout),
       pool_(io_threads) {
   const auto now = Clock::now();  // everyone gets one failure timeout of grace at start
   for (const Address& node : state_.View()) {
     if (!(node == state_.self())) known_[node].last_ok = now;
   }
+}
+
+std::chrono::milliseconds FailureDetector::tick_interval() const {
+  return std::clamp(heartbeat_period_ / 4, std::chrono::milliseconds(10),
+                    std::chrono::milliseconds(250));
 }
 
 void FailureDetector::Tick() {
@@ -28,8 +36,9 @@ void FailureDetector::Tick() {
   {
     std::lock_guard lock(mu_);
     for (auto& [address, peer] : known_) {
-      if (!peer.in_flight) {
+      if (!peer.in_flight && now - peer.last_ping >= heartbeat_period_) {
         peer.in_flight = true;
+        peer.last_ping = now;
         to_ping.push_back(address);
       }
       if (now - peer.last_ok > failure_timeout_) silent.push_back(address);
@@ -82,8 +91,7 @@ void FailureDetector::OnNotice(const Address& subject, bool up, bool forget) {
     known_.erase(subject);
   }
   if (state_.RemoveFromView(subject)) {
-    Log().information("node %s reported down by a peer: removed from the view",
-                      subject.ToString());
+    Log().information("node %s reported down by a peer: removed from the view", subject.ToString());
   }
 }
 
@@ -110,7 +118,8 @@ bool FailureDetector::ClientRemove(const Address& node) {
 void FailureDetector::TellOthers(const Address& subject, bool up, bool forget) {
   for (const Address& node : state_.View()) {
     if (node == state_.self() || node == subject) continue;
-    pool_.Submit([this, node, subject, up, forget] { transport_.notify(node, subject, up, forget); });
+    pool_.Submit(
+        [this, node, subject, up, forget] { transport_.notify(node, subject, up, forget); });
   }
 }
 

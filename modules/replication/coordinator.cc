@@ -22,26 +22,27 @@ store::WriteResult Coordinator::Write(const std::string& key, std::string value,
   std::optional<store::Entry> written;
   const store::WriteResult result =
       store_.Mutate(key, [&](const store::Entry* current) -> std::optional<store::Entry> {
-    if (only_if_live && (current == nullptr || current->tombstone)) return std::nullopt;
-    // Numbered under the key's lock so that a skipped write never consumes a number.
-    const uint64_t seq = seq_.fetch_add(1, std::memory_order_acq_rel) + 1;
-    causal::Metadata after = client.metadata;
-    causal::Observe(after, origin_, seq);
-    wire_out = causal::Encode(after);
-    store::Entry entry;
-    entry.value = std::move(value);
-    entry.tombstone = tombstone;
-    entry.version = store::Version{clock_.Now(), origin_, seq};
-    entry.meta = wire_out;
-    written = entry;
-    return entry;
-  });
+        if (only_if_live && (current == nullptr || current->tombstone)) return std::nullopt;
+        // Numbered under the key's lock so that a skipped write never consumes a number.
+        const uint64_t seq = seq_.fetch_add(1, std::memory_order_acq_rel) + 1;
+        causal::Metadata after = client.metadata;
+        causal::Observe(after, origin_, seq);
+        wire_out = causal::Encode(after);
+        store::Entry entry;
+        entry.value = std::move(value);
+        entry.tombstone = tombstone;
+        entry.version = store::Version{clock_.Now(), origin_, seq};
+        entry.meta = wire_out;
+        written = entry;
+        return entry;
+      });
   if (written) replicator_.OnLocalWrite(key, *written);
   return result;
 }
 
 OpResult Coordinator::Put(const std::string& key, std::string value, const ClientContext& client) {
   OpResult result;
+  if (!DependenciesMet(client, result)) return result;
   const store::WriteResult written = Write(key, std::move(value), /*tombstone=*/false, client,
                                            /*only_if_live=*/false, result.metadata);
   result.kind = written.was_live ? OpResult::Kind::kUpdated : OpResult::Kind::kCreated;

@@ -128,15 +128,20 @@ bool Replicator::SyncWith(const std::string& peer) {
     Log().warning("bad sync reply from %s: %s", peer, error);
     return false;
   }
-  const size_t changed = ApplyUpdates(reply->updates);
-  applied_.RaiseTo(reply->vv);
-  anti_entropy_applied_.fetch_add(changed, std::memory_order_relaxed);
+  const size_t changed = ApplySyncReply(*reply);
   {
     std::lock_guard lock(peer_vv_mu_);
     peer_vv_[peer] = reply->vv;
   }
   if (changed > 0) Log().information("anti-entropy: %z entries from %s", changed, peer);
   return true;
+}
+
+size_t Replicator::ApplySyncReply(const SyncReply& reply) {
+  const size_t changed = ApplyUpdates(reply.updates);
+  applied_.RaiseTo(reply.vv);
+  anti_entropy_applied_.fetch_add(changed, std::memory_order_relaxed);
+  return changed;
 }
 
 void Replicator::AntiEntropyRound() {
@@ -212,8 +217,8 @@ void Replicator::Bootstrap() {
   // The cluster's configuration wins over the one derived from the environment.
   for (const cluster::Address& node : cluster_.View()) {
     if (node == cluster_.self()) continue;
-    const net::CallResult result =
-        client_.Call(node.ToString(), "GET", "/internal/config", "", std::chrono::milliseconds(500));
+    const net::CallResult result = client_.Call(node.ToString(), "GET", "/internal/config", "",
+                                                std::chrono::milliseconds(500));
     if (!result.ok()) continue;
     std::string error;
     auto config = DecodeConfig(result.body, error);
@@ -224,7 +229,7 @@ void Replicator::Bootstrap() {
     }
   }
   RefreshPeers();
-  const std::vector<std::string> peers = ShardPeers(/*live_only=*/false);
+  const std::vector<std::string> peers = ShardPeers(/*live_only=*/true);
   bool synced = peers.empty();
   while (!synced && std::chrono::steady_clock::now() < deadline) {
     for (const std::string& peer : peers) {

@@ -175,7 +175,8 @@ std::optional<cluster::ClusterConfig> DecodeConfig(std::string_view text, std::s
       if (members.isNull()) throw Poco::DataFormatException("shard is not an array");
       std::vector<cluster::Address> list;
       for (size_t m = 0; m < members->size(); ++m) {
-        auto address = cluster::Address::Parse(members->getElement<std::string>(static_cast<unsigned>(m)));
+        auto address =
+            cluster::Address::Parse(members->getElement<std::string>(static_cast<unsigned>(m)));
         if (!address) throw Poco::DataFormatException("bad member address");
         list.push_back(*address);
       }

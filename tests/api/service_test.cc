@@ -17,7 +17,7 @@ class ServiceTest : public ::testing::Test {
         detector_(cluster_,
                   {[](const Address&) { return false; },
                    [](const Address&, const Address&, bool, bool) {}},
-                  std::chrono::milliseconds(60000), 1),
+                  std::chrono::milliseconds(1000), std::chrono::milliseconds(60000), 1),
         replicator_(store_, clock_, cluster_, peers_, replication::ReplicationOptions{}),
         coordinator_(store_, clock_, replicator_, self_.ToString() + "#1"),
         service_(store_, cluster_, detector_, replicator_, coordinator_, metrics_,

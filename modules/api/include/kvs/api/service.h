@@ -48,9 +48,9 @@ Response ErrorResponse(int status, std::string_view error, std::string_view meth
 
 class Service {
  public:
-  Service(store::Store& store, cluster::ClusterState& cluster,
-          cluster::FailureDetector& detector, replication::Replicator& replicator,
-          replication::Coordinator& coordinator, Metrics& metrics, Limits limits);
+  Service(store::Store& store, cluster::ClusterState& cluster, cluster::FailureDetector& detector,
+          replication::Replicator& replicator, replication::Coordinator& coordinator,
+          Metrics& metrics, Limits limits);
 
   Response Handle(const Request& request);
   const Limits& limits() const { return limits_; }
@@ -65,8 +65,8 @@ class Service {
   Response HandleReshard(std::string_view body);
   Response HandleHealth() const;
   // Node-to-node endpoints under /internal/ (not part of the public contract).
-  Response HandleInternal(std::string_view method, std::string_view path,
-                          std::string_view query, std::string_view body);
+  Response HandleInternal(std::string_view method, std::string_view path, std::string_view query,
+                          std::string_view body);
 
   store::Store& store_;
   cluster::ClusterState& cluster_;

@@ -29,10 +29,14 @@ class FailureDetector {
   };
 
   FailureDetector(ClusterState& state, Transport transport,
+                  std::chrono::milliseconds heartbeat_period,
                   std::chrono::milliseconds failure_timeout, size_t io_threads = 8);
 
-  // Once per heartbeat period (timer thread).
+  // Timer thread, at least once per heartbeat period (more often gives a tighter detection
+  // time): pings each peer whose last ping started a period ago, judges silent ones.
   void Tick();
+  // How often Tick() should run.
+  std::chrono::milliseconds tick_interval() const;
   // A heartbeat from `peer` arrived: it is up.
   void OnHeartbeatFrom(const Address& peer);
   // Another node reports on `subject`.
@@ -45,6 +49,7 @@ class FailureDetector {
  private:
   struct Peer {
     Clock::time_point last_ok;
+    Clock::time_point last_ping;
     bool in_flight = false;
   };
   void OnPingResult(const Address& peer, bool ok);
@@ -53,6 +58,7 @@ class FailureDetector {
 
   ClusterState& state_;
   Transport transport_;
+  const std::chrono::milliseconds heartbeat_period_;
   const std::chrono::milliseconds failure_timeout_;
   std::mutex mu_;
   std::map<Address, Peer> known_;  // GUARDED_BY(mu_); every node but self

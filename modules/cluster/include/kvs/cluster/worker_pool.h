@@ -27,7 +27,7 @@ class WorkerPool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;  // GUARDED_BY(mu_)
-  bool stop_ = false;                         // GUARDED_BY(mu_)
+  bool stop_ = false;                        // GUARDED_BY(mu_)
   std::vector<std::thread> threads_;
 };
 

@@ -14,7 +14,7 @@
 namespace kvs::net {
 
 struct CallResult {
-  int status = 0;     // 0 when no HTTP answer came (see error)
+  int status = 0;  // 0 when no HTTP answer came (see error)
   std::string body;
   std::string error;  // transport failure: refused, timed out, reset, ...
 

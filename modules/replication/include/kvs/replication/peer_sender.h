@@ -58,7 +58,7 @@ class PeerSender {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<const Update>> queue_;  // GUARDED_BY(mu_)
-  bool stop_ = false;                                 // GUARDED_BY(mu_)
+  bool stop_ = false;                                // GUARDED_BY(mu_)
   std::thread thread_;
 };
 

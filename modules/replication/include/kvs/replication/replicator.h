@@ -55,6 +55,8 @@ class Replicator {
   // Applies a peer's broadcast batch; returns how many entries changed the store.
   size_t ApplyBatch(const ReplicateBatch& batch);
   SyncReply AnswerSync(const SyncRequest& request);
+  // Applies what a peer answered to our sync request; returns how many entries changed.
+  size_t ApplySyncReply(const SyncReply& reply);
 
   // --- background work ---
   // Start-up: adopt the newest configuration known to any peer, then pull this shard's data

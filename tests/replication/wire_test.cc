@@ -1,0 +1,67 @@
+#include "kvs/replication/wire.h"
+
+#include <gtest/gtest.h>
+
+namespace kvs::replication {
+namespace {
+
+Update MakeUpdate(std::string key, std::string value, bool tomb) {
+  Update u;
+  u.key = std::move(key);
+  u.entry.value = std::move(value);
+  u.entry.tombstone = tomb;
+  u.entry.version = store::Version{(uint64_t{1} << 60) + 3, "10.0.0.1:8080#17", 42};
+  u.entry.meta = "0|10.0.0.1:8080#17=42";
+  return u;
+}
+
+TEST(WireTest, BatchRoundTrip) {
+  Update a = MakeUpdate("k \"1\"", "v\n\x01", false);
+  Update b = MakeUpdate("k2", "", true);
+  std::string error;
+  auto batch = DecodeBatch(EncodeBatch("10.0.0.1:8080", {&a, &b}), error);
+  ASSERT_TRUE(batch.has_value()) << error;
+  EXPECT_EQ(batch->from, "10.0.0.1:8080");
+  ASSERT_EQ(batch->updates.size(), 2u);
+  EXPECT_EQ(batch->updates[0].key, a.key);
+  EXPECT_EQ(batch->updates[0].entry.value, a.entry.value);
+  EXPECT_EQ(batch->updates[0].entry.version.hlc, a.entry.version.hlc);
+  EXPECT_EQ(batch->updates[0].entry.version.origin, a.entry.version.origin);
+  EXPECT_EQ(batch->updates[0].entry.version.seq, 42u);
+  EXPECT_EQ(batch->updates[0].entry.meta, a.entry.meta);
+  EXPECT_TRUE(batch->updates[1].entry.tombstone);
+}
+
+TEST(WireTest, SyncRoundTrip) {
+  std::string error;
+  auto request = DecodeSyncRequest(EncodeSyncRequest({"a:1", {{"x#1", 5}, {"y#2", 9}}}), error);
+  ASSERT_TRUE(request.has_value()) << error;
+  EXPECT_EQ(request->vv.at("y#2"), 9u);
+  auto reply =
+      DecodeSyncReply(EncodeSyncReply({{{"x#1", 7}}, {MakeUpdate("k", "v", false)}}), error);
+  ASSERT_TRUE(reply.has_value()) << error;
+  EXPECT_EQ(reply->vv.at("x#1"), 7u);
+  ASSERT_EQ(reply->updates.size(), 1u);
+}
+
+TEST(WireTest, ConfigRoundTrip) {
+  cluster::ClusterConfig config;
+  config.epoch = 4;
+  config.shards = {{{"10.0.0.1", 1}, {"10.0.0.2", 1}}, {{"10.0.0.3", 1}, {"10.0.0.4", 1}}};
+  std::string error;
+  auto decoded = DecodeConfig(EncodeConfig(config), error);
+  ASSERT_TRUE(decoded.has_value()) << error;
+  EXPECT_EQ(decoded->epoch, 4u);
+  EXPECT_EQ(decoded->shards, config.shards);
+}
+
+TEST(WireTest, GarbageIsAnErrorNotAnException) {
+  std::string error;
+  EXPECT_FALSE(DecodeBatch("{", error).has_value());
+  EXPECT_FALSE(error.empty());
+  EXPECT_FALSE(DecodeSyncReply(R"({"vv":{},"updates":[{"k":1}]})", error).has_value());
+  EXPECT_FALSE(DecodeConfig(R"({"epoch":1,"shards":[["bad"]]})", error).has_value());
+}
+
+}  // namespace
+}  // namespace kvs::replication
