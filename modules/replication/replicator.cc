@@ -2,7 +2,9 @@
 
 #include <Poco/Logger.h>
 
+#include <algorithm>
 #include <thread>
+#include <variant>
 
 namespace kvs::replication {
 namespace {
@@ -80,21 +82,64 @@ void Replicator::OnLocalWrite(const std::string& key, const store::Entry& entry)
   for (auto& [peer, sender] : senders_) sender->Enqueue(update);
 }
 
-size_t Replicator::ApplyUpdates(const std::vector<Update>& updates) {
+bool Replicator::ApplyOne(const Update& u) {
+  clock_.Observe(u.entry.version.hlc);
+  const bool changed = store_.ApplyIfNewer(u.key, u.entry).written;
+  // Recorded after the store holds it: a vector never claims more than the store reflects.
+  applied_.Record(u.entry.version.origin, u.entry.version.seq);
+  return changed;
+}
+
+bool Replicator::Deliverable(const Update& u) const {
+  const std::string& origin = u.entry.version.origin;
+  if (applied_.Contiguous(origin) + 1 < u.entry.version.seq) return false;
+  // The write's metadata is its dependencies plus its own dot.
+  const auto deps = causal::Decode(u.entry.meta);
+  const auto* metadata = std::get_if<causal::Metadata>(&deps);
+  if (metadata == nullptr) return true;  // nothing we can check
+  for (const auto& [dep_origin, dep_seq] : metadata->vv) {
+    if (dep_origin == origin) continue;
+    if (applied_.Contiguous(dep_origin) < dep_seq && SameShardOrigin(dep_origin)) return false;
+  }
+  return true;
+}
+
+size_t Replicator::DrainPendingLocked() {
   size_t changed = 0;
-  for (const Update& u : updates) {
-    clock_.Observe(u.entry.version.hlc);
-    const std::string& origin = u.entry.version.origin;
-    const uint64_t seq = u.entry.version.seq;
-    if (store_.ApplyIfNewer(u.key, u.entry).written) ++changed;
-    // Recorded after the store holds it: a vector never claims more than the store reflects.
-    applied_.Record(origin, seq);
+  bool progress = true;
+  while (progress && !pending_.empty()) {
+    progress = false;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (applied_.Covers(it->entry.version.origin, it->entry.version.seq)) {
+        it = pending_.erase(it);
+      } else if (Deliverable(*it)) {
+        changed += ApplyOne(*it);
+        it = pending_.erase(it);
+        progress = true;
+      } else {
+        ++it;
+      }
+    }
   }
   return changed;
 }
 
 size_t Replicator::ApplyBatch(const ReplicateBatch& batch) {
-  const size_t changed = ApplyUpdates(batch.updates);
+  size_t changed = 0;
+  std::lock_guard lock(pending_mu_);
+  for (const Update& u : batch.updates) {
+    if (applied_.Covers(u.entry.version.origin, u.entry.version.seq)) continue;  // duplicate
+    if (Deliverable(u)) {
+      changed += ApplyOne(u);
+      continue;
+    }
+    if (pending_.size() >= kPendingMax) {
+      pending_.pop_front();  // anti-entropy brings it later
+      pending_dropped_.fetch_add(1, std::memory_order_relaxed);
+    }
+    pending_.push_back(u);
+  }
+  changed += DrainPendingLocked();
   broadcast_applied_.fetch_add(batch.updates.size(), std::memory_order_relaxed);
   return changed;
 }
@@ -138,8 +183,19 @@ bool Replicator::SyncWith(const std::string& peer) {
 }
 
 size_t Replicator::ApplySyncReply(const SyncReply& reply) {
-  const size_t changed = ApplyUpdates(reply.updates);
+  // The answerer's state is causally closed; applying it in clock order keeps every
+  // intermediate state closed too (a causally later write has a larger hybrid clock).
+  std::vector<const Update*> ordered;
+  ordered.reserve(reply.updates.size());
+  for (const Update& u : reply.updates) ordered.push_back(&u);
+  std::sort(ordered.begin(), ordered.end(), [](const Update* a, const Update* b) {
+    return b->entry.version.Wins(a->entry.version);
+  });
+  std::lock_guard lock(pending_mu_);
+  size_t changed = 0;
+  for (const Update* u : ordered) changed += ApplyOne(*u);
   applied_.RaiseTo(reply.vv);
+  changed += DrainPendingLocked();
   anti_entropy_applied_.fetch_add(changed, std::memory_order_relaxed);
   return changed;
 }
@@ -197,9 +253,16 @@ bool Replicator::AwaitDependencies(const causal::Metadata& m, std::string& missi
   dependency_pulls_.fetch_add(1, std::memory_order_relaxed);
   auto pause = std::chrono::milliseconds(20);
   while (true) {
-    for (const std::string& peer : ShardPeers(/*live_only=*/false)) {
-      if (std::chrono::steady_clock::now() >= deadline) break;
-      SyncWith(peer);
+    {
+      // One pull at a time: requests that find one running wait for its result instead of
+      // each asking every peer for the same data.
+      std::unique_lock pull(pull_mu_, std::try_to_lock);
+      if (pull.owns_lock()) {
+        for (const std::string& peer : ShardPeers(/*live_only=*/false)) {
+          if (std::chrono::steady_clock::now() >= deadline) break;
+          SyncWith(peer);
+        }
+      }
     }
     gap = first_missing();
     if (gap == nullptr) return true;
@@ -269,6 +332,9 @@ std::string Replicator::MetricsText() const {
           dependency_pulls_.load());
   counter("kvs_causal_dependency_timeouts_total", "Requests answered 503: dependencies missing.",
           dependency_timeouts_.load());
+  counter("kvs_replication_pending_dropped_total",
+          "Broadcast updates dropped from the causal buffer (anti-entropy repairs them).",
+          pending_dropped_.load());
   counter("kvs_tombstones_collected_total", "Tombstones purged after every replica applied them.",
           tombstones_collected_.load());
   return out;

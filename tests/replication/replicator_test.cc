@@ -79,5 +79,41 @@ TEST_F(ReplicatorTest, OutOfOrderEntriesStillPropagate) {
   EXPECT_EQ(rb_.replicator.AppliedVector().at("127.0.0.1:1#1"), 2u);
 }
 
+TEST_F(ReplicatorTest, BroadcastWaitsForEarlierUpdatesOfItsOrigin) {
+  ra_.coordinator.Put("x", "1", ctx_);
+  ra_.coordinator.Put("y", "2", ctx_);
+  SyncReply all = ra_.replicator.AnswerSync(SyncRequest{"b", {}});
+  ASSERT_EQ(all.updates.size(), 2u);
+  const Update& first = all.updates[0].entry.version.seq == 1 ? all.updates[0] : all.updates[1];
+  const Update& second = all.updates[0].entry.version.seq == 2 ? all.updates[0] : all.updates[1];
+  rb_.replicator.ApplyBatch(ReplicateBatch{"a", {second}});
+  EXPECT_FALSE(rb_.store.Get(second.key).has_value());  // buffered: seq 1 missing
+  rb_.replicator.ApplyBatch(ReplicateBatch{"a", {first}});
+  EXPECT_TRUE(rb_.store.Get(first.key).has_value());
+  EXPECT_TRUE(rb_.store.Get(second.key).has_value());  // released from the buffer
+  EXPECT_EQ(rb_.replicator.AppliedVector().at("127.0.0.1:1#1"), 2u);
+}
+
+TEST_F(ReplicatorTest, BroadcastWaitsForSameShardDependenciesOfOtherOrigins) {
+  // b writes x; a reads it (so a's write of y depends on b's write) and writes y.
+  OpResult wx = rb_.coordinator.Put("x", "1", ctx_);
+  Pull(ra_, rb_);
+  auto decoded = causal::Decode(wx.metadata);
+  const causal::Metadata& after_x = std::get<causal::Metadata>(decoded);
+  ra_.coordinator.Put("y", "2", ClientContext{wx.metadata, after_x});
+  // A third replica c that has nothing yet gets only a's broadcast of y: it must wait for x.
+  const cluster::Address c{"127.0.0.1", 3};
+  Replica rc{c, {a_, b_, c}};
+  SyncReply from_a = ra_.replicator.AnswerSync(SyncRequest{"c", {{"127.0.0.1:2#1", 1}}});
+  ASSERT_EQ(from_a.updates.size(), 1u);
+  ASSERT_EQ(from_a.updates[0].key, "y");
+  rc.replicator.ApplyBatch(ReplicateBatch{"a", from_a.updates});
+  EXPECT_FALSE(rc.store.Get("y").has_value());
+  SyncReply from_b = rb_.replicator.AnswerSync(SyncRequest{"c", {}});
+  rc.replicator.ApplyBatch(ReplicateBatch{"b", from_b.updates});
+  EXPECT_TRUE(rc.store.Get("x").has_value());
+  EXPECT_TRUE(rc.store.Get("y").has_value());
+}
+
 }  // namespace
 }  // namespace kvs::replication

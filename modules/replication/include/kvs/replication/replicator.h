@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,7 +53,9 @@ class Replicator {
   bool AwaitDependencies(const causal::Metadata& m, std::string& missing);
 
   // --- /internal endpoints ---
-  // Applies a peer's broadcast batch; returns how many entries changed the store.
+  // Applies a peer's broadcast batch in causal order: an update waits in a bounded buffer
+  // until its origin's earlier updates and its same-shard dependencies are applied here.
+  // Returns how many entries changed the store.
   size_t ApplyBatch(const ReplicateBatch& batch);
   SyncReply AnswerSync(const SyncRequest& request);
   // Applies what a peer answered to our sync request; returns how many entries changed.
@@ -75,7 +78,12 @@ class Replicator {
  private:
   // Pulls from `peer`; true when the peer answered.
   bool SyncWith(const std::string& peer);
-  size_t ApplyUpdates(const std::vector<Update>& updates);
+  // Stores one update and records it applied; true when the store changed.
+  bool ApplyOne(const Update& u);
+  // True when every update `u` causally depends on (in this shard) is applied here.
+  bool Deliverable(const Update& u) const;
+  // Applies buffered updates that became deliverable. REQUIRES: pending_mu_ held.
+  size_t DrainPendingLocked();
   bool SameShardOrigin(const std::string& origin) const;
   std::vector<std::string> ShardPeers(bool live_only) const;
   bool WaitReady(std::chrono::steady_clock::time_point deadline);
@@ -97,6 +105,12 @@ class Replicator {
   std::mutex peer_vv_mu_;
   std::map<std::string, causal::VersionVector> peer_vv_;  // GUARDED_BY(peer_vv_mu_)
 
+  static constexpr size_t kPendingMax = 50000;
+  std::mutex pending_mu_;       // also serializes broadcast application
+  std::deque<Update> pending_;  // GUARDED_BY(pending_mu_)
+
+  std::mutex pull_mu_;  // held by the request thread pulling missing dependencies
+
   std::atomic<bool> ready_{false};
   std::mutex ready_mu_;
   std::condition_variable ready_cv_;
@@ -106,6 +120,7 @@ class Replicator {
   std::atomic<uint64_t> dependency_pulls_{0};
   std::atomic<uint64_t> dependency_timeouts_{0};
   std::atomic<uint64_t> tombstones_collected_{0};
+  std::atomic<uint64_t> pending_dropped_{0};
 };
 
 }  // namespace kvs::replication
