@@ -1,0 +1,124 @@
+// NetnsCluster: a kvs store of real kvs-server processes, each in its own Linux network
+// namespace behind a veth pair on a private bridge, so that tests can cut a node off
+// (Isolate/Heal), crash it (Kill) and bring it back empty (Restart) while the test process,
+// in the root namespace, still reaches every connected node at its own address.
+//
+// Layout of cluster N (N chosen at Create; 1..250): bridge kvsbr<N> holding 10.201.N.1/24,
+// node i in namespace kvsct-<pid>-<N>-<i> at 10.201.N.(i+2):8080 behind host-side veth
+// kvsv<N>n<i>; an iptables FORWARD ACCEPT rule for the bridge (Docker's FORWARD DROP policy
+// would otherwise drop node-to-node traffic). Host links carry the alias kvsct-<pid> so a later
+// run can tell what a crashed run left behind. Needs root.
+//
+// Thread-safety: not thread-safe; one test thread drives a NetnsCluster. The read-only accessors
+// (endpoint, address) may be used from other threads while no fault method runs.
+// Invariant: every resource created is removed by Destroy(), which the destructor also calls;
+// server processes are children of the test process (and die with it: PDEATHSIG).
+#ifndef KVS_TESTS_CLUSTER_NETNS_CLUSTER_H_
+#define KVS_TESTS_CLUSTER_NETNS_CLUSTER_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "node_client.h"
+#include "server_process.h"
+
+namespace kvs::cluster_test {
+
+using http_test::EnvList;
+
+struct ClusterOptions {
+  int nodes = 3;  // 2..9.
+  int shard_count = 1;
+  EnvList extra_env;                               // Added to every node's environment (tunables).
+  std::chrono::milliseconds start_timeout{15000};  // Until every node answers /health.
+};
+
+class NetnsCluster {
+ public:
+  // Removes stale resources of dead runs, builds the network, starts every node and waits until
+  // each answers /health. Returns nullptr with *error set on failure (nothing is left behind).
+  static std::unique_ptr<NetnsCluster> Create(const ClusterOptions& options, std::string* error);
+
+  NetnsCluster(const NetnsCluster&) = delete;
+  NetnsCluster& operator=(const NetnsCluster&) = delete;
+  ~NetnsCluster();
+
+  int size() const { return static_cast<int>(nodes_.size()); }
+  int index() const { return index_; }
+  const Endpoint& endpoint(int node) const { return nodes_.at(node).endpoint; }
+  // "10.201.N.x:8080", as in VIEW.
+  std::string address(int node) const { return nodes_.at(node).endpoint.ToString(); }
+  // Every node's address, sorted as views are.
+  std::vector<std::string> addresses() const;
+
+  // Cuts `node` off the bridge (host-side veth down): nobody reaches it, it reaches nobody.
+  ::testing::AssertionResult Isolate(int node);
+  // Undoes Isolate, and returns once the network carries traffic again between `node` and the
+  // test process and every other connected node, both ways (a TCP connect is answered, by the
+  // server or by a refusal; neighbour entries that went stale during the cut take up to a
+  // second to be resolved again).
+  ::testing::AssertionResult Heal(int node);
+  // kill -9 and reap.
+  ::testing::AssertionResult Kill(int node);
+  // Starts a fresh process (empty memory, new working directory) for `node` in its namespace
+  // and waits until it answers /health.
+  ::testing::AssertionResult Restart(int node);
+
+  enum class ProbeResult { kConnected, kRefused, kNoAnswer };
+  // A TCP connect from inside `from`'s namespace (from = kHost: the test process's) to `to`'s
+  // server port, bounded by `timeout`. It checks the network path, FORWARD rule included.
+  static constexpr int kHost = -1;
+  ProbeResult Probe(int from, int to, std::chrono::milliseconds timeout) const;
+  bool CanConnect(int from, int to, std::chrono::milliseconds timeout) const {
+    return Probe(from, to, timeout) == ProbeResult::kConnected;
+  }
+
+  // "" if every node not deliberately killed is still running; else which ones exited and how.
+  std::string CheckProcesses();
+
+  // The last `lines` lines of stderr and stdout of every process each node has run.
+  std::string LogTails(size_t lines) const;
+  const std::filesystem::path& log_dir() const { return log_dir_; }
+  // Keep the log directory at Destroy (for a failed test).
+  void KeepLogs() { keep_logs_ = true; }
+
+  // Kills and reaps the servers, deletes namespaces, veths, bridge and iptables rule. Idempotent.
+  // Returns "" if nothing of this cluster is left, else a description of what is.
+  std::string Destroy();
+
+ private:
+  struct Node {
+    std::string netns;
+    std::string host_veth;
+    Endpoint endpoint;
+    pid_t pid = 0;          // 0: not running (or reaped).
+    bool expected = false;  // Started and not deliberately killed.
+    bool isolated = false;
+    int runs = 0;
+    std::vector<std::filesystem::path> run_dirs;
+  };
+
+  NetnsCluster(int index, ClusterOptions options);
+
+  std::string BuildNetwork();
+  ::testing::AssertionResult StartNode(int node);
+  ::testing::AssertionResult WaitHealthy(int node, std::chrono::milliseconds timeout);
+  std::string Bridge() const;
+
+  int index_;
+  ClusterOptions options_;
+  std::vector<Node> nodes_;
+  std::filesystem::path log_dir_;
+  bool keep_logs_ = false;
+  bool destroyed_ = false;
+};
+
+}  // namespace kvs::cluster_test
+
+#endif  // KVS_TESTS_CLUSTER_NETNS_CLUSTER_H_

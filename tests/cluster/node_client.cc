@@ -1,0 +1,162 @@
+#include "node_client.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+
+#include "Poco/Exception.h"
+#include "Poco/Net/HTTPClientSession.h"
+#include "Poco/Net/HTTPRequest.h"
+#include "Poco/Net/HTTPResponse.h"
+#include "Poco/StreamCopier.h"
+#include "Poco/Timespan.h"
+
+namespace kvs::cluster_test {
+namespace {
+
+using std::chrono::milliseconds;
+
+Poco::Timespan ToTimespan(milliseconds timeout) {
+  return Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(timeout.count()) * 1000);
+}
+
+std::string ToLower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+// The string member `name` of a JSON object body, or nullopt.
+std::optional<std::string> StringMember(const Poco::JSON::Object::Ptr& object,
+                                        const std::string& name) {
+  if (object.isNull() || !object->has(name)) return std::nullopt;
+  const Poco::Dynamic::Var value = object->get(name);
+  if (!value.isString()) return std::nullopt;
+  return value.extract<std::string>();
+}
+
+}  // namespace
+
+HttpResponse Send(const Endpoint& endpoint, std::string_view method, std::string_view target,
+                  const std::optional<std::string>& body, milliseconds timeout) {
+  HttpResponse result;
+  try {
+    Poco::Net::HTTPClientSession session(endpoint.host, endpoint.port);
+    session.setTimeout(ToTimespan(timeout), ToTimespan(timeout), ToTimespan(timeout));
+    session.setKeepAlive(false);
+    Poco::Net::HTTPRequest request(std::string(method), std::string(target),
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
+    if (body) {
+      request.setContentType("application/json");
+      request.setContentLength(static_cast<std::streamsize>(body->size()));
+    } else if (method == "PUT" || method == "POST" || method == "DELETE") {
+      request.setContentLength(0);
+    }
+    std::ostream& out = session.sendRequest(request);
+    if (body) out.write(body->data(), static_cast<std::streamsize>(body->size()));
+    Poco::Net::HTTPResponse response;
+    std::istream& in = session.receiveResponse(response);
+    result.status = static_cast<int>(response.getStatus());
+    for (const auto& [name, value] : response) result.headers[ToLower(name)] = value;
+    Poco::StreamCopier::copyToString(in, result.body);
+  } catch (const Poco::TimeoutException& e) {
+    result.status = 0;
+    result.error = e.displayText();
+    result.timed_out = true;
+  } catch (const Poco::Exception& e) {
+    result.status = 0;
+    result.error = e.displayText();
+  } catch (const std::exception& e) {
+    result.status = 0;
+    result.error = e.what();
+  }
+  return result;
+}
+
+HttpResponse PutKey(const Endpoint& endpoint, std::string_view key, std::string_view value,
+                    std::string_view metadata, milliseconds timeout) {
+  return Send(endpoint, "PUT", "/key-value-store/" + std::string(key),
+              http_test::PutBody(value, metadata), timeout);
+}
+
+HttpResponse GetKey(const Endpoint& endpoint, std::string_view key, std::string_view metadata,
+                    milliseconds timeout) {
+  return Send(endpoint, "GET", "/key-value-store/" + std::string(key),
+              http_test::MetadataBody(metadata), timeout);
+}
+
+std::optional<ReadResult> ParseRead(const HttpResponse& response) {
+  if (response.status != 200) return std::nullopt;
+  const Poco::JSON::Object::Ptr object = http_test::ParseObject(response.body);
+  if (object.isNull() || object->size() != 3) return std::nullopt;
+  const auto message = StringMember(object, "message");
+  auto value = StringMember(object, "value");
+  auto metadata = StringMember(object, "causal-metadata");
+  if (message != "Retrieved successfully" || !value || !metadata) return std::nullopt;
+  return ReadResult{std::move(*value), std::move(*metadata)};
+}
+
+std::optional<std::vector<std::string>> GetView(const Endpoint& endpoint, milliseconds timeout) {
+  const HttpResponse response =
+      Send(endpoint, "GET", "/key-value-store-view", std::nullopt, timeout);
+  if (response.status != 200) return std::nullopt;
+  const auto view = StringMember(http_test::ParseObject(response.body), "view");
+  if (!view) return std::nullopt;
+  std::vector<std::string> members;
+  size_t start = 0;
+  while (start <= view->size()) {
+    const size_t comma = std::min(view->find(',', start), view->size());
+    if (comma > start) members.push_back(view->substr(start, comma - start));
+    start = comma + 1;
+  }
+  return members;
+}
+
+std::optional<int64_t> GetKeyCount(const Endpoint& endpoint, int shard, milliseconds timeout) {
+  const HttpResponse response =
+      Send(endpoint, "GET", "/key-value-store-shard/shard-id-key-count/" + std::to_string(shard),
+           std::nullopt, timeout);
+  if (response.status != 200) return std::nullopt;
+  const Poco::JSON::Object::Ptr object = http_test::ParseObject(response.body);
+  if (object.isNull() || !object->has("shard-id-key-count")) return std::nullopt;
+  const Poco::Dynamic::Var count = object->get("shard-id-key-count");
+  if (!count.isInteger()) return std::nullopt;
+  return count.convert<int64_t>();
+}
+
+std::optional<double> MetricValue(std::string_view metrics_text, std::string_view name) {
+  std::optional<double> total;
+  size_t pos = 0;
+  while (pos < metrics_text.size()) {
+    size_t end = metrics_text.find('\n', pos);
+    if (end == std::string_view::npos) end = metrics_text.size();
+    const std::string_view line = metrics_text.substr(pos, end - pos);
+    pos = end + 1;
+    if (!line.starts_with(name) || line.size() == name.size()) continue;
+    const char next = line[name.size()];
+    if (next != ' ' && next != '{') continue;
+    const size_t space = line.rfind(' ');
+    if (space == std::string_view::npos) continue;
+    const std::string number(line.substr(space + 1));
+    char* parse_end = nullptr;
+    const double value = std::strtod(number.c_str(), &parse_end);
+    if (parse_end == number.c_str()) continue;
+    total = total.value_or(0) + value;
+  }
+  return total;
+}
+
+std::optional<double> GetMetric(const Endpoint& endpoint, std::string_view name,
+                                milliseconds timeout) {
+  const HttpResponse response = Send(endpoint, "GET", "/metrics", std::nullopt, timeout);
+  if (response.status != 200) return std::nullopt;
+  return MetricValue(response.body, name);
+}
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+  return out;
+}
+
+}  // namespace kvs::cluster_test
