@@ -280,6 +280,7 @@ void Replicator::Bootstrap() {
   // The cluster's configuration wins over the one derived from the environment.
   for (const cluster::Address& node : cluster_.View()) {
     if (node == cluster_.self()) continue;
+    if (std::chrono::steady_clock::now() >= deadline) break;
     const net::CallResult result = client_.Call(node.ToString(), "GET", "/internal/config", "",
                                                 std::chrono::milliseconds(500));
     if (!result.ok()) continue;
@@ -292,20 +293,21 @@ void Replicator::Bootstrap() {
     }
   }
   RefreshPeers();
-  const std::vector<std::string> peers = ShardPeers(/*live_only=*/true);
-  bool synced = peers.empty();
-  while (!synced && std::chrono::steady_clock::now() < deadline) {
-    for (const std::string& peer : peers) {
-      if (SyncWith(peer)) {
-        Log().information("bootstrap: loaded shard data from %s (%z keys)", peer,
-                          static_cast<size_t>(store_.live_count()));
-        synced = true;
-        break;
-      }
+  // One pass over the live peers: the first that answers hands over the shard's data. When
+  // none answers there is nobody to load from now (a fresh cluster still starting, or every
+  // peer down): start empty at once and let anti-entropy bring whatever appears later. The
+  // causal gate still protects every client that carries metadata.
+  bool synced = false;
+  for (const std::string& peer : ShardPeers(/*live_only=*/true)) {
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    if (SyncWith(peer)) {
+      Log().information("bootstrap: loaded shard data from %s (%z keys)", peer,
+                        static_cast<size_t>(store_.live_count()));
+      synced = true;
+      break;
     }
-    if (!synced) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  if (!synced) Log().information("bootstrap: no shard peer answered; starting with empty data");
+  if (!synced) Log().information("bootstrap: no shard peer answered; starting with what we have");
   {
     std::lock_guard lock(ready_mu_);
     ready_.store(true, std::memory_order_release);
