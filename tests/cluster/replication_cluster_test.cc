@@ -1,6 +1,7 @@
 // Replication between the three replicas of one shard, with no faults: a write made at one
 // replica is readable causally at the others, and concurrent writes to one key converge to the
 // same winner everywhere (SPEC §4 causal consistency and convergence).
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <string>
@@ -35,6 +36,30 @@ TEST_F(ReplicationTest, WriteAtOneReplicaReadsTheSameAtTheOthers) {
   }
   EXPECT_EQ(read[1], read[2]) << "replicas 2 and 3 answer the same read differently";
   EXPECT_EQ(read[1], written) << "a read that brings nothing new returns the client's metadata";
+}
+
+// SPEC §2: a view change made at one node reaches every node.
+TEST_F(ReplicationTest, ClientViewChangesReachEveryNode) {
+  // An address on the test bridge where nothing runs.
+  const std::string ghost = node(0).host.substr(0, node(0).host.rfind('.')) + ".250:8080";
+  const std::string body = R"({"socket-address":")" + ghost + R"("})";
+  ASSERT_EQ(Send(node(0), "PUT", "/key-value-store-view", body).status, 201);
+  auto holds = [&](int i, bool present) {
+    const auto view = GetView(node(i));
+    return view && (std::find(view->begin(), view->end(), ghost) != view->end()) == present;
+  };
+  const PollResult added = Eventually([&] { return holds(1, true) && holds(2, true); },
+                                      milliseconds(2000), milliseconds(20));
+  ASSERT_TRUE(added) << "PUT view at replica 1 did not reach the others: "
+                     << DescribeViews({0, 1, 2});
+  ReportTime("client view PUT reaching every node", added.elapsed);
+
+  ASSERT_EQ(Send(node(1), "DELETE", "/key-value-store-view", body).status, 200);
+  const PollResult removed =
+      Eventually([&] { return holds(0, false) && holds(1, false) && holds(2, false); },
+                 milliseconds(2000), milliseconds(20));
+  ASSERT_TRUE(removed) << "DELETE view at replica 2 did not reach the others: "
+                       << DescribeViews({0, 1, 2});
 }
 
 TEST_F(ReplicationTest, ConcurrentWritersOfOneKeyConvergeToOneWinner) {

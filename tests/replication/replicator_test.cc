@@ -54,6 +54,18 @@ TEST_F(ReplicatorTest, PullBringsMissingWritesAndNothingTwice) {
   EXPECT_EQ(Pull(rb_, ra_), 0u);  // vectors equal now: nothing to send
 }
 
+TEST_F(ReplicatorTest, TombstoneIsCollectedOnlyOnceEveryMemberHasIt) {
+  ra_.coordinator.Put("k", "v", ctx_);
+  ra_.coordinator.Delete("k", ctx_);
+  Pull(rb_, ra_);  // a learns b's vector from this request: b had nothing yet
+  ra_.replicator.AntiEntropyRound();
+  ASSERT_TRUE(ra_.store.Get("k").has_value()) << "purged before b applied the delete";
+  Pull(rb_, ra_);  // now b's vector, as a sees it, covers the delete
+  ra_.replicator.AntiEntropyRound();
+  EXPECT_FALSE(ra_.store.Get("k").has_value());
+  EXPECT_TRUE(rb_.store.Get("k")->tombstone);  // b collects on its own schedule
+}
+
 TEST_F(ReplicatorTest, ConcurrentWritesConvergeToOneWinner) {
   ra_.coordinator.Put("k", "from-a", ctx_);
   rb_.coordinator.Put("k", "from-b", ctx_);
