@@ -3,6 +3,7 @@
 #include <Poco/AutoPtr.h>
 #include <Poco/ConsoleChannel.h>
 #include <Poco/FormattingChannel.h>
+#include <Poco/JSON/Parser.h>
 #include <Poco/Logger.h>
 #include <Poco/Path.h>
 #include <Poco/PatternFormatter.h>
@@ -25,6 +26,7 @@
 #include "kvs/json/json_writer.h"
 #include "kvs/net/peer_client.h"
 #include "kvs/replication/coordinator.h"
+#include "kvs/replication/reconfigurator.h"
 #include "kvs/replication/replicator.h"
 #include "kvs/store/store.h"
 
@@ -158,15 +160,32 @@ int ServerApp::main(const std::vector<std::string>&) {
       static_cast<size_t>(counts.at("kvs.replication.batch_max"));
   replication::Replicator replicator(store, clock, cluster_state, peers, replication_options);
   replication::Coordinator coordinator(store, clock, replicator, origin);
+  replication::Reconfigurator reconfigurator(store, clock, cluster_state, peers, replicator,
+                                             coordinator, replication::ReconfigureOptions{});
 
   const std::string self = plan.self.ToString();
   const milliseconds ping_timeout =
       std::min(ms("kvs.cluster.heartbeat_period_ms"), milliseconds(1000));
   cluster::FailureDetector::Transport transport{
-      [&peers, self, ping_timeout](const cluster::Address& peer) {
-        return peers
-            .Call(peer.ToString(), "GET", "/internal/heartbeat?from=" + self, "", ping_timeout)
-            .ok();
+      [&peers, &cluster_state, &reconfigurator, self, ping_timeout](const cluster::Address& peer) {
+        const net::CallResult reply = peers.Call(
+            peer.ToString(), "GET", "/internal/heartbeat?from=" + self, "", ping_timeout);
+        if (!reply.ok()) return false;
+        // Every heartbeat also compares layouts: a peer ahead of us has a configuration to
+        // hand over (a change this node missed while down or cut off).
+        try {
+          Poco::JSON::Parser parser;
+          auto object = parser.parse(reply.body).extract<Poco::JSON::Object::Ptr>();
+          const auto ours = cluster_state.Config();
+          const auto epoch = object->getValue<uint64_t>("epoch");
+          const int shards = object->optValue<int>("shards", 0);
+          if (epoch > ours->epoch || (ours->shard_count() == 0 && shards > 0)) {
+            reconfigurator.FetchConfigFrom(peer.ToString());
+          }
+        } catch (const Poco::Exception&) {
+          // An old or odd peer: liveness is all we needed.
+        }
+        return true;
       },
       [&peers, ping_timeout](const cluster::Address& to, const cluster::Address& subject, bool up,
                              bool forget) {
@@ -185,7 +204,8 @@ int ServerApp::main(const std::vector<std::string>&) {
   api::Limits limits;
   limits.max_body_bytes = static_cast<size_t>(counts.at("kvs.limits.max_body_bytes"));
   limits.max_value_bytes = static_cast<size_t>(counts.at("kvs.limits.max_value_bytes"));
-  api::Service service(store, cluster_state, detector, replicator, coordinator, metrics, limits);
+  api::Service service(store, cluster_state, detector, replicator, coordinator, reconfigurator,
+                       peers, metrics, limits);
 
   api::HttpOptions http;
   http.bind_host = cfg.getString("kvs.http.bind");
@@ -205,7 +225,7 @@ int ServerApp::main(const std::vector<std::string>&) {
   }
 
   // Load the shard's data from peers while already answering them (they may be starting too).
-  std::thread bootstrap([&replicator] { replicator.Bootstrap(); });
+  std::thread bootstrap([&reconfigurator] { reconfigurator.Start(); });
   Poco::Util::Timer heartbeat_timer;
   Poco::Util::Timer anti_entropy_timer;
   heartbeat_timer.scheduleAtFixedRate(

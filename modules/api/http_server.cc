@@ -47,7 +47,15 @@ class Handler final : public Poco::Net::HTTPRequestHandler {
       // The rest of the body is unread: the connection cannot carry another request.
       response.setKeepAlive(false);
     } else {
-      answer = service_.Handle(Request{method, request.getURI(), body});
+      int hops = 0;
+      if (request.has(kHopsHeader)) {
+        try {
+          hops = std::stoi(request.get(kHopsHeader));
+        } catch (const std::exception&) {
+          hops = 0;
+        }
+      }
+      answer = service_.Handle(Request{method, request.getURI(), body, hops});
     }
     response.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(answer.status));
     response.setContentType(std::string(answer.content_type));

@@ -96,12 +96,15 @@ Response ErrorResponse(int status, std::string_view error, std::string_view meth
 
 Service::Service(store::Store& store, cluster::ClusterState& cluster,
                  cluster::FailureDetector& detector, replication::Replicator& replicator,
-                 replication::Coordinator& coordinator, Metrics& metrics, Limits limits)
+                 replication::Coordinator& coordinator, replication::Reconfigurator& reconfigurator,
+                 net::PeerClient& peers, Metrics& metrics, Limits limits)
     : store_(store),
       cluster_(cluster),
       detector_(detector),
       replicator_(replicator),
       coordinator_(coordinator),
+      reconfigurator_(reconfigurator),
+      peers_(peers),
       metrics_(metrics),
       limits_(limits) {}
 
@@ -122,12 +125,12 @@ Response Service::Route(const Request& request) {
   std::string_view path = request.target.substr(0, request.target.find('?'));
   const std::string_view method = request.method;
   if (path.starts_with(kKeyPrefix)) {
-    return HandleKeyValue(method, path.substr(kKeyPrefix.size()), request.body);
+    return HandleKeyValue(request, path.substr(kKeyPrefix.size()));
   }
-  if (path == kKeyRoot) return HandleKeyValue(method, "", request.body);
+  if (path == kKeyRoot) return HandleKeyValue(request, "");
   if (path == kViewPath) return HandleView(method, request.body);
   if (path.starts_with(kShardPrefix)) {
-    return HandleShard(method, path.substr(kShardPrefix.size()), request.body);
+    return HandleShard(request, path.substr(kShardPrefix.size()));
   }
   if (path == "/health") {
     return method == "GET" ? HandleHealth() : MethodNotAllowed(method, "GET");
@@ -148,8 +151,9 @@ Response Service::Route(const Request& request) {
   return ErrorResponse(404, "Path not found", method);
 }
 
-Response Service::HandleKeyValue(std::string_view method, std::string_view encoded_key,
-                                 std::string_view body) {
+Response Service::HandleKeyValue(const Request& request, std::string_view encoded_key) {
+  const std::string_view method = request.method;
+  const std::string_view body = request.body;
   const bool is_put = method == "PUT";
   if (!is_put && method != "GET" && method != "DELETE") {
     return MethodNotAllowed(method, "GET, PUT, DELETE");
@@ -202,8 +206,22 @@ Response Service::HandleKeyValue(std::string_view method, std::string_view encod
       return ErrorResponse(400, "Invalid causal-metadata: must be a string", method);
   }
 
-  const std::optional<int> shard = cluster_.MyShard();
-  if (!shard) return ErrorResponse(503, "Node is not a member of any shard yet", method);
+  // Route: the owning shard serves the key; any other node forwards. A write waits while a
+  // reshard barrier is up and is routed again afterwards (the key may have moved).
+  std::optional<replication::Coordinator::WriteTicket> ticket;
+  std::optional<int> shard;
+  for (int attempt = 0;; ++attempt) {
+    const std::optional<int> owner = cluster_.ShardForKey(key);
+    if (!owner) return ErrorResponse(503, "Node does not know the cluster layout yet", method);
+    shard = cluster_.MyShard();
+    if (shard != owner) return Forward(*owner, request, key);
+    if (method == "GET") break;
+    ticket = coordinator_.EnterWrite(kWriteBarrierWait);
+    if (!ticket) return ErrorResponse(503, "Resharding in progress; try again", method);
+    if (cluster_.ShardForKey(key) == owner && cluster_.MyShard() == owner) break;
+    ticket.reset();
+    if (attempt > 3) return ErrorResponse(503, "Cluster layout keeps changing; try again", method);
+  }
 
   const replication::ClientContext client{wire, metadata};
   using Kind = replication::OpResult::Kind;
@@ -273,8 +291,43 @@ Response Service::HandleView(std::string_view method, std::string_view body) {
   return Message(200, "Replica deleted successfully from the view");
 }
 
-Response Service::HandleShard(std::string_view method, std::string_view rest,
-                              std::string_view body) {
+Response Service::Forward(int shard, const Request& request, std::string_view spread_key) {
+  if (request.hops >= 3) {
+    return ErrorResponse(503, "Request forwarded too many times (layout changing)", request.method);
+  }
+  const std::shared_ptr<const cluster::ClusterConfig> config = cluster_.Config();
+  if (shard < 0 || shard >= config->shard_count()) {
+    return ErrorResponse(503, "Shard " + std::to_string(shard) + " is unknown here",
+                         request.method);
+  }
+  // Live members first, each list rotated by the key so that load spreads over replicas.
+  std::vector<cluster::Address> order;
+  const auto& members = config->shards[static_cast<size_t>(shard)];
+  const size_t start =
+      members.empty() ? 0 : std::hash<std::string_view>{}(spread_key) % members.size();
+  for (int pass = 0; pass < 2; ++pass) {
+    for (size_t i = 0; i < members.size(); ++i) {
+      const cluster::Address& m = members[(start + i) % members.size()];
+      if (cluster_.InView(m) == (pass == 0) && !(m == cluster_.self())) order.push_back(m);
+    }
+  }
+  const net::PeerClient::Headers headers = {{kHopsHeader, std::to_string(request.hops + 1)}};
+  std::string last_error = "no member";
+  for (const cluster::Address& member : order) {
+    net::CallResult result =
+        peers_.Call(member.ToString(), request.method, std::string(request.target), request.body,
+                    kForwardTimeout, headers);
+    if (result.status != 0) return Json(result.status, std::move(result.body));
+    last_error = member.ToString() + ": " + result.error;
+  }
+  return ErrorResponse(503,
+                       "Shard " + std::to_string(shard) + " is unreachable (" + last_error + ")",
+                       request.method);
+}
+
+Response Service::HandleShard(const Request& request, std::string_view rest) {
+  const std::string_view method = request.method;
+  const std::string_view body = request.body;
   const size_t slash = rest.find('/');
   const std::string_view op = rest.substr(0, slash);
   const bool has_id = slash != std::string_view::npos;
@@ -319,11 +372,7 @@ Response Service::HandleShard(std::string_view method, std::string_view rest,
                                                       std::vector<cluster::Address>())))
                     .Finish());
   }
-  if (config->ShardOf(cluster_.self()) != id) {
-    // Counting another shard's keys needs forwarding, which arrives with sharding.
-    return ErrorResponse(503, "Shard " + std::to_string(*id) + " is not reachable from this node",
-                         method);
-  }
+  if (config->ShardOf(cluster_.self()) != id) return Forward(*id, request, "");
   return Json(200, JsonObject()
                        .Str("message", "Key count of shard ID retrieved successfully")
                        .Int("shard-id-key-count", store_.live_count())
@@ -343,15 +392,8 @@ Response Service::HandleAddMember(std::string_view id_text, std::string_view bod
   if (!cluster_.InView(*address)) {
     return ErrorResponse(404, "Socket address does not exist in the view", kMethod);
   }
-  // Single-node step: record the membership here. Data transfer and cluster-wide agreement
-  // arrive with the sharding work.
-  cluster::ClusterConfig next = *config;
-  for (auto& members : next.shards) std::erase(members, *address);
-  auto& members = next.shards[static_cast<size_t>(*id)];
-  members.push_back(*address);
-  std::sort(members.begin(), members.end());
-  ++next.epoch;
-  cluster_.SetConfig(std::move(next));
+  const replication::ChangeOutcome outcome = reconfigurator_.AddMember(*id, *address);
+  if (outcome.status != 200) return ErrorResponse(outcome.status, outcome.error, kMethod);
   return Message(200, "Node added to shard successfully");
 }
 
@@ -373,7 +415,9 @@ Response Service::HandleReshard(std::string_view body) {
   if (count > static_cast<int64_t>(cluster_.View().size()) / 2) {  // fewer than 2N nodes
     return Message(400, "Not enough nodes to provide fault-tolerance with the given shard count!");
   }
-  return ErrorResponse(503, "Resharding is not available in this version", kMethod);
+  const replication::ChangeOutcome outcome = reconfigurator_.ReshardTo(static_cast<int>(count));
+  if (outcome.status != 200) return ErrorResponse(outcome.status, outcome.error, kMethod);
+  return Message(200, "Resharding done successfully");
 }
 
 Response Service::HandleHealth() const {
@@ -413,9 +457,11 @@ Response Service::HandleInternal(std::string_view method, std::string_view path,
     if (query.starts_with("from=")) {
       if (auto from = cluster::Address::Parse(query.substr(5))) detector_.OnHeartbeatFrom(*from);
     }
+    const auto config = cluster_.Config();
     return Json(200, JsonObject()
                          .Str("address", cluster_.self().ToString())
-                         .Int("epoch", static_cast<int64_t>(cluster_.Config()->epoch))
+                         .Int("epoch", static_cast<int64_t>(config->epoch))
+                         .Int("shards", config->shard_count())
                          .Finish());
   }
   if (path == "/internal/view" && method == "POST") {
@@ -435,6 +481,39 @@ Response Service::HandleInternal(std::string_view method, std::string_view path,
   }
   if (path == "/internal/config" && method == "GET") {
     return Json(200, replication::EncodeConfig(*cluster_.Config()));
+  }
+  if (path == "/internal/config" && method == "POST") {
+    auto config = replication::DecodeConfig(body, error);
+    if (!config) return ErrorResponse(400, "Bad configuration: " + error, method);
+    const bool adopted = reconfigurator_.Adopt(*config);
+    return Json(200, JsonObject().Bool("adopted", adopted).Finish());
+  }
+  if (path == "/internal/ingest" && method == "POST") {
+    auto batch = replication::DecodeBatch(body, error);
+    if (!batch) return ErrorResponse(400, "Bad ingest batch: " + error, method);
+    const size_t changed = reconfigurator_.Ingest(batch->updates);
+    return Json(200, JsonObject().Int("applied", static_cast<int64_t>(changed)).Finish());
+  }
+  if (path == "/internal/catch-up" && method == "POST") {
+    if (!replicator_.CatchUp()) return ErrorResponse(503, "No shard peer answered", method);
+    return Json(200, JsonObject().Int("keys", store_.live_count()).Finish());
+  }
+  if ((path == "/internal/reshard/prepare" || path == "/internal/reshard/abort") &&
+      method == "POST") {
+    auto parsed = RequestBody::Parse(body);
+    int64_t epoch = 0;
+    if (std::holds_alternative<std::string>(parsed) ||
+        std::get<RequestBody>(parsed).GetInteger("epoch", epoch) != RequestBody::Field::kInteger) {
+      return ErrorResponse(400, "Bad reshard step", method);
+    }
+    if (path == "/internal/reshard/abort") {
+      reconfigurator_.Abort(static_cast<uint64_t>(epoch));
+      return Json(200, "{}");
+    }
+    if (!reconfigurator_.Prepare(static_cast<uint64_t>(epoch))) {
+      return ErrorResponse(503, "Writes still in progress", method);
+    }
+    return Json(200, "{}");
   }
   return ErrorResponse(404, "Path not found", method);
 }

@@ -98,6 +98,16 @@ bool MergeInto(Metadata& into, const Metadata& from) {
   return changed;
 }
 
+uint64_t OriginEpoch(std::string_view origin) {
+  const size_t hash = origin.rfind('#');
+  const size_t dot = origin.rfind('.');
+  if (hash == std::string_view::npos || dot == std::string_view::npos || dot < hash) return 0;
+  uint64_t epoch = 0;
+  const std::string_view text = origin.substr(dot + 1);
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), epoch);
+  return ec == std::errc() && end == text.data() + text.size() ? epoch : 0;
+}
+
 bool Dominates(const VersionVector& a, const VersionVector& b) {
   for (const auto& [origin, seq] : b) {
     auto it = a.find(origin);

@@ -25,6 +25,45 @@ ClusterConfig InitialAssignment(std::vector<Address> view, int shard_count) {
   return config;
 }
 
+ClusterConfig Reshard(const ClusterConfig& current, std::vector<Address> live, int shard_count) {
+  std::sort(live.begin(), live.end());
+  live.erase(std::unique(live.begin(), live.end()), live.end());
+  const size_t n = static_cast<size_t>(shard_count);
+  std::vector<size_t> target(n, live.size() / n);
+  for (size_t s = 0; s < live.size() % n; ++s) ++target[s];
+
+  ClusterConfig next;
+  next.epoch = current.epoch + 1;
+  next.barrier_epoch = next.epoch;
+  next.shards.resize(n);
+  std::vector<bool> placed(live.size(), false);
+  auto index_of = [&](const Address& a) {
+    auto it = std::lower_bound(live.begin(), live.end(), a);
+    return it != live.end() && *it == a ? static_cast<size_t>(it - live.begin()) : live.size();
+  };
+  for (size_t s = 0; s < n && s < current.shards.size(); ++s) {
+    for (const Address& member : current.shards[s]) {
+      const size_t i = index_of(member);
+      if (i == live.size() || placed[i] || next.shards[s].size() >= target[s]) continue;
+      next.shards[s].push_back(member);
+      placed[i] = true;
+    }
+  }
+  size_t s = 0;
+  for (size_t i = 0; i < live.size(); ++i) {
+    if (placed[i]) continue;
+    while (next.shards[s].size() >= target[s]) ++s;
+    next.shards[s].push_back(live[i]);
+  }
+  for (auto& members : next.shards) std::sort(members.begin(), members.end());
+  return next;
+}
+
+bool ShouldAdopt(const ClusterConfig& ours, const ClusterConfig& theirs) {
+  if (theirs.shards.empty()) return false;
+  return theirs.epoch > ours.epoch || ours.shards.empty();
+}
+
 std::variant<StartupPlan, std::string> ValidateStartup(const StartupInput& input) {
   StartupPlan plan;
   if (!input.socket_address || input.socket_address->empty()) {

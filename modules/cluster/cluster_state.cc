@@ -8,6 +8,7 @@ ClusterState::ClusterState(Address self, std::vector<Address> view, ClusterConfi
     : self_(std::move(self)),
       view_(std::move(view)),
       config_(std::make_shared<const ClusterConfig>(std::move(config))) {
+  if (config_->shard_count() > 0) ring_ = std::make_shared<const HashRing>(config_->shard_count());
   if (std::find(view_.begin(), view_.end(), self_) == view_.end()) view_.push_back(self_);
   std::sort(view_.begin(), view_.end());
   view_.erase(std::unique(view_.begin(), view_.end()), view_.end());
@@ -46,8 +47,32 @@ std::shared_ptr<const ClusterConfig> ClusterState::Config() const {
 
 void ClusterState::SetConfig(ClusterConfig config) {
   auto next = std::make_shared<const ClusterConfig>(std::move(config));
+  std::shared_ptr<const HashRing> ring;
+  {
+    std::lock_guard lock(mu_);
+    if (ring_ && ring_->shard_count() == next->shard_count()) ring = ring_;
+  }
+  if (!ring && next->shard_count() > 0)
+    ring = std::make_shared<const HashRing>(next->shard_count());
   std::lock_guard lock(mu_);
   config_ = std::move(next);
+  ring_ = std::move(ring);
+}
+
+bool ClusterState::AdoptConfig(const ClusterConfig& config) {
+  if (!ShouldAdopt(*Config(), config)) return false;
+  SetConfig(config);
+  return true;
+}
+
+std::optional<int> ClusterState::ShardForKey(std::string_view key) const {
+  std::shared_ptr<const HashRing> ring;
+  {
+    std::lock_guard lock(mu_);
+    ring = ring_;
+  }
+  if (!ring) return std::nullopt;
+  return ring->ShardFor(key);
 }
 
 std::optional<int> ClusterState::MyShard() const { return Config()->ShardOf(self_); }

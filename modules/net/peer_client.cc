@@ -53,7 +53,7 @@ void PeerClient::Forget(const std::string& peer) {
 
 CallResult PeerClient::Call(const std::string& peer, std::string_view method,
                             const std::string& path, std::string_view body,
-                            std::chrono::milliseconds timeout) {
+                            std::chrono::milliseconds timeout, const Headers& headers) {
   CallResult result;
   if (peer.rfind(':') == std::string::npos) {
     result.error = "bad peer address " + peer;
@@ -70,6 +70,7 @@ CallResult PeerClient::Call(const std::string& peer, std::string_view method,
       request.setKeepAlive(true);
       request.setContentType("application/json");
       request.setContentLength(static_cast<std::streamsize>(body.size()));
+      for (const auto& [name, value] : headers) request.set(name, value);
       std::ostream& out = session->http.sendRequest(request);
       out.write(body.data(), static_cast<std::streamsize>(body.size()));
       Poco::Net::HTTPResponse response;

@@ -5,8 +5,56 @@
 namespace kvs::replication {
 
 Coordinator::Coordinator(store::Store& store, causal::HybridClock& clock, Replicator& replicator,
-                         std::string origin)
-    : store_(store), clock_(clock), replicator_(replicator), origin_(std::move(origin)) {}
+                         std::string origin_base)
+    : store_(store),
+      clock_(clock),
+      replicator_(replicator),
+      origin_base_(std::move(origin_base)),
+      origin_(origin_base_ + ".0") {}
+
+void Coordinator::WriteTicket::Release() {
+  if (owner_ == nullptr) return;
+  std::lock_guard lock(owner_->gate_mu_);
+  if (--owner_->in_flight_ == 0) owner_->gate_cv_.notify_all();
+  owner_ = nullptr;
+}
+
+std::optional<Coordinator::WriteTicket> Coordinator::EnterWrite(std::chrono::milliseconds wait) {
+  std::unique_lock lock(gate_mu_);
+  if (!gate_cv_.wait_for(lock, wait, [&] { return !frozen_; })) return std::nullopt;
+  ++in_flight_;
+  return WriteTicket(this);
+}
+
+bool Coordinator::Freeze(std::chrono::milliseconds drain) {
+  std::unique_lock lock(gate_mu_);
+  frozen_ = true;
+  return gate_cv_.wait_for(lock, drain, [&] { return in_flight_ == 0; });
+}
+
+void Coordinator::Thaw() {
+  {
+    std::lock_guard lock(gate_mu_);
+    frozen_ = false;
+  }
+  gate_cv_.notify_all();
+}
+
+bool Coordinator::frozen() const {
+  std::lock_guard lock(gate_mu_);
+  return frozen_;
+}
+
+void Coordinator::StartEpoch(uint64_t epoch) {
+  std::unique_lock lock(origin_mu_);
+  origin_ = origin_base_ + "." + std::to_string(epoch);
+  seq_.store(0, std::memory_order_release);
+}
+
+std::string Coordinator::origin() const {
+  std::shared_lock lock(origin_mu_);
+  return origin_;
+}
 
 bool Coordinator::DependenciesMet(const ClientContext& client, OpResult& result) {
   std::string missing;
@@ -20,6 +68,7 @@ store::WriteResult Coordinator::Write(const std::string& key, std::string value,
                                       const ClientContext& client, bool only_if_live,
                                       std::string& wire_out) {
   std::optional<store::Entry> written;
+  std::shared_lock origin_lock(origin_mu_);
   const store::WriteResult result =
       store_.Mutate(key, [&](const store::Entry* current) -> std::optional<store::Entry> {
         if (only_if_live && (current == nullptr || current->tombstone)) return std::nullopt;

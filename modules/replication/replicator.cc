@@ -49,6 +49,8 @@ bool Replicator::SameShardOrigin(const std::string& origin) const {
   const auto address = cluster::Address::Parse(OriginAddress(origin));
   if (!address) return false;
   const auto config = cluster_.Config();
+  // Writes from before the last reshard were moved under its barrier: satisfied everywhere.
+  if (causal::OriginEpoch(origin) < config->barrier_epoch) return false;
   const auto mine = config->ShardOf(cluster_.self());
   return mine && config->ShardOf(*address) == mine;
 }
@@ -153,8 +155,12 @@ SyncReply Replicator::AnswerSync(const SyncRequest& request) {
   reply.vv = applied_.Snapshot();  // before collecting: the store reflects at least this much
   // Nothing to look for when the asker has everything our vector covers and we hold no
   // entry applied out of order (those are not in the vector).
-  if (causal::Dominates(request.vv, reply.vv) && !applied_.HasGaps()) return reply;
+  if (!request.full && causal::Dominates(request.vv, reply.vv) && !applied_.HasGaps()) {
+    return reply;
+  }
+  const uint64_t barrier = cluster_.Config()->barrier_epoch;
   store_.ForEach([&](const std::string& key, const store::Entry& entry) {
+    if (!request.full && causal::OriginEpoch(entry.version.origin) < barrier) return;
     auto it = request.vv.find(entry.version.origin);
     const uint64_t covered = it == request.vv.end() ? 0 : it->second;
     if (entry.version.seq > covered) reply.updates.push_back(Update{key, entry});
@@ -162,8 +168,8 @@ SyncReply Replicator::AnswerSync(const SyncRequest& request) {
   return reply;
 }
 
-bool Replicator::SyncWith(const std::string& peer) {
-  SyncRequest request{self_, applied_.Snapshot()};
+bool Replicator::SyncWith(const std::string& peer, bool full) {
+  SyncRequest request{self_, applied_.Snapshot(), full};
   const net::CallResult result = client_.Call(peer, "POST", "/internal/sync",
                                               EncodeSyncRequest(request), options_.sync_timeout);
   if (!result.ok()) return false;
@@ -202,8 +208,27 @@ size_t Replicator::ApplySyncReply(const SyncReply& reply) {
 
 void Replicator::AntiEntropyRound() {
   RefreshPeers();
+  if (full_sync_wanted_.load(std::memory_order_acquire)) CatchUp();
   for (const std::string& peer : ShardPeers(/*live_only=*/true)) SyncWith(peer);
   CollectTombstones();
+}
+
+bool Replicator::CatchUp() {
+  RefreshPeers();
+  for (const std::string& peer : ShardPeers(/*live_only=*/true)) {
+    if (SyncWith(peer, /*full=*/true)) {
+      full_sync_wanted_.store(false, std::memory_order_release);
+      Log().information("caught up with %s: %z live keys", peer,
+                        static_cast<size_t>(store_.live_count()));
+      return true;
+    }
+  }
+  return ShardPeers(/*live_only=*/true).empty();
+}
+
+void Replicator::ResetAfterBarrier() {
+  std::lock_guard lock(pending_mu_);
+  pending_.clear();
 }
 
 void Replicator::CollectTombstones() {
@@ -277,21 +302,6 @@ bool Replicator::AwaitDependencies(const causal::Metadata& m, std::string& missi
 
 void Replicator::Bootstrap() {
   const auto deadline = std::chrono::steady_clock::now() + options_.bootstrap_timeout;
-  // The cluster's configuration wins over the one derived from the environment.
-  for (const cluster::Address& node : cluster_.View()) {
-    if (node == cluster_.self()) continue;
-    if (std::chrono::steady_clock::now() >= deadline) break;
-    const net::CallResult result = client_.Call(node.ToString(), "GET", "/internal/config", "",
-                                                std::chrono::milliseconds(500));
-    if (!result.ok()) continue;
-    std::string error;
-    auto config = DecodeConfig(result.body, error);
-    if (config && config->epoch > cluster_.Config()->epoch) {
-      Log().information("adopting configuration epoch %Lu from %s",
-                        static_cast<unsigned long long>(config->epoch), node.ToString());
-      cluster_.SetConfig(*config);
-    }
-  }
   RefreshPeers();
   // One pass over the live peers: the first that answers hands over the shard's data. When
   // none answers there is nobody to load from now (a fresh cluster still starting, or every
@@ -300,7 +310,7 @@ void Replicator::Bootstrap() {
   bool synced = false;
   for (const std::string& peer : ShardPeers(/*live_only=*/true)) {
     if (std::chrono::steady_clock::now() >= deadline) break;
-    if (SyncWith(peer)) {
+    if (SyncWith(peer, /*full=*/true)) {
       Log().information("bootstrap: loaded shard data from %s (%z keys)", peer,
                         static_cast<size_t>(store_.live_count()));
       synced = true;

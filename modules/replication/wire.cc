@@ -116,7 +116,7 @@ std::string EncodeSyncRequest(const SyncRequest& request) {
   AppendJsonString(out, request.from);
   out += ",\"vv\":";
   AppendVersionVector(out, request.vv);
-  out.push_back('}');
+  out += request.full ? ",\"full\":true}" : "}";
   return out;
 }
 
@@ -124,7 +124,8 @@ std::optional<SyncRequest> DecodeSyncRequest(std::string_view text, std::string&
   return Guarded(error, [&] {
     Object::Ptr object = ParseObject(text);
     return SyncRequest{object->getValue<std::string>("from"),
-                       ReadVersionVector(object->getObject("vv"))};
+                       ReadVersionVector(object->getObject("vv")),
+                       object->has("full") && object->getValue<bool>("full")};
   });
 }
 
@@ -149,7 +150,8 @@ std::optional<SyncReply> DecodeSyncReply(std::string_view text, std::string& err
 }
 
 std::string EncodeConfig(const cluster::ClusterConfig& config) {
-  std::string out = "{\"epoch\":" + std::to_string(config.epoch) + ",\"shards\":[";
+  std::string out = "{\"epoch\":" + std::to_string(config.epoch) +
+                    ",\"barrier_epoch\":" + std::to_string(config.barrier_epoch) + ",\"shards\":[";
   for (size_t s = 0; s < config.shards.size(); ++s) {
     if (s > 0) out.push_back(',');
     out.push_back('[');
@@ -168,6 +170,8 @@ std::optional<cluster::ClusterConfig> DecodeConfig(std::string_view text, std::s
     Object::Ptr object = ParseObject(text);
     cluster::ClusterConfig config;
     config.epoch = object->getValue<uint64_t>("epoch");
+    if (object->has("barrier_epoch"))
+      config.barrier_epoch = object->getValue<uint64_t>("barrier_epoch");
     Array::Ptr shards = object->getArray("shards");
     if (shards.isNull()) throw Poco::DataFormatException("shards missing");
     for (size_t s = 0; s < shards->size(); ++s) {

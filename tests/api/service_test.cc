@@ -20,8 +20,10 @@ class ServiceTest : public ::testing::Test {
                   std::chrono::milliseconds(1000), std::chrono::milliseconds(60000), 1),
         replicator_(store_, clock_, cluster_, peers_, replication::ReplicationOptions{}),
         coordinator_(store_, clock_, replicator_, self_.ToString() + "#1"),
-        service_(store_, cluster_, detector_, replicator_, coordinator_, metrics_,
-                 Limits{4096, 1024}) {
+        reconfigurator_(store_, clock_, cluster_, peers_, replicator_, coordinator_,
+                        replication::ReconfigureOptions{}),
+        service_(store_, cluster_, detector_, replicator_, coordinator_, reconfigurator_, peers_,
+                 metrics_, Limits{4096, 1024}) {
     replicator_.Bootstrap();
   }
 
@@ -50,6 +52,7 @@ class ServiceTest : public ::testing::Test {
   net::PeerClient peers_;
   replication::Replicator replicator_;
   replication::Coordinator coordinator_;
+  replication::Reconfigurator reconfigurator_;
   Metrics metrics_;
   Service service_;
 };

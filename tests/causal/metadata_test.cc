@@ -81,3 +81,16 @@ TEST(MetadataTest, Dominates) {
 
 }  // namespace
 }  // namespace kvs::causal
+
+namespace kvs::causal {
+namespace {
+
+TEST(OriginEpochTest, ReadsTheSuffixAfterTheIncarnation) {
+  EXPECT_EQ(OriginEpoch("10.10.0.2:8080#1795565398806.4"), 4u);
+  EXPECT_EQ(OriginEpoch("10.10.0.2:8080#1795565398806"), 0u);
+  EXPECT_EQ(OriginEpoch("10.10.0.2:8080#17.x"), 0u);
+  EXPECT_EQ(OriginEpoch("host.name:1#5"), 0u);  // a dot before '#' is not an epoch
+}
+
+}  // namespace
+}  // namespace kvs::causal

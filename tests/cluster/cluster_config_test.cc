@@ -86,3 +86,66 @@ TEST(ValidateStartupTest, MissingShardCountMeansUnassigned) {
 
 }  // namespace
 }  // namespace kvs::cluster
+
+namespace kvs::cluster {
+namespace {
+
+std::vector<Address> Live(int n) {
+  std::vector<Address> out;
+  for (int i = 0; i < n; ++i) out.push_back(Address{"10.10.0." + std::to_string(i + 2), 8080});
+  return out;
+}
+
+size_t CountMembers(const ClusterConfig& c) {
+  size_t n = 0;
+  for (const auto& members : c.shards) n += members.size();
+  return n;
+}
+
+TEST(ReshardTest, SevenNodesIntoThreeShardsKeepsNodesWhereItCan) {
+  ClusterConfig current = InitialAssignment(Live(6), 2);
+  current.shards[1].push_back(Address{"10.10.0.8", 8080});  // node7 added to shard 1
+  current.epoch = 1;
+  std::vector<Address> live = Live(6);
+  live.push_back(Address{"10.10.0.8", 8080});
+  const ClusterConfig next = Reshard(current, live, 3);
+  EXPECT_EQ(next.epoch, 2u);
+  EXPECT_EQ(next.barrier_epoch, 2u);
+  ASSERT_EQ(next.shard_count(), 3);
+  EXPECT_EQ(CountMembers(next), 7u);
+  for (const auto& members : next.shards) {
+    EXPECT_GE(members.size(), 2u);
+    EXPECT_LE(members.size(), 3u);
+  }
+  // Shard 0 keeps all three of its members; shard 1 keeps the two it has room for.
+  EXPECT_EQ(next.shards[0], current.shards[0]);
+  size_t kept = 0;
+  for (const Address& a : next.shards[1]) {
+    kept += std::count(current.shards[1].begin(), current.shards[1].end(), a);
+  }
+  EXPECT_EQ(kept, next.shards[1].size());
+  for (const Address& a : live) EXPECT_TRUE(next.ShardOf(a).has_value()) << a.ToString();
+}
+
+TEST(ReshardTest, DownNodesAreLeftOutAndShrinkingWorks) {
+  const ClusterConfig current = InitialAssignment(Live(6), 3);
+  std::vector<Address> live = Live(6);
+  live.pop_back();  // one node is down
+  const ClusterConfig next = Reshard(current, live, 2);
+  EXPECT_EQ(CountMembers(next), 5u);
+  EXPECT_FALSE(next.ShardOf(Live(6).back()).has_value());
+  EXPECT_EQ(next.shards[0].size() + next.shards[1].size(), 5u);
+}
+
+TEST(ShouldAdoptTest, HigherEpochOrFirstLayoutWins) {
+  ClusterConfig ours = InitialAssignment(Live(4), 2);
+  ClusterConfig theirs = ours;
+  EXPECT_FALSE(ShouldAdopt(ours, theirs));
+  theirs.epoch = 3;
+  EXPECT_TRUE(ShouldAdopt(ours, theirs));
+  EXPECT_TRUE(ShouldAdopt(ClusterConfig{}, ours));   // an unassigned node takes any layout
+  EXPECT_FALSE(ShouldAdopt(ours, ClusterConfig{}));  // never an empty one
+}
+
+}  // namespace
+}  // namespace kvs::cluster

@@ -37,17 +37,17 @@ class CoordinatorTest : public ::testing::Test {
 TEST_F(CoordinatorTest, PutCreatesThenUpdates) {
   OpResult first = coordinator_.Put("k", "a", no_context_);
   EXPECT_EQ(first.kind, Kind::kCreated);
-  EXPECT_EQ(first.metadata, "0|127.0.0.1:1#100=1");
+  EXPECT_EQ(first.metadata, "0|127.0.0.1:1#100.0=1");
   OpResult second = coordinator_.Put("k", "b", no_context_);
   EXPECT_EQ(second.kind, Kind::kUpdated);
-  EXPECT_EQ(second.metadata, "0|127.0.0.1:1#100=2");
+  EXPECT_EQ(second.metadata, "0|127.0.0.1:1#100.0=2");
   EXPECT_EQ(coordinator_.last_seq(), 2u);
 }
 
 TEST_F(CoordinatorTest, WriteMetadataCarriesClientDependencies) {
   const causal::Metadata client = Parse("0|10.0.0.9:1#5=7");
   OpResult put = coordinator_.Put("k", "v", ClientContext{"0|10.0.0.9:1#5=7", client});
-  EXPECT_EQ(put.metadata, "0|10.0.0.9:1#5=7,127.0.0.1:1#100=1");
+  EXPECT_EQ(put.metadata, "0|10.0.0.9:1#5=7,127.0.0.1:1#100.0=1");
   // A reader with no context inherits the write's dependencies.
   OpResult get = coordinator_.Get("k", no_context_);
   EXPECT_EQ(get.kind, Kind::kFound);
@@ -58,7 +58,7 @@ TEST_F(CoordinatorTest, WriteMetadataCarriesClientDependencies) {
 TEST_F(CoordinatorTest, ReadThatLearnsNothingReturnsClientBytes) {
   OpResult put = coordinator_.Put("k", "v", no_context_);
   coordinator_.Put("other", "w", no_context_);  // the client's context will be ahead of "k"
-  const std::string wire = "0|127.0.0.1:1#100=2";
+  const std::string wire = "0|127.0.0.1:1#100.0=2";
   const causal::Metadata client = Parse(wire);
   OpResult get = coordinator_.Get("k", ClientContext{wire, client});
   EXPECT_EQ(get.metadata, wire);
@@ -69,7 +69,7 @@ TEST_F(CoordinatorTest, ReadMergesWhatTheValueDependedOn) {
   coordinator_.Put("k", "v", ClientContext{"0|10.0.0.9:1#5=3", deps});
   const causal::Metadata reader = Parse("0|10.0.0.8:1#5=1");
   OpResult get = coordinator_.Get("k", ClientContext{"0|10.0.0.8:1#5=1", reader});
-  EXPECT_EQ(get.metadata, "0|10.0.0.8:1#5=1,10.0.0.9:1#5=3,127.0.0.1:1#100=1");
+  EXPECT_EQ(get.metadata, "0|10.0.0.8:1#5=1,10.0.0.9:1#5=3,127.0.0.1:1#100.0=1");
 }
 
 TEST_F(CoordinatorTest, DeleteLeavesTombstoneAndMissingIsNotFound) {
@@ -78,7 +78,7 @@ TEST_F(CoordinatorTest, DeleteLeavesTombstoneAndMissingIsNotFound) {
   coordinator_.Put("k", "v", no_context_);
   OpResult del = coordinator_.Delete("k", no_context_);
   EXPECT_EQ(del.kind, Kind::kDeleted);
-  EXPECT_EQ(del.metadata, "0|127.0.0.1:1#100=2");
+  EXPECT_EQ(del.metadata, "0|127.0.0.1:1#100.0=2");
   EXPECT_EQ(coordinator_.Get("k", no_context_).kind, Kind::kNotFound);
   EXPECT_EQ(coordinator_.Delete("k", no_context_).kind, Kind::kNotFound);
   EXPECT_TRUE(store_.Get("k")->tombstone);
@@ -88,7 +88,7 @@ TEST_F(CoordinatorTest, DeleteLeavesTombstoneAndMissingIsNotFound) {
 TEST_F(CoordinatorTest, LocalWritesAreRecordedAsApplied) {
   coordinator_.Put("a", "1", no_context_);
   coordinator_.Put("b", "2", no_context_);
-  EXPECT_EQ(replicator_.AppliedVector().at("127.0.0.1:1#100"), 2u);
+  EXPECT_EQ(replicator_.AppliedVector().at("127.0.0.1:1#100.0"), 2u);
 }
 
 TEST_F(CoordinatorTest, MissingSameShardDependencyIsUnavailable) {
@@ -99,8 +99,8 @@ TEST_F(CoordinatorTest, MissingSameShardDependencyIsUnavailable) {
   Replicator impatient{store_, clock_, cluster_, peers_, options};
   impatient.Bootstrap();
   Coordinator coordinator{store_, clock_, impatient, "127.0.0.1:1#200"};
-  const causal::Metadata ahead = Parse("0|127.0.0.1:1#100=5");
-  OpResult result = coordinator.Get("k", ClientContext{"0|127.0.0.1:1#100=5", ahead});
+  const causal::Metadata ahead = Parse("0|127.0.0.1:1#100.0=5");
+  OpResult result = coordinator.Get("k", ClientContext{"0|127.0.0.1:1#100.0=5", ahead});
   EXPECT_EQ(result.kind, Kind::kUnavailable);
   EXPECT_NE(result.error.find("127.0.0.1:1#100"), std::string::npos) << result.error;
 }
@@ -109,7 +109,7 @@ TEST_F(CoordinatorTest, OtherShardDependenciesAreCarriedNotChecked) {
   const causal::Metadata other = Parse("0|10.9.9.9:1#5=42");
   OpResult put = coordinator_.Put("k", "v", ClientContext{"0|10.9.9.9:1#5=42", other});
   EXPECT_EQ(put.kind, Kind::kCreated);
-  EXPECT_EQ(put.metadata, "0|10.9.9.9:1#5=42,127.0.0.1:1#100=1");
+  EXPECT_EQ(put.metadata, "0|10.9.9.9:1#5=42,127.0.0.1:1#100.0=1");
 }
 
 TEST_F(CoordinatorTest, ConcurrentWritesGetDistinctGaplessSequenceNumbers) {

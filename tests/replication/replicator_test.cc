@@ -86,9 +86,9 @@ TEST_F(ReplicatorTest, OutOfOrderEntriesStillPropagate) {
     if (u.entry.version.seq == 2) only_second.push_back(u);
   }
   rb_.replicator.ApplyBatch(ReplicateBatch{"a", only_second});
-  EXPECT_EQ(rb_.replicator.AppliedVector().count("127.0.0.1:1#1"), 0u);  // prefix not complete
+  EXPECT_EQ(rb_.replicator.AppliedVector().count("127.0.0.1:1#1.0"), 0u);  // prefix not complete
   EXPECT_EQ(Pull(rb_, ra_), 2u);
-  EXPECT_EQ(rb_.replicator.AppliedVector().at("127.0.0.1:1#1"), 2u);
+  EXPECT_EQ(rb_.replicator.AppliedVector().at("127.0.0.1:1#1.0"), 2u);
 }
 
 TEST_F(ReplicatorTest, BroadcastWaitsForEarlierUpdatesOfItsOrigin) {
@@ -103,7 +103,7 @@ TEST_F(ReplicatorTest, BroadcastWaitsForEarlierUpdatesOfItsOrigin) {
   rb_.replicator.ApplyBatch(ReplicateBatch{"a", {first}});
   EXPECT_TRUE(rb_.store.Get(first.key).has_value());
   EXPECT_TRUE(rb_.store.Get(second.key).has_value());  // released from the buffer
-  EXPECT_EQ(rb_.replicator.AppliedVector().at("127.0.0.1:1#1"), 2u);
+  EXPECT_EQ(rb_.replicator.AppliedVector().at("127.0.0.1:1#1.0"), 2u);
 }
 
 TEST_F(ReplicatorTest, BroadcastWaitsForSameShardDependenciesOfOtherOrigins) {
@@ -116,7 +116,7 @@ TEST_F(ReplicatorTest, BroadcastWaitsForSameShardDependenciesOfOtherOrigins) {
   // A third replica c that has nothing yet gets only a's broadcast of y: it must wait for x.
   const cluster::Address c{"127.0.0.1", 3};
   Replica rc{c, {a_, b_, c}};
-  SyncReply from_a = ra_.replicator.AnswerSync(SyncRequest{"c", {{"127.0.0.1:2#1", 1}}});
+  SyncReply from_a = ra_.replicator.AnswerSync(SyncRequest{"c", {{"127.0.0.1:2#1.0", 1}}});
   ASSERT_EQ(from_a.updates.size(), 1u);
   ASSERT_EQ(from_a.updates[0].key, "y");
   rc.replicator.ApplyBatch(ReplicateBatch{"a", from_a.updates});

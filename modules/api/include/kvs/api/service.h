@@ -3,6 +3,7 @@
 // Thread-safe: Handle() is called concurrently from every HTTP worker thread.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -10,7 +11,9 @@
 #include "kvs/api/metrics.h"
 #include "kvs/cluster/cluster_state.h"
 #include "kvs/cluster/failure_detector.h"
+#include "kvs/net/peer_client.h"
 #include "kvs/replication/coordinator.h"
+#include "kvs/replication/reconfigurator.h"
 #include "kvs/replication/replicator.h"
 #include "kvs/store/store.h"
 
@@ -20,7 +23,11 @@ struct Request {
   std::string_view method;
   std::string_view target;  // path plus optional query, still URL-encoded
   std::string_view body;
+  int hops = 0;  // how many nodes forwarded it already (header X-Kvs-Hops)
 };
+
+// Header carrying Request::hops between nodes.
+inline constexpr char kHopsHeader[] = "X-Kvs-Hops";
 
 struct Response {
   int status = 200;
@@ -48,19 +55,28 @@ Response ErrorResponse(int status, std::string_view error, std::string_view meth
 
 class Service {
  public:
+  // Time a client write waits for a reshard barrier to lift before 503.
+  static constexpr std::chrono::milliseconds kWriteBarrierWait{15000};
+  // Time allowed to the owning shard to answer a forwarded request (it may be waiting for
+  // dependencies or a barrier itself).
+  static constexpr std::chrono::milliseconds kForwardTimeout{25000};
+
   Service(store::Store& store, cluster::ClusterState& cluster, cluster::FailureDetector& detector,
           replication::Replicator& replicator, replication::Coordinator& coordinator,
-          Metrics& metrics, Limits limits);
+          replication::Reconfigurator& reconfigurator, net::PeerClient& peers, Metrics& metrics,
+          Limits limits);
 
   Response Handle(const Request& request);
   const Limits& limits() const { return limits_; }
 
  private:
   Response Route(const Request& request);
-  Response HandleKeyValue(std::string_view method, std::string_view encoded_key,
-                          std::string_view body);
+  Response HandleKeyValue(const Request& request, std::string_view encoded_key);
+  // Sends the request, unchanged, to a member of `shard` (live ones first, then the others)
+  // and relays its answer; 503 when none answers.
+  Response Forward(int shard, const Request& request, std::string_view spread_key);
   Response HandleView(std::string_view method, std::string_view body);
-  Response HandleShard(std::string_view method, std::string_view rest, std::string_view body);
+  Response HandleShard(const Request& request, std::string_view rest);
   Response HandleAddMember(std::string_view id_text, std::string_view body);
   Response HandleReshard(std::string_view body);
   Response HandleHealth() const;
@@ -73,6 +89,8 @@ class Service {
   cluster::FailureDetector& detector_;
   replication::Replicator& replicator_;
   replication::Coordinator& coordinator_;
+  replication::Reconfigurator& reconfigurator_;
+  net::PeerClient& peers_;
   Metrics& metrics_;
   const Limits limits_;
 };

@@ -43,6 +43,10 @@ bool MergeInto(Metadata& into, const Metadata& from);
 // Raises `into.vv[origin]` to at least `seq`. Returns true when it changed.
 bool Observe(Metadata& into, std::string_view origin, uint64_t seq);
 
+// The configuration epoch an origin "address#incarnation.epoch" started writing in; 0 when the
+// origin carries no epoch.
+uint64_t OriginEpoch(std::string_view origin);
+
 // True when every entry of `b` is <= the matching entry of `a` (a has seen all b has).
 bool Dominates(const VersionVector& a, const VersionVector& b);
 

@@ -16,6 +16,9 @@ namespace kvs::cluster {
 
 struct ClusterConfig {
   uint64_t epoch = 0;
+  // Epoch of the last reshard: writes made before it were moved to their shards under a
+  // barrier, so causal dependencies on them are satisfied by construction.
+  uint64_t barrier_epoch = 0;
   std::vector<std::vector<Address>> shards;  // shard id -> members
 
   int shard_count() const { return static_cast<int>(shards.size()); }
@@ -27,6 +30,16 @@ struct ClusterConfig {
 // round-robin to shards 0..N-1 (node i -> shard i mod N). Every node computes the same result.
 // REQUIRES: shard_count >= 1.
 ClusterConfig InitialAssignment(std::vector<Address> view, int shard_count);
+
+// A new layout with `shard_count` shards over the `live` nodes for reshard: shard sizes differ
+// by at most one, and each node stays in its shard when the sizes allow (fewer keys move).
+// Nodes not in `live` are left out. Epoch and barrier_epoch are current.epoch + 1.
+// REQUIRES: live.size() >= 2 * shard_count, shard_count >= 1.
+ClusterConfig Reshard(const ClusterConfig& current, std::vector<Address> live, int shard_count);
+
+// Whether a configuration received from a peer should replace ours: a higher epoch wins; an
+// unassigned node (no shards yet) takes the cluster's layout at any epoch.
+bool ShouldAdopt(const ClusterConfig& ours, const ClusterConfig& theirs);
 
 // Raw start-up input (env / config / command line), each possibly absent.
 struct StartupInput {

@@ -10,6 +10,7 @@
 
 #include "kvs/cluster/address.h"
 #include "kvs/cluster/cluster_config.h"
+#include "kvs/cluster/hash_ring.h"
 
 namespace kvs::cluster {
 
@@ -29,6 +30,11 @@ class ClusterState {
 
   std::shared_ptr<const ClusterConfig> Config() const;
   void SetConfig(ClusterConfig config);
+  // Replaces the configuration when ShouldAdopt() says so; returns whether it did.
+  bool AdoptConfig(const ClusterConfig& config);
+  // The shard owning `key` under the current configuration; nullopt before the node knows any
+  // layout (an unassigned node that has not heard from the cluster yet).
+  std::optional<int> ShardForKey(std::string_view key) const;
   std::optional<int> MyShard() const;
   // Members of `shard` that are currently in the view (SPEC: shard-id-members lists live
   // members). nullopt when the shard does not exist.
@@ -39,6 +45,7 @@ class ClusterState {
   mutable std::mutex mu_;
   std::vector<Address> view_;                    // GUARDED_BY(mu_), sorted
   std::shared_ptr<const ClusterConfig> config_;  // GUARDED_BY(mu_)
+  std::shared_ptr<const HashRing> ring_;         // GUARDED_BY(mu_); null with no shards
 };
 
 }  // namespace kvs::cluster

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace kvs::net {
@@ -30,9 +31,12 @@ class PeerClient {
   PeerClient(const PeerClient&) = delete;
   PeerClient& operator=(const PeerClient&) = delete;
 
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+
   // One request to `peer` ("host:port"). Never throws.
   CallResult Call(const std::string& peer, std::string_view method, const std::string& path,
-                  std::string_view body, std::chrono::milliseconds timeout);
+                  std::string_view body, std::chrono::milliseconds timeout,
+                  const Headers& headers = {});
 
   // Drops idle connections to `peer` (e.g. after it restarted).
   void Forget(const std::string& peer);

@@ -8,8 +8,14 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
 #include <string>
+#include <utility>
 
 #include "kvs/causal/hybrid_clock.h"
 #include "kvs/causal/metadata.h"
@@ -36,15 +42,49 @@ struct ClientContext {
 
 class Coordinator {
  public:
-  // `origin` is "address#incarnation", unique to this process run.
+  // Writes go through a gate that a reshard closes (Freeze) while it moves keys; a write that
+  // finds it closed waits, then the caller re-routes it under the new layout.
+  class WriteTicket {
+   public:
+    explicit WriteTicket(Coordinator* owner) : owner_(owner) {}
+    WriteTicket(WriteTicket&& other) noexcept : owner_(std::exchange(other.owner_, nullptr)) {}
+    WriteTicket(const WriteTicket&) = delete;
+    WriteTicket& operator=(const WriteTicket&) = delete;
+    WriteTicket& operator=(WriteTicket&& other) noexcept {
+      if (this != &other) {
+        Release();
+        owner_ = std::exchange(other.owner_, nullptr);
+      }
+      return *this;
+    }
+    ~WriteTicket() { Release(); }
+
+   private:
+    void Release();
+    Coordinator* owner_;
+  };
+
+  // `origin_base` is "address#incarnation", unique to this process run; the origin of writes
+  // is "<origin_base>.<epoch>" (see StartEpoch).
   Coordinator(store::Store& store, causal::HybridClock& clock, Replicator& replicator,
-              std::string origin);
+              std::string origin_base);
+
+  // Waits up to `wait` for the gate to be open; nullopt when it stayed closed.
+  std::optional<WriteTicket> EnterWrite(std::chrono::milliseconds wait);
+  // Closes the gate and waits up to `drain` for writes in progress; false if some remain.
+  bool Freeze(std::chrono::milliseconds drain);
+  void Thaw();
+  bool frozen() const;
+  // Starts a fresh origin for writes made under configuration `epoch`, so that dependencies
+  // on writes from before a reshard barrier are recognisable. Call with the gate frozen or
+  // before serving.
+  void StartEpoch(uint64_t epoch);
 
   OpResult Put(const std::string& key, std::string value, const ClientContext& client);
   OpResult Get(const std::string& key, const ClientContext& client);
   OpResult Delete(const std::string& key, const ClientContext& client);
 
-  const std::string& origin() const { return origin_; }
+  std::string origin() const;
   // Highest sequence number this origin has handed out.
   uint64_t last_seq() const { return seq_.load(std::memory_order_acquire); }
 
@@ -59,8 +99,15 @@ class Coordinator {
   store::Store& store_;
   causal::HybridClock& clock_;
   Replicator& replicator_;
-  const std::string origin_;
+  const std::string origin_base_;
+  mutable std::shared_mutex origin_mu_;  // exclusive only to switch epochs
+  std::string origin_;                   // GUARDED_BY(origin_mu_)
   std::atomic<uint64_t> seq_{0};
+
+  mutable std::mutex gate_mu_;
+  std::condition_variable gate_cv_;
+  bool frozen_ = false;  // GUARDED_BY(gate_mu_)
+  int in_flight_ = 0;    // GUARDED_BY(gate_mu_)
 };
 
 }  // namespace kvs::replication

@@ -62,14 +62,21 @@ class Replicator {
   size_t ApplySyncReply(const SyncReply& reply);
 
   // --- background work ---
-  // Start-up: adopt the newest configuration known to any peer, then pull this shard's data
-  // from a peer (bounded by bootstrap_timeout). Marks the replica ready either way.
+  // Start-up (after the configuration is settled): pull this shard's data from a live peer
+  // (bounded by bootstrap_timeout). Marks the replica ready either way.
   void Bootstrap();
   // One anti-entropy round: sync with every live shard peer, then collect tombstones that
   // every member has applied.
   void AntiEntropyRound();
   // Starts/stops per-peer senders to match the current shard membership.
   void RefreshPeers();
+  // Pulls every entry of this node's shard from a live peer (a member that just joined or
+  // changed shard). True when a peer answered.
+  bool CatchUp();
+  // The next anti-entropy round does a full pull (set when this node joins a shard).
+  void RequestFullSync() { full_sync_wanted_.store(true, std::memory_order_release); }
+  // After a reshard barrier: drop buffered broadcasts of the old layout.
+  void ResetAfterBarrier();
 
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   causal::VersionVector AppliedVector() const { return applied_.Snapshot(); }
@@ -77,7 +84,7 @@ class Replicator {
 
  private:
   // Pulls from `peer`; true when the peer answered.
-  bool SyncWith(const std::string& peer);
+  bool SyncWith(const std::string& peer, bool full = false);
   // Stores one update and records it applied; true when the store changed.
   bool ApplyOne(const Update& u);
   // True when every update `u` causally depends on (in this shard) is applied here.
@@ -111,6 +118,7 @@ class Replicator {
 
   std::mutex pull_mu_;  // held by the request thread pulling missing dependencies
 
+  std::atomic<bool> full_sync_wanted_{false};
   std::atomic<bool> ready_{false};
   std::mutex ready_mu_;
   std::condition_variable ready_cv_;

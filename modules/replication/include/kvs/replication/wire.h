@@ -24,10 +24,13 @@ struct ReplicateBatch {
   std::string from;
   std::vector<Update> updates;
 };
-// POST /internal/sync        {"from":A,"vv":{origin:seq}}   -> SyncReply
+// POST /internal/sync        {"from":A,"vv":{origin:seq},"full":bool}   -> SyncReply
+// `full` asks for every entry, including those moved in by a reshard (a new or restarted
+// member); otherwise entries written before the last reshard barrier are not offered again.
 struct SyncRequest {
   std::string from;
   causal::VersionVector vv;
+  bool full = false;
 };
 // {"vv":{...},"updates":[...]}: the answerer's applied vector (taken before it collected the
 // updates) and every entry whose write the asker's vector does not cover.

@@ -75,9 +75,17 @@ class Store {
   // Number of entries including tombstones.
   size_t size() const;
 
+  // Removes every entry for which `doomed(key, entry)` is true. Returns how many went.
+  template <typename Pred>
+  size_t EraseIf(Pred&& doomed);
+
   // Removes tombstones for which `collectable(key, entry)` is true. Returns how many went.
   template <typename Pred>
-  size_t PurgeTombstones(Pred&& collectable);
+  size_t PurgeTombstones(Pred&& collectable) {
+    return EraseIf([&](const std::string& key, const Entry& entry) {
+      return entry.tombstone && collectable(key, entry);
+    });
+  }
 
   // Calls `visit(key, entry)` for every entry, stripe by stripe; writers to the stripe being
   // visited wait meanwhile, so `visit` must be quick. Not atomic across stripes.
@@ -128,19 +136,24 @@ WriteResult Store::Mutate(const std::string& key, Decide&& decide) {
 }
 
 template <typename Pred>
-size_t Store::PurgeTombstones(Pred&& collectable) {
-  size_t purged = 0;
-  std::vector<std::string> doomed;
+size_t Store::EraseIf(Pred&& doomed) {
+  size_t erased = 0;
+  std::vector<std::string> keys;
   for (Stripe& stripe : stripes_) {
     std::unique_lock traverse_lock(stripe.traverse_mu);
-    doomed.clear();
+    keys.clear();
+    int64_t live = 0;
     for (const auto& [key, entry] : stripe.map) {
-      if (entry.tombstone && collectable(key, entry)) doomed.push_back(key);
+      if (doomed(key, entry)) {
+        keys.push_back(key);
+        live += entry.tombstone ? 0 : 1;
+      }
     }
-    for (const std::string& key : doomed) stripe.map.erase(key);
-    purged += doomed.size();
+    for (const std::string& key : keys) stripe.map.erase(key);
+    live_count_.fetch_sub(live, std::memory_order_relaxed);
+    erased += keys.size();
   }
-  return purged;
+  return erased;
 }
 
 }  // namespace kvs::store

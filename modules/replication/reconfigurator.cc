@@ -1,0 +1,287 @@
+#include "kvs/replication/reconfigurator.h"
+
+#include <Poco/Logger.h>
+
+#include <map>
+
+#include "kvs/cluster/hash_ring.h"
+
+namespace kvs::replication {
+namespace {
+
+Poco::Logger& Log() { return Poco::Logger::get("kvs.reconfigure"); }
+
+std::string Describe(const net::CallResult& result) {
+  if (result.status == 0) return result.error;
+  return "status " + std::to_string(result.status) + " " + result.body.substr(0, 200);
+}
+
+}  // namespace
+
+Reconfigurator::Reconfigurator(store::Store& store, causal::HybridClock& clock,
+                               cluster::ClusterState& cluster, net::PeerClient& client,
+                               Replicator& replicator, Coordinator& coordinator,
+                               ReconfigureOptions options)
+    : store_(store),
+      clock_(clock),
+      cluster_(cluster),
+      client_(client),
+      replicator_(replicator),
+      coordinator_(coordinator),
+      options_(options) {}
+
+void Reconfigurator::Start() {
+  // The cluster's configuration wins over the one derived from the environment.
+  for (const cluster::Address& node : cluster_.View()) {
+    if (node == cluster_.self()) continue;
+    const net::CallResult result = client_.Call(node.ToString(), "GET", "/internal/config", "",
+                                                std::chrono::milliseconds(500));
+    if (!result.ok()) continue;
+    std::string error;
+    if (auto config = DecodeConfig(result.body, error)) Adopt(*config);
+  }
+  coordinator_.StartEpoch(cluster_.Config()->epoch);
+  replicator_.Bootstrap();
+}
+
+bool Reconfigurator::Adopt(const cluster::ClusterConfig& config) {
+  std::lock_guard lock(adopt_mu_);
+  const std::shared_ptr<const cluster::ClusterConfig> before = cluster_.Config();
+  const std::optional<int> shard_before = before->ShardOf(cluster_.self());
+  if (!cluster_.AdoptConfig(config)) return false;
+  const std::optional<int> shard_after = config.ShardOf(cluster_.self());
+  Log().information("adopted configuration epoch %?u (%d shards); this node: shard %s",
+                    static_cast<unsigned long long>(config.epoch), config.shard_count(),
+                    shard_after ? std::to_string(*shard_after) : std::string("none"));
+  if (config.barrier_epoch != before->barrier_epoch) {
+    // A reshard committed: writes from now on carry a fresh origin, the keys this node no
+    // longer owns go, and the gate reopens.
+    coordinator_.StartEpoch(config.epoch);
+    replicator_.ResetAfterBarrier();
+    size_t dropped = 0;
+    if (shard_after) {
+      dropped = store_.EraseIf([&](const std::string& key, const store::Entry& entry) {
+        return cluster_.ShardForKey(key) != shard_after ||
+               (entry.tombstone && causal::OriginEpoch(entry.version.origin) < config.epoch);
+      });
+    } else {
+      dropped = store_.EraseIf([](const std::string&, const store::Entry&) { return true; });
+    }
+    Log().information("reshard committed: dropped %z entries this node no longer owns", dropped);
+    {
+      std::lock_guard freeze(freeze_mu_);
+      frozen_for_epoch_ = 0;
+    }
+    coordinator_.Thaw();
+  } else if (shard_after && shard_after != shard_before) {
+    replicator_.RequestFullSync();  // joined a shard: its data comes with the next round
+  }
+  replicator_.RefreshPeers();
+  return true;
+}
+
+void Reconfigurator::FetchConfigFrom(const std::string& peer) {
+  const net::CallResult result =
+      client_.Call(peer, "GET", "/internal/config", "", std::chrono::milliseconds(2000));
+  if (!result.ok()) return;
+  std::string error;
+  if (auto config = DecodeConfig(result.body, error)) Adopt(*config);
+}
+
+bool Reconfigurator::Prepare(uint64_t epoch) {
+  {
+    std::lock_guard lock(freeze_mu_);
+    frozen_for_epoch_ = epoch;
+    frozen_since_ = std::chrono::steady_clock::now();
+  }
+  const bool drained = coordinator_.Freeze(options_.drain_wait);
+  Log().information("reshard to epoch %?u: writes frozen%s", static_cast<unsigned long long>(epoch),
+                    std::string(drained ? "" : " (some writes still in progress)"));
+  return drained;
+}
+
+void Reconfigurator::Abort(uint64_t epoch) {
+  {
+    std::lock_guard lock(freeze_mu_);
+    if (frozen_for_epoch_ != epoch) return;
+    frozen_for_epoch_ = 0;
+  }
+  coordinator_.Thaw();
+  Log().warning("reshard to epoch %?u aborted: writes reopened",
+                static_cast<unsigned long long>(epoch));
+}
+
+void Reconfigurator::CheckFreeze() {
+  uint64_t epoch = 0;
+  {
+    std::lock_guard lock(freeze_mu_);
+    if (frozen_for_epoch_ == 0 ||
+        std::chrono::steady_clock::now() - frozen_since_ < options_.freeze_limit) {
+      return;
+    }
+    epoch = frozen_for_epoch_;
+  }
+  Log().warning("no commit for the reshard to epoch %?u within the freeze limit",
+                static_cast<unsigned long long>(epoch));
+  Abort(epoch);
+}
+
+size_t Reconfigurator::Ingest(const std::vector<Update>& updates) {
+  size_t changed = 0;
+  for (const Update& u : updates) {
+    clock_.Observe(u.entry.version.hlc);
+    changed += store_.ApplyIfNewer(u.key, u.entry).written;
+  }
+  return changed;
+}
+
+std::string Reconfigurator::ForAll(const std::vector<cluster::Address>& nodes,
+                                   const std::string& method, const std::string& path,
+                                   const std::string& body) {
+  for (const cluster::Address& node : nodes) {
+    const net::CallResult result =
+        client_.Call(node.ToString(), method, path, body, options_.call_timeout);
+    if (!result.ok()) return node.ToString() + ": " + Describe(result);
+  }
+  return std::string();
+}
+
+void Reconfigurator::AbortEverywhere(const std::vector<cluster::Address>& nodes, uint64_t epoch) {
+  const std::string body = "{\"epoch\":" + std::to_string(epoch) + "}";
+  for (const cluster::Address& node : nodes) {
+    client_.Call(node.ToString(), "POST", "/internal/reshard/abort", body,
+                 std::chrono::milliseconds(2000));
+  }
+}
+
+ChangeOutcome Reconfigurator::AddMember(int shard, const cluster::Address& node) {
+  std::lock_guard change(change_mu_);
+  cluster::ClusterConfig next = *cluster_.Config();
+  for (auto& members : next.shards) std::erase(members, node);
+  auto& members = next.shards.at(static_cast<size_t>(shard));
+  members.push_back(node);
+  std::sort(members.begin(), members.end());
+  ++next.epoch;
+  Log().information("add-member: %s joins shard %d (epoch %?u)", node.ToString(), shard,
+                    static_cast<unsigned long long>(next.epoch));
+  // Every node in the view learns the layout (nodes that miss it get it by heartbeat).
+  const std::string body = EncodeConfig(next);
+  for (const cluster::Address& peer : cluster_.View()) {
+    if (peer == cluster_.self()) continue;
+    const net::CallResult result =
+        client_.Call(peer.ToString(), "POST", "/internal/config", body, options_.call_timeout);
+    if (!result.ok()) {
+      Log().warning("add-member: %s did not take the new layout: %s", peer.ToString(),
+                    Describe(result));
+    }
+  }
+  Adopt(next);
+  // The new member loads the shard's data before the client hears 200.
+  if (node == cluster_.self()) {
+    replicator_.CatchUp();
+  } else {
+    const net::CallResult result =
+        client_.Call(node.ToString(), "POST", "/internal/catch-up", "{}", options_.call_timeout);
+    if (!result.ok()) {
+      return {503, "New member " + node.ToString() +
+                       " could not load the shard's data: " + Describe(result)};
+    }
+  }
+  return {};
+}
+
+ChangeOutcome Reconfigurator::ReshardTo(int shard_count) {
+  std::lock_guard change(change_mu_);
+  const auto started = std::chrono::steady_clock::now();
+  const std::shared_ptr<const cluster::ClusterConfig> current = cluster_.Config();
+  const std::vector<cluster::Address> live = cluster_.View();
+  const cluster::ClusterConfig next = cluster::Reshard(*current, live, shard_count);
+  const std::string epoch_body = "{\"epoch\":" + std::to_string(next.epoch) + "}";
+  Log().information("reshard: %d -> %d shards over %z nodes (epoch %?u)", current->shard_count(),
+                    shard_count, live.size(), static_cast<unsigned long long>(next.epoch));
+
+  // 1. Barrier: every node stops taking writes and lets those in progress finish.
+  if (std::string failed = ForAll(live, "POST", "/internal/reshard/prepare", epoch_body);
+      !failed.empty()) {
+    AbortEverywhere(live, next.epoch);
+    return {503, "Resharding failed: node " + failed + " could not pause writes"};
+  }
+
+  // 2. Gather every key from every live replica of every old shard (LWW-merged, so a write
+  //    acknowledged by any one replica is kept).
+  std::map<std::string, store::Entry> all;
+  const std::string full_request =
+      EncodeSyncRequest(SyncRequest{cluster_.self().ToString(), {}, /*full=*/true});
+  for (int shard = 0; shard < current->shard_count(); ++shard) {
+    int answered = 0;
+    for (const cluster::Address& member : current->shards[static_cast<size_t>(shard)]) {
+      if (!cluster_.InView(member)) continue;
+      const net::CallResult result = client_.Call(member.ToString(), "POST", "/internal/sync",
+                                                  full_request, options_.call_timeout);
+      std::string error;
+      auto reply = result.ok() ? DecodeSyncReply(result.body, error) : std::nullopt;
+      if (!reply) continue;
+      ++answered;
+      for (Update& u : reply->updates) {
+        auto [it, inserted] = all.try_emplace(u.key, u.entry);
+        if (!inserted && u.entry.version.Wins(it->second.version)) it->second = std::move(u.entry);
+      }
+    }
+    if (answered == 0 && !current->shards[static_cast<size_t>(shard)].empty()) {
+      AbortEverywhere(live, next.epoch);
+      return {503, "Resharding failed: no replica of shard " + std::to_string(shard) + " answered"};
+    }
+  }
+
+  // 3. Send each key to every member of its new shard.
+  const cluster::HashRing old_ring(std::max(current->shard_count(), 1));
+  const cluster::HashRing new_ring(shard_count);
+  std::vector<std::vector<Update>> by_shard(static_cast<size_t>(shard_count));
+  size_t moved = 0, live_keys = 0;
+  for (auto& [key, entry] : all) {
+    const int to = new_ring.ShardFor(key);
+    if (current->shard_count() == 0 || old_ring.ShardFor(key) != to) ++moved;
+    if (!entry.tombstone) ++live_keys;
+    by_shard[static_cast<size_t>(to)].push_back(Update{key, std::move(entry)});
+  }
+  Log().information("reshard: %z keys (%z live) gathered; %z change shard", all.size(), live_keys,
+                    moved);
+  size_t sent = 0;
+  for (int shard = 0; shard < shard_count; ++shard) {
+    const auto& updates = by_shard[static_cast<size_t>(shard)];
+    for (size_t begin = 0; begin < updates.size(); begin += options_.ingest_chunk) {
+      const size_t end = std::min(updates.size(), begin + options_.ingest_chunk);
+      std::vector<const Update*> chunk;
+      for (size_t i = begin; i < end; ++i) chunk.push_back(&updates[i]);
+      const std::string body = EncodeBatch(cluster_.self().ToString(), chunk);
+      if (std::string failed =
+              ForAll(next.shards[static_cast<size_t>(shard)], "POST", "/internal/ingest", body);
+          !failed.empty()) {
+        AbortEverywhere(live, next.epoch);
+        return {503, "Resharding failed: node " + failed + " could not take its keys"};
+      }
+      sent += end - begin;
+      Log().information("reshard: %z / %z keys placed", sent, all.size());
+    }
+  }
+
+  // 4. Commit: every node switches to the new layout and reopens writes.
+  const std::string config_body = EncodeConfig(next);
+  for (const cluster::Address& node : live) {
+    if (node == cluster_.self()) continue;
+    const net::CallResult result = client_.Call(node.ToString(), "POST", "/internal/config",
+                                                config_body, options_.call_timeout);
+    if (!result.ok()) {
+      Log().warning("reshard: %s did not take the commit (%s); it will by heartbeat",
+                    node.ToString(), Describe(result));
+    }
+  }
+  Adopt(next);
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  Log().information("reshard done: %d shards, %z keys, %z moved, %?d ms", shard_count, all.size(),
+                    moved, static_cast<long long>(took.count()));
+  return {};
+}
+
+}  // namespace kvs::replication
