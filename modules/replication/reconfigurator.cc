@@ -50,8 +50,8 @@ bool Reconfigurator::Adopt(const cluster::ClusterConfig& config) {
   const std::optional<int> shard_before = before->ShardOf(cluster_.self());
   if (!cluster_.AdoptConfig(config)) return false;
   const std::optional<int> shard_after = config.ShardOf(cluster_.self());
-  Log().information("adopted configuration epoch %?u (%d shards); this node: shard %s",
-                    static_cast<unsigned long long>(config.epoch), config.shard_count(),
+  Log().information("adopted configuration epoch %s (%d shards); this node: shard %s",
+                    std::to_string(config.epoch), config.shard_count(),
                     shard_after ? std::to_string(*shard_after) : std::string("none"));
   if (config.barrier_epoch != before->barrier_epoch) {
     // A reshard committed: writes from now on carry a fresh origin, the keys this node no
@@ -95,7 +95,7 @@ bool Reconfigurator::Prepare(uint64_t epoch) {
     frozen_since_ = std::chrono::steady_clock::now();
   }
   const bool drained = coordinator_.Freeze(options_.drain_wait);
-  Log().information("reshard to epoch %?u: writes frozen%s", static_cast<unsigned long long>(epoch),
+  Log().information("reshard to epoch %s: writes frozen%s", std::to_string(epoch),
                     std::string(drained ? "" : " (some writes still in progress)"));
   return drained;
 }
@@ -107,8 +107,7 @@ void Reconfigurator::Abort(uint64_t epoch) {
     frozen_for_epoch_ = 0;
   }
   coordinator_.Thaw();
-  Log().warning("reshard to epoch %?u aborted: writes reopened",
-                static_cast<unsigned long long>(epoch));
+  Log().warning("reshard to epoch %s aborted: writes reopened", std::to_string(epoch));
 }
 
 void Reconfigurator::CheckFreeze() {
@@ -121,8 +120,8 @@ void Reconfigurator::CheckFreeze() {
     }
     epoch = frozen_for_epoch_;
   }
-  Log().warning("no commit for the reshard to epoch %?u within the freeze limit",
-                static_cast<unsigned long long>(epoch));
+  Log().warning("no commit for the reshard to epoch %s within the freeze limit",
+                std::to_string(epoch));
   Abort(epoch);
 }
 
@@ -162,8 +161,8 @@ ChangeOutcome Reconfigurator::AddMember(int shard, const cluster::Address& node)
   members.push_back(node);
   std::sort(members.begin(), members.end());
   ++next.epoch;
-  Log().information("add-member: %s joins shard %d (epoch %?u)", node.ToString(), shard,
-                    static_cast<unsigned long long>(next.epoch));
+  Log().information("add-member: %s joins shard %d (epoch %s)", node.ToString(), shard,
+                    std::to_string(next.epoch));
   // Every node in the view learns the layout (nodes that miss it get it by heartbeat).
   const std::string body = EncodeConfig(next);
   for (const cluster::Address& peer : cluster_.View()) {
@@ -197,8 +196,8 @@ ChangeOutcome Reconfigurator::ReshardTo(int shard_count) {
   const std::vector<cluster::Address> live = cluster_.View();
   const cluster::ClusterConfig next = cluster::Reshard(*current, live, shard_count);
   const std::string epoch_body = "{\"epoch\":" + std::to_string(next.epoch) + "}";
-  Log().information("reshard: %d -> %d shards over %z nodes (epoch %?u)", current->shard_count(),
-                    shard_count, live.size(), static_cast<unsigned long long>(next.epoch));
+  Log().information("reshard: %d -> %d shards over %z nodes (epoch %s)", current->shard_count(),
+                    shard_count, live.size(), std::to_string(next.epoch));
 
   // 1. Barrier: every node stops taking writes and lets those in progress finish.
   if (std::string failed = ForAll(live, "POST", "/internal/reshard/prepare", epoch_body);
@@ -233,35 +232,63 @@ ChangeOutcome Reconfigurator::ReshardTo(int shard_count) {
     }
   }
 
-  // 3. Send each key to every member of its new shard.
+  // 3. Place each key: a key that changes shard goes to every member of its new shard; one
+  //    that stays goes only to the members that are new to that shard.
   const cluster::HashRing old_ring(std::max(current->shard_count(), 1));
   const cluster::HashRing new_ring(shard_count);
-  std::vector<std::vector<Update>> by_shard(static_cast<size_t>(shard_count));
-  size_t moved = 0, live_keys = 0;
-  for (auto& [key, entry] : all) {
-    const int to = new_ring.ShardFor(key);
-    if (current->shard_count() == 0 || old_ring.ShardFor(key) != to) ++moved;
-    if (!entry.tombstone) ++live_keys;
-    by_shard[static_cast<size_t>(to)].push_back(Update{key, std::move(entry)});
-  }
-  Log().information("reshard: %z keys (%z live) gathered; %z change shard", all.size(), live_keys,
-                    moved);
-  size_t sent = 0;
+  struct Placement {
+    std::vector<const Update*> moved, stayed;
+    std::vector<cluster::Address> newcomers;
+  };
+  std::vector<Update> updates;
+  updates.reserve(all.size());
+  for (auto& [key, entry] : all) updates.push_back(Update{key, std::move(entry)});
+  std::vector<Placement> place(static_cast<size_t>(shard_count));
   for (int shard = 0; shard < shard_count; ++shard) {
-    const auto& updates = by_shard[static_cast<size_t>(shard)];
-    for (size_t begin = 0; begin < updates.size(); begin += options_.ingest_chunk) {
-      const size_t end = std::min(updates.size(), begin + options_.ingest_chunk);
-      std::vector<const Update*> chunk;
-      for (size_t i = begin; i < end; ++i) chunk.push_back(&updates[i]);
+    for (const cluster::Address& member : next.shards[static_cast<size_t>(shard)]) {
+      const bool was_member =
+          shard < current->shard_count() &&
+          std::find(current->shards[static_cast<size_t>(shard)].begin(),
+                    current->shards[static_cast<size_t>(shard)].end(),
+                    member) != current->shards[static_cast<size_t>(shard)].end();
+      if (!was_member) place[static_cast<size_t>(shard)].newcomers.push_back(member);
+    }
+  }
+  size_t moved = 0, live_keys = 0;
+  for (const Update& u : updates) {
+    const int to = new_ring.ShardFor(u.key);
+    const bool stays = current->shard_count() > 0 && old_ring.ShardFor(u.key) == to;
+    (stays ? place[static_cast<size_t>(to)].stayed : place[static_cast<size_t>(to)].moved)
+        .push_back(&u);
+    moved += stays ? 0 : 1;
+    live_keys += u.entry.tombstone ? 0 : 1;
+  }
+  Log().information("reshard: %z keys (%z live) gathered; %z change shard", updates.size(),
+                    live_keys, moved);
+  size_t sent = 0;
+  auto send = [&](const std::vector<const Update*>& batch,
+                  const std::vector<cluster::Address>& to) -> std::string {
+    if (to.empty()) return std::string();
+    for (size_t begin = 0; begin < batch.size(); begin += options_.ingest_chunk) {
+      const size_t end = std::min(batch.size(), begin + options_.ingest_chunk);
+      const std::vector<const Update*> chunk(batch.begin() + static_cast<long>(begin),
+                                             batch.begin() + static_cast<long>(end));
       const std::string body = EncodeBatch(cluster_.self().ToString(), chunk);
-      if (std::string failed =
-              ForAll(next.shards[static_cast<size_t>(shard)], "POST", "/internal/ingest", body);
-          !failed.empty()) {
-        AbortEverywhere(live, next.epoch);
-        return {503, "Resharding failed: node " + failed + " could not take its keys"};
+      if (std::string failed = ForAll(to, "POST", "/internal/ingest", body); !failed.empty()) {
+        return failed;
       }
       sent += end - begin;
-      Log().information("reshard: %z / %z keys placed", sent, all.size());
+      Log().information("reshard: %z entries placed (%z keys change shard)", sent, moved);
+    }
+    return std::string();
+  };
+  for (int shard = 0; shard < shard_count; ++shard) {
+    const Placement& p = place[static_cast<size_t>(shard)];
+    std::string failed = send(p.moved, next.shards[static_cast<size_t>(shard)]);
+    if (failed.empty()) failed = send(p.stayed, p.newcomers);
+    if (!failed.empty()) {
+      AbortEverywhere(live, next.epoch);
+      return {503, "Resharding failed: node " + failed + " could not take its keys"};
     }
   }
 
@@ -279,8 +306,8 @@ ChangeOutcome Reconfigurator::ReshardTo(int shard_count) {
   Adopt(next);
   const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
-  Log().information("reshard done: %d shards, %z keys, %z moved, %?d ms", shard_count, all.size(),
-                    moved, static_cast<long long>(took.count()));
+  Log().information("reshard done: %d shards, %z keys, %z moved, %s ms", shard_count,
+                    updates.size(), moved, std::to_string(took.count()));
   return {};
 }
 
