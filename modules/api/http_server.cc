@@ -7,6 +7,7 @@
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/ServerSocket.h>
 
+#include <charconv>
 #include <istream>
 #include <thread>
 
@@ -33,6 +34,15 @@ bool ReadBody(Poco::Net::HTTPServerRequest& request, size_t limit, std::string& 
   return true;
 }
 
+// A non-negative number from a node-to-node header; 0 when absent or malformed.
+uint64_t HeaderNumber(const Poco::Net::HTTPServerRequest& request, const char* name) {
+  if (!request.has(name)) return 0;
+  const std::string& text = request.get(name);
+  uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc() && end == text.data() + text.size() ? value : 0;
+}
+
 class Handler final : public Poco::Net::HTTPRequestHandler {
  public:
   explicit Handler(Service& service) : service_(service) {}
@@ -47,15 +57,9 @@ class Handler final : public Poco::Net::HTTPRequestHandler {
       // The rest of the body is unread: the connection cannot carry another request.
       response.setKeepAlive(false);
     } else {
-      int hops = 0;
-      if (request.has(kHopsHeader)) {
-        try {
-          hops = std::stoi(request.get(kHopsHeader));
-        } catch (const std::exception&) {
-          hops = 0;
-        }
-      }
-      answer = service_.Handle(Request{method, request.getURI(), body, hops});
+      answer = service_.Handle(Request{method, request.getURI(), body,
+                                       static_cast<int>(HeaderNumber(request, kHopsHeader)),
+                                       HeaderNumber(request, kEpochHeader)});
     }
     response.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(answer.status));
     response.setContentType(std::string(answer.content_type));

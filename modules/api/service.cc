@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <exception>
+#include <thread>
 #include <variant>
 
 #include "kvs/api/request_body.h"
@@ -210,6 +211,14 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
   // reshard barrier is up and is routed again afterwards (the key may have moved).
   std::optional<replication::Coordinator::WriteTicket> ticket;
   std::optional<int> shard;
+  if (request.sender_epoch > cluster_.Config()->epoch) {
+    // Routing with an older layout than the sender's would send the request back to it.
+    const auto deadline = std::chrono::steady_clock::now() + kLayoutCatchUpWait;
+    while (cluster_.Config()->epoch < request.sender_epoch &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
   for (int attempt = 0;; ++attempt) {
     const std::optional<int> owner = cluster_.ShardForKey(key);
     if (!owner) return ErrorResponse(503, "Node does not know the cluster layout yet", method);
@@ -292,7 +301,7 @@ Response Service::HandleView(std::string_view method, std::string_view body) {
 }
 
 Response Service::Forward(int shard, const Request& request, std::string_view spread_key) {
-  if (request.hops >= 3) {
+  if (request.hops >= 6) {
     return ErrorResponse(503, "Request forwarded too many times (layout changing)", request.method);
   }
   const std::shared_ptr<const cluster::ClusterConfig> config = cluster_.Config();
@@ -311,7 +320,8 @@ Response Service::Forward(int shard, const Request& request, std::string_view sp
       if (cluster_.InView(m) == (pass == 0) && !(m == cluster_.self())) order.push_back(m);
     }
   }
-  const net::PeerClient::Headers headers = {{kHopsHeader, std::to_string(request.hops + 1)}};
+  const net::PeerClient::Headers headers = {{kHopsHeader, std::to_string(request.hops + 1)},
+                                            {kEpochHeader, std::to_string(config->epoch)}};
   std::string last_error = "no member";
   for (const cluster::Address& member : order) {
     net::CallResult result =

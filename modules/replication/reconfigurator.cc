@@ -68,6 +68,8 @@ bool Reconfigurator::Adopt(const cluster::ClusterConfig& config) {
       dropped = store_.EraseIf([](const std::string&, const store::Entry&) { return true; });
     }
     Log().information("reshard committed: dropped %z entries this node no longer owns", dropped);
+    // Broadcast to the new shard peers before the first write of the new epoch.
+    replicator_.RefreshPeers();
     {
       std::lock_guard freeze(freeze_mu_);
       frozen_for_epoch_ = 0;
@@ -232,63 +234,40 @@ ChangeOutcome Reconfigurator::ReshardTo(int shard_count) {
     }
   }
 
-  // 3. Place each key: a key that changes shard goes to every member of its new shard; one
-  //    that stays goes only to the members that are new to that shard.
+  // 3. Send each key to every member of its new shard, whether it changes shard or not: a
+  //    replica may lack a write its peer acknowledged just before the barrier, and entries
+  //    from before the barrier are not offered by anti-entropy afterwards.
   const cluster::HashRing old_ring(std::max(current->shard_count(), 1));
   const cluster::HashRing new_ring(shard_count);
-  struct Placement {
-    std::vector<const Update*> moved, stayed;
-    std::vector<cluster::Address> newcomers;
-  };
   std::vector<Update> updates;
   updates.reserve(all.size());
   for (auto& [key, entry] : all) updates.push_back(Update{key, std::move(entry)});
-  std::vector<Placement> place(static_cast<size_t>(shard_count));
-  for (int shard = 0; shard < shard_count; ++shard) {
-    for (const cluster::Address& member : next.shards[static_cast<size_t>(shard)]) {
-      const bool was_member =
-          shard < current->shard_count() &&
-          std::find(current->shards[static_cast<size_t>(shard)].begin(),
-                    current->shards[static_cast<size_t>(shard)].end(),
-                    member) != current->shards[static_cast<size_t>(shard)].end();
-      if (!was_member) place[static_cast<size_t>(shard)].newcomers.push_back(member);
-    }
-  }
+  std::vector<std::vector<const Update*>> by_shard(static_cast<size_t>(shard_count));
   size_t moved = 0, live_keys = 0;
   for (const Update& u : updates) {
     const int to = new_ring.ShardFor(u.key);
-    const bool stays = current->shard_count() > 0 && old_ring.ShardFor(u.key) == to;
-    (stays ? place[static_cast<size_t>(to)].stayed : place[static_cast<size_t>(to)].moved)
-        .push_back(&u);
-    moved += stays ? 0 : 1;
+    if (current->shard_count() == 0 || old_ring.ShardFor(u.key) != to) ++moved;
     live_keys += u.entry.tombstone ? 0 : 1;
+    by_shard[static_cast<size_t>(to)].push_back(&u);
   }
   Log().information("reshard: %z keys (%z live) gathered; %z change shard", updates.size(),
                     live_keys, moved);
   size_t sent = 0;
-  auto send = [&](const std::vector<const Update*>& batch,
-                  const std::vector<cluster::Address>& to) -> std::string {
-    if (to.empty()) return std::string();
+  for (int shard = 0; shard < shard_count; ++shard) {
+    const std::vector<const Update*>& batch = by_shard[static_cast<size_t>(shard)];
     for (size_t begin = 0; begin < batch.size(); begin += options_.ingest_chunk) {
       const size_t end = std::min(batch.size(), begin + options_.ingest_chunk);
       const std::vector<const Update*> chunk(batch.begin() + static_cast<long>(begin),
                                              batch.begin() + static_cast<long>(end));
       const std::string body = EncodeBatch(cluster_.self().ToString(), chunk);
-      if (std::string failed = ForAll(to, "POST", "/internal/ingest", body); !failed.empty()) {
-        return failed;
+      if (std::string failed =
+              ForAll(next.shards[static_cast<size_t>(shard)], "POST", "/internal/ingest", body);
+          !failed.empty()) {
+        AbortEverywhere(live, next.epoch);
+        return {503, "Resharding failed: node " + failed + " could not take its keys"};
       }
       sent += end - begin;
-      Log().information("reshard: %z entries placed (%z keys change shard)", sent, moved);
-    }
-    return std::string();
-  };
-  for (int shard = 0; shard < shard_count; ++shard) {
-    const Placement& p = place[static_cast<size_t>(shard)];
-    std::string failed = send(p.moved, next.shards[static_cast<size_t>(shard)]);
-    if (failed.empty()) failed = send(p.stayed, p.newcomers);
-    if (!failed.empty()) {
-      AbortEverywhere(live, next.epoch);
-      return {503, "Resharding failed: node " + failed + " could not take its keys"};
+      Log().information("reshard: %z / %z keys placed", sent, updates.size());
     }
   }
 

@@ -84,6 +84,15 @@ void Replicator::OnLocalWrite(const std::string& key, const store::Entry& entry)
   for (auto& [peer, sender] : senders_) sender->Enqueue(update);
 }
 
+bool Replicator::Owned(const Update& u) const {
+  // An update from a newer layout than ours, or for a key another shard owns, is not ours to
+  // keep: anti-entropy delivers it again once this node has caught up with the layout.
+  const auto config = cluster_.Config();
+  if (causal::OriginEpoch(u.entry.version.origin) > config->epoch) return false;
+  const auto mine = config->ShardOf(cluster_.self());
+  return mine && cluster_.ShardForKey(u.key) == mine;
+}
+
 bool Replicator::ApplyOne(const Update& u) {
   clock_.Observe(u.entry.version.hlc);
   const bool changed = store_.ApplyIfNewer(u.key, u.entry).written;
@@ -131,6 +140,10 @@ size_t Replicator::ApplyBatch(const ReplicateBatch& batch) {
   std::lock_guard lock(pending_mu_);
   for (const Update& u : batch.updates) {
     if (applied_.Covers(u.entry.version.origin, u.entry.version.seq)) continue;  // duplicate
+    if (!Owned(u)) {
+      misrouted_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
     if (Deliverable(u)) {
       changed += ApplyOne(u);
       continue;
@@ -199,7 +212,13 @@ size_t Replicator::ApplySyncReply(const SyncReply& reply) {
   });
   std::lock_guard lock(pending_mu_);
   size_t changed = 0;
-  for (const Update* u : ordered) changed += ApplyOne(*u);
+  for (const Update* u : ordered) {
+    if (Owned(*u)) {
+      changed += ApplyOne(*u);
+    } else {
+      misrouted_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   applied_.RaiseTo(reply.vv);
   changed += DrainPendingLocked();
   anti_entropy_applied_.fetch_add(changed, std::memory_order_relaxed);
@@ -347,6 +366,9 @@ std::string Replicator::MetricsText() const {
   counter("kvs_replication_pending_dropped_total",
           "Broadcast updates dropped from the causal buffer (anti-entropy repairs them).",
           pending_dropped_.load());
+  counter("kvs_replication_misrouted_total",
+          "Received updates ignored: key owned by another shard or layout newer than ours.",
+          misrouted_.load());
   counter("kvs_tombstones_collected_total", "Tombstones purged after every replica applied them.",
           tombstones_collected_.load());
   return out;

@@ -2,6 +2,7 @@
 // fault tests assume, independently of replication.
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "cluster_fixture.h"
 
@@ -62,6 +63,42 @@ TEST_F(HarnessTest, KillStopsTheNodeAndRestartStartsAFreshOne) {
   const auto after = GetMetric(node(2), "kvs_http_requests_total");
   ASSERT_TRUE(after.has_value());
   EXPECT_LT(*after, *before);
+}
+
+// A node added to the running cluster gets its own namespace and address on the same bridge,
+// reaches and is reached by every other node, and can be killed and restarted like the others
+// (the global environment checks afterwards that its namespace and veth are gone too).
+TEST_F(HarnessTest, AddedNodeJoinsTheNetworkAndCanBeKilledAndRestarted) {
+  const std::vector<std::string> before = cluster().addresses();
+  int added = -1;
+  ASSERT_TRUE(cluster().AddNode({.with_shard_count = false, .extra_env = {}}, &added));
+  ASSERT_EQ(added, 3);
+  ASSERT_EQ(cluster().size(), 4);
+  EXPECT_EQ(cluster().addresses().size(), before.size() + 1);
+  EXPECT_EQ(Send(node(added), "GET", "/health").status, 200);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(cluster().CanConnect(i, added, kProbe)) << i + 1 << " -> 4";
+    EXPECT_TRUE(cluster().CanConnect(added, i, kProbe)) << "4 -> " << i + 1;
+  }
+  ASSERT_TRUE(cluster().Kill(added));
+  EXPECT_EQ(cluster().Probe(0, added, kProbe), NetnsCluster::ProbeResult::kRefused);
+  ASSERT_TRUE(cluster().Restart(added));
+  EXPECT_EQ(Send(node(added), "GET", "/health").status, 200);
+  EXPECT_EQ(cluster().CheckProcesses(), "");
+}
+
+// NodeStart::extra_env wins over the cluster's settings; a node that cannot start makes AddNode
+// fail with its stderr, and is cleaned up with the rest.
+TEST_F(HarnessTest, AddedNodeThatCannotStartFailsCleanly) {
+  int added = -1;
+  const auto result =
+      cluster().AddNode({.with_shard_count = true, .extra_env = {{"SHARD_COUNT", "zero"}}}, &added);
+  ASSERT_FALSE(result);
+  EXPECT_NE(std::string(result.message()).find("SHARD_COUNT"), std::string::npos)
+      << "the failure should show the server's complaint: " << result.message();
+  EXPECT_EQ(added, -1);
+  EXPECT_EQ(cluster().CheckProcesses(), "");
+  EXPECT_EQ(Send(node(0), "GET", "/health").status, 200);
 }
 
 // Run by hand (--gtest_also_run_disabled_tests) to see that a failing test still prints the

@@ -139,49 +139,80 @@ std::unique_ptr<NetnsCluster> NetnsCluster::Create(const ClusterOptions& options
 
 NetnsCluster::NetnsCluster(int index, ClusterOptions options)
     : index_(index), options_(std::move(options)) {
-  const std::string subnet = "10.201." + std::to_string(index_) + ".";
-  for (int i = 0; i < options_.nodes; ++i) {
-    Node node;
-    node.netns = NamespaceName(index_, i);
-    node.host_veth = HostVethName(index_, i);
-    node.endpoint = Endpoint{subnet + std::to_string(i + 2), kServerPort};
-    nodes_.push_back(std::move(node));
-  }
+  // Reserved once: AddNode must not move the nodes (endpoint() hands out references).
+  nodes_.reserve(kMaxNodes);
+  for (int i = 0; i < options_.nodes; ++i) nodes_.push_back(MakeNode(i));
   log_dir_ = std::filesystem::temp_directory_path() /
              (OwnerTag() + "-" + std::to_string(index_) + "-logs");
 }
 
 NetnsCluster::~NetnsCluster() { Destroy(); }
 
+NetnsCluster::Node NetnsCluster::MakeNode(int i) const {
+  Node node;
+  node.netns = NamespaceName(index_, i);
+  node.host_veth = HostVethName(index_, i);
+  node.endpoint =
+      Endpoint{"10.201." + std::to_string(index_) + "." + std::to_string(i + 2), kServerPort};
+  return node;
+}
+
 std::string NetnsCluster::Bridge() const { return BridgeName(index_); }
 
 std::string NetnsCluster::BuildNetwork() {
   const std::string bridge = Bridge();
   const std::string prefix = "10.201." + std::to_string(index_) + ".";
-  std::vector<std::vector<std::string>> commands = {
+  const std::vector<std::vector<std::string>> commands = {
       {"ip", "addr", "add", prefix + "1/24", "dev", bridge},
       {"ip", "link", "set", "dev", bridge, "up"},
       ForwardRule(bridge, "-I"),
   };
-  for (const Node& node : nodes_) {
-    commands.push_back({"ip", "netns", "add", node.netns});
-    commands.push_back({"ip", "link", "add", node.host_veth, "type", "veth", "peer", "name", "eth0",
-                        "netns", node.netns});
-    commands.push_back(
-        {"ip", "link", "set", "dev", node.host_veth, "alias", OwnerTag(), "master", bridge, "up"});
-    commands.push_back(
-        {"ip", "-n", node.netns, "addr", "add", node.endpoint.host + "/24", "dev", "eth0"});
-    commands.push_back({"ip", "-n", node.netns, "link", "set", "dev", "eth0", "up"});
-    commands.push_back({"ip", "-n", node.netns, "link", "set", "dev", "lo", "up"});
-  }
   for (const auto& command : commands) {
     if (std::string failed = Must(command); !failed.empty()) return failed;
+  }
+  for (int i = 0; i < size(); ++i) {
+    if (std::string failed = BuildNodeNetwork(i); !failed.empty()) return failed;
   }
   std::error_code ec;
   std::filesystem::remove_all(log_dir_, ec);
   std::filesystem::create_directories(log_dir_, ec);
   if (ec) return "cannot create " + log_dir_.string() + ": " + ec.message();
   return "";
+}
+
+std::string NetnsCluster::BuildNodeNetwork(int i) {
+  const Node& node = nodes_.at(i);
+  const std::vector<std::vector<std::string>> commands = {
+      {"ip", "netns", "add", node.netns},
+      {"ip", "link", "add", node.host_veth, "type", "veth", "peer", "name", "eth0", "netns",
+       node.netns},
+      {"ip", "link", "set", "dev", node.host_veth, "alias", OwnerTag(), "master", Bridge(), "up"},
+      {"ip", "-n", node.netns, "addr", "add", node.endpoint.host + "/24", "dev", "eth0"},
+      {"ip", "-n", node.netns, "link", "set", "dev", "eth0", "up"},
+      {"ip", "-n", node.netns, "link", "set", "dev", "lo", "up"},
+  };
+  for (const auto& command : commands) {
+    if (std::string failed = Must(command); !failed.empty()) return failed;
+  }
+  return "";
+}
+
+::testing::AssertionResult NetnsCluster::AddNode(const NodeStart& start, int* added) {
+  if (destroyed_) return ::testing::AssertionFailure() << "the cluster is destroyed";
+  if (size() >= kMaxNodes) {
+    return ::testing::AssertionFailure() << "a cluster holds at most " << kMaxNodes << " nodes";
+  }
+  const int i = size();
+  nodes_.push_back(MakeNode(i));  // Within the reserved capacity: nothing moves.
+  nodes_.back().start = start;
+  if (std::string failed = BuildNodeNetwork(i); !failed.empty()) {
+    return ::testing::AssertionFailure()
+           << "network setup of node " << i + 1 << " failed: " << failed;
+  }
+  if (auto started = StartNode(i); !started) return started;
+  if (auto healthy = WaitHealthy(i, options_.start_timeout); !healthy) return healthy;
+  *added = i;
+  return ::testing::AssertionSuccess();
 }
 
 std::vector<std::string> NetnsCluster::addresses() const {
@@ -207,9 +238,17 @@ std::vector<std::string> NetnsCluster::addresses() const {
       "PATH=/usr/local/bin:/usr/bin:/bin",
       "SOCKET_ADDRESS=" + node.endpoint.ToString(),
       "VIEW=" + Join(addresses()),
-      "SHARD_COUNT=" + std::to_string(options_.shard_count),
   };
-  for (const auto& [name, value] : options_.extra_env) env_strings.push_back(name + "=" + value);
+  if (node.start.with_shard_count) {
+    env_strings.push_back("SHARD_COUNT=" + std::to_string(options_.shard_count));
+  }
+  for (const EnvList* extra : {&options_.extra_env, &node.start.extra_env}) {
+    for (const auto& [name, value] : *extra) {
+      // A later setting replaces an earlier one (getenv would return the first).
+      std::erase_if(env_strings, [&](const std::string& s) { return s.starts_with(name + "="); });
+      env_strings.push_back(name + "=" + value);
+    }
+  }
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);

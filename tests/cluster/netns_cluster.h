@@ -5,12 +5,14 @@
 //
 // Layout of cluster N (N chosen at Create; 1..250): bridge kvsbr<N> holding 10.201.N.1/24,
 // node i in namespace kvsct-<pid>-<N>-<i> at 10.201.N.(i+2):8080 behind host-side veth
-// kvsv<N>n<i>; an iptables FORWARD ACCEPT rule for the bridge (Docker's FORWARD DROP policy
-// would otherwise drop node-to-node traffic). Host links carry the alias kvsct-<pid> so a later
-// run can tell what a crashed run left behind. Needs root.
+// kvsv<N>n<i> (nodes added later with AddNode get the next i, laid out the same way); an iptables
+// FORWARD ACCEPT rule for the bridge (Docker's FORWARD DROP policy would otherwise drop
+// node-to-node traffic). Host links carry the alias kvsct-<pid> so a later run can tell what a
+// crashed run left behind. Needs root.
 //
 // Thread-safety: not thread-safe; one test thread drives a NetnsCluster. The read-only accessors
-// (endpoint, address) may be used from other threads while no fault method runs.
+// (endpoint, address) may be used from other threads while no fault method or AddNode runs.
+// References returned by endpoint() stay valid across AddNode (node storage never moves).
 // Invariant: every resource created is removed by Destroy(), which the destructor also calls;
 // server processes are children of the test process (and die with it: PDEATHSIG).
 #ifndef KVS_TESTS_CLUSTER_NETNS_CLUSTER_H_
@@ -33,14 +35,25 @@ namespace kvs::cluster_test {
 using http_test::EnvList;
 
 struct ClusterOptions {
-  int nodes = 3;  // 2..9.
+  int nodes = 3;  // 2..9 started by Create; AddNode may add more, up to kMaxNodes in all.
   int shard_count = 1;
   EnvList extra_env;                               // Added to every node's environment (tunables).
   std::chrono::milliseconds start_timeout{15000};  // Until every node answers /health.
 };
 
+// How AddNode starts a node (the nodes Create starts all get SHARD_COUNT and no extra env).
+struct NodeStart {
+  // false: no SHARD_COUNT in the environment, so the node starts unassigned and waits for
+  // add-member (SPEC §1).
+  bool with_shard_count = true;
+  EnvList extra_env;  // Added after ClusterOptions::extra_env (so it wins for the same name).
+};
+
 class NetnsCluster {
  public:
+  // Nodes per cluster, those added later included (addresses .2-.17, veth names <= 15 bytes).
+  static constexpr int kMaxNodes = 16;
+
   // Removes stale resources of dead runs, builds the network, starts every node and waits until
   // each answers /health. Returns nullptr with *error set on failure (nothing is left behind).
   static std::unique_ptr<NetnsCluster> Create(const ClusterOptions& options, std::string* error);
@@ -54,7 +67,8 @@ class NetnsCluster {
   const Endpoint& endpoint(int node) const { return nodes_.at(node).endpoint; }
   // "10.201.N.x:8080", as in VIEW.
   std::string address(int node) const { return nodes_.at(node).endpoint.ToString(); }
-  // Every node's address, sorted as views are.
+  // Every node's address (AddNode's included), sorted as views are. A node's VIEW is this list
+  // as it was when the node (re)started.
   std::vector<std::string> addresses() const;
 
   // Cuts `node` off the bridge (host-side veth down): nobody reaches it, it reaches nobody.
@@ -66,9 +80,16 @@ class NetnsCluster {
   ::testing::AssertionResult Heal(int node);
   // kill -9 and reap.
   ::testing::AssertionResult Kill(int node);
-  // Starts a fresh process (empty memory, new working directory) for `node` in its namespace
-  // and waits until it answers /health.
+  // Starts a fresh process (empty memory, new working directory) for `node` in its namespace,
+  // with the same NodeStart as its first run, and waits until it answers /health.
   ::testing::AssertionResult Restart(int node);
+
+  // Adds node size() to the running cluster: its namespace and veth on the bridge, then a
+  // kvs-server started as `start` says, with VIEW = every node's address (this one included),
+  // and waits until it answers /health. On success *node is its index. On failure the node
+  // keeps its slot (so that Destroy removes whatever of it was created and LogTails shows it)
+  // and is not running.
+  ::testing::AssertionResult AddNode(const NodeStart& start, int* node);
 
   enum class ProbeResult { kConnected, kRefused, kNoAnswer };
   // A TCP connect from inside `from`'s namespace (from = kHost: the test process's) to `to`'s
@@ -100,6 +121,7 @@ class NetnsCluster {
     pid_t pid = 0;          // 0: not running (or reaped).
     bool expected = false;  // Started and not deliberately killed.
     bool isolated = false;
+    NodeStart start;
     int runs = 0;
     std::vector<std::filesystem::path> run_dirs;
   };
@@ -107,6 +129,9 @@ class NetnsCluster {
   NetnsCluster(int index, ClusterOptions options);
 
   std::string BuildNetwork();
+  // Namespace, veth pair (host end on the bridge) and addresses of node `node`.
+  std::string BuildNodeNetwork(int node);
+  Node MakeNode(int node) const;
   ::testing::AssertionResult StartNode(int node);
   ::testing::AssertionResult WaitHealthy(int node, std::chrono::milliseconds timeout);
   std::string Bridge() const;

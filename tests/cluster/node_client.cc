@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "Poco/Exception.h"
+#include "Poco/JSON/Array.h"
 #include "Poco/Net/HTTPClientSession.h"
 #include "Poco/Net/HTTPRequest.h"
 #include "Poco/Net/HTTPResponse.h"
@@ -33,6 +34,27 @@ std::optional<std::string> StringMember(const Poco::JSON::Object::Ptr& object,
   const Poco::Dynamic::Var value = object->get(name);
   if (!value.isString()) return std::nullopt;
   return value.extract<std::string>();
+}
+
+// The body of a 200 answer as a JSON object of exactly {"message":`message`, `member`:...}, or
+// nullptr.
+Poco::JSON::Object::Ptr ShardAnswer(const HttpResponse& response, std::string_view message,
+                                    const std::string& member) {
+  if (response.status != 200) return nullptr;
+  Poco::JSON::Object::Ptr object = http_test::ParseObject(response.body);
+  if (object.isNull() || object->size() != 2 || !object->has(member) ||
+      StringMember(object, "message") != message) {
+    return nullptr;
+  }
+  return object;
+}
+
+std::optional<int64_t> IntegerMember(const Poco::JSON::Object::Ptr& object,
+                                     const std::string& name) {
+  if (object.isNull()) return std::nullopt;
+  const Poco::Dynamic::Var value = object->get(name);
+  if (!value.isInteger()) return std::nullopt;
+  return value.convert<int64_t>();
 }
 
 }  // namespace
@@ -122,6 +144,51 @@ std::optional<int64_t> GetKeyCount(const Endpoint& endpoint, int shard, millisec
   const Poco::Dynamic::Var count = object->get("shard-id-key-count");
   if (!count.isInteger()) return std::nullopt;
   return count.convert<int64_t>();
+}
+
+HttpResponse GetShardInfo(const Endpoint& endpoint, std::string_view what, milliseconds timeout) {
+  return Send(endpoint, "GET", "/key-value-store-shard/" + std::string(what), std::nullopt,
+              timeout);
+}
+
+std::optional<std::vector<int64_t>> ParseShardIds(const HttpResponse& response) {
+  const auto object = ShardAnswer(response, "Shard IDs retrieved successfully", "shard-ids");
+  if (object.isNull()) return std::nullopt;
+  const Poco::JSON::Array::Ptr array = object->getArray("shard-ids");
+  if (array.isNull()) return std::nullopt;
+  std::vector<int64_t> ids;
+  for (size_t i = 0; i < array->size(); ++i) {
+    const Poco::Dynamic::Var id = array->get(static_cast<unsigned>(i));
+    if (!id.isInteger()) return std::nullopt;
+    ids.push_back(id.convert<int64_t>());
+  }
+  return ids;
+}
+
+std::optional<int64_t> ParseNodeShardId(const HttpResponse& response) {
+  return IntegerMember(
+      ShardAnswer(response, "Shard ID of the node retrieved successfully", "shard-id"), "shard-id");
+}
+
+std::optional<std::vector<std::string>> ParseShardMembers(const HttpResponse& response) {
+  const auto object =
+      ShardAnswer(response, "Members of shard ID retrieved successfully", "shard-id-members");
+  if (object.isNull()) return std::nullopt;
+  const Poco::JSON::Array::Ptr array = object->getArray("shard-id-members");
+  if (array.isNull()) return std::nullopt;
+  std::vector<std::string> members;
+  for (size_t i = 0; i < array->size(); ++i) {
+    const Poco::Dynamic::Var member = array->get(static_cast<unsigned>(i));
+    if (!member.isString()) return std::nullopt;
+    members.push_back(member.extract<std::string>());
+  }
+  return members;
+}
+
+std::optional<int64_t> ParseShardKeyCount(const HttpResponse& response) {
+  return IntegerMember(
+      ShardAnswer(response, "Key count of shard ID retrieved successfully", "shard-id-key-count"),
+      "shard-id-key-count");
 }
 
 std::optional<double> MetricValue(std::string_view metrics_text, std::string_view name) {

@@ -66,6 +66,17 @@ std::optional<std::vector<std::string>> GetView(
 std::optional<int64_t> GetKeyCount(const Endpoint& endpoint, int shard,
                                    std::chrono::milliseconds timeout = kRequestTimeout);
 
+// GET /key-value-store-shard/<what> (e.g. "shard-ids", "shard-id-members/1").
+HttpResponse GetShardInfo(const Endpoint& endpoint, std::string_view what,
+                          std::chrono::milliseconds timeout = kRequestTimeout);
+
+// Strict parsers of the shard answers of SPEC §3: status 200, exactly the contract's members
+// with the contract's message and member types; nullopt otherwise.
+std::optional<std::vector<int64_t>> ParseShardIds(const HttpResponse& response);
+std::optional<int64_t> ParseNodeShardId(const HttpResponse& response);
+std::optional<std::vector<std::string>> ParseShardMembers(const HttpResponse& response);
+std::optional<int64_t> ParseShardKeyCount(const HttpResponse& response);
+
 // The value of Prometheus metric `name` in GET /metrics (summed over its label sets), or nullopt
 // if the node did not answer or has no such metric.
 std::optional<double> GetMetric(const Endpoint& endpoint, std::string_view name,

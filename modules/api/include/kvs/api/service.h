@@ -23,11 +23,13 @@ struct Request {
   std::string_view method;
   std::string_view target;  // path plus optional query, still URL-encoded
   std::string_view body;
-  int hops = 0;  // how many nodes forwarded it already (header X-Kvs-Hops)
+  int hops = 0;               // how many nodes forwarded it already (header X-Kvs-Hops)
+  uint64_t sender_epoch = 0;  // layout epoch of the node that forwarded it (X-Kvs-Epoch)
 };
 
-// Header carrying Request::hops between nodes.
+// Headers carrying Request::hops and Request::sender_epoch between nodes.
 inline constexpr char kHopsHeader[] = "X-Kvs-Hops";
+inline constexpr char kEpochHeader[] = "X-Kvs-Epoch";
 
 struct Response {
   int status = 200;
@@ -60,6 +62,9 @@ class Service {
   // Time allowed to the owning shard to answer a forwarded request (it may be waiting for
   // dependencies or a barrier itself).
   static constexpr std::chrono::milliseconds kForwardTimeout{25000};
+  // A node forwarded a request under a newer layout than ours: time we wait to adopt it
+  // (it is being committed, or comes with the next heartbeat) before routing.
+  static constexpr std::chrono::milliseconds kLayoutCatchUpWait{3000};
 
   Service(store::Store& store, cluster::ClusterState& cluster, cluster::FailureDetector& detector,
           replication::Replicator& replicator, replication::Coordinator& coordinator,

@@ -85,6 +85,8 @@ class Replicator {
  private:
   // Pulls from `peer`; true when the peer answered.
   bool SyncWith(const std::string& peer, bool full = false);
+  // Whether this node, under its current layout, keeps `u`.
+  bool Owned(const Update& u) const;
   // Stores one update and records it applied; true when the store changed.
   bool ApplyOne(const Update& u);
   // True when every update `u` causally depends on (in this shard) is applied here.
@@ -129,6 +131,7 @@ class Replicator {
   std::atomic<uint64_t> dependency_timeouts_{0};
   std::atomic<uint64_t> tombstones_collected_{0};
   std::atomic<uint64_t> pending_dropped_{0};
+  std::atomic<uint64_t> misrouted_{0};
 };
 
 }  // namespace kvs::replication
