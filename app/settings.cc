@@ -45,7 +45,7 @@ const std::vector<Tunable>& Tunables() {
   static const std::vector<Tunable> kAll = {
       {"kvs.http.bind", "0.0.0.0",
        "address the HTTP listener binds (port comes from SOCKET_ADDRESS)"},
-      {"kvs.http.threads", "32", "HTTP worker threads; each serves one connection at a time"},
+      {"kvs.http.threads", "64", "HTTP worker threads; each serves one connection at a time"},
       {"kvs.http.max_queued", "256", "accepted connections waiting for a free worker"},
       {"kvs.http.backlog", "512", "listen(2) backlog"},
       {"kvs.http.receive_timeout_ms", "10000", "time to wait for a request's bytes"},

@@ -17,7 +17,7 @@ namespace kvs::api {
 struct HttpOptions {
   std::string bind_host = "0.0.0.0";
   uint16_t port = 8080;
-  int threads = 32;      // worker threads (one per active connection)
+  int threads = 64;      // worker threads (one per active connection)
   int max_queued = 256;  // accepted connections waiting for a worker
   int backlog = 512;     // listen(2) backlog
   std::chrono::milliseconds receive_timeout{10000};
