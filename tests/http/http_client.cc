@@ -14,6 +14,7 @@
 #include "Poco/Net/StreamSocket.h"
 #include "Poco/StreamCopier.h"
 #include "Poco/Timespan.h"
+#include "kvs/json/json_writer.h"
 
 namespace kvs::http_test {
 namespace {
@@ -257,35 +258,9 @@ HttpResponse RawExchange(uint16_t port, std::string_view bytes, milliseconds tim
 }
 
 std::string JsonQuote(std::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof(escaped), "\\u%04x", static_cast<unsigned char>(c));
-          out += escaped;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  std::string out;
+  json::AppendJsonString(out, text);
+  return out;
 }
 
 std::string PutBody(std::string_view value, std::optional<std::string_view> metadata) {
