@@ -1,0 +1,609 @@
+#include "kvs/bench/engine.h"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "kvs/bench/http_response_parser.h"
+
+namespace kvs::bench {
+
+struct ResolvedTarget {
+  sockaddr_storage address{};
+  socklen_t address_length = 0;
+  int family = AF_INET;
+  std::string host_header;  // "host:port"
+};
+
+namespace {
+
+constexpr int64_t kNanosPerMilli = 1'000'000;
+constexpr int64_t kScanPeriodNs = 10 * kNanosPerMilli;   // timeout / backoff resolution
+constexpr int64_t kMaxBackoffNs = 100 * kNanosPerMilli;  // pause after a failed connect
+constexpr size_t kReadBufferSize = 64 * 1024;
+constexpr int kMaxEvents = 256;
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// splitmix64: small, fast, good enough to pick keys and operations.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, bound) by multiply-shift (no division on the hot path).
+  uint64_t Below(uint64_t bound) {
+    return static_cast<uint64_t>((static_cast<unsigned __int128>(Next()) * bound) >> 64);
+  }
+
+ private:
+  uint64_t state_;
+};
+
+}  // namespace
+
+// The state one phase shares between the loops: the limits, and the flags that end it.
+struct PhaseControl {
+  PhaseSpec spec;
+  int64_t start_ns = 0;
+  int64_t end_ns = 0;         // 0 = no time limit
+  uint64_t ticket_limit = 0;  // 0 = no count limit
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> tickets{0};
+  std::atomic<int64_t> last_alive_ns{0};  // last time any loop had an open connection
+  std::atomic<bool> stalled{false};
+};
+
+// One keep-alive connection to one target with at most one request in flight.
+// Owned and touched only by its Worker's thread.
+struct Connection {
+  enum class State {
+    kIdle,        // no socket; connects when a phase wants requests
+    kConnecting,  // non-blocking connect under way (deadline_ns = connect timeout)
+    kBackoff,     // the last connect failed; retry at deadline_ns
+    kReady,       // connected, nothing in flight
+    kWriting,     // request partly sent (deadline_ns = request timeout)
+    kReading,     // request sent, response not complete yet
+  };
+
+  Connection(const ResolvedTarget* t, uint32_t i, uint64_t seed) : target(t), index(i), rng(seed) {}
+
+  const ResolvedTarget* target;
+  uint32_t index;           // in the worker's list; goes into the epoll data with `generation`
+  uint32_t generation = 0;  // bumped at every close so stale epoll events are recognised
+  int fd = -1;
+  State state = State::kIdle;
+  bool ever_connected = false;
+  bool read_pending = false;  // EPOLLIN seen while still writing
+  int64_t deadline_ns = 0;
+  int64_t sent_ns = 0;
+  Op op = Op::kGet;
+  std::string out;
+  size_t out_offset = 0;
+  ResponseParser parser;
+  std::string metadata;  // last causal-metadata seen, raw JSON string content
+  Rng rng;
+};
+
+// One event loop: an epoll instance, its connections, its Stats. Run() is called on the
+// loop's own thread, one phase at a time; everything else only between phases.
+class Worker {
+ public:
+  Worker(const Options& options, const RequestBuilder& builder)
+      : options_(options),
+        builder_(builder),
+        timeout_ns_(static_cast<int64_t>(options.timeout_ms) * kNanosPerMilli),
+        backoff_ns_(std::min(kMaxBackoffNs, timeout_ns_)),
+        read_buffer_(new char[kReadBufferSize]) {}
+
+  ~Worker() {
+    for (Connection& c : connections_) Close(c);
+    if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  }
+
+  bool Init(std::string& error) {
+    epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0) error = std::string("epoll_create1: ") + std::strerror(errno);
+    return epoll_fd_ >= 0;
+  }
+
+  void AddConnection(const ResolvedTarget* target, uint64_t seed) {
+    connections_.emplace_back(target, static_cast<uint32_t>(connections_.size()), seed);
+  }
+
+  void Run(PhaseControl& phase);
+
+  const Stats& stats() const { return stats_; }
+  int64_t finished_ns() const { return finished_ns_; }
+  uint64_t done() const { return done_.load(std::memory_order_relaxed); }
+  uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
+
+ private:
+  bool Active() const { return !phase_->stop.load(std::memory_order_relaxed); }
+  void StartPhase();
+  void ScanTimers(int64_t now);
+  void HandleEvent(Connection& c, uint32_t events);
+  void Connect(Connection& c);
+  void OnConnected(Connection& c);
+  void ConnectFailed(Connection& c, TransportError error);
+  // Sends the next request if the phase wants one; else leaves `c` kReady.
+  void TryIssue(Connection& c);
+  bool TakeTicket(Op& op, uint64_t& key);
+  void Write(Connection& c);
+  void Read(Connection& c);
+  // A complete response; `out_of_step` = the connection cannot carry another request.
+  void OnResponse(Connection& c, bool out_of_step);
+  void RequestFailed(Connection& c, TransportError error);
+  void Close(Connection& c);
+  // After a close: connect again now if the phase still sends, else at the next phase.
+  void Reconnect(Connection& c);
+  void CountError(TransportError error) {
+    ++stats_.transport[static_cast<int>(error)];
+    errors_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  const Options& options_;
+  const RequestBuilder& builder_;
+  const int64_t timeout_ns_;
+  const int64_t backoff_ns_;
+  std::unique_ptr<char[]> read_buffer_;
+  int epoll_fd_ = -1;
+  std::vector<Connection> connections_;  // never resized after the first phase starts
+  PhaseControl* phase_ = nullptr;
+  Stats stats_;
+  int in_flight_ = 0;
+  int64_t finished_ns_ = 0;
+  // Read by the progress reporter while the loop runs.
+  alignas(64) std::atomic<uint64_t> done_{0};
+  std::atomic<uint64_t> errors_{0};
+};
+
+void Worker::Run(PhaseControl& phase) {
+  phase_ = &phase;
+  stats_.Reset();
+  done_.store(0, std::memory_order_relaxed);
+  errors_.store(0, std::memory_order_relaxed);
+  in_flight_ = 0;
+  StartPhase();
+
+  epoll_event events[kMaxEvents];
+  int64_t next_scan = NowNs() + kScanPeriodNs;
+  while (true) {
+    int64_t now = NowNs();
+    if (Active() && phase.end_ns != 0 && now >= phase.end_ns) {
+      phase.stop.store(true, std::memory_order_relaxed);
+    }
+    if (!Active() && in_flight_ == 0) break;
+    if (now >= next_scan) {
+      ScanTimers(now);
+      next_scan = now + kScanPeriodNs;
+      continue;  // a timed-out request may have been the last in flight
+    }
+    int wait_ms = static_cast<int>((next_scan - now + kNanosPerMilli - 1) / kNanosPerMilli);
+    if (Active() && phase.end_ns != 0) {
+      wait_ms = static_cast<int>(
+          std::min<int64_t>(wait_ms, (phase.end_ns - now + kNanosPerMilli - 1) / kNanosPerMilli));
+    }
+    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, std::max(wait_ms, 0));
+    for (int i = 0; i < n; ++i) {
+      const uint64_t data = events[i].data.u64;
+      Connection& c = connections_[static_cast<uint32_t>(data >> 32)];
+      if (static_cast<uint32_t>(data) != c.generation || c.fd < 0) continue;  // stale
+      HandleEvent(c, events[i].events);
+    }
+  }
+  finished_ns_ = NowNs();
+  phase_ = nullptr;
+}
+
+void Worker::StartPhase() {
+  for (Connection& c : connections_) {
+    if (c.state == Connection::State::kReady) {
+      // The server may have closed the idle connection between phases: find out before
+      // sending on it, so that is a reconnect and not a failed request.
+      char byte;
+      const ssize_t n = ::recv(c.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        Close(c);
+        Connect(c);
+        continue;
+      }
+      TryIssue(c);
+    } else if (c.state == Connection::State::kIdle) {
+      Connect(c);
+    }
+  }
+}
+
+void Worker::ScanTimers(int64_t now) {
+  bool alive = false;
+  for (Connection& c : connections_) {
+    switch (c.state) {
+      case Connection::State::kConnecting:
+        if (now >= c.deadline_ns) ConnectFailed(c, TransportError::kConnectTimeout);
+        break;
+      case Connection::State::kBackoff:
+        if (now >= c.deadline_ns) {
+          c.state = Connection::State::kIdle;
+          if (Active()) Connect(c);
+        }
+        break;
+      case Connection::State::kWriting:
+      case Connection::State::kReading:
+        if (now >= c.deadline_ns) RequestFailed(c, TransportError::kTimeout);
+        break;
+      case Connection::State::kReady:
+      case Connection::State::kIdle:
+        break;
+    }
+    alive = alive || c.state == Connection::State::kReady ||
+            c.state == Connection::State::kWriting || c.state == Connection::State::kReading;
+  }
+  if (alive) {
+    phase_->last_alive_ns.store(now, std::memory_order_relaxed);
+  } else if (phase_->end_ns == 0 && Active() &&
+             now - phase_->last_alive_ns.load(std::memory_order_relaxed) > timeout_ns_) {
+    // Without a time limit nothing else would end this phase: give up.
+    phase_->stalled.store(true, std::memory_order_relaxed);
+    phase_->stop.store(true, std::memory_order_relaxed);
+  }
+}
+
+void Worker::HandleEvent(Connection& c, uint32_t events) {
+  switch (c.state) {
+    case Connection::State::kConnecting: {
+      if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0) return;
+      int error = 0;
+      socklen_t length = sizeof(error);
+      if (getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) error = errno;
+      if (error != 0) {
+        ConnectFailed(c, TransportError::kConnect);
+      } else {
+        OnConnected(c);
+      }
+      return;
+    }
+    case Connection::State::kWriting:
+      if (events & (EPOLLIN | EPOLLRDHUP)) c.read_pending = true;
+      Write(c);
+      return;
+    case Connection::State::kReading:
+      if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) Read(c);
+      return;
+    case Connection::State::kReady:
+      if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        // Closed (or, against the protocol, talked to) while idle: start afresh.
+        Close(c);
+        Reconnect(c);
+      }
+      return;
+    case Connection::State::kIdle:
+    case Connection::State::kBackoff:
+      return;
+  }
+}
+
+void Worker::Connect(Connection& c) {
+  const ResolvedTarget& target = *c.target;
+  c.fd = ::socket(target.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c.fd < 0) {
+    ConnectFailed(c, TransportError::kConnect);
+    return;
+  }
+  const int one = 1;
+  setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  epoll_event event{};
+  event.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  event.data.u64 = (static_cast<uint64_t>(c.index) << 32) | c.generation;
+  if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, c.fd, &event) != 0) {
+    ConnectFailed(c, TransportError::kConnect);
+    return;
+  }
+  const int rc =
+      ::connect(c.fd, reinterpret_cast<const sockaddr*>(&target.address), target.address_length);
+  if (rc == 0) {
+    OnConnected(c);
+  } else if (errno == EINPROGRESS) {
+    c.state = Connection::State::kConnecting;
+    c.deadline_ns = NowNs() + timeout_ns_;
+  } else {
+    ConnectFailed(c, TransportError::kConnect);
+  }
+}
+
+void Worker::OnConnected(Connection& c) {
+  if (c.ever_connected) ++stats_.reconnects;
+  c.ever_connected = true;
+  c.state = Connection::State::kReady;
+  TryIssue(c);
+}
+
+void Worker::ConnectFailed(Connection& c, TransportError error) {
+  CountError(error);
+  Close(c);
+  c.state = Connection::State::kBackoff;
+  c.deadline_ns = NowNs() + backoff_ns_;
+}
+
+bool Worker::TakeTicket(Op& op, uint64_t& key) {
+  PhaseControl& phase = *phase_;
+  if (!Active()) return false;
+  op = Op::kGet;  // raw: always GET --path; a kLoad of kvs/etcd draws from the mix instead
+  key = 0;
+  if (phase.ticket_limit == 0) return true;
+  const uint64_t ticket = phase.tickets.fetch_add(1, std::memory_order_relaxed);
+  // Taking the last ticket ends the phase at once, so nothing reconnects for nothing.
+  if (ticket + 1 >= phase.ticket_limit) phase.stop.store(true, std::memory_order_relaxed);
+  if (ticket >= phase.ticket_limit) return false;
+  if (phase.spec.kind == PhaseSpec::Kind::kPreload) {
+    op = Op::kPut;
+    key = ticket;
+  }
+  return true;
+}
+
+void Worker::TryIssue(Connection& c) {
+  Op op;
+  uint64_t key;
+  if (!TakeTicket(op, key)) return;
+  if (phase_->spec.kind == PhaseSpec::Kind::kLoad && options_.protocol != Protocol::kRaw) {
+    const Mix& mix = options_.mix;
+    const int pick = static_cast<int>(c.rng.Below(static_cast<uint64_t>(mix.Total())));
+    op = pick < mix.get ? Op::kGet : pick < mix.get + mix.put ? Op::kPut : Op::kDelete;
+    key = c.rng.Below(options_.keys);
+  }
+  c.op = op;
+  builder_.Build(op, key, c.target->host_header, c.metadata, c.out);
+  c.parser.Reset(builder_.WantsBody(op));
+  c.out_offset = 0;
+  c.read_pending = false;
+  c.state = Connection::State::kWriting;
+  c.sent_ns = NowNs();
+  c.deadline_ns = c.sent_ns + timeout_ns_;
+  ++in_flight_;
+  Write(c);
+}
+
+void Worker::Write(Connection& c) {
+  while (c.out_offset < c.out.size()) {
+    const ssize_t n =
+        ::send(c.fd, c.out.data() + c.out_offset, c.out.size() - c.out_offset, MSG_NOSIGNAL);
+    if (n > 0) {
+      c.out_offset += static_cast<size_t>(n);
+      stats_.bytes_sent += static_cast<uint64_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      return;  // EPOLLOUT will call again
+    } else {
+      RequestFailed(c, TransportError::kReset);
+      return;
+    }
+  }
+  c.state = Connection::State::kReading;
+  if (c.read_pending) {
+    c.read_pending = false;
+    Read(c);
+  }
+}
+
+void Worker::Read(Connection& c) {
+  while (true) {
+    const ssize_t n = ::recv(c.fd, read_buffer_.get(), kReadBufferSize, 0);
+    if (n > 0) {
+      stats_.bytes_received += static_cast<uint64_t>(n);
+      size_t consumed = 0;
+      const auto result =
+          c.parser.Feed(std::string_view(read_buffer_.get(), static_cast<size_t>(n)), consumed);
+      if (result == ResponseParser::Result::kError) {
+        RequestFailed(c, TransportError::kProtocol);
+        return;
+      }
+      if (result == ResponseParser::Result::kComplete) {
+        // Bytes past the response cannot belong to anything (one request in flight): the
+        // connection is out of step, so it is replaced after this response.
+        OnResponse(c, /*out_of_step=*/consumed != static_cast<size_t>(n));
+        return;
+      }
+    } else if (n == 0) {
+      if (c.parser.FinishOnEof() == ResponseParser::Result::kComplete) {
+        OnResponse(c, /*out_of_step=*/true);  // a body delimited by the close
+      } else {
+        RequestFailed(c, TransportError::kClosed);
+      }
+      return;
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return;
+    } else {
+      RequestFailed(c, TransportError::kReset);
+      return;
+    }
+  }
+}
+
+void Worker::OnResponse(Connection& c, bool out_of_step) {
+  const int64_t now = NowNs();
+  const int64_t micros = (now - c.sent_ns + 500) / 1000;
+  const int op = static_cast<int>(c.op);
+  stats_.latency.Record(micros);
+  stats_.op_latency[op].Record(micros);
+  ++stats_.op_responses[op];
+  const int status = c.parser.status();
+  ++stats_.status[status < Stats::kMaxStatus ? status : 0];
+  switch (Classify(options_.protocol, c.op, status, c.parser.body())) {
+    case Outcome::kOk:
+      ++stats_.ok;
+      break;
+    case Outcome::kNotFound:
+      ++stats_.not_found;
+      break;
+    case Outcome::kHttpError:
+      ++stats_.http_errors;
+      errors_.fetch_add(1, std::memory_order_relaxed);
+      break;
+  }
+  if (options_.causal) {
+    if (const auto metadata = ExtractCausalMetadata(c.parser.body())) {
+      c.metadata.assign(metadata->data(), metadata->size());
+    }
+  }
+  --in_flight_;
+  done_.fetch_add(1, std::memory_order_relaxed);
+  if (out_of_step || !c.parser.keep_alive()) {
+    Close(c);
+    Reconnect(c);
+    return;
+  }
+  c.state = Connection::State::kReady;
+  TryIssue(c);
+}
+
+void Worker::RequestFailed(Connection& c, TransportError error) {
+  CountError(error);
+  --in_flight_;
+  done_.fetch_add(1, std::memory_order_relaxed);
+  Close(c);
+  Reconnect(c);
+}
+
+void Worker::Close(Connection& c) {
+  if (c.fd >= 0) ::close(c.fd);  // also takes it out of the epoll set
+  c.fd = -1;
+  ++c.generation;
+  c.read_pending = false;
+  c.state = Connection::State::kIdle;
+}
+
+void Worker::Reconnect(Connection& c) {
+  if (Active()) Connect(c);
+}
+
+Engine::Engine(const Options& options) : options_(options), builder_(options_) {}
+
+Engine::~Engine() = default;
+
+std::unique_ptr<Engine> Engine::Create(const Options& options, std::string& error) {
+  std::unique_ptr<Engine> engine(new Engine(options));
+  for (const Target& target : options.targets) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    const std::string port = std::to_string(target.port);
+    const int rc = getaddrinfo(target.host.c_str(), port.c_str(), &hints, &found);
+    if (rc != 0 || found == nullptr) {
+      error = "cannot resolve " + target.host + ": " + gai_strerror(rc);
+      return nullptr;
+    }
+    ResolvedTarget resolved;
+    std::memcpy(&resolved.address, found->ai_addr, found->ai_addrlen);
+    resolved.address_length = found->ai_addrlen;
+    resolved.family = found->ai_family;
+    resolved.host_header = target.ToString();
+    freeaddrinfo(found);
+    engine->targets_.push_back(std::move(resolved));
+  }
+  const int threads = std::min(options.threads, options.connections);
+  for (int i = 0; i < threads; ++i) {
+    engine->workers_.push_back(std::make_unique<Worker>(engine->options_, engine->builder_));
+    if (!engine->workers_.back()->Init(error)) return nullptr;
+  }
+  for (int i = 0; i < options.connections; ++i) {
+    const ResolvedTarget* target = &engine->targets_[i % engine->targets_.size()];
+    const uint64_t seed = options.seed ^ (0xD1B54A32D192ED03ull * (static_cast<uint64_t>(i) + 1));
+    engine->workers_[i % threads]->AddConnection(target, seed);
+  }
+  return engine;
+}
+
+PhaseResult Engine::RunPhase(const PhaseSpec& spec, std::ostream* progress) {
+  PhaseControl phase;
+  phase.spec = spec;
+  phase.start_ns = NowNs();
+  phase.last_alive_ns.store(phase.start_ns);
+  if (spec.duration_s > 0) {
+    phase.end_ns = phase.start_ns + static_cast<int64_t>(spec.duration_s * 1e9);
+  }
+  phase.ticket_limit = spec.kind == PhaseSpec::Kind::kPreload ? options_.keys : spec.max_requests;
+
+  std::mutex mutex;
+  std::condition_variable all_done;
+  size_t finished = 0;
+  std::vector<std::thread> threads;
+  for (auto& worker : workers_) {
+    threads.emplace_back([&, w = worker.get()] {
+      w->Run(phase);
+      std::lock_guard lock(mutex);
+      ++finished;
+      all_done.notify_one();
+    });
+  }
+
+  // Progress: one line per second until every loop has stopped.
+  {
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
+    auto next = start + std::chrono::seconds(1);
+    uint64_t last_done = 0;
+    auto last_time = start;
+    std::unique_lock lock(mutex);
+    while (!all_done.wait_until(lock, next, [&] { return finished == workers_.size(); })) {
+      uint64_t done = 0;
+      uint64_t errors = 0;
+      for (const auto& worker : workers_) {
+        done += worker->done();
+        errors += worker->errors();
+      }
+      const auto now = Clock::now();
+      const double interval = std::chrono::duration<double>(now - last_time).count();
+      if (progress != nullptr) {
+        char line[160];
+        std::snprintf(line, sizeof(line), "%-8s %6.1f s %10.0f req/s   errors %llu\n",
+                      spec.name.c_str(), std::chrono::duration<double>(now - start).count(),
+                      interval > 0 ? static_cast<double>(done - last_done) / interval : 0.0,
+                      static_cast<unsigned long long>(errors));
+        *progress << line << std::flush;
+      }
+      last_done = done;
+      last_time = now;
+      next += std::chrono::seconds(1);
+    }
+  }
+  for (auto& thread : threads) thread.join();
+
+  PhaseResult result;
+  int64_t end_ns = phase.start_ns;
+  for (const auto& worker : workers_) {
+    result.stats.Merge(worker->stats());
+    end_ns = std::max(end_ns, worker->finished_ns());
+  }
+  result.elapsed_s = static_cast<double>(end_ns - phase.start_ns) / 1e9;
+  result.stalled = phase.stalled.load();
+  return result;
+}
+
+}  // namespace kvs::bench

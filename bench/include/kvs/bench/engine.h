@@ -1,0 +1,66 @@
+// The load engine: --threads event loops (epoll, non-blocking sockets, edge-triggered), each
+// owning a share of the --connections keep-alive connections with one request in flight each.
+// Connections persist across phases (preload, warm-up, measured run), so a phase starts on
+// warm connections. Engine is driven from one thread; RunPhase runs the loops on their own
+// threads and returns once they have all stopped.
+// Invariant: a phase ends at its time limit / request budget plus at most --timeout.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "kvs/bench/options.h"
+#include "kvs/bench/request_builder.h"
+#include "kvs/bench/stats.h"
+
+namespace kvs::bench {
+
+struct PhaseSpec {
+  enum class Kind {
+    kPreload,  // PUT key0..key{keys-1}, each once, spread over the connections
+    kLoad,     // the --mix over random keys (or GET --path for raw)
+  };
+  Kind kind = Kind::kLoad;
+  std::string name;           // in progress lines: "preload", "warmup", "run"
+  double duration_s = 0;      // 0 = no time limit
+  uint64_t max_requests = 0;  // 0 = no count limit (ignored by kPreload: it sends --keys)
+};
+
+struct PhaseResult {
+  Stats stats;
+  double elapsed_s = 0;  // from the start until the last in-flight request ended
+  // Ended early because no connection could be established for --timeout (only phases
+  // without a time limit, which could otherwise wait forever).
+  bool stalled = false;
+};
+
+class Worker;
+struct ResolvedTarget;
+
+class Engine {
+ public:
+  // Resolves the targets and sets up the loops; nullptr with `error` set when a target host
+  // cannot be resolved or the system refuses an epoll instance.
+  static std::unique_ptr<Engine> Create(const Options& options, std::string& error);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Runs one phase to its end. With `progress`, writes one line per second to it.
+  PhaseResult RunPhase(const PhaseSpec& spec, std::ostream* progress);
+
+  int threads() const { return static_cast<int>(workers_.size()); }
+
+ private:
+  explicit Engine(const Options& options);
+
+  Options options_;
+  RequestBuilder builder_;
+  std::vector<ResolvedTarget> targets_;  // shared, read-only, by the workers' connections
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace kvs::bench
