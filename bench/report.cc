@@ -7,6 +7,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "kvs/json/json_writer.h"
+
 namespace kvs::bench {
 namespace {
 
@@ -17,35 +19,9 @@ std::string Format(const char* format, double value) {
 }
 
 std::string JsonString(std::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escape[8];
-          std::snprintf(escape, sizeof(escape), "\\u%04x", c);
-          out += escape;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  std::string out;
+  json::AppendJsonString(out, text);
+  return out;
 }
 
 std::string CsvField(std::string_view text) {
