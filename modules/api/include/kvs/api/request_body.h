@@ -1,13 +1,15 @@
-// A request's JSON body, parsed once, with typed field lookups. Plain value; not shared.
-// An empty (or all-whitespace) body parses as an object with no members.
+// A request's JSON body, parsed once, with typed lookups of its top-level members. Plain value;
+// not shared. An empty (or all-whitespace) body parses as an object with no members.
+// The parser is a strict RFC 8259 recursive-descent parser written for the request path: it
+// validates the whole document but keeps only the top-level members' kinds and their decoded
+// string / integer values (no DOM, one pass, no exceptions).
 #pragma once
-
-#include <Poco/JSON/Object.h>
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace kvs::api {
 
@@ -20,11 +22,19 @@ class RequestBody {
   static std::variant<RequestBody, std::string> Parse(std::string_view text);
 
   // Kind of member `name`; fills `out` for kString / kInteger.
-  Field GetString(const std::string& name, std::string& out) const;
-  Field GetInteger(const std::string& name, int64_t& out) const;
+  Field GetString(std::string_view name, std::string& out) const;
+  Field GetInteger(std::string_view name, int64_t& out) const;
 
  private:
-  Poco::JSON::Object::Ptr object_;  // null for an empty body
+  struct Member {
+    std::string name;
+    Field kind = Field::kOther;
+    std::string text;     // kString: the decoded string
+    int64_t integer = 0;  // kInteger
+  };
+  const Member* Find(std::string_view name) const;
+
+  std::vector<Member> members_;  // in order; a repeated name: the last one counts
 };
 
 }  // namespace kvs::api
