@@ -68,6 +68,8 @@ store::WriteResult Coordinator::Write(const std::string& key, std::string value,
                                       const ClientContext& client, bool only_if_live,
                                       std::string& wire_out) {
   std::optional<store::Entry> written;
+  uint64_t stored_seq = 0;
+  const bool replicate = replicator_.has_peers();  // a lone replica copies nothing to send
   std::shared_lock origin_lock(origin_mu_);
   const store::WriteResult result =
       store_.Mutate(key, [&](const store::Entry* current) -> std::optional<store::Entry> {
@@ -81,11 +83,18 @@ store::WriteResult Coordinator::Write(const std::string& key, std::string value,
         entry.value = std::move(value);
         entry.tombstone = tombstone;
         entry.version = store::Version{clock_.Now(), origin_, seq};
-        entry.meta = wire_out;
-        written = entry;
+        // A write with no dependencies keeps no metadata: it is its own dot, rebuilt on read
+        // (WriteMetadata), which saves an allocation and ~50 bytes per key.
+        if (!client.metadata.empty()) entry.meta = wire_out;
+        if (replicate) written = entry;
+        stored_seq = seq;
         return entry;
       });
-  if (written) replicator_.OnLocalWrite(key, *written);
+  if (written) {
+    replicator_.OnLocalWrite(key, *written);
+  } else if (stored_seq != 0) {
+    replicator_.RecordLocalWrite(origin_, stored_seq);
+  }
   return result;
 }
 
@@ -107,6 +116,13 @@ OpResult Coordinator::Delete(const std::string& key, const ClientContext& client
   return result;
 }
 
+std::string WriteMetadata(const store::Entry& entry) {
+  if (!entry.meta.empty()) return entry.meta;
+  causal::Metadata own;
+  own.vv.emplace(entry.version.origin, entry.version.seq);
+  return causal::Encode(own);
+}
+
 OpResult Coordinator::Get(const std::string& key, const ClientContext& client) {
   OpResult result;
   if (!DependenciesMet(client, result)) return result;
@@ -116,10 +132,10 @@ OpResult Coordinator::Get(const std::string& key, const ClientContext& client) {
   result.value = std::move(entry->value);
   if (client.metadata.empty()) {
     // The reader now depends on exactly what the write depended on, plus the write.
-    result.metadata = std::move(entry->meta);
+    result.metadata = WriteMetadata(*entry);
     return result;
   }
-  auto stored = causal::Decode(entry->meta);
+  auto stored = causal::Decode(WriteMetadata(*entry));
   causal::Metadata merged = client.metadata;
   if (const auto* stored_meta = std::get_if<causal::Metadata>(&stored);
       stored_meta != nullptr && causal::MergeInto(merged, *stored_meta)) {

@@ -65,6 +65,7 @@ void Replicator::RefreshPeers() {
       ++it;
     }
   }
+  has_peers_.store(!peers.empty(), std::memory_order_release);
   for (const std::string& peer : peers) {
     if (senders_.contains(peer)) continue;
     senders_.emplace(peer, std::make_unique<PeerSender>(

@@ -48,6 +48,10 @@ class Replicator {
   // --- write path (Coordinator) ---
   // Records a local write as applied and queues it for every live shard peer.
   void OnLocalWrite(const std::string& key, const store::Entry& entry);
+  // Records a local write as applied when there is no peer to send it to.
+  void RecordLocalWrite(std::string_view origin, uint64_t seq) { applied_.Record(origin, seq); }
+  // Whether this replica has shard peers to broadcast to.
+  bool has_peers() const { return has_peers_.load(std::memory_order_acquire); }
   // Blocks (bounded) until this replica has applied every same-shard dependency in `m`,
   // pulling from peers when it has not. False (with `missing` naming one) on timeout.
   bool AwaitDependencies(const causal::Metadata& m, std::string& missing);
@@ -121,6 +125,7 @@ class Replicator {
   std::mutex pull_mu_;  // held by the request thread pulling missing dependencies
 
   std::atomic<bool> full_sync_wanted_{false};
+  std::atomic<bool> has_peers_{false};
   std::atomic<bool> ready_{false};
   std::mutex ready_mu_;
   std::condition_variable ready_cv_;
