@@ -7,6 +7,7 @@
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/ServerSocket.h>
 
+#include <algorithm>
 #include <charconv>
 #include <istream>
 #include <thread>
@@ -104,7 +105,8 @@ void HttpServer::Start() {
   params->setMaxKeepAliveRequests(options_.max_keepalive_requests);
   params->setServerName("kvs");
 
-  pool_ = std::make_unique<Poco::ThreadPool>("http", 2, options_.threads);
+  pool_ =
+      std::make_unique<Poco::ThreadPool>("http", std::min(2, options_.threads), options_.threads);
   server_ =
       std::make_unique<Poco::Net::HTTPServer>(new HandlerFactory(service_), *pool_, socket, params);
   server_->start();
