@@ -139,6 +139,15 @@ TEST(SingleNodeStartupTest, RunsAndWarnsItIsNotFaultTolerant) {
                                                                         << server->Stderr();
 }
 
+// The smallest pool POCO allows must still serve (a 1-thread pool once tripped an assertion).
+TEST(SingleNodeStartupTest, ServesWithOneHttpThread) {
+  std::string error;
+  auto server = StartSingleNode({{"KVS_HTTP_THREADS", "1"}}, {}, &error);
+  ASSERT_NE(server, nullptr) << error;
+  EXPECT_EQ(SendRequest(server->port(), "PUT", "/key-value-store/k", PutBody("v")).status, 201);
+  EXPECT_EQ(SendRequest(server->port(), "GET", "/key-value-store/k").status, 200);
+}
+
 TEST(NodeWithoutShardCountTest, IsNotInAnyShard) {
   const uint16_t port = FreeLoopbackPort();
   const std::string self = LoopbackAddress(port);
