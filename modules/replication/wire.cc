@@ -5,6 +5,9 @@
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 
+#include <charconv>
+#include <variant>
+
 #include "kvs/json/json_writer.h"
 
 namespace kvs::replication {
@@ -27,21 +30,87 @@ void AppendVersionVector(std::string& out, const causal::VersionVector& vv) {
   out.push_back('}');
 }
 
-void AppendUpdate(std::string& out, const Update& u) {
-  out += "{\"k\":";
-  AppendJsonString(out, u.key);
-  out += ",\"v\":";
-  AppendJsonString(out, u.entry.value);
-  out += ",\"t\":";
-  out += u.entry.tombstone ? "true" : "false";
-  out += ",\"h\":" + std::to_string(u.entry.version.hlc);
-  out += ",\"o\":";
-  AppendJsonString(out, u.entry.version.origin);
-  out += ",\"s\":" + std::to_string(u.entry.version.seq);
-  out += ",\"m\":";
-  AppendJsonString(out, u.entry.meta);
-  out.push_back('}');
+// Updates travel as netstrings ("<length>:<bytes>,"): values are arbitrary bytes, and a
+// length-prefixed form is encoded and decoded in one pass with no escaping (the replication
+// and reshard paths move every write through here).
+void AppendNetstring(std::string& out, std::string_view bytes) {
+  out += std::to_string(bytes.size());
+  out.push_back(':');
+  out.append(bytes);
+  out.push_back(',');
 }
+
+// Reads one netstring at `pos`; false when malformed.
+bool ReadNetstring(std::string_view in, size_t& pos, std::string_view& bytes) {
+  size_t length = 0;
+  const auto [end, ec] = std::from_chars(in.data() + pos, in.data() + in.size(), length);
+  if (ec != std::errc() || end == in.data() + in.size() || *end != ':') return false;
+  const size_t start = static_cast<size_t>(end - in.data()) + 1;
+  if (length > in.size() - start || start + length >= in.size() || in[start + length] != ',') {
+    return false;
+  }
+  bytes = in.substr(start, length);
+  pos = start + length + 1;
+  return true;
+}
+
+bool ReadNumber(std::string_view in, size_t& pos, uint64_t& value) {
+  std::string_view text;
+  if (!ReadNetstring(in, pos, text)) return false;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+void AppendUpdateBinary(std::string& out, const Update& u) {
+  AppendNetstring(out, u.key);
+  AppendNetstring(out, u.entry.value);
+  AppendNetstring(out, u.entry.tombstone ? "t" : "v");
+  AppendNetstring(out, std::to_string(u.entry.version.hlc));
+  AppendNetstring(out, u.entry.version.origin);
+  AppendNetstring(out, std::to_string(u.entry.version.seq));
+  AppendNetstring(out, u.entry.meta);
+}
+
+bool ReadUpdateBinary(std::string_view in, size_t& pos, Update& u) {
+  std::string_view key, value, flag, origin, meta;
+  if (!ReadNetstring(in, pos, key) || !ReadNetstring(in, pos, value) ||
+      !ReadNetstring(in, pos, flag) || (flag != "t" && flag != "v") ||
+      !ReadNumber(in, pos, u.entry.version.hlc) || !ReadNetstring(in, pos, origin) ||
+      !ReadNumber(in, pos, u.entry.version.seq) || !ReadNetstring(in, pos, meta)) {
+    return false;
+  }
+  u.key.assign(key);
+  u.entry.value.assign(value);
+  u.entry.tombstone = flag == "t";
+  u.entry.version.origin.assign(origin);
+  u.entry.meta.assign(meta);
+  return true;
+}
+
+// "<magic><netstring head><netstring count><updates...>"
+bool ReadUpdatesBinary(std::string_view in, size_t& pos, std::vector<Update>& out,
+                       std::string& error) {
+  uint64_t count = 0;
+  if (!ReadNumber(in, pos, count) || count > in.size()) {
+    error = "bad update count";
+    return false;
+  }
+  out.resize(static_cast<size_t>(count));
+  for (Update& u : out) {
+    if (!ReadUpdateBinary(in, pos, u)) {
+      error = "malformed update";
+      return false;
+    }
+  }
+  if (pos != in.size()) {
+    error = "trailing bytes";
+    return false;
+  }
+  return true;
+}
+
+constexpr std::string_view kBatchMagic = "KVB1";
+constexpr std::string_view kSyncReplyMagic = "KVS1";
 
 Object::Ptr ParseObject(std::string_view text) {
   Poco::JSON::Parser parser;
@@ -55,26 +124,6 @@ causal::VersionVector ReadVersionVector(const Object::Ptr& object) {
   if (object.isNull()) return vv;
   for (const auto& [origin, seq] : *object) vv[origin] = seq.convert<uint64_t>();
   return vv;
-}
-
-std::vector<Update> ReadUpdates(const Array::Ptr& array) {
-  std::vector<Update> out;
-  if (array.isNull()) return out;
-  out.reserve(array->size());
-  for (size_t i = 0; i < array->size(); ++i) {
-    Object::Ptr item = array->getObject(static_cast<unsigned>(i));
-    if (item.isNull()) throw Poco::DataFormatException("update is not an object");
-    Update u;
-    u.key = item->getValue<std::string>("k");
-    u.entry.value = item->getValue<std::string>("v");
-    u.entry.tombstone = item->getValue<bool>("t");
-    u.entry.version.hlc = item->getValue<uint64_t>("h");
-    u.entry.version.origin = item->getValue<std::string>("o");
-    u.entry.version.seq = item->getValue<uint64_t>("s");
-    u.entry.meta = item->getValue<std::string>("m");
-    out.push_back(std::move(u));
-  }
-  return out;
 }
 
 template <typename Fn>
@@ -92,23 +141,28 @@ auto Guarded(std::string& error, Fn&& fn) -> decltype(std::optional(fn())) {
 }  // namespace
 
 std::string EncodeBatch(const std::string& from, const std::vector<const Update*>& updates) {
-  std::string out = "{\"from\":";
-  AppendJsonString(out, from);
-  out += ",\"updates\":[";
-  for (size_t i = 0; i < updates.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    AppendUpdate(out, *updates[i]);
-  }
-  out += "]}";
+  std::string out(kBatchMagic);
+  AppendNetstring(out, from);
+  AppendNetstring(out, std::to_string(updates.size()));
+  for (const Update* u : updates) AppendUpdateBinary(out, *u);
   return out;
 }
 
 std::optional<ReplicateBatch> DecodeBatch(std::string_view text, std::string& error) {
-  return Guarded(error, [&] {
-    Object::Ptr object = ParseObject(text);
-    return ReplicateBatch{object->getValue<std::string>("from"),
-                          ReadUpdates(object->getArray("updates"))};
-  });
+  if (!text.starts_with(kBatchMagic)) {
+    error = "not a replicate batch";
+    return std::nullopt;
+  }
+  size_t pos = kBatchMagic.size();
+  ReplicateBatch batch;
+  std::string_view from;
+  if (!ReadNetstring(text, pos, from)) {
+    error = "bad sender";
+    return std::nullopt;
+  }
+  batch.from.assign(from);
+  if (!ReadUpdatesBinary(text, pos, batch.updates, error)) return std::nullopt;
+  return batch;
 }
 
 std::string EncodeSyncRequest(const SyncRequest& request) {
@@ -130,23 +184,33 @@ std::optional<SyncRequest> DecodeSyncRequest(std::string_view text, std::string&
 }
 
 std::string EncodeSyncReply(const SyncReply& reply) {
-  std::string out = "{\"vv\":";
-  AppendVersionVector(out, reply.vv);
-  out += ",\"updates\":[";
-  for (size_t i = 0; i < reply.updates.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    AppendUpdate(out, reply.updates[i]);
-  }
-  out += "]}";
+  std::string out(kSyncReplyMagic);
+  AppendNetstring(out, causal::Encode(causal::Metadata{0, reply.vv}));
+  AppendNetstring(out, std::to_string(reply.updates.size()));
+  for (const Update& u : reply.updates) AppendUpdateBinary(out, u);
   return out;
 }
 
 std::optional<SyncReply> DecodeSyncReply(std::string_view text, std::string& error) {
-  return Guarded(error, [&] {
-    Object::Ptr object = ParseObject(text);
-    return SyncReply{ReadVersionVector(object->getObject("vv")),
-                     ReadUpdates(object->getArray("updates"))};
-  });
+  if (!text.starts_with(kSyncReplyMagic)) {
+    error = "not a sync reply";
+    return std::nullopt;
+  }
+  size_t pos = kSyncReplyMagic.size();
+  std::string_view vv_text;
+  if (!ReadNetstring(text, pos, vv_text)) {
+    error = "bad version vector";
+    return std::nullopt;
+  }
+  auto vv = causal::Decode(vv_text);
+  if (auto* bad = std::get_if<causal::DecodeError>(&vv)) {
+    error = "bad version vector: " + bad->reason;
+    return std::nullopt;
+  }
+  SyncReply reply;
+  reply.vv = std::move(std::get<causal::Metadata>(vv).vv);
+  if (!ReadUpdatesBinary(text, pos, reply.updates, error)) return std::nullopt;
+  return reply;
 }
 
 std::string EncodeConfig(const cluster::ClusterConfig& config) {

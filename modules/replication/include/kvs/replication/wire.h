@@ -1,4 +1,6 @@
-// JSON forms of the inter-node messages under /internal/ (not part of the public contract).
+// Forms of the inter-node messages under /internal/ (not part of the public contract): JSON for
+// the small ones (sync requests, layouts); update batches and sync replies as netstrings
+// behind a magic tag ("KVB1", "KVS1"), since they carry every write.
 // Pure functions; decoding failures come back as an error string, never as an exception.
 #pragma once
 
@@ -19,7 +21,7 @@ struct Update {
   store::Entry entry;
 };
 
-// POST /internal/replicate   {"from":A,"updates":[...]}
+// POST /internal/replicate   KVB1 netstring(from) netstring(count) updates...
 struct ReplicateBatch {
   std::string from;
   std::vector<Update> updates;
