@@ -55,6 +55,17 @@ TEST(WireTest, ConfigRoundTrip) {
   EXPECT_EQ(decoded->shards, config.shards);
 }
 
+TEST(WireTest, EveryTruncationOfABatchIsRejected) {
+  Update a = MakeUpdate("key", "value with , and : inside", false);
+  const std::string whole = EncodeBatch("10.0.0.1:8080", {&a, &a});
+  std::string error;
+  ASSERT_TRUE(DecodeBatch(whole, error).has_value()) << error;
+  for (size_t n = 0; n < whole.size(); ++n) {
+    EXPECT_FALSE(DecodeBatch(std::string_view(whole).substr(0, n), error).has_value()) << n;
+  }
+  EXPECT_FALSE(DecodeBatch(whole + "x", error).has_value());
+}
+
 TEST(WireTest, GarbageIsAnErrorNotAnException) {
   std::string error;
   EXPECT_FALSE(DecodeBatch("{", error).has_value());
