@@ -94,6 +94,7 @@ SERVER_PIDS=()       # servers of the system under test (our children), until st
 BENCH_WRAPPER_PID="" # the subshell running kvs-bench, while it runs
 CURRENT_LOGS=()      # logs of the running system, shown when something fails
 COMMANDS=()          # the kvs-bench/wrk command lines, for RESULTS.md
+COMMIT=""            # the commit built
 
 log() { printf '==> %s\n' "$*"; }
 warn() { printf 'run.sh: warning: %s\n' "$*" >&2; }
@@ -224,6 +225,13 @@ build() {
   cmake --build "$BUILD_DIR" -j"$NPROC" --target "${targets[@]}" >"$WORK/build.log" 2>&1 \
     || { tail -n 30 "$WORK/build.log" >&2; die "build of ${targets[*]} failed"; }
   [[ -x "$SERVER_BIN" ]] || die "build succeeded but $SERVER_BIN is missing"
+  # What was built (others may commit while this runs); this script's own outputs do not count
+  # as changes to kvs.
+  COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  if git -C "$ROOT" status --porcelain --untracked-files=no -- . ':!bench/run.sh' \
+    ':!bench/RESULTS.md' ':!bench/throughput.png' 2>/dev/null | grep -q .; then
+    COMMIT+=" (with uncommitted changes)"
+  fi
   [[ -x "$BENCH_BIN" ]] || die "build succeeded but $BENCH_BIN is missing"
 }
 
@@ -680,10 +688,10 @@ bench_memory() {
   # Every key of the key space written once (--preload), nothing else measured.
   cmd=("$BENCH_BIN" "--threads=$THREADS" "--connections=$CONNECTIONS" "--keys=$MEM_KEYS"
     "--value-size=$VALUE_SIZE" "--timeout=$TIMEOUT_MS" --protocol=kvs --causal=off --preload
-    --requests=1 --warmup=0 --mix=get:100 --label=memory "--json=$json" --quiet)
+    --requests=1 --warmup=0 --mix=get:100 "--targets=$addr" --label=memory "--json=$json" --quiet)
   COMMANDS+=("$(show_cmd "${cmd[@]}")")
   local t0=$SECONDS
-  timeout "$MEM_TIMEOUT" "${cmd[@]}" "--targets=$addr" >"$WORK/memory.txt" 2>&1 \
+  timeout "$MEM_TIMEOUT" "${cmd[@]}" >"$WORK/memory.txt" 2>&1 \
     || die "memory preload failed or took over ${MEM_TIMEOUT}s: $(tail -n 5 "$WORK/memory.txt")"
   local took=$((SECONDS - t0))
   sleep 1   # let in-flight work settle before reading RSS
@@ -723,21 +731,16 @@ ratio_line() {
 }
 
 write_results() {
-  local tmp="$RESULTS.tmp" cpu_model kernel commit dirty
+  local tmp="$RESULTS.tmp" cpu_model kernel
   cpu_model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
   kernel="$(uname -sr)"
-  commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-  dirty=""
-  if git -C "$ROOT" status --porcelain 2>/dev/null | grep -qv '^??'; then
-    dirty=" (with uncommitted changes)"
-  fi
   {
     echo "# kvs benchmark results"
     echo
     echo "Written by \`bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') in $(((SECONDS - START_SECONDS) / 60)) min $(((SECONDS - START_SECONDS) % 60)) s."
     echo
     echo "- Machine: $NPROC cores, $cpu_model, $kernel, $(awk '/^MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
-    echo "- kvs: commit $commit$dirty, Release build in \`${BUILD_DIR#"$ROOT"/}\`; nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'); etcd ${ETCD_VERSION:-$(etcd --version 2>/dev/null | awk '/etcd Version/ { print $3 }')}"
+    echo "- kvs: commit $COMMIT, Release build in \`${BUILD_DIR#"$ROOT"/}\`; nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'); etcd ${ETCD_VERSION:-$(etcd --version 2>/dev/null | awk '/etcd Version/ { print $3 }')}"
     echo "- Load: kvs-bench \`--threads=$THREADS --connections=$CONNECTIONS\`, ${WARMUP} s warm-up + ${DURATION} s measured per run, $KEYS keys preloaded (\`--preload\`), values of $VALUE_SIZE bytes, kvs clients \`--causal=$CAUSAL\` (each connection passes along the metadata it got). Server and load generator share the $NPROC cores: one load-generator thread (at most one core) leaves the server the rest; $CONNECTIONS connections keep every server busy while staying within kvs's HTTP threads (${KVS_THREADS:-?}, from the configuration in effect; a POCO worker serves one keep-alive connection at a time)."
     echo "- Every system runs alone, on loopback; same load generator for all. Load is spread over every node of a cluster (\`--targets\` lists them all)."
     echo "- CPU: utime+stime from \`/proc/<pid>/stat\` of every server process (nginx master and workers), sampled every ${SAMPLE_PERIOD} s, over the last ${DURATION} s of the run (preload and warm-up excluded), divided by wall time = cores used. kvs-bench's CPU the same way (its final total from the shell's \`times\`). \"irq\" = interrupt + softirq time of the whole machine from \`/proc/stat\` (this kernel charges it to no process; loopback TCP receive runs there, for server and client alike). \"Other\" = CPU of every other process except kernel threads in that window: other users of this shared machine (builds, tests). A run with other > ${MAX_OTHER} is repeated (up to ${RETRIES} times, least disturbed kept)."
@@ -793,6 +796,8 @@ write_results() {
           $1 == "scale-t" t "-put" { p = sprintf("%.0f | %.2f | %d", $4, $7, $12 + $13); pc = $9 }
           END { if (g != "" || p != "") printf "| %s | %s | %s | %s / %s |\n", t, g, p, gc, pc }' "$RESULT_ROWS"
       done
+      echo
+      echo "Errors = requests with no answer within ${TIMEOUT_MS} ms + non-2xx answers. A POCO worker thread holds one keep-alive connection for as long as it stays open, so with fewer HTTP threads than the ${CONNECTIONS} connections the surplus connections wait unserved and time out; GETs then also find (404) the keys whose preload PUT went to such a connection. Latency percentiles cover answered requests only."
       echo
     fi
     if [[ -n "$SWEEP_DONE" ]]; then
