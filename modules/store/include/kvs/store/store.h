@@ -95,19 +95,26 @@ class Store {
   std::vector<std::pair<std::string, Entry>> Snapshot() const;
 
  private:
-  using Map = tbb::concurrent_hash_map<std::string, Entry>;
+  // std::hash (murmur-based in libstdc++) mixes every bit into the low ones the buckets use;
+  // TBB's default string hasher left long chains for keys that differ only in their tails
+  // ("key123", "key124", ...), which showed as 12% of a write-heavy profile.
+  struct KeyHashCompare {
+    static size_t hash(const std::string& key) { return std::hash<std::string>{}(key); }
+    static bool equal(const std::string& a, const std::string& b) { return a == b; }
+  };
+  using Map = tbb::concurrent_hash_map<std::string, Entry, KeyHashCompare>;
   static constexpr size_t kStripes = 64;
   struct Stripe {
     mutable std::shared_mutex traverse_mu;
     Map map;
   };
 
-  Stripe& StripeFor(const std::string& key) {
-    return stripes_[std::hash<std::string>{}(key) % kStripes];
+  // The stripe takes the hash's high bits; the buckets inside a stripe use its low bits.
+  static size_t StripeIndex(const std::string& key) {
+    return (KeyHashCompare::hash(key) >> 58) % kStripes;
   }
-  const Stripe& StripeFor(const std::string& key) const {
-    return stripes_[std::hash<std::string>{}(key) % kStripes];
-  }
+  Stripe& StripeFor(const std::string& key) { return stripes_[StripeIndex(key)]; }
+  const Stripe& StripeFor(const std::string& key) const { return stripes_[StripeIndex(key)]; }
 
   void AccountTransition(bool was_live, bool is_live) {
     if (was_live != is_live) live_count_.fetch_add(is_live ? 1 : -1, std::memory_order_relaxed);
