@@ -90,12 +90,6 @@ TEST(ValidateStartupTest, MissingShardCountMeansUnassigned) {
 namespace kvs::cluster {
 namespace {
 
-std::vector<Address> Live(int n) {
-  std::vector<Address> out;
-  for (int i = 0; i < n; ++i) out.push_back(Address{"10.10.0." + std::to_string(i + 2), 8080});
-  return out;
-}
-
 size_t CountMembers(const ClusterConfig& c) {
   size_t n = 0;
   for (const auto& members : c.shards) n += members.size();
@@ -103,10 +97,10 @@ size_t CountMembers(const ClusterConfig& c) {
 }
 
 TEST(ReshardTest, SevenNodesIntoThreeShardsKeepsNodesWhereItCan) {
-  ClusterConfig current = InitialAssignment(Live(6), 2);
+  ClusterConfig current = InitialAssignment(Nodes(6), 2);
   current.shards[1].push_back(Address{"10.10.0.8", 8080});  // node7 added to shard 1
   current.epoch = 1;
-  std::vector<Address> live = Live(6);
+  std::vector<Address> live = Nodes(6);
   live.push_back(Address{"10.10.0.8", 8080});
   const ClusterConfig next = Reshard(current, live, 3);
   EXPECT_EQ(next.epoch, 2u);
@@ -128,17 +122,17 @@ TEST(ReshardTest, SevenNodesIntoThreeShardsKeepsNodesWhereItCan) {
 }
 
 TEST(ReshardTest, DownNodesAreLeftOutAndShrinkingWorks) {
-  const ClusterConfig current = InitialAssignment(Live(6), 3);
-  std::vector<Address> live = Live(6);
+  const ClusterConfig current = InitialAssignment(Nodes(6), 3);
+  std::vector<Address> live = Nodes(6);
   live.pop_back();  // one node is down
   const ClusterConfig next = Reshard(current, live, 2);
   EXPECT_EQ(CountMembers(next), 5u);
-  EXPECT_FALSE(next.ShardOf(Live(6).back()).has_value());
+  EXPECT_FALSE(next.ShardOf(Nodes(6).back()).has_value());
   EXPECT_EQ(next.shards[0].size() + next.shards[1].size(), 5u);
 }
 
 TEST(ShouldAdoptTest, HigherEpochOrFirstLayoutWins) {
-  ClusterConfig ours = InitialAssignment(Live(4), 2);
+  ClusterConfig ours = InitialAssignment(Nodes(4), 2);
   ClusterConfig theirs = ours;
   EXPECT_FALSE(ShouldAdopt(ours, theirs));
   theirs.epoch = 3;

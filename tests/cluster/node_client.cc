@@ -21,12 +21,6 @@ Poco::Timespan ToTimespan(milliseconds timeout) {
   return Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(timeout.count()) * 1000);
 }
 
-std::string ToLower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
-
 // The string member `name` of a JSON object body, or nullopt.
 std::optional<std::string> StringMember(const Poco::JSON::Object::Ptr& object,
                                         const std::string& name) {
@@ -61,38 +55,10 @@ std::optional<int64_t> IntegerMember(const Poco::JSON::Object::Ptr& object,
 
 HttpResponse Send(const Endpoint& endpoint, std::string_view method, std::string_view target,
                   const std::optional<std::string>& body, milliseconds timeout) {
-  HttpResponse result;
-  try {
-    Poco::Net::HTTPClientSession session(endpoint.host, endpoint.port);
-    session.setTimeout(ToTimespan(timeout), ToTimespan(timeout), ToTimespan(timeout));
-    session.setKeepAlive(false);
-    Poco::Net::HTTPRequest request(std::string(method), std::string(target),
-                                   Poco::Net::HTTPMessage::HTTP_1_1);
-    if (body) {
-      request.setContentType("application/json");
-      request.setContentLength(static_cast<std::streamsize>(body->size()));
-    } else if (method == "PUT" || method == "POST" || method == "DELETE") {
-      request.setContentLength(0);
-    }
-    std::ostream& out = session.sendRequest(request);
-    if (body) out.write(body->data(), static_cast<std::streamsize>(body->size()));
-    Poco::Net::HTTPResponse response;
-    std::istream& in = session.receiveResponse(response);
-    result.status = static_cast<int>(response.getStatus());
-    for (const auto& [name, value] : response) result.headers[ToLower(name)] = value;
-    Poco::StreamCopier::copyToString(in, result.body);
-  } catch (const Poco::TimeoutException& e) {
-    result.status = 0;
-    result.error = e.displayText();
-    result.timed_out = true;
-  } catch (const Poco::Exception& e) {
-    result.status = 0;
-    result.error = e.displayText();
-  } catch (const std::exception& e) {
-    result.status = 0;
-    result.error = e.what();
-  }
-  return result;
+  Poco::Net::HTTPClientSession session(endpoint.host, endpoint.port);
+  session.setTimeout(ToTimespan(timeout), ToTimespan(timeout), ToTimespan(timeout));
+  session.setKeepAlive(false);
+  return http_test::Exchange(session, method, target, body);
 }
 
 HttpResponse PutKey(const Endpoint& endpoint, std::string_view key, std::string_view value,

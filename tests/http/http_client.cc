@@ -140,37 +140,44 @@ HttpClient::HttpClient(uint16_t port, milliseconds timeout) : session_("127.0.0.
   session_.setKeepAlive(true);
 }
 
-HttpResponse HttpClient::Send(std::string_view method, std::string_view target,
-                              const std::optional<std::string>& body) {
+HttpResponse Exchange(Poco::Net::HTTPClientSession& session, std::string_view method,
+                      std::string_view target, const std::optional<std::string>& body) {
   HttpResponse result;
   try {
     Poco::Net::HTTPRequest request(std::string(method), std::string(target),
                                    Poco::Net::HTTPMessage::HTTP_1_1);
-    request.setKeepAlive(true);
+    request.setKeepAlive(session.getKeepAlive());
     if (body) {
       request.setContentType("application/json");
       request.setContentLength(static_cast<std::streamsize>(body->size()));
-    } else if (method == "PUT" || method == "POST" || method == "PATCH") {
+    } else if (method == "PUT" || method == "POST" || method == "PATCH" || method == "DELETE") {
       request.setContentLength(0);
     }
-    std::ostream& out = session_.sendRequest(request);
+    std::ostream& out = session.sendRequest(request);
     if (body) out.write(body->data(), static_cast<std::streamsize>(body->size()));
     Poco::Net::HTTPResponse response;
-    std::istream& in = session_.receiveResponse(response);
+    std::istream& in = session.receiveResponse(response);
     result.status = static_cast<int>(response.getStatus());
     for (const auto& [name, value] : response) result.headers[ToLower(name)] = value;
     Poco::StreamCopier::copyToString(in, result.body);
   } catch (const Poco::TimeoutException& e) {
+    result.status = 0;
     result.error = e.displayText();
     result.timed_out = true;
-    session_.reset();
   } catch (const Poco::Exception& e) {
+    result.status = 0;
     result.error = e.displayText();
-    session_.reset();
   } catch (const std::exception& e) {
+    result.status = 0;
     result.error = e.what();
-    session_.reset();
   }
+  return result;
+}
+
+HttpResponse HttpClient::Send(std::string_view method, std::string_view target,
+                              const std::optional<std::string>& body) {
+  HttpResponse result = Exchange(session_, method, target, body);
+  if (!result.error.empty()) session_.reset();
   return result;
 }
 

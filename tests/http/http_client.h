@@ -44,6 +44,11 @@ class HttpClient {
   Poco::Net::HTTPClientSession session_;
 };
 
+// Sends one request on `session` (keep-alive as the session says) and reads the whole answer.
+// Never throws: failures are reported in HttpResponse::error with status 0.
+HttpResponse Exchange(Poco::Net::HTTPClientSession& session, std::string_view method,
+                      std::string_view target, const std::optional<std::string>& body);
+
 // One request on a fresh connection.
 HttpResponse SendRequest(uint16_t port, std::string_view method, std::string_view target,
                          const std::optional<std::string>& body = std::nullopt,
