@@ -5,7 +5,8 @@
 #
 # Environment:
 #   KVS_BUILD_DIR      build tree (default: build)
-#   KVS_DOCKER_TESTS   ON (default) or OFF to skip the Docker smoke test
+#   KVS_DOCKER_TESTS   ON (default) or OFF to skip the Docker tests
+#   KVS_CLUSTER_TESTS  ON (default) or OFF to skip the live cluster (network namespace) tests
 #   KVS_TEST_JOBS      parallel test processes (default: number of cores)
 set -euo pipefail
 
@@ -15,7 +16,7 @@ BUILD_DIR="${KVS_BUILD_DIR:-build}"
 JOBS="${KVS_TEST_JOBS:-$(nproc)}"
 
 cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DKVS_WERROR=ON \
-  -DKVS_DOCKER_TESTS="${KVS_DOCKER_TESTS:-ON}"
+  -DKVS_DOCKER_TESTS="${KVS_DOCKER_TESTS:-ON}" -DKVS_CLUSTER_TESTS="${KVS_CLUSTER_TESTS:-ON}"
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 export KVS_BUILD_DIR="$BUILD_DIR"
 ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$JOBS" --timeout 900
