@@ -182,10 +182,12 @@ SyncReply Replicator::AnswerSync(const SyncRequest& request) {
   return reply;
 }
 
-bool Replicator::SyncWith(const std::string& peer, bool full) {
+bool Replicator::SyncWith(const std::string& peer, bool full,
+                          std::optional<std::chrono::milliseconds> timeout) {
   SyncRequest request{self_, applied_.Snapshot(), full};
-  const net::CallResult result = client_.Call(peer, "POST", "/internal/sync",
-                                              EncodeSyncRequest(request), options_.sync_timeout);
+  const net::CallResult result =
+      client_.Call(peer, "POST", "/internal/sync", EncodeSyncRequest(request),
+                   timeout.value_or(options_.sync_timeout));
   if (!result.ok()) return false;
   std::string error;
   auto reply = DecodeSyncReply(result.body, error);
@@ -304,8 +306,12 @@ bool Replicator::AwaitDependencies(const causal::Metadata& m, std::string& missi
       std::unique_lock pull(pull_mu_, std::try_to_lock);
       if (pull.owns_lock()) {
         for (const std::string& peer : ShardPeers(/*live_only=*/false)) {
-          if (std::chrono::steady_clock::now() >= deadline) break;
-          SyncWith(peer);
+          // Each pull gets only what is left of the request's wait, so an unreachable peer
+          // cannot stretch the bounded wait.
+          const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+              deadline - std::chrono::steady_clock::now());
+          if (left <= std::chrono::milliseconds(0)) break;
+          SyncWith(peer, /*full=*/false, std::min(left, options_.sync_timeout));
         }
       }
     }

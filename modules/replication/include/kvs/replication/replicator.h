@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -87,8 +88,9 @@ class Replicator {
   std::string MetricsText() const;
 
  private:
-  // Pulls from `peer`; true when the peer answered.
-  bool SyncWith(const std::string& peer, bool full = false);
+  // Pulls from `peer` (within `timeout`, default sync_timeout); true when the peer answered.
+  bool SyncWith(const std::string& peer, bool full = false,
+                std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   // Whether this node, under its current layout, keeps `u`.
   bool Owned(const Update& u) const;
   // Stores one update and records it applied; true when the store changed.
