@@ -16,6 +16,7 @@
 #include <thread>
 #include <variant>
 
+#include "kvs/api/event_server.h"
 #include "kvs/api/http_server.h"
 #include "kvs/api/metrics.h"
 #include "kvs/api/service.h"
@@ -103,7 +104,8 @@ int ServerApp::main(const std::vector<std::string>&) {
   const std::map<std::string, long long> counts = [&] {
     std::map<std::string, long long> out;
     for (const char* key :
-         {"kvs.http.threads", "kvs.http.max_queued", "kvs.http.backlog",
+         {"kvs.http.threads", "kvs.http.loops", "kvs.http.max_connections",
+          "kvs.http.max_queued", "kvs.http.backlog",
           "kvs.http.receive_timeout_ms", "kvs.http.keepalive_timeout_ms",
           "kvs.http.max_keepalive_requests", "kvs.http.shutdown_grace_ms",
           "kvs.limits.max_body_bytes", "kvs.limits.max_value_bytes",
@@ -117,8 +119,12 @@ int ServerApp::main(const std::vector<std::string>&) {
     return out;
   }();
   if (!error.empty()) return StartupError(error);
+  const std::string frontend = cfg.getString("kvs.http.frontend");
+  if (frontend != "epoll" && frontend != "poco") {
+    return StartupError("kvs.http.frontend '" + frontend + "' must be epoll or poco");
+  }
   for (const char* key :
-       {"kvs.http.threads", "kvs.cluster.heartbeat_period_ms", "kvs.cluster.failure_timeout_ms",
+       {"kvs.http.threads", "kvs.http.max_connections", "kvs.cluster.heartbeat_period_ms", "kvs.cluster.failure_timeout_ms",
         "kvs.replication.anti_entropy_period_ms", "kvs.replication.batch_max",
         "kvs.net.connect_timeout_ms", "kvs.net.call_timeout_ms"}) {
     if (counts.at(key) < 1) return StartupError(std::string(key) + " must be >= 1");
@@ -216,13 +222,34 @@ int ServerApp::main(const std::vector<std::string>&) {
   http.receive_timeout = milliseconds(counts.at("kvs.http.receive_timeout_ms"));
   http.keepalive_timeout = milliseconds(counts.at("kvs.http.keepalive_timeout_ms"));
   http.max_keepalive_requests = static_cast<int>(counts.at("kvs.http.max_keepalive_requests"));
-  api::HttpServer server(service, http);
+  std::optional<api::HttpServer> poco_server;
+  std::optional<api::EventServer> event_server;
+  if (frontend == "poco") {
+    poco_server.emplace(service, http);
+  } else {
+    api::EventServerOptions options;
+    options.bind_host = http.bind_host;
+    options.port = http.port;
+    options.loops = static_cast<int>(counts.at("kvs.http.loops"));
+    options.workers = http.threads;
+    options.backlog = http.backlog;
+    options.max_connections = static_cast<int>(counts.at("kvs.http.max_connections"));
+    options.receive_timeout = http.receive_timeout;
+    options.keepalive_timeout = http.keepalive_timeout;
+    options.max_keepalive_requests = http.max_keepalive_requests;
+    event_server.emplace(service, options);
+  }
   try {
-    server.Start();
+    if (poco_server) poco_server->Start();
+    if (event_server) event_server->Start();
   } catch (const Poco::Exception& e) {
     return StartupError("cannot listen on " + http.bind_host + ":" + std::to_string(http.port) +
                         ": " + e.displayText());
   }
+  const std::string frontend_text =
+      event_server ? "epoll front end, " + std::to_string(event_server->loop_count()) +
+                         " loop(s) + " + std::to_string(http.threads) + " worker(s)"
+                   : "POCO HTTPServer, " + std::to_string(http.threads) + " thread(s)";
 
   // Load the shard's data from peers while already answering them (they may be starting too).
   std::thread bootstrap([&reconfigurator] { reconfigurator.Start(); });
@@ -241,8 +268,8 @@ int ServerApp::main(const std::vector<std::string>&) {
 
   const auto my_shard = cluster_state.MyShard();
   log.information(
-      "kvs-server %s serving on %s:%hu (origin %s, shard %s, %d shard(s), view %s)",
-      plan.self.ToString(), http.bind_host, http.port, origin,
+      "kvs-server %s serving on %s:%hu with the %s (origin %s, shard %s, %d shard(s), view %s)",
+      plan.self.ToString(), http.bind_host, http.port, frontend_text, origin,
       my_shard ? std::to_string(*my_shard) : std::string("none: waiting for add-member"),
       cluster_state.Config()->shard_count(), cluster::JoinAddresses(cluster_state.View()));
 
@@ -250,7 +277,8 @@ int ServerApp::main(const std::vector<std::string>&) {
   log.information("termination requested: draining in-flight requests");
   heartbeat_timer.cancel(/*wait=*/true);
   anti_entropy_timer.cancel(/*wait=*/true);
-  server.Stop(milliseconds(counts.at("kvs.http.shutdown_grace_ms")));
+  if (poco_server) poco_server->Stop(milliseconds(counts.at("kvs.http.shutdown_grace_ms")));
+  if (event_server) event_server->Stop(milliseconds(counts.at("kvs.http.shutdown_grace_ms")));
   bootstrap.join();
   log.information("stopped cleanly (%z live keys in memory)",
                   static_cast<size_t>(store.live_count()));

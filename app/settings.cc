@@ -45,8 +45,15 @@ const std::vector<Tunable>& Tunables() {
   static const std::vector<Tunable> kAll = {
       {"kvs.http.bind", "0.0.0.0",
        "address the HTTP listener binds (port comes from SOCKET_ADDRESS)"},
-      {"kvs.http.threads", "64", "HTTP worker threads; each serves one connection at a time"},
-      {"kvs.http.max_queued", "256", "accepted connections waiting for a free worker"},
+      {"kvs.http.frontend", "epoll",
+       "HTTP front end: epoll (event loops; requests that may wait run on worker threads) "
+       "or poco (POCO HTTPServer, one thread per connection)"},
+      {"kvs.http.loops", "0", "epoll front end: event loop threads, 0 = one per core"},
+      {"kvs.http.threads", "64",
+       "epoll: worker threads for requests that may wait (forwarding, node-to-node); "
+       "poco: threads, each serving one connection at a time"},
+      {"kvs.http.max_connections", "10000", "epoll: open client connections at most"},
+      {"kvs.http.max_queued", "256", "poco: accepted connections waiting for a free thread"},
       {"kvs.http.backlog", "512", "listen(2) backlog"},
       {"kvs.http.receive_timeout_ms", "10000", "time to wait for a request's bytes"},
       {"kvs.http.keepalive_timeout_ms", "5000", "idle keep-alive connections close after this"},

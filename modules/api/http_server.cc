@@ -93,7 +93,8 @@ HttpServer::~HttpServer() { Stop(std::chrono::milliseconds(0)); }
 
 void HttpServer::Start() {
   Poco::Net::ServerSocket socket;
-  socket.bind(Poco::Net::SocketAddress(options_.bind_host, options_.port), /*reuseAddress=*/true);
+  socket.bind(Poco::Net::SocketAddress(options_.bind_host, options_.port), /*reuseAddress=*/true,
+              /*reusePort=*/false);
   socket.listen(options_.backlog);
 
   auto* params = new Poco::Net::HTTPServerParams;  // reference-counted; the server owns it

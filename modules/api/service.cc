@@ -22,6 +22,15 @@ constexpr std::string_view kKeyRoot = "/key-value-store";
 constexpr std::string_view kViewPath = "/key-value-store-view";
 constexpr std::string_view kShardPrefix = "/key-value-store-shard/";
 
+// Internal status of a response that TryHandle could not give without waiting.
+constexpr int kWouldBlock = -1;
+
+Response WouldBlock() {
+  Response response;
+  response.status = kWouldBlock;
+  return response;
+}
+
 Response Json(int status, std::string body) {
   Response response;
   response.status = status;
@@ -109,26 +118,35 @@ Service::Service(store::Store& store, cluster::ClusterState& cluster,
       metrics_(metrics),
       limits_(limits) {}
 
-Response Service::Handle(const Request& request) {
+Response Service::Handle(const Request& request) { return *Run(request, /*may_block=*/true); }
+
+std::optional<Response> Service::TryHandle(const Request& request) {
+  return Run(request, /*may_block=*/false);
+}
+
+std::optional<Response> Service::Run(const Request& request, bool may_block) {
   Response response;
   try {
-    response = Route(request);
+    response = Route(request, may_block);
   } catch (const Poco::Exception& e) {
     response = ErrorResponse(500, "Internal error: " + e.displayText(), request.method);
   } catch (const std::exception& e) {
     response = ErrorResponse(500, std::string("Internal error: ") + e.what(), request.method);
   }
+  if (response.status == kWouldBlock) return std::nullopt;
   metrics_.Count(request.method, response.status);
   return response;
 }
 
-Response Service::Route(const Request& request) {
+Response Service::Route(const Request& request, bool may_block) {
   std::string_view path = request.target.substr(0, request.target.find('?'));
   const std::string_view method = request.method;
   if (path.starts_with(kKeyPrefix)) {
-    return HandleKeyValue(request, path.substr(kKeyPrefix.size()));
+    return HandleKeyValue(request, path.substr(kKeyPrefix.size()), may_block);
   }
-  if (path == kKeyRoot) return HandleKeyValue(request, "");
+  // Everything else is rare or may wait on other nodes: it runs where blocking is fine.
+  if (!may_block) return WouldBlock();
+  if (path == kKeyRoot) return HandleKeyValue(request, "", may_block);
   if (path == kViewPath) return HandleView(method, request.body);
   if (path.starts_with(kShardPrefix)) {
     return HandleShard(request, path.substr(kShardPrefix.size()));
@@ -152,7 +170,8 @@ Response Service::Route(const Request& request) {
   return ErrorResponse(404, "Path not found", method);
 }
 
-Response Service::HandleKeyValue(const Request& request, std::string_view encoded_key) {
+Response Service::HandleKeyValue(const Request& request, std::string_view encoded_key,
+                                 bool may_block) {
   const std::string_view method = request.method;
   const std::string_view body = request.body;
   const bool is_put = method == "PUT";
@@ -212,6 +231,7 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
   std::optional<replication::Coordinator::WriteTicket> ticket;
   std::optional<int> shard;
   if (request.sender_epoch > cluster_.Config()->epoch) {
+    if (!may_block) return WouldBlock();
     // Routing with an older layout than the sender's would send the request back to it.
     const auto deadline = std::chrono::steady_clock::now() + kLayoutCatchUpWait;
     while (cluster_.Config()->epoch < request.sender_epoch &&
@@ -223,15 +243,18 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
     const std::optional<int> owner = cluster_.ShardForKey(key);
     if (!owner) return ErrorResponse(503, "Node does not know the cluster layout yet", method);
     shard = cluster_.MyShard();
-    if (shard != owner) return Forward(*owner, request, key);
+    if (shard != owner) return may_block ? Forward(*owner, request, key) : WouldBlock();
     if (method == "GET") break;
-    ticket = coordinator_.EnterWrite(kWriteBarrierWait);
+    ticket = coordinator_.EnterWrite(may_block ? kWriteBarrierWait : std::chrono::milliseconds(0));
+    if (!ticket && !may_block) return WouldBlock();
     if (!ticket) return ErrorResponse(503, "Resharding in progress; try again", method);
     if (cluster_.ShardForKey(key) == owner && cluster_.MyShard() == owner) break;
     ticket.reset();
     if (attempt > 3) return ErrorResponse(503, "Cluster layout keeps changing; try again", method);
   }
 
+  // A missing dependency is pulled from peers (a wait): leave that to a worker.
+  if (!may_block && !replicator_.DependenciesPresent(metadata)) return WouldBlock();
   const replication::ClientContext client{wire, metadata};
   using Kind = replication::OpResult::Kind;
   if (method == "GET") {

@@ -281,6 +281,14 @@ bool Replicator::WaitReady(std::chrono::steady_clock::time_point deadline) {
   return ready_cv_.wait_until(lock, deadline, [&] { return ready(); });
 }
 
+bool Replicator::DependenciesPresent(const causal::Metadata& m) const {
+  if (!ready()) return false;
+  for (const auto& [origin, seq] : m.vv) {
+    if (applied_.Contiguous(origin) < seq && SameShardOrigin(origin)) return false;
+  }
+  return true;
+}
+
 bool Replicator::AwaitDependencies(const causal::Metadata& m, std::string& missing) {
   const auto deadline = std::chrono::steady_clock::now() + options_.dependency_wait;
   if (!WaitReady(deadline)) {

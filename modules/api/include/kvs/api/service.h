@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -71,12 +72,19 @@ class Service {
           replication::Reconfigurator& reconfigurator, net::PeerClient& peers, Metrics& metrics,
           Limits limits);
 
+  // Serves the request; may block (forwarding, dependency and barrier waits, node-to-node
+  // work).
   Response Handle(const Request& request);
+  // Serves the request only if that needs no waiting: a key-value request for a key this
+  // node's shard owns, with its dependencies applied and no reshard barrier up. nullopt
+  // (with nothing done) otherwise: the caller then runs Handle() where blocking is fine.
+  std::optional<Response> TryHandle(const Request& request);
   const Limits& limits() const { return limits_; }
 
  private:
-  Response Route(const Request& request);
-  Response HandleKeyValue(const Request& request, std::string_view encoded_key);
+  std::optional<Response> Run(const Request& request, bool may_block);
+  Response Route(const Request& request, bool may_block);
+  Response HandleKeyValue(const Request& request, std::string_view encoded_key, bool may_block);
   // Sends the request, unchanged, to a member of `shard` (live ones first, then the others)
   // and relays its answer; 503 when none answers.
   Response Forward(int shard, const Request& request, std::string_view spread_key);

@@ -56,6 +56,9 @@ class Replicator {
   // Blocks (bounded) until this replica has applied every same-shard dependency in `m`,
   // pulling from peers when it has not. False (with `missing` naming one) on timeout.
   bool AwaitDependencies(const causal::Metadata& m, std::string& missing);
+  // Without waiting: whether this replica is loaded and has applied every same-shard
+  // dependency in `m` (so AwaitDependencies would return true at once).
+  bool DependenciesPresent(const causal::Metadata& m) const;
 
   // --- /internal endpoints ---
   // Applies a peer's broadcast batch in causal order: an update waits in a bounded buffer

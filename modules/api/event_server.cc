@@ -1,0 +1,627 @@
+#include "kvs/api/event_server.h"
+
+#include <Poco/Logger.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <thread>
+
+#include "kvs/api/http_codec.h"
+#include "kvs/cluster/worker_pool.h"
+
+namespace kvs::api {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Poco::Logger& Log() { return Poco::Logger::get("kvs.http"); }
+
+// Bytes asked of the kernel per read; the buffer grows beyond it only for large bodies.
+constexpr size_t kReadChunk = 16 * 1024;
+// A buffer this large is given back once its connection is idle again.
+constexpr size_t kShrinkAbove = 1024 * 1024;
+// Pipelined requests are not processed while this much output waits for the client.
+constexpr size_t kMaxPendingOutput = 1024 * 1024;
+// After a response that ends the connection, unread request bytes are drained this long
+// so that closing does not reset the connection before the client read the answer.
+constexpr std::chrono::milliseconds kLingerTime{2000};
+constexpr std::chrono::milliseconds kSweepPeriod{250};
+constexpr int kMaxEvents = 256;
+constexpr int kAcceptBurst = 64;
+
+}  // namespace
+
+struct EventServer::Shared {
+  Shared(Service& s, const EventServerOptions& o) : service(s), options(o) {}
+  Service& service;
+  const EventServerOptions options;
+  Poco::Net::ServerSocket listener;
+  int listen_fd = -1;
+  std::unique_ptr<cluster::WorkerPool> workers;
+  std::atomic<int> connections{0};
+  std::atomic<bool> stopping{false};
+  Clock::time_point stop_deadline;  // written before `stopping` is set
+};
+
+class EventServer::Loop {
+ public:
+  explicit Loop(Shared& shared);
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  void Start() { thread_ = std::thread([this] { Run(); }); }
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+  }
+  void Wake();
+
+ private:
+  struct Conn {
+    int fd = -1;
+    size_t index = 0;  // position in conns_
+    enum class State { kReading, kInFlight, kDraining } state = State::kReading;
+    // Input: bytes [begin, end) of `in` are received and not yet consumed.
+    std::unique_ptr<char[]> in;
+    size_t in_cap = 0, in_begin = 0, in_end = 0;
+    // Output not yet accepted by the kernel: out[out_sent, out.size()).
+    std::string out;
+    size_t out_sent = 0;
+    bool close_after_write = false;  // the last response ended the connection
+    bool eof = false;                // the client closed its side
+    bool broken = false;             // socket error while a request was in flight
+    bool sent_continue = false;      // "100 Continue" sent for the request being received
+    bool chunk_active = false;
+    ChunkedDecoder chunk;
+    std::string chunk_body;
+    int served = 0;
+    Clock::time_point last_progress;
+    Clock::time_point drain_deadline;
+    // The request on a worker: how many input bytes it took and how to answer it.
+    size_t flight_bytes = 0;
+    bool flight_keep_alive = false;
+    bool flight_http10 = false;
+    bool flight_head = false;
+  };
+  struct Completion {
+    Conn* conn;
+    Response response;
+  };
+
+  void Run();
+  void AcceptAll();
+  void OnEvent(Conn& c, uint32_t events);
+  // Reads, parses, dispatches and writes until the connection must wait for something.
+  void Pump(Conn& c);
+  // Handles every complete request buffered on `c` that can be handled now.
+  void ProcessInput(Conn& c);
+  void Dispatch(Conn& c, const RequestHead& head, std::string_view body, size_t request_bytes);
+  void Respond(Conn& c, const Response& response, bool keep_alive, bool http10, bool is_head);
+  void Fail(Conn& c, int status, std::string_view error, std::string_view method);
+  enum class ReadResult { kData, kDrained, kEof, kError };
+  ReadResult ReadSome(Conn& c);
+  // Sends buffered output; false when the connection was closed.
+  bool Flush(Conn& c);
+  void BeginLingeringClose(Conn& c);
+  void Discard(Conn& c);
+  void Close(Conn& c);
+  void OnCompletions();
+  void Post(Conn* c, Response response);
+  void Sweep();
+  void BeginStop();
+  void UpdateDate();
+
+  Shared& shared_;
+  Service& service_;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  std::thread thread_;
+  std::vector<std::unique_ptr<Conn>> conns_;
+  Clock::time_point now_;
+  Clock::time_point next_sweep_;
+  Clock::time_point listener_resume_;  // accept paused (out of descriptors) until then
+  bool listening_ = false;
+  bool stop_seen_ = false;
+  std::time_t date_second_ = 0;
+  std::string date_;
+
+  std::mutex done_mu_;
+  std::vector<Completion> done_;  // GUARDED_BY(done_mu_)
+  std::vector<Completion> done_local_;
+
+  // epoll user data for the two non-connection descriptors.
+  static constexpr uint64_t kListenerTag = 1;
+  static constexpr uint64_t kWakeTag = 2;
+};
+
+EventServer::Loop::Loop(Shared& shared) : shared_(shared), service_(shared.service) {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epoll_fd_ < 0 || wake_fd_ < 0) {
+    throw Poco::SystemException(std::string("epoll/eventfd: ") + std::strerror(errno));
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kWakeTag;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  // EPOLLEXCLUSIVE: one loop (not all) wakes for each incoming connection.
+  ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+  ev.data.u64 = kListenerTag;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, shared_.listen_fd, &ev) != 0) {
+    throw Poco::SystemException(std::string("epoll_ctl(listener): ") + std::strerror(errno));
+  }
+  listening_ = true;
+}
+
+EventServer::Loop::~Loop() {
+  for (auto& c : conns_) {
+    ::close(c->fd);
+    shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+}
+
+void EventServer::Loop::Wake() {
+  const uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void EventServer::Loop::UpdateDate() {
+  const std::time_t second = std::time(nullptr);
+  if (second == date_second_) return;
+  date_second_ = second;
+  date_ = HttpDate(second);
+}
+
+void EventServer::Loop::Run() {
+  epoll_event events[kMaxEvents];
+  now_ = Clock::now();
+  next_sweep_ = now_ + kSweepPeriod;
+  while (true) {
+    if (shared_.stopping.load(std::memory_order_acquire)) {
+      if (!stop_seen_) BeginStop();
+      if (conns_.empty() || now_ >= shared_.stop_deadline) break;
+    }
+    const int timeout_ms = static_cast<int>(std::max<int64_t>(
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(next_sweep_ - now_).count()));
+    const int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
+    now_ = Clock::now();
+    UpdateDate();
+    for (int i = 0; i < n; ++i) {
+      const uint64_t tag = events[i].data.u64;
+      if (tag == kListenerTag) {
+        AcceptAll();
+      } else if (tag == kWakeTag) {
+        uint64_t count = 0;
+        [[maybe_unused]] const ssize_t r = ::read(wake_fd_, &count, sizeof count);
+        OnCompletions();
+      } else {
+        OnEvent(*reinterpret_cast<Conn*>(tag), events[i].events);
+      }
+    }
+    if (now_ >= next_sweep_) {
+      Sweep();
+      next_sweep_ = now_ + kSweepPeriod;
+    }
+  }
+}
+
+void EventServer::Loop::BeginStop() {
+  stop_seen_ = true;
+  if (listening_) {
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, shared_.listen_fd, nullptr);
+    listening_ = false;
+  }
+  // Idle connections go now; the others finish the request they are on (its answer says
+  // "Connection: close").
+  for (size_t i = conns_.size(); i-- > 0;) {
+    Conn& c = *conns_[i];
+    if (c.state == Conn::State::kReading && c.in_begin == c.in_end && c.out_sent == c.out.size()) {
+      Close(c);
+    }
+  }
+}
+
+void EventServer::Loop::AcceptAll() {
+  for (int i = 0; i < kAcceptBurst; ++i) {
+    const int fd = ::accept4(shared_.listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors: stop accepting for a moment instead of spinning on the
+        // listener; connections wait in the backlog.
+        Log().warning("accept: %s; pausing accepts for 100 ms", std::string(std::strerror(errno)));
+        ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, shared_.listen_fd, nullptr);
+        listening_ = false;
+        listener_resume_ = now_ + std::chrono::milliseconds(100);
+      }
+      return;
+    }
+    if (shared_.connections.fetch_add(1, std::memory_order_relaxed) >=
+        shared_.options.max_connections) {
+      shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+      ::close(fd);
+      continue;
+    }
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    auto conn = std::make_unique<Conn>();
+    conn->fd = fd;
+    conn->index = conns_.size();
+    conn->last_progress = now_;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    ev.data.u64 = reinterpret_cast<uint64_t>(conn.get());
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      ::close(fd);
+      shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+      continue;
+    }
+    conns_.push_back(std::move(conn));
+  }
+}
+
+void EventServer::Loop::OnEvent(Conn& c, uint32_t events) {
+  if (c.state == Conn::State::kInFlight) {
+    // The answer is not ready; input waits in the socket. Remember a dead socket so that
+    // the answer is not written to it.
+    if (events & EPOLLERR) c.broken = true;
+    return;
+  }
+  if (events & EPOLLERR) {
+    Close(c);
+    return;
+  }
+  Pump(c);
+}
+
+EventServer::Loop::ReadResult EventServer::Loop::ReadSome(Conn& c) {
+  if (c.in_begin == c.in_end) c.in_begin = c.in_end = 0;
+  if (c.in_cap - c.in_end < kReadChunk) {
+    const size_t used = c.in_end - c.in_begin;
+    if (c.in_begin > 0 && c.in_cap - used >= kReadChunk) {
+      std::memmove(c.in.get(), c.in.get() + c.in_begin, used);
+    } else {
+      const size_t cap = std::max(c.in_cap * 2, used + kReadChunk);
+      auto bigger = std::make_unique<char[]>(cap);
+      if (used > 0) std::memcpy(bigger.get(), c.in.get() + c.in_begin, used);
+      c.in = std::move(bigger);
+      c.in_cap = cap;
+    }
+    c.in_begin = 0;
+    c.in_end = used;
+  }
+  const size_t space = c.in_cap - c.in_end;
+  while (true) {
+    const ssize_t n = ::recv(c.fd, c.in.get() + c.in_end, space, 0);
+    if (n > 0) {
+      c.in_end += static_cast<size_t>(n);
+      c.last_progress = now_;
+      // A short read emptied the socket: the next arrival raises a new edge.
+      return static_cast<size_t>(n) < space ? ReadResult::kDrained : ReadResult::kData;
+    }
+    if (n == 0) return ReadResult::kEof;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return ReadResult::kDrained;
+    return ReadResult::kError;
+  }
+}
+
+void EventServer::Loop::Pump(Conn& c) {
+  if (c.state == Conn::State::kDraining) {
+    Discard(c);
+    return;
+  }
+  if (!Flush(c)) return;
+  bool socket_empty = false;
+  while (c.state == Conn::State::kReading) {
+    ProcessInput(c);
+    if (!Flush(c)) return;
+    if (c.state != Conn::State::kReading) return;
+    if (c.out_sent < c.out.size()) return;  // the client is slow to read: wait for EPOLLOUT
+    if (c.eof || socket_empty) break;
+    switch (ReadSome(c)) {
+      case ReadResult::kData:
+        break;
+      case ReadResult::kDrained:
+        socket_empty = true;
+        break;
+      case ReadResult::kEof:
+        c.eof = true;
+        break;
+      case ReadResult::kError:
+        Close(c);
+        return;
+    }
+    if (c.in_begin == c.in_end && socket_empty) break;
+  }
+  if (c.state == Conn::State::kReading && c.eof) {
+    // The client sent everything it will send and every complete request is answered.
+    if (c.out_sent == c.out.size()) Close(c);
+  }
+}
+
+void EventServer::Loop::ProcessInput(Conn& c) {
+  const size_t max_head = shared_.options.max_head_bytes;
+  while (c.state == Conn::State::kReading && !c.close_after_write &&
+         c.out.size() - c.out_sent < kMaxPendingOutput && c.in_begin < c.in_end) {
+    const std::string_view data(c.in.get() + c.in_begin, c.in_end - c.in_begin);
+    RequestHead head;
+    std::string error;
+    switch (ParseRequestHead(data, max_head, head, error)) {
+      case HeadStatus::kIncomplete:
+        return;
+      case HeadStatus::kComplete:
+        break;
+      case HeadStatus::kBad:
+        Fail(c, 400, "Malformed HTTP request: " + error, head.method);
+        return;
+      case HeadStatus::kTooLarge:
+        Fail(c, 431, "Request header fields too large", head.method);
+        return;
+      case HeadStatus::kBadVersion:
+        Fail(c, 505, "HTTP version not supported", head.method);
+        return;
+      case HeadStatus::kNotImplemented:
+        Fail(c, 501, "Transfer coding not supported: " + error, head.method);
+        return;
+    }
+    const size_t limit = service_.limits().BodyLimitFor(head.target);
+    auto wait_for_body = [&] {
+      // curl and others wait for "100 Continue" (or a timeout) before sending a large body.
+      if (head.expect_continue && !c.sent_continue && head.minor_version >= 1) {
+        c.out += "HTTP/1.1 100 Continue\r\n\r\n";
+        c.sent_continue = true;
+      }
+    };
+    if (head.chunked) {
+      if (!c.chunk_active) {
+        c.chunk.Reset();
+        c.chunk_body.clear();
+        c.chunk_active = true;
+      }
+      switch (c.chunk.Feed(data.substr(head.head_bytes), limit, c.chunk_body)) {
+        case ChunkedDecoder::Status::kIncomplete:
+          wait_for_body();
+          return;
+        case ChunkedDecoder::Status::kBad:
+          Fail(c, 400, "Malformed chunked body", head.method);
+          return;
+        case ChunkedDecoder::Status::kTooLarge:
+          Fail(c, 413, "Request body too large", head.method);
+          return;
+        case ChunkedDecoder::Status::kComplete:
+          break;
+      }
+      Dispatch(c, head, c.chunk_body, head.head_bytes + c.chunk.consumed());
+    } else if (head.has_content_length) {
+      if (head.content_length > limit) {
+        // Refused before the body is read (it may never end).
+        Fail(c, 413, "Request body too large", head.method);
+        return;
+      }
+      const size_t length = static_cast<size_t>(head.content_length);
+      if (data.size() - head.head_bytes < length) {
+        wait_for_body();
+        return;
+      }
+      Dispatch(c, head, data.substr(head.head_bytes, length), head.head_bytes + length);
+    } else {
+      // RFC 9112 §6.3: neither Content-Length nor chunked means no body.
+      Dispatch(c, head, {}, head.head_bytes);
+    }
+  }
+}
+
+void EventServer::Loop::Dispatch(Conn& c, const RequestHead& head, std::string_view body,
+                                 size_t request_bytes) {
+  c.sent_continue = false;
+  ++c.served;
+  const int max_requests = shared_.options.max_keepalive_requests;
+  const bool keep_alive = head.keep_alive &&
+                          !(max_requests > 0 && c.served >= max_requests) &&
+                          !shared_.stopping.load(std::memory_order_relaxed);
+  const bool http10 = head.minor_version == 0;
+  const bool is_head = head.method == "HEAD";
+  const Request request{head.method, head.target, body,
+                        static_cast<int>(std::min<uint64_t>(head.hops, 1000)), head.epoch};
+  if (std::optional<Response> now = service_.TryHandle(request)) {
+    Respond(c, *now, keep_alive, http10, is_head);
+    c.in_begin += request_bytes;
+    c.chunk_active = false;
+    if (!keep_alive) c.close_after_write = true;
+    return;
+  }
+  // May block: a worker runs it and hands the answer back through Post().
+  c.state = Conn::State::kInFlight;
+  c.flight_bytes = request_bytes;
+  c.flight_keep_alive = keep_alive;
+  c.flight_http10 = http10;
+  c.flight_head = is_head;
+  Conn* conn = &c;
+  shared_.workers->Submit(
+      [this, conn, request] { Post(conn, shared_.service.Handle(request)); });
+}
+
+void EventServer::Loop::Respond(Conn& c, const Response& response, bool keep_alive, bool http10,
+                                bool is_head) {
+  AppendResponseHead(c.out, response.status, response.content_type, response.allow,
+                     response.body.size(), keep_alive, http10 && keep_alive, date_);
+  if (!is_head) c.out += response.body;
+}
+
+void EventServer::Loop::Fail(Conn& c, int status, std::string_view error,
+                             std::string_view method) {
+  Respond(c, ErrorResponse(status, error, method.empty() ? "request" : method),
+          /*keep_alive=*/false, /*http10=*/false, /*is_head=*/false);
+  c.close_after_write = true;
+}
+
+bool EventServer::Loop::Flush(Conn& c) {
+  while (c.out_sent < c.out.size()) {
+    const ssize_t n =
+        ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      c.out_sent += static_cast<size_t>(n);
+      c.last_progress = now_;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    Close(c);
+    return false;
+  }
+  if (c.out.capacity() > kShrinkAbove) {
+    std::string().swap(c.out);
+  } else {
+    c.out.clear();
+  }
+  c.out_sent = 0;
+  if (c.close_after_write && c.state == Conn::State::kReading) {
+    BeginLingeringClose(c);
+    return c.state == Conn::State::kDraining;
+  }
+  if (c.in_begin == c.in_end && c.in_cap > kShrinkAbove) {
+    c.in.reset();
+    c.in_cap = c.in_begin = c.in_end = 0;
+  }
+  return true;
+}
+
+void EventServer::Loop::BeginLingeringClose(Conn& c) {
+  ::shutdown(c.fd, SHUT_WR);
+  c.state = Conn::State::kDraining;
+  c.drain_deadline = now_ + kLingerTime;
+  Discard(c);
+}
+
+void EventServer::Loop::Discard(Conn& c) {
+  char sink[4096];
+  while (true) {
+    const ssize_t n = ::recv(c.fd, sink, sizeof sink, 0);
+    if (n > 0) continue;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    Close(c);  // end of stream or error: the client has the answer or is gone
+    return;
+  }
+}
+
+void EventServer::Loop::Close(Conn& c) {
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
+  ::close(c.fd);
+  shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+  const size_t index = c.index;
+  if (index + 1 != conns_.size()) {
+    conns_[index] = std::move(conns_.back());
+    conns_[index]->index = index;
+  }
+  conns_.pop_back();  // destroys c
+}
+
+void EventServer::Loop::Post(Conn* c, Response response) {
+  bool was_empty = false;
+  {
+    std::lock_guard lock(done_mu_);
+    was_empty = done_.empty();
+    done_.push_back(Completion{c, std::move(response)});
+  }
+  if (was_empty) Wake();
+}
+
+void EventServer::Loop::OnCompletions() {
+  {
+    std::lock_guard lock(done_mu_);
+    done_local_.swap(done_);
+  }
+  for (Completion& done : done_local_) {
+    Conn& c = *done.conn;
+    c.state = Conn::State::kReading;
+    if (c.broken) {
+      Close(c);
+      continue;
+    }
+    Respond(c, done.response, c.flight_keep_alive, c.flight_http10, c.flight_head);
+    c.in_begin += c.flight_bytes;
+    c.chunk_active = false;
+    if (!c.flight_keep_alive) c.close_after_write = true;
+    c.last_progress = now_;
+    Pump(c);
+  }
+  done_local_.clear();
+}
+
+void EventServer::Loop::Sweep() {
+  if (!listening_ && !stop_seen_ && now_ >= listener_resume_) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+    ev.data.u64 = kListenerTag;
+    listening_ = ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, shared_.listen_fd, &ev) == 0;
+    if (!listening_) listener_resume_ = now_ + std::chrono::milliseconds(100);
+  }
+  const auto& options = shared_.options;
+  for (size_t i = conns_.size(); i-- > 0;) {
+    Conn& c = *conns_[i];
+    switch (c.state) {
+      case Conn::State::kInFlight:
+        break;
+      case Conn::State::kDraining:
+        if (now_ >= c.drain_deadline) Close(c);
+        break;
+      case Conn::State::kReading: {
+        const bool idle = c.in_begin == c.in_end && c.out_sent == c.out.size();
+        const auto limit = idle ? options.keepalive_timeout : options.receive_timeout;
+        if (now_ - c.last_progress >= limit || (idle && stop_seen_)) Close(c);
+        break;
+      }
+    }
+  }
+}
+
+EventServer::EventServer(Service& service, const EventServerOptions& options)
+    : service_(service), options_(options) {}
+
+EventServer::~EventServer() { Stop(std::chrono::milliseconds(0)); }
+
+void EventServer::Start() {
+  shared_ = std::make_unique<Shared>(service_, options_);
+  shared_->listener.bind(Poco::Net::SocketAddress(options_.bind_host, options_.port),
+                         /*reuseAddress=*/true, /*reusePort=*/false);
+  shared_->listener.listen(options_.backlog);
+  shared_->listener.setBlocking(false);
+  shared_->listen_fd = shared_->listener.impl()->sockfd();
+  shared_->workers = std::make_unique<cluster::WorkerPool>(
+      static_cast<size_t>(std::max(1, options_.workers)));
+  int loops = options_.loops;
+  if (loops <= 0) loops = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < loops; ++i) loops_.push_back(std::make_unique<Loop>(*shared_));
+  for (auto& loop : loops_) loop->Start();
+  started_ = true;
+}
+
+void EventServer::Stop(std::chrono::milliseconds grace) {
+  if (!started_) return;
+  started_ = false;
+  shared_->stop_deadline = Clock::now() + grace;
+  shared_->stopping.store(true, std::memory_order_release);
+  for (auto& loop : loops_) loop->Wake();
+  for (auto& loop : loops_) loop->Join();
+  // Requests still on workers finish (or are dropped if queued) before their connections go.
+  shared_->workers.reset();
+  loops_.clear();
+  shared_->listener.close();
+  shared_.reset();
+}
+
+}  // namespace kvs::api
