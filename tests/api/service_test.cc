@@ -217,5 +217,40 @@ TEST_F(ServiceTest, HealthAndMetrics) {
       << metrics.body;
 }
 
+TEST_F(ServiceTest, TryHandleServesOwnedKeysWithoutWaiting) {
+  std::optional<Response> put =
+      service_.TryHandle(Request{"PUT", "/key-value-store/fast", R"({"value":"v"})"});
+  ASSERT_TRUE(put.has_value());
+  EXPECT_EQ(put->status, 201) << put->body;
+  std::optional<Response> get = service_.TryHandle(Request{"GET", "/key-value-store/fast", ""});
+  ASSERT_TRUE(get.has_value());
+  EXPECT_EQ(Body(*get)->getValue<std::string>("value"), "v");
+  // Bad input is answered right away too.
+  std::optional<Response> bad = service_.TryHandle(Request{"PUT", "/key-value-store/x", "{"});
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_EQ(bad->status, 400);
+}
+
+TEST_F(ServiceTest, TryHandleLeavesWhatMayWaitUntouched) {
+  // Not a key request: left to Handle.
+  EXPECT_FALSE(service_.TryHandle(Request{"GET", "/key-value-store-view", ""}).has_value());
+  // A dependency on a write of this shard that was never applied here (Handle would pull it
+  // from peers): nothing is written.
+  const std::string ahead = R"({"value":"v","causal-metadata":"0|127.0.0.1:7000#9.0=4"})";
+  EXPECT_FALSE(service_.TryHandle(Request{"PUT", "/key-value-store/dep", ahead}).has_value());
+  EXPECT_FALSE(store_.Get("dep").has_value());
+  // A reshard barrier holds writes (reads go on).
+  ASSERT_TRUE(coordinator_.Freeze(std::chrono::milliseconds(0)));
+  EXPECT_FALSE(
+      service_.TryHandle(Request{"PUT", "/key-value-store/held", R"({"value":"v"})"}).has_value());
+  EXPECT_TRUE(service_.TryHandle(Request{"GET", "/key-value-store/held", ""}).has_value());
+  coordinator_.Thaw();
+  EXPECT_FALSE(store_.Get("held").has_value());
+  std::optional<Response> after =
+      service_.TryHandle(Request{"PUT", "/key-value-store/held", R"({"value":"v"})"});
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->status, 201);
+}
+
 }  // namespace
 }  // namespace kvs::api

@@ -129,6 +129,10 @@ std::unique_ptr<ServerProcess> ServerProcess::Spawn(const ServerCommand& command
   std::vector<std::string> arg_strings{KVS_SERVER_BIN};
   arg_strings.insert(arg_strings.end(), command.args.begin(), command.args.end());
   std::vector<std::string> env_strings{"PATH=/usr/local/bin:/usr/bin:/bin"};
+  // The suite runs once per HTTP front end (tests/http/CMakeLists.txt sets this).
+  if (const char* frontend = std::getenv("KVS_HTTP_FRONTEND")) {
+    env_strings.push_back(std::string("KVS_HTTP_FRONTEND=") + frontend);
+  }
   for (const auto& [name, value] : command.env) env_strings.push_back(name + "=" + value);
   std::vector<char*> argv;
   for (auto& s : arg_strings) argv.push_back(s.data());
