@@ -144,8 +144,20 @@ Response Service::Route(const Request& request, bool may_block) {
   if (path.starts_with(kKeyPrefix)) {
     return HandleKeyValue(request, path.substr(kKeyPrefix.size()), may_block);
   }
-  // Everything else is rare or may wait on other nodes: it runs where blocking is fine.
-  if (!may_block) return WouldBlock();
+  if (!may_block) {
+    // Broadcast batches from shard peers are CPU work only: applied here unless another
+    // thread holds the apply buffer.
+    if (path == "/internal/replicate" && method == "POST") {
+      std::string error;
+      auto batch = replication::DecodeBatch(request.body, error);
+      if (!batch) return ErrorResponse(400, "Bad replicate batch: " + error, method);
+      const std::optional<size_t> changed = replicator_.TryApplyBatch(*batch);
+      if (!changed) return WouldBlock();
+      return Json(200, JsonObject().Int("applied", static_cast<int64_t>(*changed)).Finish());
+    }
+    // Everything else is rare or may wait on other nodes: it runs where blocking is fine.
+    return WouldBlock();
+  }
   if (path == kKeyRoot) return HandleKeyValue(request, "", may_block);
   if (path == kViewPath) return HandleView(method, request.body);
   if (path.starts_with(kShardPrefix)) {

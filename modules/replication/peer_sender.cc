@@ -32,15 +32,19 @@ void PeerSender::DropAllLocked() {
 }
 
 void PeerSender::Enqueue(std::shared_ptr<const Update> update) {
+  bool was_empty = false;
   {
     std::lock_guard lock(mu_);
     if (queue_.size() >= options_.queue_max) {
       queue_.pop_front();
       counters_.dropped.fetch_add(1, std::memory_order_relaxed);
     }
+    was_empty = queue_.empty();
     queue_.push_back(std::move(update));
   }
-  cv_.notify_one();
+  // The sender only waits on an empty queue: while it sends, writes pile up for the next
+  // batch without a wake-up (a futex call) each.
+  if (was_empty) cv_.notify_one();
 }
 
 void PeerSender::Run() {

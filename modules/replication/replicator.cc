@@ -137,8 +137,18 @@ size_t Replicator::DrainPendingLocked() {
 }
 
 size_t Replicator::ApplyBatch(const ReplicateBatch& batch) {
+  std::unique_lock lock(pending_mu_);
+  return ApplyBatchLocked(batch);
+}
+
+std::optional<size_t> Replicator::TryApplyBatch(const ReplicateBatch& batch) {
+  std::unique_lock lock(pending_mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return std::nullopt;
+  return ApplyBatchLocked(batch);
+}
+
+size_t Replicator::ApplyBatchLocked(const ReplicateBatch& batch) {
   size_t changed = 0;
-  std::lock_guard lock(pending_mu_);
   for (const Update& u : batch.updates) {
     if (applied_.Covers(u.entry.version.origin, u.entry.version.seq)) continue;  // duplicate
     if (!Owned(u)) {

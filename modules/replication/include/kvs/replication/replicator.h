@@ -65,6 +65,9 @@ class Replicator {
   // until its origin's earlier updates and its same-shard dependencies are applied here.
   // Returns how many entries changed the store.
   size_t ApplyBatch(const ReplicateBatch& batch);
+  // ApplyBatch without waiting: nullopt (nothing applied) when another thread is applying
+  // (a large sync reply may hold the buffer for a while).
+  std::optional<size_t> TryApplyBatch(const ReplicateBatch& batch);
   SyncReply AnswerSync(const SyncRequest& request);
   // Applies what a peer answered to our sync request; returns how many entries changed.
   size_t ApplySyncReply(const SyncReply& reply);
@@ -102,6 +105,8 @@ class Replicator {
   bool Deliverable(const Update& u) const;
   // Applies buffered updates that became deliverable. REQUIRES: pending_mu_ held.
   size_t DrainPendingLocked();
+  // REQUIRES: pending_mu_ held.
+  size_t ApplyBatchLocked(const ReplicateBatch& batch);
   bool SameShardOrigin(const std::string& origin) const;
   std::vector<std::string> ShardPeers(bool live_only) const;
   bool WaitReady(std::chrono::steady_clock::time_point deadline);
