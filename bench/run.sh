@@ -28,8 +28,10 @@
 #   BENCH_VALUE_SIZE       value bytes [100]
 #   BENCH_CAUSAL           kvs-bench --causal for kvs runs: on (clients pass metadata) | off [on]
 #   BENCH_TIMEOUT_MS       kvs-bench per-request timeout [5000]
-#   BENCH_SCALE_DURATION   seconds per run of the KVS_HTTP_THREADS scaling [5]
-#   BENCH_SCALE_THREADS    server thread counts to try [1,2,4,8,16,32,64]
+#   BENCH_SCALE_DURATION   seconds per run of the server-thread scaling [5]
+#   BENCH_SCALE            front end:threads settings of the scaling table; epoll:N sets
+#                          KVS_HTTP_LOOPS=N, poco:N sets KVS_HTTP_FRONTEND=poco
+#                          KVS_HTTP_THREADS=N [epoll:1,epoll:2,epoll:4,epoll:8,poco:2,poco:8,poco:32,poco:64]
 #   BENCH_SWEEP            connection counts of the sweep [1,2,4,8,16,32,64]
 #   BENCH_SWEEP_DURATION   seconds per sweep point [3]
 #   BENCH_MEM_KEYS         keys for the memory check [1000000]
@@ -58,7 +60,7 @@ VALUE_SIZE="${BENCH_VALUE_SIZE:-100}"
 CAUSAL="${BENCH_CAUSAL:-on}"
 TIMEOUT_MS="${BENCH_TIMEOUT_MS:-5000}"
 SCALE_DURATION="${BENCH_SCALE_DURATION:-5}"
-SCALE_THREADS="${BENCH_SCALE_THREADS:-1,2,4,8,16,32,64}"
+SCALE="${BENCH_SCALE:-epoll:1,epoll:2,epoll:4,epoll:8,poco:2,poco:8,poco:32,poco:64}"
 SWEEP="${BENCH_SWEEP:-1,2,4,8,16,32,64}"
 SWEEP_DURATION="${BENCH_SWEEP_DURATION:-3}"
 MEM_KEYS="${BENCH_MEM_KEYS:-1000000}"
@@ -509,14 +511,15 @@ bench_nginx() {
 
 # --- kvs ----------------------------------------------------------------------------------
 
-# The HTTP worker threads a node runs with by default: config/kvs.properties, else built-in.
-KVS_THREADS=""
-kvs_default_threads() {
-  KVS_THREADS="$(awk -F= '/^[[:space:]]*kvs\.http\.threads[[:space:]]*=/ { gsub(/[[:space:]]/, "", $2); print $2 }' \
+# The HTTP front end a node runs with by default: config/kvs.properties, else built-in.
+KVS_FRONTEND=""
+kvs_default_frontend() {
+  local key="$1" value
+  value="$(awk -F= -v k="$key" '{ gsub(/[[:space:]]/, "", $1) } $1 == k { gsub(/[[:space:]]/, "", $2); print $2 }' \
     "$ROOT/config/kvs.properties" 2>/dev/null | tail -n 1)"
-  if [[ -z "$KVS_THREADS" ]]; then
-    KVS_THREADS="$("$SERVER_BIN" --help 2>&1 | sed -n 's/.*kvs\.http\.threads.*default \([0-9]*\).*/\1/p' | head -n 1)"
-  fi
+  [[ -n "$value" ]] ||
+    value="$("$SERVER_BIN" --help 2>&1 | sed -n "s/^ *$key (env [A-Z_]*, default \([^)]*\)).*/\1/p" | head -n 1)"
+  echo "$value"
 }
 
 kvs_healthy() { curl -sf --max-time 2 "http://$1/health" | grep -q '"ready":true'; }
@@ -602,25 +605,35 @@ bench_kvs_cluster6() {
   stop_servers
 }
 
-# Server HTTP threads vs throughput, one node, short runs.
-SCALE_FAILED=()   # "threads<TAB>why" of settings the node did not start with
+# Server threads vs throughput, one node, short runs: event loops of the epoll front end,
+# threads of the POCO HTTPServer front end.
+SCALE_FAILED=()   # "setting<TAB>why" of settings the node did not start with
+scale_env() {
+  case "$1" in
+    epoll:*) echo "KVS_HTTP_FRONTEND=epoll KVS_HTTP_LOOPS=${1#epoll:}" ;;
+    poco:*) echo "KVS_HTTP_FRONTEND=poco KVS_HTTP_THREADS=${1#poco:}" ;;
+    *) die "BENCH_SCALE: '$1' is not epoll:N or poco:N" ;;
+  esac
+}
 bench_scaling() {
-  local addr="127.0.0.1:$KVS_PORT" t
-  log "kvs single node: KVS_HTTP_THREADS $SCALE_THREADS (${SCALE_DURATION}s runs)"
-  for t in ${SCALE_THREADS//,/ }; do
-    if ! start_kvs_nodes 1 "$addr" -- "KVS_HTTP_THREADS=$t"; then
+  local addr="127.0.0.1:$KVS_PORT" setting env_words
+  log "kvs single node, server threads: $SCALE (${SCALE_DURATION}s runs)"
+  for setting in ${SCALE//,/ }; do
+    read -r -a env_words <<<"$(scale_env "$setting")"
+    if ! start_kvs_nodes 1 "$addr" -- "${env_words[@]}"; then
       # Part of what this table shows: a setting the server cannot run with.
       local why
       why="$(grep -h -m1 'error' "${CURRENT_LOGS[@]}" 2>/dev/null | cut -c1-200 || true)"
-      warn "KVS_HTTP_THREADS=$t: ${WAIT_ERROR}${why:+: $why}"
-      SCALE_FAILED+=("$t"$'\t'"${why:-$WAIT_ERROR}")
+      warn "${env_words[*]}: ${WAIT_ERROR}${why:+: $why}"
+      SCALE_FAILED+=("$setting"$'\t'"${why:-$WAIT_ERROR}")
       stop_servers
       continue
     fi
     set_kvs_args "$SCALE_DURATION" 1
-    run_bench "scale-t$t-get" "kvs 1 node, $t HTTP threads" GET "$SCALE_DURATION" \
+    local tag="${setting/:/-}"
+    run_bench "scale-$tag-get" "kvs 1 node, ${env_words[*]}" GET "$SCALE_DURATION" \
       "${ARGS[@]}" "--targets=$addr" --mix=get:100
-    run_bench "scale-t$t-put" "kvs 1 node, $t HTTP threads" PUT "$SCALE_DURATION" \
+    run_bench "scale-$tag-put" "kvs 1 node, ${env_words[*]}" PUT "$SCALE_DURATION" \
       "${ARGS[@]}" "--targets=$addr" --mix=put:100
     stop_servers
   done
@@ -741,7 +754,7 @@ write_results() {
     echo
     echo "- Machine: $NPROC cores, $cpu_model, $kernel, $(awk '/^MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
     echo "- kvs: commit $COMMIT, Release build in \`${BUILD_DIR#"$ROOT"/}\`; nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'); etcd ${ETCD_VERSION:-$(etcd --version 2>/dev/null | awk '/etcd Version/ { print $3 }')}"
-    echo "- Load: kvs-bench \`--threads=$THREADS --connections=$CONNECTIONS\`, ${WARMUP} s warm-up + ${DURATION} s measured per run, $KEYS keys preloaded (\`--preload\`), values of $VALUE_SIZE bytes, kvs clients \`--causal=$CAUSAL\` (each connection passes along the metadata it got). Server and load generator share the $NPROC cores: one load-generator thread (at most one core) leaves the server the rest; $CONNECTIONS connections keep every server busy while staying within kvs's HTTP threads (${KVS_THREADS:-?}, from the configuration in effect; a POCO worker serves one keep-alive connection at a time)."
+    echo "- Load: kvs-bench \`--threads=$THREADS --connections=$CONNECTIONS\`, ${WARMUP} s warm-up + ${DURATION} s measured per run, $KEYS keys preloaded (\`--preload\`), values of $VALUE_SIZE bytes, kvs clients \`--causal=$CAUSAL\` (each connection passes along the metadata it got). Server and load generator share the $NPROC cores: one load-generator thread (at most one core) leaves the server the rest; $CONNECTIONS connections keep every server busy. kvs runs the configuration in effect (${KVS_FRONTEND:-?})."
     echo "- Every system runs alone, on loopback; same load generator for all. Load is spread over every node of a cluster (\`--targets\` lists them all)."
     echo "- CPU: utime+stime from \`/proc/<pid>/stat\` of every server process (nginx master and workers), sampled every ${SAMPLE_PERIOD} s, over the last ${DURATION} s of the run (preload and warm-up excluded), divided by wall time = cores used. kvs-bench's CPU the same way (its final total from the shell's \`times\`). \"irq\" = interrupt + softirq time of the whole machine from \`/proc/stat\` (this kernel charges it to no process; loopback TCP receive runs there, for server and client alike). \"Other\" = CPU of every other process except kernel threads in that window: other users of this shared machine (builds, tests). A run with other > ${MAX_OTHER} is repeated (up to ${RETRIES} times, least disturbed kept)."
     echo
@@ -777,33 +790,33 @@ write_results() {
       echo
     fi
     if grep -q '^scale-' "$RESULT_ROWS" 2>/dev/null || ((${#SCALE_FAILED[@]})); then
-      echo "## Scaling with server HTTP threads"
+      echo "## Scaling with server threads"
       echo
-      echo "One kvs node, \`KVS_HTTP_THREADS\` as listed, same load (${CONNECTIONS} connections), ${SCALE_DURATION} s measured (1 s warm-up) per run."
+      echo "One kvs node, same load (${CONNECTIONS} connections), ${SCALE_DURATION} s measured (1 s warm-up) per run. epoll rows: the default front end with \`KVS_HTTP_LOOPS\` event loops (its worker threads only serve requests that may wait, none here). poco rows: \`KVS_HTTP_FRONTEND=poco\` with \`KVS_HTTP_THREADS\` threads."
       echo
-      echo "| KVS_HTTP_THREADS | GET req/s | GET p99 ms | GET errors | PUT req/s | PUT p99 ms | PUT errors | server cores (GET/PUT) |"
-      echo "|---:|---:|---:|---:|---:|---:|---:|---|"
-      local t
-      for t in ${SCALE_THREADS//,/ }; do
-        local failed
-        failed="$(printf '%s\n' "${SCALE_FAILED[@]}" | awk -F'\t' -v t="$t" '$1 == t { print $2 }')"
+      echo "| front end | threads | GET req/s | GET p99 ms | GET errors | PUT req/s | PUT p99 ms | PUT errors | server cores (GET/PUT) |"
+      echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+      local setting
+      for setting in ${SCALE//,/ }; do
+        local failed tag="${setting/:/-}"
+        failed="$(printf '%s\n' "${SCALE_FAILED[@]}" | awk -F'\t' -v t="$setting" '$1 == t { print $2 }')"
         if [[ -n "$failed" ]]; then
-          echo "| $t | did not start: \`${failed//|/\\|}\` | | | | | | |"
+          echo "| ${setting%%:*} | ${setting#*:} | did not start: \`${failed//|/\\|}\` | | | | | | |"
           continue
         fi
-        awk -F'\t' -v t="$t" '
-          $1 == "scale-t" t "-get" { g = sprintf("%.0f | %.2f | %d", $4, $7, $12 + $13); gc = $9 }
-          $1 == "scale-t" t "-put" { p = sprintf("%.0f | %.2f | %d", $4, $7, $12 + $13); pc = $9 }
-          END { if (g != "" || p != "") printf "| %s | %s | %s | %s / %s |\n", t, g, p, gc, pc }' "$RESULT_ROWS"
+        awk -F'\t' -v t="$tag" -v fe="${setting%%:*}" -v n="${setting#*:}" '
+          $1 == "scale-" t "-get" { g = sprintf("%.0f | %.2f | %d", $4, $7, $12 + $13); gc = $9 }
+          $1 == "scale-" t "-put" { p = sprintf("%.0f | %.2f | %d", $4, $7, $12 + $13); pc = $9 }
+          END { if (g != "" || p != "") printf "| %s | %s | %s | %s | %s / %s |\n", fe, n, g, p, gc, pc }' "$RESULT_ROWS"
       done
       echo
-      echo "Errors = requests with no answer within ${TIMEOUT_MS} ms + non-2xx answers. A POCO worker thread holds one keep-alive connection for as long as it stays open, so with fewer HTTP threads than the ${CONNECTIONS} connections the surplus connections wait unserved and time out; GETs then also find (404) the keys whose preload PUT went to such a connection. Latency percentiles cover answered requests only."
+      echo "Errors = requests with no answer within ${TIMEOUT_MS} ms + non-2xx answers. A POCO thread holds one keep-alive connection for as long as it stays open, so with fewer poco threads than the ${CONNECTIONS} connections the surplus connections wait unserved and time out; GETs then also find (404) the keys whose preload PUT went to such a connection. Latency percentiles cover answered requests only. The epoll front end serves any number of connections with any number of loops."
       echo
     fi
     if [[ -n "$SWEEP_DONE" ]]; then
       echo "## Connection sweep (kvs 1 node, GET)"
       echo
-      echo "\`--sweep=connections:$SWEEP\`, ${SWEEP_DURATION} s per point (1 s warm-up), default server threads (${KVS_THREADS:-?}). Not repeated when disturbed: read it as a shape, not as exact numbers."
+      echo "\`--sweep=connections:$SWEEP\`, ${SWEEP_DURATION} s per point (1 s warm-up), default server configuration (${KVS_FRONTEND:-?}). Not repeated when disturbed: read it as a shape, not as exact numbers."
       echo
       echo "| connections | req/s | p50 ms | p99 ms | p99.9 ms | errors + non-2xx |"
       echo "|---:|---:|---:|---:|---:|---:|"
@@ -870,7 +883,15 @@ main() {
   # directory before the repo's, and the caller's directory may hold anything.
   cd "$WORK"
   build
-  kvs_default_threads
+  KVS_FRONTEND="$(kvs_default_frontend kvs.http.frontend)"
+  if [[ "$KVS_FRONTEND" == poco ]]; then
+    KVS_FRONTEND="POCO HTTPServer, $(kvs_default_frontend kvs.http.threads) threads"
+  else
+    local loops
+    loops="$(kvs_default_frontend kvs.http.loops)"
+    [[ "$loops" == 0 ]] && loops="one per core"
+    KVS_FRONTEND="epoll front end, event loops: $loops"
+  fi
   if part nginx; then bench_nginx; fi
   if part single || part sweep; then bench_kvs_single; fi
   if part replica3; then bench_kvs_replica3; fi
