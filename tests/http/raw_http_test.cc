@@ -3,7 +3,10 @@
 // garbage) and keep serving.
 #include <chrono>
 #include <string>
+#include <vector>
 
+#include "Poco/Exception.h"
+#include "Poco/Net/NetException.h"
 #include "Poco/Net/SocketAddress.h"
 #include "Poco/Net/StreamSocket.h"
 #include "gtest/gtest.h"
@@ -159,6 +162,116 @@ TEST_F(RawHttpTest, ClientVanishingMidBodyDoesNotHurtServer) {
   EXPECT_TRUE(
       IsJson(SendRequest(port(), "GET", "/key-value-store/vanish"), 404,
              R"({"doesExist":false,"error":"Key does not exist","message":"Error in GET"})"));
+}
+
+// Reads from `socket` until `count` complete responses (framed by Content-Length) arrived or
+// `timeout` passed; returns them in order, each as "<status> <body>".
+std::vector<std::string> ReadResponses(Poco::Net::StreamSocket& socket, size_t count,
+                                       milliseconds timeout) {
+  std::vector<std::string> out;
+  std::string data;
+  const auto deadline = steady_clock::now() + timeout;
+  socket.setReceiveTimeout(Poco::Timespan(0, 200 * 1000));
+  while (out.size() < count && steady_clock::now() < deadline) {
+    const size_t head_end = data.find("\r\n\r\n");
+    if (head_end != std::string::npos) {
+      const std::string head = data.substr(0, head_end);
+      const size_t length_at = head.find("Content-Length: ");
+      const size_t length =
+          length_at == std::string::npos ? 0 : std::stoul(head.substr(length_at + 16));
+      if (data.size() >= head_end + 4 + length) {
+        out.push_back(head.substr(9, 3) + " " + data.substr(head_end + 4, length));
+        data.erase(0, head_end + 4 + length);
+        continue;
+      }
+    }
+    char buffer[4096];
+    try {
+      const int n = socket.receiveBytes(buffer, sizeof buffer);
+      if (n <= 0) break;
+      data.append(buffer, static_cast<size_t>(n));
+    } catch (const Poco::TimeoutException&) {
+    }
+  }
+  return out;
+}
+
+// Several requests written at once (pipelining): each is answered, in order, on the same
+// connection, including one the server answers from another thread (the view).
+TEST_F(RawHttpTest, PipelinedRequestsAreAnsweredInOrder) {
+  const std::string put_body = PutBody("p1");
+  const std::string requests =
+      RequestHead("PUT", "/key-value-store/pipelined",
+                  "Content-Type: application/json\r\nContent-Length: " +
+                      std::to_string(put_body.size()) + "\r\n") +
+      put_body + RequestHead("GET", "/key-value-store-view", "") +
+      RequestHead("GET", "/key-value-store/pipelined", "") +
+      RequestHead("DELETE", "/key-value-store/pipelined", "") +
+      RequestHead("GET", "/key-value-store/pipelined", "");
+  Poco::Net::StreamSocket socket;
+  socket.connect(Poco::Net::SocketAddress("127.0.0.1", port()));
+  socket.sendBytes(requests.data(), static_cast<int>(requests.size()));
+  const std::vector<std::string> answers = ReadResponses(socket, 5, kPromptly);
+  ASSERT_EQ(answers.size(), 5u) << ::testing::PrintToString(answers);
+  EXPECT_TRUE(answers[0].starts_with("201 ")) << answers[0];
+  EXPECT_TRUE(answers[1].starts_with("200 ")) << answers[1];
+  EXPECT_NE(answers[1].find("\"view\""), std::string::npos) << answers[1];
+  EXPECT_TRUE(answers[2].starts_with("200 ")) << answers[2];
+  EXPECT_NE(answers[2].find("\"value\":\"p1\""), std::string::npos) << answers[2];
+  EXPECT_TRUE(answers[3].starts_with("200 ")) << answers[3];
+  EXPECT_TRUE(answers[4].starts_with("404 ")) << answers[4];
+}
+
+// A client that asks "Expect: 100-continue" waits for the interim answer before the body.
+TEST_F(RawHttpTest, ExpectContinueGetsInterimAnswerBeforeTheBody) {
+  const std::string body = PutBody("continued");
+  Poco::Net::StreamSocket socket;
+  socket.connect(Poco::Net::SocketAddress("127.0.0.1", port()));
+  const std::string head = RequestHead(
+      "PUT", "/key-value-store/continued",
+      "Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: " +
+          std::to_string(body.size()) + "\r\n");
+  socket.sendBytes(head.data(), static_cast<int>(head.size()));
+  std::string interim;
+  socket.setReceiveTimeout(Poco::Timespan(0, 200 * 1000));
+  const auto deadline = steady_clock::now() + kPromptly;
+  while (interim.find("\r\n\r\n") == std::string::npos && steady_clock::now() < deadline) {
+    char buffer[256];
+    try {
+      const int n = socket.receiveBytes(buffer, sizeof buffer);
+      if (n <= 0) break;
+      interim.append(buffer, static_cast<size_t>(n));
+    } catch (const Poco::TimeoutException&) {
+    }
+  }
+  EXPECT_TRUE(interim.starts_with("HTTP/1.1 100")) << interim;
+  socket.sendBytes(body.data(), static_cast<int>(body.size()));
+  const std::vector<std::string> answers = ReadResponses(socket, 1, kPromptly);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_TRUE(answers[0].starts_with("201 ")) << answers[0];
+}
+
+// HTTP/1.0 without keep-alive: answered, then the server closes the connection.
+TEST_F(RawHttpTest, Http10RequestIsAnsweredThenClosed) {
+  Poco::Net::StreamSocket socket;
+  socket.connect(Poco::Net::SocketAddress("127.0.0.1", port()));
+  const std::string request = "GET /health HTTP/1.0\r\n\r\n";
+  socket.sendBytes(request.data(), static_cast<int>(request.size()));
+  const std::vector<std::string> answers = ReadResponses(socket, 1, kPromptly);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_TRUE(answers[0].starts_with("200 ")) << answers[0];
+  // Closed: the next read ends the stream instead of timing out.
+  socket.setReceiveTimeout(Poco::Timespan(3, 0));
+  char byte = 0;
+  int n = -1;
+  try {
+    n = socket.receiveBytes(&byte, 1);
+  } catch (const Poco::TimeoutException&) {
+    n = -1;
+  } catch (const Poco::Net::NetException&) {
+    n = 0;  // reset counts as closed
+  }
+  EXPECT_EQ(n, 0) << "the connection stayed open";
 }
 
 }  // namespace
