@@ -3,15 +3,54 @@
 #include <algorithm>
 
 namespace kvs::cluster {
+namespace {
+
+std::atomic<uint64_t> next_instance{1};
+
+// The layout this thread read last, and from which ClusterState and version.
+struct LayoutCache {
+  uint64_t instance = 0;
+  uint64_t version = 0;
+  std::shared_ptr<const ClusterState::Layout> layout;
+};
+thread_local LayoutCache tls_layout;
+
+std::shared_ptr<const ClusterState::Layout> MakeLayout(
+    const Address& self, std::shared_ptr<const ClusterConfig> config,
+    std::shared_ptr<const HashRing> reusable_ring) {
+  auto layout = std::make_shared<ClusterState::Layout>();
+  if (reusable_ring && reusable_ring->shard_count() == config->shard_count()) {
+    layout->ring = std::move(reusable_ring);
+  } else if (config->shard_count() > 0) {
+    layout->ring = std::make_shared<const HashRing>(config->shard_count());
+  }
+  layout->my_shard = config->ShardOf(self);
+  layout->config = std::move(config);
+  return layout;
+}
+
+}  // namespace
 
 ClusterState::ClusterState(Address self, std::vector<Address> view, ClusterConfig config)
     : self_(std::move(self)),
-      view_(std::move(view)),
-      config_(std::make_shared<const ClusterConfig>(std::move(config))) {
-  if (config_->shard_count() > 0) ring_ = std::make_shared<const HashRing>(config_->shard_count());
+      instance_(next_instance.fetch_add(1, std::memory_order_relaxed)),
+      view_(std::move(view)) {
+  layout_ = MakeLayout(self_, std::make_shared<const ClusterConfig>(std::move(config)), nullptr);
   if (std::find(view_.begin(), view_.end(), self_) == view_.end()) view_.push_back(self_);
   std::sort(view_.begin(), view_.end());
   view_.erase(std::unique(view_.begin(), view_.end()), view_.end());
+}
+
+const ClusterState::Layout& ClusterState::CachedLayout() const {
+  LayoutCache& cache = tls_layout;
+  if (cache.instance != instance_ ||
+      cache.version != layout_version_.load(std::memory_order_acquire)) {
+    std::lock_guard lock(mu_);
+    cache.layout = layout_;
+    cache.version = layout_version_.load(std::memory_order_relaxed);
+    cache.instance = instance_;
+  }
+  return *cache.layout;
 }
 
 std::vector<Address> ClusterState::View() const {
@@ -41,8 +80,7 @@ bool ClusterState::RemoveFromView(const Address& node) {
 }
 
 std::shared_ptr<const ClusterConfig> ClusterState::Config() const {
-  std::lock_guard lock(mu_);
-  return config_;
+  return CachedLayout().config;
 }
 
 void ClusterState::SetConfig(ClusterConfig config) {
@@ -50,13 +88,14 @@ void ClusterState::SetConfig(ClusterConfig config) {
   std::shared_ptr<const HashRing> ring;
   {
     std::lock_guard lock(mu_);
-    if (ring_ && ring_->shard_count() == next->shard_count()) ring = ring_;
+    ring = layout_->ring;
   }
-  if (!ring && next->shard_count() > 0)
-    ring = std::make_shared<const HashRing>(next->shard_count());
+  // The ring is built outside the lock (it is the expensive part) and reused when the shard
+  // count stays.
+  auto layout = MakeLayout(self_, std::move(next), std::move(ring));
   std::lock_guard lock(mu_);
-  config_ = std::move(next);
-  ring_ = std::move(ring);
+  layout_ = std::move(layout);
+  layout_version_.fetch_add(1, std::memory_order_release);
 }
 
 bool ClusterState::AdoptConfig(const ClusterConfig& config) {
@@ -66,22 +105,19 @@ bool ClusterState::AdoptConfig(const ClusterConfig& config) {
 }
 
 std::optional<int> ClusterState::ShardForKey(std::string_view key) const {
-  std::shared_ptr<const HashRing> ring;
-  {
-    std::lock_guard lock(mu_);
-    ring = ring_;
-  }
-  if (!ring) return std::nullopt;
-  return ring->ShardFor(key);
+  const Layout& layout = CachedLayout();
+  if (!layout.ring) return std::nullopt;
+  return layout.ring->ShardFor(key);
 }
 
-std::optional<int> ClusterState::MyShard() const { return Config()->ShardOf(self_); }
+std::optional<int> ClusterState::MyShard() const { return CachedLayout().my_shard; }
 
 std::optional<std::vector<Address>> ClusterState::LiveMembers(int shard) const {
   std::lock_guard lock(mu_);
-  if (shard < 0 || shard >= config_->shard_count()) return std::nullopt;
+  const ClusterConfig& config = *layout_->config;
+  if (shard < 0 || shard >= config.shard_count()) return std::nullopt;
   std::vector<Address> out;
-  for (const Address& member : config_->shards[static_cast<size_t>(shard)]) {
+  for (const Address& member : config.shards[static_cast<size_t>(shard)]) {
     if (std::binary_search(view_.begin(), view_.end(), member)) out.push_back(member);
   }
   return out;

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <optional>
+#include <thread>
+
 namespace kvs::cluster {
 namespace {
 
@@ -40,6 +44,47 @@ TEST(ClusterStateTest, MyShardFollowsConfig) {
   state.SetConfig(moved);
   EXPECT_EQ(state.MyShard(), 1);
   EXPECT_EQ(state.Config()->epoch, 1u);
+}
+
+// Readers cache the layout per thread: a change made on another thread must still be seen by
+// a thread's next read.
+TEST(ClusterStateTest, LayoutChangeReachesThreadsThatCachedTheOldOne) {
+  ClusterState state = FourNodes();
+  std::atomic<int> phase{0};
+  std::optional<int> before_shards, after_shards, after_key_shard;
+  std::thread reader([&] {
+    before_shards = state.Config()->shard_count();
+    state.ShardForKey("k");  // caches the 2-shard layout on this thread
+    phase.store(1);
+    while (phase.load() != 2) std::this_thread::yield();
+    after_shards = state.Config()->shard_count();
+    after_key_shard = state.ShardForKey("some-key");
+  });
+  while (phase.load() != 1) std::this_thread::yield();
+  ClusterConfig three = *state.Config();
+  three.shards = {{A(1)}, {A(2)}, {A(3), A(4)}};
+  three.epoch = 5;
+  state.SetConfig(three);
+  phase.store(2);
+  reader.join();
+  EXPECT_EQ(before_shards, 2);
+  EXPECT_EQ(after_shards, 3);
+  EXPECT_EQ(after_key_shard, HashRing(3).ShardFor("some-key"));
+  EXPECT_EQ(state.MyShard(), 0);
+}
+
+// Two ClusterStates read from one thread (as in tests with several nodes in one process)
+// each see their own layout.
+TEST(ClusterStateTest, StatesOnOneThreadKeepTheirOwnLayouts) {
+  ClusterState two = FourNodes();
+  std::vector<Address> view = {A(1), A(2), A(3)};
+  ClusterState three(A(2), view, InitialAssignment(view, 3));
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(two.Config()->shard_count(), 2);
+    EXPECT_EQ(three.Config()->shard_count(), 3);
+    EXPECT_EQ(two.MyShard(), 0);
+    EXPECT_EQ(three.MyShard(), 1);
+  }
 }
 
 }  // namespace

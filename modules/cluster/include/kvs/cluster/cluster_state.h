@@ -1,8 +1,12 @@
 // This node's live knowledge of the cluster: the view (nodes believed up) and the current
 // ClusterConfig. Thread-safe: readers get immutable snapshots; writers serialize on a mutex.
+// The layout (configuration + hash ring), read on every request, is cached per thread and
+// re-read under the mutex only after it changed, so the request path takes no shared lock.
 // Invariant: the view is sorted and holds each address once; self starts in it.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -40,12 +44,26 @@ class ClusterState {
   // members). nullopt when the shard does not exist.
   std::optional<std::vector<Address>> LiveMembers(int shard) const;
 
+  // One immutable layout: the configuration, its ring (null with no shards) and this node's
+  // shard in it.
+  struct Layout {
+    std::shared_ptr<const ClusterConfig> config;
+    std::shared_ptr<const HashRing> ring;
+    std::optional<int> my_shard;
+  };
+
  private:
+  // The current layout from this thread's cache. The reference is valid until this thread's
+  // next call into any ClusterState: use it locally, without calling out.
+  const Layout& CachedLayout() const;
+
   const Address self_;
+  const uint64_t instance_;  // tells ClusterStates apart in the per-thread cache
   mutable std::mutex mu_;
-  std::vector<Address> view_;                    // GUARDED_BY(mu_), sorted
-  std::shared_ptr<const ClusterConfig> config_;  // GUARDED_BY(mu_)
-  std::shared_ptr<const HashRing> ring_;         // GUARDED_BY(mu_); null with no shards
+  std::vector<Address> view_;             // GUARDED_BY(mu_), sorted
+  std::shared_ptr<const Layout> layout_;  // GUARDED_BY(mu_)
+  // Bumped (under mu_) whenever layout_ changes.
+  std::atomic<uint64_t> layout_version_{1};
 };
 
 }  // namespace kvs::cluster
