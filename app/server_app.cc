@@ -112,6 +112,7 @@ int ServerApp::main(const std::vector<std::string>&) {
           "kvs.cluster.heartbeat_period_ms", "kvs.cluster.failure_timeout_ms",
           "kvs.replication.anti_entropy_period_ms", "kvs.replication.dependency_wait_ms",
           "kvs.replication.bootstrap_timeout_ms", "kvs.replication.batch_max",
+          "kvs.replication.batch_linger_us",
           "kvs.net.connect_timeout_ms", "kvs.net.call_timeout_ms"}) {
       if (!error.empty()) break;
       if (auto v = ReadCount(cfg, key, error)) out[key] = *v;
@@ -164,6 +165,8 @@ int ServerApp::main(const std::vector<std::string>&) {
   replication_options.sender.call_timeout = ms("kvs.net.call_timeout_ms");
   replication_options.sender.batch_max =
       static_cast<size_t>(counts.at("kvs.replication.batch_max"));
+  replication_options.sender.linger =
+      std::chrono::microseconds(counts.at("kvs.replication.batch_linger_us"));
   replication::Replicator replicator(store, clock, cluster_state, peers, replication_options);
   replication::Coordinator coordinator(store, clock, replicator, origin);
   replication::Reconfigurator reconfigurator(store, clock, cluster_state, peers, replicator,

@@ -71,6 +71,8 @@ const std::vector<Tunable>& Tunables() {
       {"kvs.replication.bootstrap_timeout_ms", "3000",
        "at start, how long to try loading the shard's data from peers"},
       {"kvs.replication.batch_max", "256", "updates per broadcast request"},
+      {"kvs.replication.batch_linger_us", "1000",
+       "a broadcast batch waits this long for more updates before it is sent"},
       {"kvs.net.connect_timeout_ms", "500", "connect timeout of node-to-node calls"},
       {"kvs.net.call_timeout_ms", "2000", "send/receive timeout of node-to-node calls"},
       {"kvs.log.level", "information",

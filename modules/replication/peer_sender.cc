@@ -57,6 +57,11 @@ void PeerSender::Run() {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
       if (stop_) return;
+      if (queue_.size() < options_.batch_max && options_.linger.count() > 0) {
+        // Enqueue only wakes on an empty queue: this wait ends at the deadline (or stop).
+        cv_.wait_for(lock, options_.linger, [&] { return stop_; });
+        if (stop_) return;
+      }
       if (!in_view_(peer_)) {
         // The peer is down: it will catch up by anti-entropy when it returns.
         DropAllLocked();

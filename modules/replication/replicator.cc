@@ -315,6 +315,17 @@ bool Replicator::AwaitDependencies(const causal::Metadata& m, std::string& missi
   };
   const std::string* gap = first_missing();
   if (gap == nullptr) return true;
+  // The write is most likely on its way in a broadcast batch (batches linger up to
+  // sender.linger): give it a moment before pulling, since a pull makes the peer walk its
+  // whole store.
+  const auto grace_end = std::min(
+      deadline, std::chrono::steady_clock::now() + 2 * options_.sender.linger +
+                    std::chrono::milliseconds(5));
+  while (std::chrono::steady_clock::now() < grace_end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    gap = first_missing();
+    if (gap == nullptr) return true;
+  }
   dependency_pulls_.fetch_add(1, std::memory_order_relaxed);
   auto pause = std::chrono::milliseconds(20);
   while (true) {

@@ -23,6 +23,9 @@ namespace kvs::replication {
 
 struct SenderOptions {
   size_t batch_max = 256;
+  // After the first update of a batch arrives, wait this long for more before sending (fewer,
+  // larger requests under load; at most this much added replication delay).
+  std::chrono::microseconds linger{1000};
   size_t queue_max = 200000;
   std::chrono::milliseconds call_timeout{2000};
   std::chrono::milliseconds backoff_min{50};
