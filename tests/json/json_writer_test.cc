@@ -26,6 +26,14 @@ TEST(JsonWriterTest, EscapesSoPocoParsesBackTheSameString) {
   EXPECT_EQ(object->getValue<std::string>("v"), nasty);
 }
 
+TEST(JsonWriterTest, EscapesExactlyAndCopiesPlainRuns) {
+  std::string out;
+  AppendJsonString(out, "");
+  AppendJsonString(out, "plain text");
+  AppendJsonString(out, std::string("\"start mid\\dle end\n\x02", 20));
+  EXPECT_EQ(out, R"("""plain text""\"start mid\\dle end\n\u0002")");
+}
+
 TEST(JsonWriterTest, EmptyArrays) {
   EXPECT_EQ(JsonObject().IntArray("a", {}).StrArray("b", {}).Finish(), R"({"a":[],"b":[]})");
 }

@@ -15,7 +15,7 @@ void AppendJsonString(std::string& out, std::string_view text);
 class JsonObject {
  public:
   JsonObject() {
-    out_.reserve(128);
+    out_.reserve(256);
     out_.push_back('{');
   }
 
