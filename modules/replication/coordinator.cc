@@ -72,7 +72,7 @@ store::WriteResult Coordinator::Write(const std::string& key, std::string value,
   const bool replicate = replicator_.has_peers();  // a lone replica copies nothing to send
   std::shared_lock origin_lock(origin_mu_);
   const store::WriteResult result =
-      store_.Mutate(key, [&](const store::Entry* current) -> std::optional<store::Entry> {
+      store_.Mutate(key, [&](const store::EntryView* current) -> std::optional<store::Entry> {
         if (only_if_live && (current == nullptr || current->tombstone)) return std::nullopt;
         // Numbered under the key's lock so that a skipped write never consumes a number.
         const uint64_t seq = seq_.fetch_add(1, std::memory_order_acq_rel) + 1;

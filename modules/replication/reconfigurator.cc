@@ -60,12 +60,12 @@ bool Reconfigurator::Adopt(const cluster::ClusterConfig& config) {
     replicator_.ResetAfterBarrier();
     size_t dropped = 0;
     if (shard_after) {
-      dropped = store_.EraseIf([&](const std::string& key, const store::Entry& entry) {
+      dropped = store_.EraseIf([&](std::string_view key, const store::EntryView& entry) {
         return cluster_.ShardForKey(key) != shard_after ||
                (entry.tombstone && causal::OriginEpoch(entry.version.origin) < config.epoch);
       });
     } else {
-      dropped = store_.EraseIf([](const std::string&, const store::Entry&) { return true; });
+      dropped = store_.EraseIf([](std::string_view, const store::EntryView&) { return true; });
     }
     Log().information("reshard committed: dropped %z entries this node no longer owns", dropped);
     // Broadcast to the new shard peers before the first write of the new epoch.

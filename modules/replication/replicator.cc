@@ -183,11 +183,11 @@ SyncReply Replicator::AnswerSync(const SyncRequest& request) {
     return reply;
   }
   const uint64_t barrier = cluster_.Config()->barrier_epoch;
-  store_.ForEach([&](const std::string& key, const store::Entry& entry) {
+  store_.ForEach([&](std::string_view key, const store::EntryView& entry) {
     if (!request.full && causal::OriginEpoch(entry.version.origin) < barrier) return;
     auto it = request.vv.find(entry.version.origin);
     const uint64_t covered = it == request.vv.end() ? 0 : it->second;
-    if (entry.version.seq > covered) reply.updates.push_back(Update{key, entry});
+    if (entry.version.seq > covered) reply.updates.push_back(Update{std::string(key), entry.ToEntry()});
   });
   return reply;
 }
@@ -275,7 +275,7 @@ void Replicator::CollectTombstones() {
       vectors.push_back(it->second);
     }
   }
-  const size_t purged = store_.PurgeTombstones([&](const std::string&, const store::Entry& e) {
+  const size_t purged = store_.PurgeTombstones([&](std::string_view, const store::EntryView& e) {
     for (const auto& vv : vectors) {
       auto it = vv.find(e.version.origin);
       if (it == vv.end() || it->second < e.version.seq) return false;

@@ -6,13 +6,15 @@ std::optional<Entry> Store::Get(const std::string& key) const {
   const Stripe& stripe = StripeFor(key);
   std::shared_lock traverse_lock(stripe.traverse_mu);
   Map::const_accessor acc;
-  if (!stripe.map.find(acc, key)) return std::nullopt;
-  return acc->second;
+  if (!stripe.map.find(acc, StoredKey::Borrow(key))) return std::nullopt;
+  return View(acc->second).ToEntry();
 }
 
 WriteResult Store::ApplyIfNewer(const std::string& key, Entry entry) {
-  return Mutate(key, [&](const Entry* current) -> std::optional<Entry> {
-    if (current != nullptr && !entry.version.Wins(current->version)) return std::nullopt;
+  return Mutate(key, [&](const EntryView* current) -> std::optional<Entry> {
+    if (current != nullptr && !entry.version.Wins(current->version.hlc, current->version.origin)) {
+      return std::nullopt;
+    }
     return std::move(entry);
   });
 }
@@ -23,17 +25,19 @@ size_t Store::size() const {
   return total;
 }
 
-void Store::ForEach(const std::function<void(const std::string&, const Entry&)>& visit) const {
+void Store::ForEach(const std::function<void(std::string_view, const EntryView&)>& visit) const {
   for (const Stripe& stripe : stripes_) {
     std::unique_lock traverse_lock(stripe.traverse_mu);
-    for (const auto& [key, entry] : stripe.map) visit(key, entry);
+    for (const auto& [key, record] : stripe.map) visit(key.view(), View(record));
   }
 }
 
 std::vector<std::pair<std::string, Entry>> Store::Snapshot() const {
   std::vector<std::pair<std::string, Entry>> out;
   out.reserve(size());
-  ForEach([&](const std::string& key, const Entry& entry) { out.emplace_back(key, entry); });
+  ForEach([&](std::string_view key, const EntryView& entry) {
+    out.emplace_back(std::string(key), entry.ToEntry());
+  });
   return out;
 }
 

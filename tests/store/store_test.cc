@@ -70,7 +70,7 @@ TEST(StoreTest, TombstoneCountsAsNotLive) {
 
 TEST(StoreTest, MutateDecliningLeavesNoEntryBehind) {
   Store store;
-  WriteResult r = store.Mutate("k", [](const Entry*) -> std::optional<Entry> { return {}; });
+  WriteResult r = store.Mutate("k", [](const EntryView*) -> std::optional<Entry> { return {}; });
   EXPECT_FALSE(r.written);
   EXPECT_FALSE(store.Get("k").has_value());
   EXPECT_EQ(store.size(), 0u);
@@ -79,9 +79,9 @@ TEST(StoreTest, MutateDecliningLeavesNoEntryBehind) {
 TEST(StoreTest, MutateSeesCurrentEntry) {
   Store store;
   store.ApplyIfNewer("k", MakeEntry("1", 1));
-  store.Mutate("k", [](const Entry* current) -> std::optional<Entry> {
+  store.Mutate("k", [](const EntryView* current) -> std::optional<Entry> {
     EXPECT_NE(current, nullptr);
-    Entry next = *current;
+    Entry next = current->ToEntry();
     next.value += "+";
     return next;
   });
@@ -94,7 +94,7 @@ TEST(StoreTest, PurgeRemovesOnlyCollectableTombstones) {
   store.ApplyIfNewer("dead1", MakeEntry("", 2, "a:1#1", true));
   store.ApplyIfNewer("dead2", MakeEntry("", 3, "a:1#1", true));
   const size_t purged =
-      store.PurgeTombstones([](const std::string& key, const Entry&) { return key == "dead1"; });
+      store.PurgeTombstones([](std::string_view key, const EntryView&) { return key == "dead1"; });
   EXPECT_EQ(purged, 1u);
   EXPECT_FALSE(store.Get("dead1").has_value());
   EXPECT_TRUE(store.Get("dead2").has_value());
@@ -121,9 +121,9 @@ TEST(StoreTest, ConcurrentMutateLosesNoUpdate) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kRounds; ++i) {
         const std::string key = "c" + std::to_string((i + t) % kKeys);
-        store.Mutate(key, [](const Entry* current) -> std::optional<Entry> {
+        store.Mutate(key, [](const EntryView* current) -> std::optional<Entry> {
           Entry next;
-          next.value = std::to_string(current ? std::stoll(current->value) + 1 : 1);
+          next.value = std::to_string(current ? std::stoll(std::string(current->value)) + 1 : 1);
           return next;
         });
       }

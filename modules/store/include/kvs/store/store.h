@@ -1,4 +1,5 @@
-// The node's key-value map: versioned entries in tbb::concurrent_hash_map stripes.
+// The node's key-value map: versioned entries in tbb::concurrent_hash_map stripes, kept in
+// compact form (record.h); Entry is the owning form callers exchange with it.
 // Thread-safe: every method may be called from any thread at any time.
 // Invariant: an entry changes only under its key's write lock; live_count() equals the number
 // of entries that are not tombstones. Point operations hold their stripe's traversal lock
@@ -7,6 +8,7 @@
 #pragma once
 
 #include <tbb/concurrent_hash_map.h>
+#include <tbb/scalable_allocator.h>
 
 #include <array>
 #include <atomic>
@@ -20,6 +22,8 @@
 #include <utility>
 #include <vector>
 
+#include "kvs/store/record.h"
+
 namespace kvs::store {
 
 // Identifies one write: who coordinated it (origin = "address#incarnation"), its sequence
@@ -31,9 +35,10 @@ struct Version {
   uint64_t seq = 0;
 
   // True when this version wins over `other` under last-writer-wins.
-  bool Wins(const Version& other) const {
-    if (hlc != other.hlc) return hlc > other.hlc;
-    return origin > other.origin;
+  bool Wins(const Version& other) const { return Wins(other.hlc, other.origin); }
+  bool Wins(uint64_t other_hlc, std::string_view other_origin) const {
+    if (hlc != other_hlc) return hlc > other_hlc;
+    return std::string_view(origin) > other_origin;
   }
 };
 
@@ -44,6 +49,25 @@ struct Entry {
   bool tombstone = false;
   Version version;
   std::string meta;
+};
+
+// A stored entry seen in place, without copying: valid only inside the callback it is given
+// to. Reads like an Entry (value, tombstone, version.hlc/origin/seq, meta).
+struct EntryView {
+  struct VersionRef {
+    uint64_t hlc;
+    const std::string& origin;
+    uint64_t seq;
+  };
+  std::string_view value;
+  bool tombstone;
+  VersionRef version;
+  std::string_view meta;
+
+  Entry ToEntry() const {
+    return Entry{std::string(value), tombstone, Version{version.hlc, version.origin, version.seq},
+                 std::string(meta)};
+  }
 };
 
 // Outcome of a conditional write.
@@ -61,8 +85,8 @@ class Store {
   // Returns a copy of the entry for `key` (tombstones included), or nullopt.
   std::optional<Entry> Get(const std::string& key) const;
 
-  // Runs `decide(const Entry* current)` under the key's write lock; `current` is null when the
-  // key has no entry. `decide` returns std::optional<Entry>: the entry to store, or nullopt to
+  // Runs `decide(const EntryView* current)` under the key's write lock; `current` is null when
+  // the key has no entry. `decide` returns std::optional<Entry>: the entry to store, or nullopt to
   // leave the key as it is. `decide` must be quick and must not call back into the store.
   template <typename Decide>
   WriteResult Mutate(const std::string& key, Decide&& decide);
@@ -75,21 +99,22 @@ class Store {
   // Number of entries including tombstones.
   size_t size() const;
 
-  // Removes every entry for which `doomed(key, entry)` is true. Returns how many went.
+  // Removes every entry for which `doomed(std::string_view key, const EntryView& entry)` is
+  // true. Returns how many went.
   template <typename Pred>
   size_t EraseIf(Pred&& doomed);
 
   // Removes tombstones for which `collectable(key, entry)` is true. Returns how many went.
   template <typename Pred>
   size_t PurgeTombstones(Pred&& collectable) {
-    return EraseIf([&](const std::string& key, const Entry& entry) {
+    return EraseIf([&](std::string_view key, const EntryView& entry) {
       return entry.tombstone && collectable(key, entry);
     });
   }
 
   // Calls `visit(key, entry)` for every entry, stripe by stripe; writers to the stripe being
   // visited wait meanwhile, so `visit` must be quick. Not atomic across stripes.
-  void ForEach(const std::function<void(const std::string&, const Entry&)>& visit) const;
+  void ForEach(const std::function<void(std::string_view, const EntryView&)>& visit) const;
 
   // Copies of all entries (for snapshots). Not atomic across stripes.
   std::vector<std::pair<std::string, Entry>> Snapshot() const;
@@ -99,10 +124,14 @@ class Store {
   // TBB's default string hasher left long chains for keys that differ only in their tails
   // ("key123", "key124", ...), which showed as 12% of a write-heavy profile.
   struct KeyHashCompare {
-    static size_t hash(const std::string& key) { return std::hash<std::string>{}(key); }
-    static bool equal(const std::string& a, const std::string& b) { return a == b; }
+    static size_t hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
+    static size_t hash(const StoredKey& key) { return hash(key.view()); }
+    static bool equal(const StoredKey& a, const StoredKey& b) { return a == b; }
   };
-  using Map = tbb::concurrent_hash_map<std::string, Entry, KeyHashCompare>;
+  // Nodes come from oneTBB's scalable allocator: it packs the 64-byte node without the
+  // 16 bytes of header and rounding that malloc adds (README "Memory").
+  using Map = tbb::concurrent_hash_map<StoredKey, Record, KeyHashCompare,
+                                       tbb::scalable_allocator<std::pair<const StoredKey, Record>>>;
   static constexpr size_t kStripes = 64;
   struct Stripe {
     mutable std::shared_mutex traverse_mu;
@@ -110,16 +139,26 @@ class Store {
   };
 
   // The stripe takes the hash's high bits; the buckets inside a stripe use its low bits.
-  static size_t StripeIndex(const std::string& key) {
+  static size_t StripeIndex(std::string_view key) {
     return (KeyHashCompare::hash(key) >> 58) % kStripes;
   }
-  Stripe& StripeFor(const std::string& key) { return stripes_[StripeIndex(key)]; }
-  const Stripe& StripeFor(const std::string& key) const { return stripes_[StripeIndex(key)]; }
+  Stripe& StripeFor(std::string_view key) { return stripes_[StripeIndex(key)]; }
+  const Stripe& StripeFor(std::string_view key) const { return stripes_[StripeIndex(key)]; }
+
+  EntryView View(const Record& r) const {
+    return EntryView{r.value(), r.tombstone(), {r.hlc(), origins_.Get(r.origin()), r.seq()},
+                     r.meta()};
+  }
+  void AssignRecord(Record& record, const Entry& entry) {
+    record.Assign(entry.value, entry.meta, entry.tombstone, entry.version.hlc,
+                  origins_.Intern(entry.version.origin), entry.version.seq);
+  }
 
   void AccountTransition(bool was_live, bool is_live) {
     if (was_live != is_live) live_count_.fetch_add(is_live ? 1 : -1, std::memory_order_relaxed);
   }
 
+  OriginTable origins_;
   std::array<Stripe, kStripes> stripes_;
   std::atomic<int64_t> live_count_{0};
 };
@@ -129,34 +168,35 @@ WriteResult Store::Mutate(const std::string& key, Decide&& decide) {
   Stripe& stripe = StripeFor(key);
   std::shared_lock traverse_lock(stripe.traverse_mu);
   Map::accessor acc;
-  const bool inserted = stripe.map.insert(acc, key);
-  const Entry* current = inserted ? nullptr : &acc->second;
-  const bool was_live = current != nullptr && !current->tombstone;
-  std::optional<Entry> next = decide(current);
+  const bool inserted = stripe.map.insert(acc, StoredKey::Borrow(key));
+  std::optional<EntryView> current;
+  if (!inserted) current.emplace(View(acc->second));
+  const bool was_live = current && !current->tombstone;
+  std::optional<Entry> next = decide(current ? &*current : nullptr);
   if (!next) {
     if (inserted) stripe.map.erase(acc);
     return WriteResult{false, was_live};
   }
   AccountTransition(was_live, !next->tombstone);
-  acc->second = std::move(*next);
+  AssignRecord(acc->second, *next);
   return WriteResult{true, was_live};
 }
 
 template <typename Pred>
 size_t Store::EraseIf(Pred&& doomed) {
   size_t erased = 0;
-  std::vector<std::string> keys;
+  std::vector<StoredKey> keys;
   for (Stripe& stripe : stripes_) {
     std::unique_lock traverse_lock(stripe.traverse_mu);
     keys.clear();
     int64_t live = 0;
-    for (const auto& [key, entry] : stripe.map) {
-      if (doomed(key, entry)) {
+    for (const auto& [key, record] : stripe.map) {
+      if (doomed(key.view(), View(record))) {
         keys.push_back(key);
-        live += entry.tombstone ? 0 : 1;
+        live += record.tombstone() ? 0 : 1;
       }
     }
-    for (const std::string& key : keys) stripe.map.erase(key);
+    for (const StoredKey& key : keys) stripe.map.erase(key);
     live_count_.fetch_sub(live, std::memory_order_relaxed);
     erased += keys.size();
   }

@@ -1,0 +1,131 @@
+#include "kvs/store/record.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace kvs::store {
+namespace {
+
+TEST(StoredKeyTest, ShortAndLongKeysCopyAndCompare) {
+  for (const std::string& text : {std::string(), std::string("k"), std::string(15, 'a'),
+                                 std::string(16, 'b'), std::string(50, 'c')}) {
+    const StoredKey borrowed = StoredKey::Borrow(text);
+    EXPECT_EQ(borrowed.view(), text);
+    StoredKey copy = borrowed;  // owning
+    EXPECT_EQ(copy.view(), text);
+    EXPECT_NE(copy.view().data(), text.data()) << "a copy must not point at the borrowed bytes";
+    EXPECT_TRUE(copy == borrowed);
+    StoredKey assigned;
+    assigned = copy;
+    EXPECT_EQ(assigned.view(), text);
+  }
+  EXPECT_FALSE(StoredKey::Borrow("key1") == StoredKey::Borrow("key2"));
+  EXPECT_FALSE(StoredKey::Borrow(std::string(20, 'x')) == StoredKey::Borrow(std::string(21, 'x')));
+}
+
+TEST(StoredKeyTest, CopyOutlivesTheBorrowedText) {
+  StoredKey copy;
+  {
+    std::string text(40, 'z');
+    copy = StoredKey::Borrow(text);
+    text.assign(40, 'y');
+  }
+  EXPECT_EQ(copy.view(), std::string(40, 'z'));
+}
+
+TEST(OriginTableTest, InternsEachOriginOnce) {
+  OriginTable table;
+  const uint32_t a = table.Intern("10.0.0.1:8080#1.0");
+  const uint32_t b = table.Intern("10.0.0.2:8080#7.3");
+  EXPECT_NE(a, b);
+  EXPECT_NE(a, OriginTable::kNone);
+  EXPECT_EQ(table.Get(a), "10.0.0.1:8080#1.0");
+  EXPECT_EQ(table.Get(b), "10.0.0.2:8080#7.3");
+  EXPECT_EQ(table.Intern(std::string("10.0.0.1:8080#1.0")), a);
+  EXPECT_EQ(table.Intern("10.0.0.2:8080#7.3"), b);
+  EXPECT_EQ(table.Intern(""), OriginTable::kNone);
+  EXPECT_EQ(table.Get(OriginTable::kNone), "");
+  EXPECT_EQ(table.size(), 2u);
+  // Another table numbers its own origins (the per-thread cache must not leak across).
+  OriginTable other;
+  const uint32_t c = other.Intern("10.0.0.9:8080#1.0");
+  EXPECT_EQ(other.Get(c), "10.0.0.9:8080#1.0");
+  EXPECT_EQ(other.Get(other.Intern("10.0.0.2:8080#7.3")), "10.0.0.2:8080#7.3");
+  EXPECT_EQ(table.Get(table.Intern("10.0.0.2:8080#7.3")), "10.0.0.2:8080#7.3");
+}
+
+TEST(OriginTableTest, ManyOriginsSpanChunks) {
+  OriginTable table;
+  std::vector<uint32_t> ids;
+  for (uint32_t i = 0; i < 3 * OriginTable::kChunkSize; ++i) {
+    ids.push_back(table.Intern("o" + std::to_string(i)));
+  }
+  for (uint32_t i = 0; i < ids.size(); ++i) EXPECT_EQ(table.Get(ids[i]), "o" + std::to_string(i));
+}
+
+TEST(OriginTableTest, ConcurrentInternAgrees) {
+  OriginTable table;
+  std::atomic<bool> id_mismatch{false};
+  constexpr int kThreads = 4;
+  std::vector<std::vector<uint32_t>> seen(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) {
+        const uint32_t id = table.Intern("origin-" + std::to_string((i * 7 + t) % 50));
+        // Readable at once from the thread that interned it.
+        if (table.Get(id) != "origin-" + std::to_string((i * 7 + t) % 50)) id_mismatch = true;
+        seen[t].push_back(id);
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_FALSE(id_mismatch.load());
+  EXPECT_EQ(table.size(), 50u);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < 2000; ++i) {
+      EXPECT_EQ(table.Get(seen[t][i]), "origin-" + std::to_string((i * 7 + t) % 50));
+    }
+  }
+}
+
+TEST(RecordTest, HoldsValueMetaAndVersion) {
+  OriginTable origins;
+  Record record;
+  EXPECT_EQ(record.value(), "");
+  EXPECT_EQ(record.origin(), OriginTable::kNone);
+  record.Assign("value", "0|o=1", false, 42, origins.Intern("o"), 7);
+  EXPECT_EQ(record.value(), "value");
+  EXPECT_EQ(record.meta(), "0|o=1");
+  EXPECT_FALSE(record.tombstone());
+  EXPECT_EQ(record.hlc(), 42u);
+  EXPECT_EQ(record.seq(), 7u);
+  EXPECT_EQ(origins.Get(record.origin()), "o");
+  record.Assign("", "", true, 43, origins.Intern("p"), 8);
+  EXPECT_EQ(record.value(), "");
+  EXPECT_EQ(record.meta(), "");
+  EXPECT_TRUE(record.tombstone());
+  EXPECT_EQ(origins.Get(record.origin()), "p");
+  const std::string binary("a\0b", 3);
+  record.Assign(binary, "", false, 1, origins.Intern("o"), 1);
+  EXPECT_EQ(record.value(), binary);
+  EXPECT_EQ(record.meta(), "");
+  EXPECT_FALSE(record.tombstone());
+  Record moved = std::move(record);
+  EXPECT_EQ(moved.value(), binary);
+  EXPECT_EQ(record.value(), "");  // NOLINT(bugprone-use-after-move): moved-from is empty
+}
+
+TEST(RecordTest, StaysSmall) {
+  // The store's per-entry budget (README "Memory") depends on these sizes.
+  EXPECT_EQ(sizeof(Record), 32u);
+  EXPECT_EQ(sizeof(StoredKey), 16u);
+}
+
+}  // namespace
+}  // namespace kvs::store
