@@ -4,15 +4,17 @@
 #
 #   bench/run.sh         as root on Debian, from a fresh clone, from any directory
 #
-# What it does, one system at a time (never two at once; all traffic on loopback):
+# What it does, one system at a time (all traffic on loopback):
 #   1. installs what is missing (apt-get update only then), builds kvs-server and kvs-bench
 #      (Release) into build-bench/;
 #   2. nginx-light returning a fixed JSON body (worker_processes 1 and auto), GET only,
 #      plus a wrk cross-check of the load generator;
 #   3. kvs: one node; a 3-replica shard on 127.0.0.2-4; 6 nodes in 2 shards on 127.0.0.2-7;
-#      GET-only and PUT-only, load spread over every node;
+#      GET-only and PUT-only, load spread over every node; then interleaved rounds of nginx
+#      GET / kvs GET / kvs PUT (both servers up, one loaded at a time) for the nginx ratios;
 #   4. etcd: 3 members on 127.0.0.1, v3 JSON gateway, GET (range) and PUT;
-#   5. kvs one node: throughput vs KVS_HTTP_THREADS, and a kvs-bench connection sweep (+ plot);
+#   5. kvs one node: throughput vs server threads (epoll loops, poco threads), and a
+#      kvs-bench connection sweep (+ plot);
 #   6. memory: RSS of one kvs node holding 1,000,000 keys of 100-byte values;
 #   and prints the results and ratios, and writes bench/RESULTS.md.
 # Every server it starts is stopped on exit (also on failure or Ctrl-C), by PID.
@@ -36,7 +38,9 @@
 #   BENCH_SWEEP_DURATION   seconds per sweep point [3]
 #   BENCH_MEM_KEYS         keys for the memory check [1000000]
 #   BENCH_MEM_TIMEOUT      seconds the memory preload may take [240]
-#   BENCH_PARTS            which parts to run [nginx,single,replica3,cluster6,etcd,scaling,sweep,memory]
+#   BENCH_PAIR_ROUNDS      interleaved nginx/kvs rounds behind the nginx ratios [3]
+#   BENCH_PAIR_DURATION    measured seconds per paired run [5]
+#   BENCH_PARTS            which parts to run [nginx,single,paired,replica3,cluster6,etcd,scaling,sweep,memory]
 #   BENCH_RESULTS          report file [bench/RESULTS.md]
 #   BENCH_MAX_OTHER        cores other processes may use during a run before it is repeated [0.25]
 #   BENCH_RETRIES          how often a disturbed run is repeated (the least disturbed is kept) [2]
@@ -65,7 +69,9 @@ SWEEP="${BENCH_SWEEP:-1,2,4,8,16,32,64}"
 SWEEP_DURATION="${BENCH_SWEEP_DURATION:-3}"
 MEM_KEYS="${BENCH_MEM_KEYS:-1000000}"
 MEM_TIMEOUT="${BENCH_MEM_TIMEOUT:-240}"
-PARTS=",${BENCH_PARTS:-nginx,single,replica3,cluster6,etcd,scaling,sweep,memory},"
+PAIR_ROUNDS="${BENCH_PAIR_ROUNDS:-3}"
+PAIR_DURATION="${BENCH_PAIR_DURATION:-5}"
+PARTS=",${BENCH_PARTS:-nginx,single,paired,replica3,cluster6,etcd,scaling,sweep,memory},"
 RESULTS="${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}"
 PLOT="$ROOT/bench/throughput.png"
 
@@ -639,6 +645,60 @@ bench_scaling() {
   done
 }
 
+# Interleaved rounds behind the ratios to nginx: nginx and one kvs node are both up (the idle
+# one uses no CPU) and the runs alternate nginx GET, kvs GET, kvs PUT, PAIR_ROUNDS times. The
+# ratios use the medians, which a slow moment of this shared machine moves far less than it
+# moves one run of each system minutes apart.
+PAIR_DONE=""
+PAIR_WORKERS=""
+bench_paired() {
+  local addr="127.0.0.1:$KVS_PORT" r
+  PAIR_WORKERS=1
+  [[ "$NGINX_BEST" == nginx-wauto-get ]] && PAIR_WORKERS=auto
+  log "paired rounds: nginx (worker_processes $PAIR_WORKERS) GET, kvs GET, kvs PUT; $PAIR_ROUNDS rounds of ${PAIR_DURATION}s runs"
+  start_nginx "$PAIR_WORKERS"
+  start_kvs_nodes 1 "$addr" || die "$WAIT_ERROR"
+  for ((r = 1; r <= PAIR_ROUNDS; r++)); do
+    set_args "$PAIR_DURATION" 1
+    run_bench "pair-nginx-r$r" "nginx (worker_processes $PAIR_WORKERS), round $r" GET \
+      "$PAIR_DURATION" "${ARGS[@]}" "--targets=127.0.0.1:$NGINX_PORT" --protocol=raw --path=/ \
+      --mix=get:100
+    set_kvs_args "$PAIR_DURATION" 1
+    run_bench "pair-kvs-get-r$r" "kvs 1 node, round $r" GET "$PAIR_DURATION" "${ARGS[@]}" \
+      "--targets=$addr" --mix=get:100
+    run_bench "pair-kvs-put-r$r" "kvs 1 node, round $r" PUT "$PAIR_DURATION" "${ARGS[@]}" \
+      "--targets=$addr" --mix=put:100
+  done
+  stop_servers
+  PAIR_DONE=1
+}
+
+# Median req/s of the rows whose label starts with $1 ("" when there are none).
+median_rps() {
+  local values=()
+  mapfile -t values < <(awk -F'\t' -v p="$1" 'index($1, p) == 1 { print $4 }' "$RESULT_ROWS" | sort -g)
+  local n=${#values[@]}
+  ((n > 0)) || return 0
+  if ((n % 2)); then
+    printf '%.0f' "${values[n / 2]}"
+  else
+    awk -v a="${values[n / 2 - 1]}" -v b="${values[n / 2]}" 'BEGIN { printf "%.0f", (a + b) / 2 }'
+  fi
+}
+
+# The two ratios to nginx: from the paired medians when they ran, else from single runs.
+nginx_ratio_lines() {
+  if [[ -n "$PAIR_DONE" ]]; then
+    ratio_values "kvs 1 node GET / nginx GET (medians of $PAIR_ROUNDS paired rounds)" \
+      "$(median_rps pair-kvs-get-)" "$(median_rps pair-nginx-)" 0.8
+    ratio_values "kvs 1 node PUT / nginx GET (medians of $PAIR_ROUNDS paired rounds)" \
+      "$(median_rps pair-kvs-put-)" "$(median_rps pair-nginx-)" 0.6
+  elif [[ -n "$NGINX_BEST" ]]; then
+    ratio_line "kvs 1 node GET / nginx GET" kvs1-get "$NGINX_BEST" 0.8
+    ratio_line "kvs 1 node PUT / nginx GET" kvs1-put "$NGINX_BEST" 0.6
+  fi
+}
+
 # --- etcd -------------------------------------------------------------------------------
 
 etcd_all_healthy() {
@@ -731,9 +791,10 @@ bench_memory() {
 # --- report -------------------------------------------------------------------------------
 
 # ratio A_LABEL B_LABEL TARGET → "x.xx" and met/not met
-ratio_line() {
-  local name="$1" a="$2" b="$3" target="$4" ra rb
-  ra="$(rps_of "$a")"; rb="$(rps_of "$b")"
+ratio_line() { ratio_values "$1" "$(rps_of "$2")" "$(rps_of "$3")" "$4"; }
+
+ratio_values() {
+  local name="$1" ra="$2" rb="$3" target="$4"
   if [[ -z "$ra" || -z "$rb" ]]; then
     printf '| %s | — | ≥ %s× | not measured |\n' "$name" "$target"
     return
@@ -762,7 +823,7 @@ write_results() {
     echo
     echo "| system | workload | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | server cores | bench cores | irq cores | other cores | errors | non-2xx |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    awk -F'\t' -v m="$MAX_OTHER" '$1 !~ /^scale-/ {
+    awk -F'\t' -v m="$MAX_OTHER" '$1 !~ /^(scale|pair)-/ {
       printf "| %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s%s | %s | %s |\n", $2, $3, $4, $5, $6, $7, $8, $9, $10, $17, $11, ($11 > m ? " ⚠" : ""), $12, $13 }' "$RESULT_ROWS"
     echo
     local repeated
@@ -771,18 +832,27 @@ write_results() {
       echo "Runs disturbed by other processes on the machine (repeated up to $RETRIES times, least disturbed kept; ⚠ = still above $MAX_OTHER cores): $repeated."
       echo
     fi
-    echo "Status codes per run: $(awk -F'\t' '$1 !~ /^scale-/ { printf "%s%s: %s", sep, $1, ($15 == "" ? "—" : $15); sep = "; " }' "$RESULT_ROWS")."
+    echo "Status codes per run: $(awk -F'\t' '$1 !~ /^(scale|pair)-/ { printf "%s%s: %s", sep, $1, ($15 == "" ? "—" : $15); sep = "; " }' "$RESULT_ROWS")."
     echo
     echo "## Targets"
     echo
     echo "| ratio | measured | target | |"
     echo "|---|---|---|---|"
-    if [[ -n "$NGINX_BEST" ]]; then
-      ratio_line "kvs 1 node GET / nginx GET" kvs1-get "$NGINX_BEST" 0.8
-      ratio_line "kvs 1 node PUT / nginx GET" kvs1-put "$NGINX_BEST" 0.6
-    fi
+    nginx_ratio_lines
     ratio_line "kvs 3-replica PUT / etcd 3-member PUT" kvs3-put etcd-put 10
     echo
+    if [[ -n "$PAIR_DONE" ]]; then
+      echo "The ratios to nginx come from $PAIR_ROUNDS interleaved rounds (nginx with worker_processes $PAIR_WORKERS, the faster setting in the runs above, and one kvs node, both up; each round runs nginx GET, kvs GET, kvs PUT for ${PAIR_DURATION} s after 1 s of warm-up), so that the machine's slow and fast moments fall on both systems alike:"
+      echo
+      echo "| round | nginx GET req/s | kvs GET req/s | kvs PUT req/s |"
+      echo "|---:|---:|---:|---:|"
+      local r
+      for ((r = 1; r <= PAIR_ROUNDS; r++)); do
+        echo "| $r | $(rps_of "pair-nginx-r$r" | awk '{ printf "%.0f", $1 }') | $(rps_of "pair-kvs-get-r$r" | awk '{ printf "%.0f", $1 }') | $(rps_of "pair-kvs-put-r$r" | awk '{ printf "%.0f", $1 }') |"
+      done
+      echo "| median | $(median_rps pair-nginx-) | $(median_rps pair-kvs-get-) | $(median_rps pair-kvs-put-) |"
+      echo
+    fi
     if [[ -n "$NGINX_BEST" ]]; then
       echo "The nginx baseline is the faster of worker_processes 1 and auto (=$NPROC): **$NGINX_BEST** ($(rps_of "$NGINX_BEST" | awk '{ printf "%.0f", $1 }') req/s; worker_processes 1: $(rps_of nginx-w1-get | awk '{ printf "%.0f", $1 }'), auto: $(rps_of nginx-wauto-get | awk '{ printf "%.0f", $1 }'))."
       echo
@@ -861,10 +931,7 @@ print_summary() {
   awk -F'\t' '{ printf "    %-34s %-5s %10.0f req/s  p99 %7.2f ms  server %s cores  bench %s cores  errors %d\n", $2, $3, $4, $7, $9, $10, $12 + $13 }' "$RESULT_ROWS"
   log "ratios"
   {
-    if [[ -n "$NGINX_BEST" ]]; then
-      ratio_line "kvs 1 node GET / nginx GET" kvs1-get "$NGINX_BEST" 0.8
-      ratio_line "kvs 1 node PUT / nginx GET" kvs1-put "$NGINX_BEST" 0.6
-    fi
+    nginx_ratio_lines
     ratio_line "kvs 3-replica PUT / etcd 3-member PUT" kvs3-put etcd-put 10
   } | sed 's/\*\*//g; s/^| /    /; s/ |$//; s/ | /  /g'
   if [[ -n "$MEM_LINE" ]]; then
@@ -894,6 +961,7 @@ main() {
   fi
   if part nginx; then bench_nginx; fi
   if part single || part sweep; then bench_kvs_single; fi
+  if part paired; then bench_paired; fi
   if part replica3; then bench_kvs_replica3; fi
   if part cluster6; then bench_kvs_cluster6; fi
   if part etcd; then bench_etcd; fi
