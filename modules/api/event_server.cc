@@ -36,6 +36,8 @@ constexpr size_t kMaxPendingOutput = 1024 * 1024;
 // so that closing does not reset the connection before the client read the answer.
 constexpr std::chrono::milliseconds kLingerTime{2000};
 constexpr std::chrono::milliseconds kSweepPeriod{250};
+// A connection idle this long gives its buffers back (they come back with the next request).
+constexpr std::chrono::milliseconds kIdleBufferRelease{1000};
 constexpr int kMaxEvents = 256;
 constexpr int kAcceptBurst = 64;
 
@@ -582,7 +584,14 @@ void EventServer::Loop::Sweep() {
       case Conn::State::kReading: {
         const bool idle = c.in_begin == c.in_end && c.out_sent == c.out.size();
         const auto limit = idle ? options.keepalive_timeout : options.receive_timeout;
-        if (now_ - c.last_progress >= limit || (idle && stop_seen_)) Close(c);
+        if (now_ - c.last_progress >= limit || (idle && stop_seen_)) {
+          Close(c);
+        } else if (idle && c.in_cap > 0 && now_ - c.last_progress >= kIdleBufferRelease) {
+          // Many quiet keep-alive connections should not each hold a read buffer.
+          c.in.reset();
+          c.in_cap = c.in_begin = c.in_end = 0;
+          std::string().swap(c.out);
+        }
         break;
       }
     }

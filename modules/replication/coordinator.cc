@@ -126,16 +126,42 @@ std::string WriteMetadata(const store::Entry& entry) {
 OpResult Coordinator::Get(const std::string& key, const ClientContext& client) {
   OpResult result;
   if (!DependenciesMet(client, result)) return result;
-  std::optional<store::Entry> entry = store_.Get(key);
-  if (!entry || entry->tombstone) return result;
-  result.kind = OpResult::Kind::kFound;
-  result.value = std::move(entry->value);
-  if (client.metadata.empty()) {
-    // The reader now depends on exactly what the write depended on, plus the write.
-    result.metadata = WriteMetadata(*entry);
+  // Copy out only what the answer needs: the value, and the write's metadata or its dot.
+  std::string stored_meta;
+  std::string_view dot_origin;  // interned by the store: valid for the store's life
+  uint64_t dot_seq = 0;
+  store_.Read(key, [&](const store::EntryView& entry) {
+    if (entry.tombstone) return;
+    result.kind = OpResult::Kind::kFound;
+    result.value.assign(entry.value);
+    if (!entry.meta.empty()) {
+      stored_meta.assign(entry.meta);
+    } else {
+      dot_origin = entry.version.origin;
+      dot_seq = entry.version.seq;
+    }
+  });
+  if (result.kind != OpResult::Kind::kFound) return result;
+  if (stored_meta.empty()) {
+    // A write without dependencies: its metadata is its own dot.
+    if (!client.metadata.empty()) {
+      const auto it = client.metadata.vv.find(dot_origin);
+      if (it != client.metadata.vv.end() && it->second >= dot_seq) {
+        result.metadata = std::string(client.wire);  // the client already depends on it
+        return result;
+      }
+    }
+    causal::Metadata merged = client.metadata;
+    causal::Observe(merged, dot_origin, dot_seq);
+    result.metadata = causal::Encode(merged);
     return result;
   }
-  auto stored = causal::Decode(WriteMetadata(*entry));
+  if (client.metadata.empty()) {
+    // The reader now depends on exactly what the write depended on, plus the write.
+    result.metadata = std::move(stored_meta);
+    return result;
+  }
+  auto stored = causal::Decode(stored_meta);
   causal::Metadata merged = client.metadata;
   if (const auto* stored_meta = std::get_if<causal::Metadata>(&stored);
       stored_meta != nullptr && causal::MergeInto(merged, *stored_meta)) {

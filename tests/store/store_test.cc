@@ -68,6 +68,22 @@ TEST(StoreTest, TombstoneCountsAsNotLive) {
   EXPECT_TRUE(store.Get("k")->tombstone);
 }
 
+TEST(StoreTest, ReadSeesTheEntryInPlace) {
+  Store store;
+  EXPECT_FALSE(store.Read("k", [](const EntryView&) { ADD_FAILURE() << "no entry to see"; }));
+  store.ApplyIfNewer("k", MakeEntry("v1", 5, "a:1#1"));
+  std::string value, origin;
+  uint64_t hlc = 0;
+  EXPECT_TRUE(store.Read("k", [&](const EntryView& e) {
+    value = std::string(e.value);
+    origin = e.version.origin;
+    hlc = e.version.hlc;
+  }));
+  EXPECT_EQ(value, "v1");
+  EXPECT_EQ(origin, "a:1#1");
+  EXPECT_EQ(hlc, 5u);
+}
+
 TEST(StoreTest, MutateDecliningLeavesNoEntryBehind) {
   Store store;
   WriteResult r = store.Mutate("k", [](const EntryView*) -> std::optional<Entry> { return {}; });

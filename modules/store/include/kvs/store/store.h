@@ -85,6 +85,12 @@ class Store {
   // Returns a copy of the entry for `key` (tombstones included), or nullopt.
   std::optional<Entry> Get(const std::string& key) const;
 
+  // Calls `read(const EntryView&)` under the key's read lock (tombstones included) and returns
+  // true, or returns false when the key has no entry. For readers that need only part of the
+  // entry: nothing is copied. `read` must be quick and must not call back into the store.
+  template <typename Reader>
+  bool Read(const std::string& key, Reader&& read) const;
+
   // Runs `decide(const EntryView* current)` under the key's write lock; `current` is null when
   // the key has no entry. `decide` returns std::optional<Entry>: the entry to store, or nullopt to
   // leave the key as it is. `decide` must be quick and must not call back into the store.
@@ -180,6 +186,16 @@ WriteResult Store::Mutate(const std::string& key, Decide&& decide) {
   AccountTransition(was_live, !next->tombstone);
   AssignRecord(acc->second, *next);
   return WriteResult{true, was_live};
+}
+
+template <typename Reader>
+bool Store::Read(const std::string& key, Reader&& read) const {
+  const Stripe& stripe = StripeFor(key);
+  std::shared_lock traverse_lock(stripe.traverse_mu);
+  Map::const_accessor acc;
+  if (!stripe.map.find(acc, StoredKey::Borrow(key))) return false;
+  read(View(acc->second));
+  return true;
 }
 
 template <typename Pred>
