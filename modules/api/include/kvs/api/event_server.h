@@ -1,4 +1,4 @@
-// The event-driven HTTP/1.1 front end: a few epoll loops (one per core by default) share one
+// The event-driven HTTP/1.1 front end: a few epoll loops (half the cores by default) share one
 // listening socket, read and parse requests on non-blocking keep-alive connections, and answer
 // the ones Service can serve without waiting (a key this node owns, dependencies present, no
 // reshard barrier) on the loop itself. Every other request (forwarding, waits, node-to-node
@@ -24,7 +24,7 @@ namespace kvs::api {
 struct EventServerOptions {
   std::string bind_host = "0.0.0.0";
   uint16_t port = 8080;
-  int loops = 0;          // event loop threads; 0: one per core
+  int loops = 0;          // event loop threads; 0: half the cores, at least one
   int workers = 64;       // threads for requests that may block
   int backlog = 512;      // listen(2) backlog
   int max_connections = 10000;
