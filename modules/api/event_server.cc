@@ -52,8 +52,8 @@ struct EventServer::Shared {
   std::unique_ptr<cluster::WorkerPool> workers;
   std::atomic<int> connections{0};
   std::atomic<bool> stopping{false};
-  Clock::time_point stop_deadline;  // written before `stopping` is set
-  std::vector<Loop*> loops;          // set before the loops start
+  Clock::time_point stop_deadline;     // written before `stopping` is set
+  std::vector<Loop*> loops;            // set before the loops start
   std::atomic<uint64_t> next_loop{0};  // round-robin owner of the next accepted connection
 };
 
@@ -64,7 +64,9 @@ class EventServer::Loop {
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
 
-  void Start() { thread_ = std::thread([this] { Run(); }); }
+  void Start() {
+    thread_ = std::thread([this] { Run(); });
+  }
   void Join() {
     if (thread_.joinable()) thread_.join();
   }
@@ -464,8 +466,7 @@ void EventServer::Loop::Dispatch(Conn& c, const RequestHead& head, std::string_v
   c.sent_continue = false;
   ++c.served;
   const int max_requests = shared_.options.max_keepalive_requests;
-  const bool keep_alive = head.keep_alive &&
-                          !(max_requests > 0 && c.served >= max_requests) &&
+  const bool keep_alive = head.keep_alive && !(max_requests > 0 && c.served >= max_requests) &&
                           !shared_.stopping.load(std::memory_order_relaxed);
   const bool http10 = head.minor_version == 0;
   const bool is_head = head.method == "HEAD";
@@ -485,8 +486,7 @@ void EventServer::Loop::Dispatch(Conn& c, const RequestHead& head, std::string_v
   c.flight_http10 = http10;
   c.flight_head = is_head;
   Conn* conn = &c;
-  shared_.workers->Submit(
-      [this, conn, request] { Post(conn, shared_.service.Handle(request)); });
+  shared_.workers->Submit([this, conn, request] { Post(conn, shared_.service.Handle(request)); });
 }
 
 void EventServer::Loop::Respond(Conn& c, const Response& response, bool keep_alive, bool http10,
@@ -496,8 +496,7 @@ void EventServer::Loop::Respond(Conn& c, const Response& response, bool keep_ali
   if (!is_head) c.out += response.body;
 }
 
-void EventServer::Loop::Fail(Conn& c, int status, std::string_view error,
-                             std::string_view method) {
+void EventServer::Loop::Fail(Conn& c, int status, std::string_view error, std::string_view method) {
   Respond(c, ErrorResponse(status, error, method.empty() ? "request" : method),
           /*keep_alive=*/false, /*http10=*/false, /*is_head=*/false);
   c.close_after_write = true;
@@ -653,8 +652,8 @@ void EventServer::Start() {
   shared_->listener.listen(options_.backlog);
   shared_->listener.setBlocking(false);
   shared_->listen_fd = shared_->listener.impl()->sockfd();
-  shared_->workers = std::make_unique<cluster::WorkerPool>(
-      static_cast<size_t>(std::max(1, options_.workers)));
+  shared_->workers =
+      std::make_unique<cluster::WorkerPool>(static_cast<size_t>(std::max(1, options_.workers)));
   int loops = options_.loops;
   // Half the cores: the other half is left to the kernel's network work (softirq), the
   // workers and the replication senders. Measured on 2 cores with the load generator on the

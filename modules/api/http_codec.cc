@@ -9,13 +9,7 @@ namespace {
 // RFC 9110 §5.6.2 token characters.
 bool IsTokenChar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '.': case '^': case '_': case '`': case '|': case '~':
-      return true;
-    default:
-      return false;
-  }
+  return c != '\0' && std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
 bool IsToken(std::string_view text) {
@@ -193,14 +187,12 @@ HeadStatus ParseRequestHead(std::string_view data, size_t max_head_bytes, Reques
     error = "both Content-Length and Transfer-Encoding";
     return HeadStatus::kBad;
   }
-  head.keep_alive =
-      !connection_close && (head.minor_version >= 1 || connection_keep_alive);
+  head.keep_alive = !connection_close && (head.minor_version >= 1 || connection_keep_alive);
   head.head_bytes = pos;
   return HeadStatus::kComplete;
 }
 
-ChunkedDecoder::Status ChunkedDecoder::Feed(std::string_view raw, size_t limit,
-                                            std::string& body) {
+ChunkedDecoder::Status ChunkedDecoder::Feed(std::string_view raw, size_t limit, std::string& body) {
   // Longest chunk-size line or trailer line we wait for before calling the body malformed.
   constexpr size_t kMaxLine = 4096;
   while (true) {
@@ -224,8 +216,7 @@ ChunkedDecoder::Status ChunkedDecoder::Feed(std::string_view raw, size_t limit,
         break;
       }
       case State::kData: {
-        const size_t take = static_cast<size_t>(
-            std::min<uint64_t>(remaining_, raw.size() - pos_));
+        const size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, raw.size() - pos_));
         body.append(raw.data() + pos_, take);
         pos_ += take;
         remaining_ -= take;
@@ -265,25 +256,44 @@ ChunkedDecoder::Status ChunkedDecoder::Feed(std::string_view raw, size_t limit,
 
 std::string_view ReasonPhrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 417: return "Expectation Failed";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Content Too Large";
+    case 417:
+      return "Expectation Failed";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Unknown";
   }
 }
 

@@ -79,9 +79,7 @@ bool ClusterState::RemoveFromView(const Address& node) {
   return true;
 }
 
-std::shared_ptr<const ClusterConfig> ClusterState::Config() const {
-  return CachedLayout().config;
-}
+std::shared_ptr<const ClusterConfig> ClusterState::Config() const { return CachedLayout().config; }
 
 void ClusterState::SetConfig(ClusterConfig config) {
   auto next = std::make_shared<const ClusterConfig>(std::move(config));

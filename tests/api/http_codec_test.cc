@@ -114,7 +114,8 @@ TEST(ParseRequestHeadTest, HeadLongerThanTheLimitIsTooLarge) {
 TEST(ChunkedDecoderTest, DecodesFedAllAtOnce) {
   ChunkedDecoder decoder;
   std::string body;
-  const std::string raw = "4\r\nWiki\r\n6;ext=1\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\n\r\nNEXT";
+  const std::string raw =
+      "4\r\nWiki\r\n6;ext=1\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\n\r\nNEXT";
   ASSERT_EQ(decoder.Feed(raw, 1000, body), ChunkedDecoder::Status::kComplete);
   EXPECT_EQ(body, "Wikipedia in \r\n\r\nchunks.");
   EXPECT_EQ(decoder.consumed(), raw.size() - 4);
@@ -141,8 +142,7 @@ TEST(ChunkedDecoderTest, RejectsMalformedAndOversized) {
   EXPECT_EQ(bad_end.Feed("2\r\nabX\r\n", 100, body), ChunkedDecoder::Status::kBad);
   ChunkedDecoder too_large;
   body.clear();
-  EXPECT_EQ(too_large.Feed("8\r\n12345678\r\n8\r\n", 10, body),
-            ChunkedDecoder::Status::kTooLarge);
+  EXPECT_EQ(too_large.Feed("8\r\n12345678\r\n8\r\n", 10, body), ChunkedDecoder::Status::kTooLarge);
   ChunkedDecoder huge;
   EXPECT_EQ(huge.Feed("ffffffffffffffff\r\n", 10, body), ChunkedDecoder::Status::kTooLarge);
 }

@@ -200,14 +200,13 @@ std::vector<std::string> ReadResponses(Poco::Net::StreamSocket& socket, size_t c
 // connection, including one the server answers from another thread (the view).
 TEST_F(RawHttpTest, PipelinedRequestsAreAnsweredInOrder) {
   const std::string put_body = PutBody("p1");
-  const std::string requests =
-      RequestHead("PUT", "/key-value-store/pipelined",
-                  "Content-Type: application/json\r\nContent-Length: " +
-                      std::to_string(put_body.size()) + "\r\n") +
-      put_body + RequestHead("GET", "/key-value-store-view", "") +
-      RequestHead("GET", "/key-value-store/pipelined", "") +
-      RequestHead("DELETE", "/key-value-store/pipelined", "") +
-      RequestHead("GET", "/key-value-store/pipelined", "");
+  const std::string requests = RequestHead("PUT", "/key-value-store/pipelined",
+                                           "Content-Type: application/json\r\nContent-Length: " +
+                                               std::to_string(put_body.size()) + "\r\n") +
+                               put_body + RequestHead("GET", "/key-value-store-view", "") +
+                               RequestHead("GET", "/key-value-store/pipelined", "") +
+                               RequestHead("DELETE", "/key-value-store/pipelined", "") +
+                               RequestHead("GET", "/key-value-store/pipelined", "");
   Poco::Net::StreamSocket socket;
   socket.connect(Poco::Net::SocketAddress("127.0.0.1", port()));
   socket.sendBytes(requests.data(), static_cast<int>(requests.size()));
@@ -227,10 +226,10 @@ TEST_F(RawHttpTest, ExpectContinueGetsInterimAnswerBeforeTheBody) {
   const std::string body = PutBody("continued");
   Poco::Net::StreamSocket socket;
   socket.connect(Poco::Net::SocketAddress("127.0.0.1", port()));
-  const std::string head = RequestHead(
-      "PUT", "/key-value-store/continued",
-      "Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: " +
-          std::to_string(body.size()) + "\r\n");
+  const std::string head =
+      RequestHead("PUT", "/key-value-store/continued",
+                  "Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n");
   socket.sendBytes(head.data(), static_cast<int>(head.size()));
   std::string interim;
   socket.setReceiveTimeout(Poco::Timespan(0, 200 * 1000));

@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-
 #include <string>
 #include <thread>
 #include <vector>
@@ -13,7 +12,7 @@ namespace {
 
 TEST(StoredKeyTest, ShortAndLongKeysCopyAndCompare) {
   for (const std::string& text : {std::string(), std::string("k"), std::string(15, 'a'),
-                                 std::string(16, 'b'), std::string(50, 'c')}) {
+                                  std::string(16, 'b'), std::string(50, 'c')}) {
     const StoredKey borrowed = StoredKey::Borrow(text);
     EXPECT_EQ(borrowed.view(), text);
     StoredKey copy = borrowed;  // owning

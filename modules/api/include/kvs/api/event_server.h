@@ -24,12 +24,12 @@ namespace kvs::api {
 struct EventServerOptions {
   std::string bind_host = "0.0.0.0";
   uint16_t port = 8080;
-  int loops = 0;          // event loop threads; 0: half the cores, at least one
-  int workers = 64;       // threads for requests that may block
-  int backlog = 512;      // listen(2) backlog
+  int loops = 0;      // event loop threads; 0: half the cores, at least one
+  int workers = 64;   // threads for requests that may block
+  int backlog = 512;  // listen(2) backlog
   int max_connections = 10000;
   size_t max_head_bytes = 64 * 1024;
-  std::chrono::milliseconds receive_timeout{10000};  // a started request must progress
+  std::chrono::milliseconds receive_timeout{10000};   // a started request must progress
   std::chrono::milliseconds keepalive_timeout{5000};  // idle connections close after this
   int max_keepalive_requests = 0;                     // 0: unlimited
 };

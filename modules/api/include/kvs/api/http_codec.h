@@ -21,8 +21,8 @@ struct RequestHead {
   bool has_content_length = false;
   uint64_t content_length = 0;
   bool expect_continue = false;
-  uint64_t hops = 0;   // X-Kvs-Hops, 0 when absent or malformed
-  uint64_t epoch = 0;  // X-Kvs-Epoch, 0 when absent or malformed
+  uint64_t hops = 0;      // X-Kvs-Hops, 0 when absent or malformed
+  uint64_t epoch = 0;     // X-Kvs-Epoch, 0 when absent or malformed
   size_t head_bytes = 0;  // bytes of the head, final empty line included
 };
 
@@ -56,7 +56,7 @@ class ChunkedDecoder {
  private:
   enum class State { kSize, kData, kDataEnd, kTrailer, kDone };
   State state_ = State::kSize;
-  size_t pos_ = 0;        // raw bytes consumed
+  size_t pos_ = 0;          // raw bytes consumed
   uint64_t remaining_ = 0;  // data bytes left in the current chunk
 };
 

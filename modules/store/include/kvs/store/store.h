@@ -152,8 +152,8 @@ class Store {
   const Stripe& StripeFor(std::string_view key) const { return stripes_[StripeIndex(key)]; }
 
   EntryView View(const Record& r) const {
-    return EntryView{r.value(), r.tombstone(), {r.hlc(), origins_.Get(r.origin()), r.seq()},
-                     r.meta()};
+    return EntryView{
+        r.value(), r.tombstone(), {r.hlc(), origins_.Get(r.origin()), r.seq()}, r.meta()};
   }
   void AssignRecord(Record& record, const Entry& entry) {
     record.Assign(entry.value, entry.meta, entry.tombstone, entry.version.hlc,
