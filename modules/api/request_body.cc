@@ -40,13 +40,21 @@ class Parser {
     if (!Consume('"')) return false;
     out.clear();
     while (pos_ < text_.size()) {
+      // Copy the run of characters that need no decoding in one append (values are mostly
+      // plain text).
+      size_t run_end = pos_;
+      while (run_end < text_.size()) {
+        const char r = text_[run_end];
+        if (r == '"' || r == '\\' || static_cast<unsigned char>(r) < 0x20) break;
+        ++run_end;
+      }
+      out.append(text_.data() + pos_, run_end - pos_);
+      pos_ = run_end;
+      if (pos_ >= text_.size()) return false;
       const char c = text_[pos_++];
       if (c == '"') return true;
       if (static_cast<unsigned char>(c) < 0x20) return false;
-      if (c != '\\') {
-        out.push_back(c);
-        continue;
-      }
+      // c is a backslash: an escape sequence follows.
       if (pos_ >= text_.size()) return false;
       switch (text_[pos_++]) {
         case '"':

@@ -42,6 +42,18 @@ TEST(RequestBodyTest, DecodesEscapes) {
   EXPECT_EQ(s, "q\"b\\s/n\nt\tr\rb\bf\f\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
 }
 
+TEST(RequestBodyTest, PlainRunsAroundEscapesAndRawControlCharacters) {
+  RequestBody body = Parsed(R"({"v":"plain start \n middle \" end","w":"only plain"})");
+  std::string s;
+  ASSERT_EQ(body.GetString("v", s), Field::kString);
+  EXPECT_EQ(s, "plain start \n middle \" end");
+  ASSERT_EQ(body.GetString("w", s), Field::kString);
+  EXPECT_EQ(s, "only plain");
+  EXPECT_EQ(ErrorOf("{\"v\":\"tab\there\"}"), "Body is not valid JSON");  // raw tab
+  EXPECT_EQ(ErrorOf("{\"v\":\"unterminated"), "Body is not valid JSON");
+  EXPECT_EQ(ErrorOf("{\"v\":\"ends in backslash\\"), "Body is not valid JSON");
+}
+
 TEST(RequestBodyTest, EmptyBodyHasNoMembers) {
   std::string s;
   EXPECT_EQ(Parsed("").GetString("value", s), Field::kMissing);
