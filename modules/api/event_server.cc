@@ -139,6 +139,7 @@ class EventServer::Loop {
   Clock::time_point now_;
   Clock::time_point next_sweep_;
   Clock::time_point listener_resume_;  // accept paused (out of descriptors) until then
+  Clock::time_point last_accept_warning_;
   bool listening_ = false;
   bool stop_seen_ = false;
   std::time_t date_second_ = 0;
@@ -256,7 +257,13 @@ void EventServer::Loop::AcceptAll() {
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         // Out of descriptors: stop accepting for a moment instead of spinning on the
         // listener; connections wait in the backlog.
-        Log().warning("accept: %s; pausing accepts for 100 ms", std::string(std::strerror(errno)));
+        if (now_ - last_accept_warning_ >= std::chrono::seconds(10)) {
+          // Once per 10 s: while the limit holds, accepting fails every 100 ms.
+          last_accept_warning_ = now_;
+          Log().warning("accept: %s; pausing accepts for 100 ms at a time (%d connections open)",
+                        std::string(std::strerror(errno)),
+                        shared_.connections.load(std::memory_order_relaxed));
+        }
         ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, shared_.listen_fd, nullptr);
         listening_ = false;
         listener_resume_ = now_ + std::chrono::milliseconds(100);
