@@ -42,6 +42,8 @@
 #   BENCH_PAIR_DURATION    measured seconds per paired run [5]
 #   BENCH_PARTS            which parts to run [nginx,single,paired,replica3,cluster6,etcd,scaling,sweep,memory]
 #   BENCH_RESULTS          report file [bench/RESULTS.md]
+#   BENCH_KVS_PORT         port of the kvs nodes (127.0.0.1-7), to run beside another user of
+#                          the default [18480]
 #   BENCH_MAX_OTHER        cores other processes may use during a run before it is repeated [0.25]
 #   BENCH_RETRIES          how often a disturbed run is repeated (the least disturbed is kept) [2]
 #   BENCH_RETRY_BUDGET     seconds into the script after which disturbed runs are not repeated,
@@ -77,7 +79,7 @@ PLOT="$ROOT/bench/throughput.png"
 
 # Ports nobody else on this machine uses by default (tests and ./build.sh --local use 8080),
 # so a concurrent test run cannot answer in place of the system under test.
-KVS_PORT=18480
+KVS_PORT="${BENCH_KVS_PORT:-18480}"
 NGINX_PORT=18490
 ETCD_CLIENT_PORTS=(23791 23792 23793)
 ETCD_PEER_PORTS=(23801 23802 23803)
