@@ -103,17 +103,26 @@ int ServerApp::main(const std::vector<std::string>&) {
   std::string error;
   const std::map<std::string, long long> counts = [&] {
     std::map<std::string, long long> out;
-    for (const char* key :
-         {"kvs.http.threads", "kvs.http.loops", "kvs.http.max_connections",
-          "kvs.http.max_queued", "kvs.http.backlog",
-          "kvs.http.receive_timeout_ms", "kvs.http.keepalive_timeout_ms",
-          "kvs.http.max_keepalive_requests", "kvs.http.shutdown_grace_ms",
-          "kvs.limits.max_body_bytes", "kvs.limits.max_value_bytes",
-          "kvs.cluster.heartbeat_period_ms", "kvs.cluster.failure_timeout_ms",
-          "kvs.replication.anti_entropy_period_ms", "kvs.replication.dependency_wait_ms",
-          "kvs.replication.bootstrap_timeout_ms", "kvs.replication.batch_max",
-          "kvs.replication.batch_linger_us",
-          "kvs.net.connect_timeout_ms", "kvs.net.call_timeout_ms"}) {
+    for (const char* key : {"kvs.http.threads",
+                            "kvs.http.loops",
+                            "kvs.http.max_connections",
+                            "kvs.http.max_queued",
+                            "kvs.http.backlog",
+                            "kvs.http.receive_timeout_ms",
+                            "kvs.http.keepalive_timeout_ms",
+                            "kvs.http.max_keepalive_requests",
+                            "kvs.http.shutdown_grace_ms",
+                            "kvs.limits.max_body_bytes",
+                            "kvs.limits.max_value_bytes",
+                            "kvs.cluster.heartbeat_period_ms",
+                            "kvs.cluster.failure_timeout_ms",
+                            "kvs.replication.anti_entropy_period_ms",
+                            "kvs.replication.dependency_wait_ms",
+                            "kvs.replication.bootstrap_timeout_ms",
+                            "kvs.replication.batch_max",
+                            "kvs.replication.batch_linger_us",
+                            "kvs.net.connect_timeout_ms",
+                            "kvs.net.call_timeout_ms"}) {
       if (!error.empty()) break;
       if (auto v = ReadCount(cfg, key, error)) out[key] = *v;
     }
@@ -125,9 +134,9 @@ int ServerApp::main(const std::vector<std::string>&) {
     return StartupError("kvs.http.frontend '" + frontend + "' must be epoll or poco");
   }
   for (const char* key :
-       {"kvs.http.threads", "kvs.http.max_connections", "kvs.cluster.heartbeat_period_ms", "kvs.cluster.failure_timeout_ms",
-        "kvs.replication.anti_entropy_period_ms", "kvs.replication.batch_max",
-        "kvs.net.connect_timeout_ms", "kvs.net.call_timeout_ms"}) {
+       {"kvs.http.threads", "kvs.http.max_connections", "kvs.cluster.heartbeat_period_ms",
+        "kvs.cluster.failure_timeout_ms", "kvs.replication.anti_entropy_period_ms",
+        "kvs.replication.batch_max", "kvs.net.connect_timeout_ms", "kvs.net.call_timeout_ms"}) {
     if (counts.at(key) < 1) return StartupError(std::string(key) + " must be >= 1");
   }
   try {

@@ -48,7 +48,8 @@ const std::vector<Tunable>& Tunables() {
       {"kvs.http.frontend", "epoll",
        "HTTP front end: epoll (event loops; requests that may wait run on worker threads) "
        "or poco (POCO HTTPServer, one thread per connection)"},
-      {"kvs.http.loops", "0", "epoll front end: event loop threads, 0 = half the cores (at least one)"},
+      {"kvs.http.loops", "0",
+       "epoll front end: event loop threads, 0 = half the cores (at least one)"},
       {"kvs.http.threads", "64",
        "epoll: worker threads for requests that may wait (forwarding, node-to-node); "
        "poco: threads, each serving one connection at a time"},

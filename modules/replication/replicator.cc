@@ -187,7 +187,9 @@ SyncReply Replicator::AnswerSync(const SyncRequest& request) {
     if (!request.full && causal::OriginEpoch(entry.version.origin) < barrier) return;
     auto it = request.vv.find(entry.version.origin);
     const uint64_t covered = it == request.vv.end() ? 0 : it->second;
-    if (entry.version.seq > covered) reply.updates.push_back(Update{std::string(key), entry.ToEntry()});
+    if (entry.version.seq > covered) {
+      reply.updates.push_back(Update{std::string(key), entry.ToEntry()});
+    }
   });
   return reply;
 }
@@ -318,9 +320,9 @@ bool Replicator::AwaitDependencies(const causal::Metadata& m, std::string& missi
   // The write is most likely on its way in a broadcast batch (batches linger up to
   // sender.linger): give it a moment before pulling, since a pull makes the peer walk its
   // whole store.
-  const auto grace_end = std::min(
-      deadline, std::chrono::steady_clock::now() + 2 * options_.sender.linger +
-                    std::chrono::milliseconds(5));
+  const auto grace_end =
+      std::min(deadline, std::chrono::steady_clock::now() + 2 * options_.sender.linger +
+                             std::chrono::milliseconds(5));
   while (std::chrono::steady_clock::now() < grace_end) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
     gap = first_missing();
