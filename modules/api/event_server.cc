@@ -75,6 +75,13 @@ class EventServer::Loop {
   void Adopt(int fd);
 
  private:
+  // How to answer a request, and how many input bytes it took.
+  struct Answering {
+    size_t request_bytes = 0;
+    bool keep_alive = false;
+    bool http10 = false;
+    bool is_head = false;
+  };
   struct Conn {
     int fd = -1;
     size_t index = 0;  // position in conns_
@@ -95,11 +102,7 @@ class EventServer::Loop {
     int served = 0;
     Clock::time_point last_progress;
     Clock::time_point drain_deadline;
-    // The request on a worker: how many input bytes it took and how to answer it.
-    size_t flight_bytes = 0;
-    bool flight_keep_alive = false;
-    bool flight_http10 = false;
-    bool flight_head = false;
+    Answering flight;  // the request on a worker
   };
   struct Completion {
     Conn* conn;
@@ -116,6 +119,8 @@ class EventServer::Loop {
   void ProcessInput(Conn& c);
   void Dispatch(Conn& c, const RequestHead& head, std::string_view body, size_t request_bytes);
   void Respond(Conn& c, const Response& response, bool keep_alive, bool http10, bool is_head);
+  // Writes the answer to the request at the front of the input and consumes that request.
+  void Finish(Conn& c, const Response& response, const Answering& answering);
   void Fail(Conn& c, int status, std::string_view error, std::string_view method);
   enum class ReadResult { kData, kDrained, kEof, kError };
   ReadResult ReadSome(Conn& c);
@@ -473,27 +478,28 @@ void EventServer::Loop::Dispatch(Conn& c, const RequestHead& head, std::string_v
   c.sent_continue = false;
   ++c.served;
   const int max_requests = shared_.options.max_keepalive_requests;
-  const bool keep_alive = head.keep_alive && !(max_requests > 0 && c.served >= max_requests) &&
-                          !shared_.stopping.load(std::memory_order_relaxed);
-  const bool http10 = head.minor_version == 0;
-  const bool is_head = head.method == "HEAD";
+  const Answering answering{request_bytes,
+                            head.keep_alive && !(max_requests > 0 && c.served >= max_requests) &&
+                                !shared_.stopping.load(std::memory_order_relaxed),
+                            head.minor_version == 0, head.method == "HEAD"};
   const Request request{head.method, head.target, body,
                         static_cast<int>(std::min<uint64_t>(head.hops, 1000)), head.epoch};
   if (std::optional<Response> now = service_.TryHandle(request)) {
-    Respond(c, *now, keep_alive, http10, is_head);
-    c.in_begin += request_bytes;
-    c.chunk_active = false;
-    if (!keep_alive) c.close_after_write = true;
+    Finish(c, *now, answering);
     return;
   }
   // May block: a worker runs it and hands the answer back through Post().
   c.state = Conn::State::kInFlight;
-  c.flight_bytes = request_bytes;
-  c.flight_keep_alive = keep_alive;
-  c.flight_http10 = http10;
-  c.flight_head = is_head;
+  c.flight = answering;
   Conn* conn = &c;
   shared_.workers->Submit([this, conn, request] { Post(conn, shared_.service.Handle(request)); });
+}
+
+void EventServer::Loop::Finish(Conn& c, const Response& response, const Answering& answering) {
+  Respond(c, response, answering.keep_alive, answering.http10, answering.is_head);
+  c.in_begin += answering.request_bytes;
+  c.chunk_active = false;
+  if (!answering.keep_alive) c.close_after_write = true;
 }
 
 void EventServer::Loop::Respond(Conn& c, const Response& response, bool keep_alive, bool http10,
@@ -603,10 +609,7 @@ void EventServer::Loop::OnCompletions() {
       Close(c);
       continue;
     }
-    Respond(c, done.response, c.flight_keep_alive, c.flight_http10, c.flight_head);
-    c.in_begin += c.flight_bytes;
-    c.chunk_active = false;
-    if (!c.flight_keep_alive) c.close_after_write = true;
+    Finish(c, done.response, c.flight);
     c.last_progress = now_;
     Pump(c);
   }

@@ -148,12 +148,7 @@ Response Service::Route(const Request& request, bool may_block) {
     // Broadcast batches from shard peers are CPU work only: applied here unless another
     // thread holds the apply buffer.
     if (path == "/internal/replicate" && method == "POST") {
-      std::string error;
-      auto batch = replication::DecodeBatch(request.body, error);
-      if (!batch) return ErrorResponse(400, "Bad replicate batch: " + error, method);
-      const std::optional<size_t> changed = replicator_.TryApplyBatch(*batch);
-      if (!changed) return WouldBlock();
-      return Json(200, JsonObject().Int("applied", static_cast<int64_t>(*changed)).Finish());
+      return HandleReplicate(request.body, /*may_block=*/false);
     }
     // Everything else is rare or may wait on other nodes: it runs where blocking is fine.
     return WouldBlock();
@@ -484,14 +479,21 @@ Response Service::HandleHealth() const {
 
 namespace kvs::api {
 
+Response Service::HandleReplicate(std::string_view body, bool may_block) {
+  std::string error;
+  auto batch = replication::DecodeBatch(body, error);
+  if (!batch) return ErrorResponse(400, "Bad replicate batch: " + error, "POST");
+  const std::optional<size_t> changed =
+      may_block ? replicator_.ApplyBatch(*batch) : replicator_.TryApplyBatch(*batch);
+  if (!changed) return WouldBlock();
+  return Json(200, JsonObject().Int("applied", static_cast<int64_t>(*changed)).Finish());
+}
+
 Response Service::HandleInternal(std::string_view method, std::string_view path,
                                  std::string_view query, std::string_view body) {
   std::string error;
   if (path == "/internal/replicate" && method == "POST") {
-    auto batch = replication::DecodeBatch(body, error);
-    if (!batch) return ErrorResponse(400, "Bad replicate batch: " + error, method);
-    const size_t changed = replicator_.ApplyBatch(*batch);
-    return Json(200, JsonObject().Int("applied", static_cast<int64_t>(changed)).Finish());
+    return HandleReplicate(body, /*may_block=*/true);
   }
   if (path == "/internal/sync" && method == "POST") {
     auto request = replication::DecodeSyncRequest(body, error);

@@ -293,12 +293,17 @@ bool Replicator::WaitReady(std::chrono::steady_clock::time_point deadline) {
   return ready_cv_.wait_until(lock, deadline, [&] { return ready(); });
 }
 
-bool Replicator::DependenciesPresent(const causal::Metadata& m) const {
-  if (!ready()) return false;
+const std::string* Replicator::FirstMissing(const causal::Metadata& m) const {
   for (const auto& [origin, seq] : m.vv) {
-    if (applied_.Contiguous(origin) < seq && SameShardOrigin(origin)) return false;
+    // Causality needs the whole prefix 1..seq, so compare with the contiguous part; origins
+    // of other shards are carried along, not checked.
+    if (applied_.Contiguous(origin) < seq && SameShardOrigin(origin)) return &origin;
   }
-  return true;
+  return nullptr;
+}
+
+bool Replicator::DependenciesPresent(const causal::Metadata& m) const {
+  return ready() && FirstMissing(m) == nullptr;
 }
 
 bool Replicator::AwaitDependencies(const causal::Metadata& m, std::string& missing) {
@@ -307,15 +312,7 @@ bool Replicator::AwaitDependencies(const causal::Metadata& m, std::string& missi
     missing = "replica is still loading its data";
     return false;
   }
-  auto first_missing = [&]() -> const std::string* {
-    for (const auto& [origin, seq] : m.vv) {
-      // Causality needs the whole prefix 1..seq, so compare with the contiguous part; origins
-      // of other shards are carried along, not checked.
-      if (applied_.Contiguous(origin) < seq && SameShardOrigin(origin)) return &origin;
-    }
-    return nullptr;
-  };
-  const std::string* gap = first_missing();
+  const std::string* gap = FirstMissing(m);
   if (gap == nullptr) return true;
   // The write is most likely on its way in a broadcast batch (batches linger up to
   // sender.linger): give it a moment before pulling, since a pull makes the peer walk its
@@ -325,7 +322,7 @@ bool Replicator::AwaitDependencies(const causal::Metadata& m, std::string& missi
                              std::chrono::milliseconds(5));
   while (std::chrono::steady_clock::now() < grace_end) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    gap = first_missing();
+    gap = FirstMissing(m);
     if (gap == nullptr) return true;
   }
   dependency_pulls_.fetch_add(1, std::memory_order_relaxed);
@@ -346,7 +343,7 @@ bool Replicator::AwaitDependencies(const causal::Metadata& m, std::string& missi
         }
       }
     }
-    gap = first_missing();
+    gap = FirstMissing(m);
     if (gap == nullptr) return true;
     if (std::chrono::steady_clock::now() + pause >= deadline) break;
     std::this_thread::sleep_for(pause);

@@ -3,11 +3,9 @@
 namespace kvs::store {
 
 std::optional<Entry> Store::Get(const std::string& key) const {
-  const Stripe& stripe = StripeFor(key);
-  std::shared_lock traverse_lock(stripe.traverse_mu);
-  Map::const_accessor acc;
-  if (!stripe.map.find(acc, StoredKey::Borrow(key))) return std::nullopt;
-  return View(acc->second).ToEntry();
+  std::optional<Entry> out;
+  Read(key, [&](const EntryView& entry) { out = entry.ToEntry(); });
+  return out;
 }
 
 WriteResult Store::ApplyIfNewer(const std::string& key, Entry entry) {

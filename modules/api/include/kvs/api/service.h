@@ -93,6 +93,9 @@ class Service {
   Response HandleAddMember(std::string_view id_text, std::string_view body);
   Response HandleReshard(std::string_view body);
   Response HandleHealth() const;
+  // POST /internal/replicate: applies a peer's broadcast batch; without `may_block`, only if
+  // the apply buffer is free at once (else the would-block answer).
+  Response HandleReplicate(std::string_view body, bool may_block);
   // Node-to-node endpoints under /internal/ (not part of the public contract).
   Response HandleInternal(std::string_view method, std::string_view path, std::string_view query,
                           std::string_view body);

@@ -40,9 +40,6 @@ struct ClientContext {
   const causal::Metadata& metadata;
 };
 
-// The causal metadata of the write stored in `entry`: its dependencies plus its own dot.
-std::string WriteMetadata(const store::Entry& entry);
-
 class Coordinator {
  public:
   // Writes go through a gate that a reshard closes (Freeze) while it moves keys; a write that

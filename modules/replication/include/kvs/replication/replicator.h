@@ -108,6 +108,8 @@ class Replicator {
   // REQUIRES: pending_mu_ held.
   size_t ApplyBatchLocked(const ReplicateBatch& batch);
   bool SameShardOrigin(const std::string& origin) const;
+  // The first same-shard dependency in `m` not yet applied here (contiguously), or null.
+  const std::string* FirstMissing(const causal::Metadata& m) const;
   std::vector<std::string> ShardPeers(bool live_only) const;
   bool WaitReady(std::chrono::steady_clock::time_point deadline);
   void CollectTombstones();
