@@ -28,11 +28,18 @@
 #include "kvs/net/peer_client.h"
 #include "kvs/replication/coordinator.h"
 #include "kvs/replication/reconfigurator.h"
+#include "kvs/replication/recovery.h"
+#include "kvs/replication/wire.h"
 #include "kvs/replication/replicator.h"
+#include "kvs/storage/data_dir.h"
+#include "kvs/storage/journal.h"
 #include "kvs/store/store.h"
 
 namespace kvs::app {
 namespace {
+
+// A damaged data directory (EX_DATAERR): the operator decides (--storage-repair).
+constexpr int kExitDamagedData = 65;
 
 int StartupError(const std::string& problem) {
   std::cerr << "kvs-server: error: " << problem << std::endl;
@@ -122,7 +129,9 @@ int ServerApp::main(const std::vector<std::string>&) {
                             "kvs.replication.batch_max",
                             "kvs.replication.batch_linger_us",
                             "kvs.net.connect_timeout_ms",
-                            "kvs.net.call_timeout_ms"}) {
+                            "kvs.net.call_timeout_ms",
+                            "kvs.storage.fsync_interval_ms",
+                            "kvs.storage.snapshot_min_log_bytes"}) {
       if (!error.empty()) break;
       if (auto v = ReadCount(cfg, key, error)) out[key] = *v;
     }
@@ -133,10 +142,29 @@ int ServerApp::main(const std::vector<std::string>&) {
   if (frontend != "epoll" && frontend != "poco") {
     return StartupError("kvs.http.frontend '" + frontend + "' must be epoll or poco");
   }
+  const std::string storage_mode = cfg.getString("kvs.storage.mode");
+  if (storage_mode != "disk" && storage_mode != "memory") {
+    return StartupError("kvs.storage.mode '" + storage_mode + "' must be disk or memory");
+  }
+  const std::optional<storage::FsyncPolicy> fsync =
+      storage::ParseFsyncPolicy(cfg.getString("kvs.storage.fsync"));
+  if (!fsync) {
+    return StartupError("kvs.storage.fsync '" + cfg.getString("kvs.storage.fsync") +
+                        "' must be always, interval or never");
+  }
+  const std::string repair_text = cfg.getString("kvs.storage.repair");
+  if (repair_text != "true" && repair_text != "false") {
+    return StartupError("kvs.storage.repair '" + repair_text + "' must be true or false");
+  }
+  const std::string cluster_id = cfg.getString("kvs.cluster.id");
+  if (cluster_id.empty() || cluster_id.find_first_of("\n\r") != std::string::npos) {
+    return StartupError("kvs.cluster.id must be a non-empty single line");
+  }
   for (const char* key :
        {"kvs.http.threads", "kvs.http.max_connections", "kvs.cluster.heartbeat_period_ms",
         "kvs.cluster.failure_timeout_ms", "kvs.replication.anti_entropy_period_ms",
-        "kvs.replication.batch_max", "kvs.net.connect_timeout_ms", "kvs.net.call_timeout_ms"}) {
+        "kvs.replication.batch_max", "kvs.net.connect_timeout_ms", "kvs.net.call_timeout_ms",
+        "kvs.storage.fsync_interval_ms"}) {
     if (counts.at(key) < 1) return StartupError(std::string(key) + " must be >= 1");
   }
   try {
@@ -156,17 +184,41 @@ int ServerApp::main(const std::vector<std::string>&) {
                 plan.self.ToString());
   }
 
+  using std::chrono::milliseconds;
+  auto ms = [&](const char* key) { return milliseconds(counts.at(key)); };
+  // Storage: lock and check the data directory, and take this run's incarnation from it (a
+  // fresh, durably recorded number: no (origin, seq) of an earlier run can be reused).
+  uint64_t incarnation = causal::HybridClock::SystemMillis();
+  std::unique_ptr<storage::Journal> journal;
+  if (storage_mode == "disk") {
+    std::string dir = cfg.getString("kvs.storage.dir");
+    if (dir.empty()) dir = "kvs-data/" + plan.self.host + "_" + std::to_string(plan.self.port);
+    std::string error;
+    auto data_dir = storage::DataDir::Open(dir, plan.self.ToString(), cluster_id, incarnation,
+                                           error);
+    if (!data_dir) return StartupError(error);
+    incarnation = data_dir->incarnation();
+    storage::JournalOptions journal_options;
+    journal_options.wal.fsync = *fsync;
+    journal_options.wal.fsync_interval = ms("kvs.storage.fsync_interval_ms");
+    journal_options.snapshot_min_log_bytes =
+        static_cast<uint64_t>(counts.at("kvs.storage.snapshot_min_log_bytes"));
+    journal_options.repair = repair_text == "true";
+    journal = std::make_unique<storage::Journal>(std::move(data_dir), journal_options);
+  } else {
+    log.warning("kvs.storage.mode=memory: data is kept in memory only; a restart loses this "
+                "node's data");
+    journal = std::make_unique<storage::Journal>();
+  }
+
   // The node's parts, owned here and passed down by reference.
   store::Store store;
   causal::HybridClock clock;
-  const std::string origin =
-      plan.self.ToString() + "#" + std::to_string(causal::HybridClock::SystemMillis());
+  const std::string origin = plan.self.ToString() + "#" + std::to_string(incarnation);
   cluster::ClusterConfig initial = plan.shard_count
                                        ? cluster::InitialAssignment(plan.view, *plan.shard_count)
                                        : cluster::ClusterConfig{};
   cluster::ClusterState cluster_state(plan.self, plan.view, std::move(initial));
-  using std::chrono::milliseconds;
-  auto ms = [&](const char* key) { return milliseconds(counts.at(key)); };
   net::PeerClient peers(ms("kvs.net.connect_timeout_ms"));
   replication::ReplicationOptions replication_options;
   replication_options.dependency_wait = ms("kvs.replication.dependency_wait_ms");
@@ -176,10 +228,55 @@ int ServerApp::main(const std::vector<std::string>&) {
       static_cast<size_t>(counts.at("kvs.replication.batch_max"));
   replication_options.sender.linger =
       std::chrono::microseconds(counts.at("kvs.replication.batch_linger_us"));
-  replication::Replicator replicator(store, clock, cluster_state, peers, replication_options);
-  replication::Coordinator coordinator(store, clock, replicator, origin);
+  replication::Replicator replicator(store, clock, cluster_state, peers, replication_options,
+                                     journal.get());
+  replication::Coordinator coordinator(store, clock, replicator, origin, journal.get());
   replication::Reconfigurator reconfigurator(store, clock, cluster_state, peers, replicator,
-                                             coordinator, replication::ReconfigureOptions{});
+                                             coordinator, replication::ReconfigureOptions{},
+                                             journal.get());
+
+  // Recovery, before anything is served: newest snapshot + the log after it, then only the
+  // keys the recovered layout gives this node. Peers fill in what happened meanwhile
+  // (Replicator::Bootstrap, a delta) before the node reports ready.
+  if (journal->enabled()) {
+    replication::StoreRecovery sink(store, clock, replicator);
+    const storage::RecoveryReport report = journal->Recover(sink);
+    if (!report.ok) {
+      std::cerr << "kvs-server: error: " << report.error << std::endl;
+      return kExitDamagedData;
+    }
+    std::string error;
+    if (!sink.layout().empty()) {
+      if (auto config = replication::DecodeConfig(sink.layout(), error)) {
+        cluster_state.AdoptConfig(*config);
+      } else {
+        log.warning("storage: recovered layout unreadable (%s); using the configured one", error);
+      }
+    }
+    const std::optional<int> mine = cluster_state.MyShard();
+    const size_t dropped = store.EraseIf([&](std::string_view key, const store::EntryView&) {
+      return !mine || cluster_state.ShardForKey(key) != mine;
+    });
+    replicator.SetRecovered(sink.has_data(), report.repaired);
+    std::string summary = "storage: recovered " + std::to_string(store.live_count()) +
+                          " live keys (" + std::to_string(store.size()) + " entries) from " +
+                          journal->dir()->path() + " in " + std::to_string(report.took.count()) +
+                          " ms: " + std::to_string(report.snapshot_entries) +
+                          " snapshot entries, " + std::to_string(report.log_records) +
+                          " log records in " + std::to_string(report.segments) + " segment(s)";
+    if (report.torn_bytes_cut > 0) {
+      summary += ", torn tail of " + std::to_string(report.torn_bytes_cut) + " bytes cut";
+    }
+    if (dropped > 0) summary += ", " + std::to_string(dropped) + " entries no longer owned dropped";
+    if (report.repaired) summary += ", REPAIRED (a full copy comes from the shard's peers)";
+    log.information("%s; incarnation %s", summary, std::to_string(incarnation));
+    if (!journal->Start(error)) return StartupError("storage: " + error);
+    journal->StartSnapshots(
+        store, [&replicator] { return replicator.AppliedVector(); },
+        [&cluster_state] { return replication::EncodeConfig(*cluster_state.Config()); });
+    log.information("storage: writing the log in %s (fsync=%s)", journal->dir()->path(),
+                    std::string(storage::ToString(*fsync)));
+  }
 
   const std::string self = plan.self.ToString();
   const milliseconds ping_timeout =
@@ -223,7 +320,7 @@ int ServerApp::main(const std::vector<std::string>&) {
   limits.max_body_bytes = static_cast<size_t>(counts.at("kvs.limits.max_body_bytes"));
   limits.max_value_bytes = static_cast<size_t>(counts.at("kvs.limits.max_value_bytes"));
   api::Service service(store, cluster_state, detector, replicator, coordinator, reconfigurator,
-                       peers, metrics, limits);
+                       peers, metrics, limits, journal.get());
 
   api::HttpOptions http;
   http.bind_host = cfg.getString("kvs.http.bind");
@@ -292,6 +389,7 @@ int ServerApp::main(const std::vector<std::string>&) {
   if (poco_server) poco_server->Stop(milliseconds(counts.at("kvs.http.shutdown_grace_ms")));
   if (event_server) event_server->Stop(milliseconds(counts.at("kvs.http.shutdown_grace_ms")));
   bootstrap.join();
+  journal->Stop();  // everything logged is written and synced
   log.information("stopped cleanly (%z live keys in memory)",
                   static_cast<size_t>(store.live_count()));
   return EXIT_OK;

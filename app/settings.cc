@@ -74,6 +74,24 @@ const std::vector<Tunable>& Tunables() {
       {"kvs.replication.batch_max", "256", "updates per broadcast request"},
       {"kvs.replication.batch_linger_us", "1000",
        "a broadcast batch waits this long for more updates before it is sent"},
+      {"kvs.storage.mode", "disk",
+       "disk (every applied change goes to a write-ahead log and snapshots in kvs.storage.dir) "
+       "or memory (nothing survives a restart; a warning is logged at start)"},
+      {"kvs.storage.dir", "",
+       "data directory; empty = kvs-data/<ip>_<port> under the working directory"},
+      {"kvs.storage.fsync", "always",
+       "always (a write is answered after its log record is fsynced, in groups), interval "
+       "(fsync every kvs.storage.fsync_interval_ms) or never (the OS decides)"},
+      {"kvs.storage.fsync_interval_ms", "1000", "fsync period with kvs.storage.fsync=interval"},
+      {"kvs.storage.snapshot_min_log_bytes", "67108864",
+       "a snapshot (and log truncation) starts once the log holds this many bytes and at least "
+       "half the size of the last snapshot"},
+      {"kvs.storage.repair", "false",
+       "true (or --storage-repair): cut a damaged log or snapshot at the damage and catch up "
+       "from the shard's peers, instead of refusing to start"},
+      {"kvs.cluster.id", "kvs",
+       "name of the cluster, recorded in the data directory: a node refuses to start on a "
+       "directory written for another cluster id or another node address"},
       {"kvs.net.connect_timeout_ms", "500", "connect timeout of node-to-node calls"},
       {"kvs.net.call_timeout_ms", "2000", "send/receive timeout of node-to-node calls"},
       {"kvs.log.level", "information",
@@ -95,6 +113,10 @@ std::optional<CommandLine> ParseCommandLine(const std::vector<std::string>& args
   for (const std::string& arg : args) {
     if (arg == "--help" || arg == "-h") {
       out.help = true;
+      continue;
+    }
+    if (arg == "--storage-repair") {
+      out.values["kvs.storage.repair"] = "true";
       continue;
     }
     const size_t eq = arg.find('=');
@@ -208,7 +230,7 @@ std::vector<std::string> UnknownKvsEnvironment() {
 std::string UsageText() {
   std::string out =
       "usage: kvs-server [--config=FILE] [--socket-address=IP:PORT] [--view=A,B,...]\n"
-      "                  [--shard-count=N] [--kvs.<tunable>=VALUE ...]\n"
+      "                  [--shard-count=N] [--storage-repair] [--kvs.<tunable>=VALUE ...]\n"
       "Environment: SOCKET_ADDRESS, VIEW, SHARD_COUNT, and KVS_<TUNABLE> for any tunable.\n"
       "Precedence: command line > environment > config file > built-in default.\n"
       "Tunables:\n";

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <deque>
 #include <cstring>
 #include <ctime>
 #include <mutex>
@@ -108,6 +109,12 @@ class EventServer::Loop {
     Conn* conn;
     Response response;
   };
+  // An answer held until the journal reports its write durable (fsync=always).
+  struct DurableWait {
+    Conn* conn;
+    Response response;
+    std::string method;
+  };
 
   void Run();
   void AcceptAll();
@@ -131,6 +138,18 @@ class EventServer::Loop {
   void Close(Conn& c);
   void OnCompletions();
   void Post(Conn* c, Response response);
+  // Holds `response` until its durable_lsn is durable; the connection reads nothing meanwhile.
+  void HoldUntilDurable(Conn& c, Response response, const Answering& answering,
+                        std::string_view method);
+  // Sends the held answers whose writes are now durable (or failed: 507).
+  void ReleaseDurable();
+ public:
+  // From the journal's writer thread after each log group: wakes the loop if it holds answers.
+  void OnDurable() {
+    if (has_durable_waits_.load()) Wake();
+  }
+
+ private:
   void Sweep();
   void BeginStop();
   void UpdateDate();
@@ -155,6 +174,9 @@ class EventServer::Loop {
   std::vector<int> adopted_;      // GUARDED_BY(done_mu_): accepted by another loop, for us
   std::vector<Completion> done_local_;
   std::vector<int> adopted_local_;
+  // Loop thread only; LSNs grow from front to back (this loop appended them in that order).
+  std::deque<DurableWait> durable_waits_;
+  std::atomic<bool> has_durable_waits_{false};
 
   // epoll user data for the two non-connection descriptors.
   static constexpr uint64_t kListenerTag = 1;
@@ -214,6 +236,7 @@ void EventServer::Loop::Run() {
       if (!stop_seen_) BeginStop();
       if (conns_.empty() || now_ >= shared_.stop_deadline) break;
     }
+    ReleaseDurable();
     const int timeout_ms = static_cast<int>(std::max<int64_t>(
         1, std::chrono::duration_cast<std::chrono::milliseconds>(next_sweep_ - now_).count()));
     const int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
@@ -485,6 +508,10 @@ void EventServer::Loop::Dispatch(Conn& c, const RequestHead& head, std::string_v
   const Request request{head.method, head.target, body,
                         static_cast<int>(std::min<uint64_t>(head.hops, 1000)), head.epoch};
   if (std::optional<Response> now = service_.TryHandle(request)) {
+    if (now->durable_lsn != 0) {
+      HoldUntilDurable(c, std::move(*now), answering, head.method);
+      return;
+    }
     Finish(c, *now, answering);
     return;
   }
@@ -587,6 +614,40 @@ void EventServer::Loop::Post(Conn* c, Response response) {
   if (was_empty) Wake();
 }
 
+void EventServer::Loop::HoldUntilDurable(Conn& c, Response response, const Answering& answering,
+                                         std::string_view method) {
+  c.state = Conn::State::kInFlight;
+  c.flight = answering;
+  durable_waits_.push_back(DurableWait{&c, std::move(response), std::string(method)});
+  // Set before the next ReleaseDurable() check: either that check sees the write durable, or
+  // the journal's listener (which runs after the durable mark moves) sees the flag and wakes us.
+  has_durable_waits_.store(true);
+}
+
+void EventServer::Loop::ReleaseDurable() {
+  if (durable_waits_.empty()) return;
+  storage::Journal* journal = service_.journal();
+  while (!durable_waits_.empty()) {
+    const storage::Wal::State state = journal->Check(durable_waits_.front().response.durable_lsn);
+    if (state == storage::Wal::State::kPending) break;
+    DurableWait wait = std::move(durable_waits_.front());
+    durable_waits_.pop_front();
+    Conn& c = *wait.conn;
+    c.state = Conn::State::kReading;
+    if (c.broken) {
+      Close(c);
+      continue;
+    }
+    Finish(c,
+           state == storage::Wal::State::kDurable ? wait.response
+                                                   : service_.StorageFailure(wait.method),
+           c.flight);
+    c.last_progress = now_;
+    Pump(c);
+  }
+  has_durable_waits_.store(!durable_waits_.empty());
+}
+
 void EventServer::Loop::OnCompletions() {
   {
     std::lock_guard lock(done_mu_);
@@ -672,6 +733,11 @@ void EventServer::Start() {
   for (int i = 0; i < loops; ++i) loops_.push_back(std::make_unique<Loop>(*shared_));
   for (auto& loop : loops_) shared_->loops.push_back(loop.get());
   for (auto& loop : loops_) loop->Start();
+  if (storage::Journal* journal = service_.journal()) {
+    journal->SetDurabilityListener([shared = shared_.get()] {
+      for (Loop* loop : shared->loops) loop->OnDurable();
+    });
+  }
   started_ = true;
 }
 
@@ -682,6 +748,7 @@ void EventServer::Stop(std::chrono::milliseconds grace) {
   shared_->stopping.store(true, std::memory_order_release);
   for (auto& loop : loops_) loop->Wake();
   for (auto& loop : loops_) loop->Join();
+  if (storage::Journal* journal = service_.journal()) journal->SetDurabilityListener({});
   // Requests still on workers finish (or are dropped if queued) before their connections go.
   shared_->workers.reset();
   loops_.clear();

@@ -107,7 +107,8 @@ Response ErrorResponse(int status, std::string_view error, std::string_view meth
 Service::Service(store::Store& store, cluster::ClusterState& cluster,
                  cluster::FailureDetector& detector, replication::Replicator& replicator,
                  replication::Coordinator& coordinator, replication::Reconfigurator& reconfigurator,
-                 net::PeerClient& peers, Metrics& metrics, Limits limits)
+                 net::PeerClient& peers, Metrics& metrics, Limits limits,
+                 storage::Journal* journal)
     : store_(store),
       cluster_(cluster),
       detector_(detector),
@@ -116,7 +117,36 @@ Service::Service(store::Store& store, cluster::ClusterState& cluster,
       reconfigurator_(reconfigurator),
       peers_(peers),
       metrics_(metrics),
-      limits_(limits) {}
+      limits_(limits),
+      journal_(journal) {}
+
+Response Service::StorageFailure(std::string_view method) const {
+  const std::string detail = journal_ != nullptr ? journal_->last_error() : std::string();
+  return ErrorResponse(507,
+                       "Insufficient storage: the write-ahead log cannot be written" +
+                           (detail.empty() ? std::string() : " (" + detail + ")") +
+                           "; the write may or may not have taken effect",
+                       method);
+}
+
+Response Service::AfterWrite(Response response, const replication::OpResult& result,
+                             bool may_block, std::string_view method) {
+  if (result.lsn == 0 || journal_ == nullptr || !journal_->AckWaits()) return response;
+  if (!may_block) {
+    response.durable_lsn = result.lsn;
+    return response;
+  }
+  switch (journal_->Wait(result.lsn, kDurableWait)) {
+    case storage::Wal::State::kDurable:
+      return response;
+    case storage::Wal::State::kFailed:
+      return StorageFailure(method);
+    case storage::Wal::State::kPending:
+      break;
+  }
+  return ErrorResponse(503, "The write-ahead log did not sync in time; the write may or may "
+                            "not have taken effect", method);
+}
 
 Response Service::Handle(const Request& request) { return *Run(request, /*may_block=*/true); }
 
@@ -171,6 +201,7 @@ Response Service::Route(const Request& request, bool may_block) {
     if (method != "GET") return MethodNotAllowed(method, "GET");
     Response response;
     response.body = metrics_.Render(store_.live_count()) + replicator_.MetricsText();
+    if (journal_ != nullptr) response.body += journal_->MetricsText();
     response.content_type = "text/plain; version=0.0.4";
     return response;
   }
@@ -282,16 +313,20 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
   }
   if (is_put) {
     replication::OpResult result = coordinator_.Put(key, std::move(value), client);
+    if (result.storage_failed) return StorageFailure(method);
     if (result.kind == Kind::kUnavailable) return ErrorResponse(503, result.error, method);
     const bool created = result.kind == Kind::kCreated;
-    return Json(created ? 201 : 200,
-                JsonObject()
-                    .Str("message", created ? "Added successfully" : "Updated successfully")
-                    .Str("causal-metadata", result.metadata)
-                    .Int("shard-id", *shard)
-                    .Finish());
+    return AfterWrite(Json(created ? 201 : 200,
+                           JsonObject()
+                               .Str("message", created ? "Added successfully"
+                                                       : "Updated successfully")
+                               .Str("causal-metadata", result.metadata)
+                               .Int("shard-id", *shard)
+                               .Finish()),
+                      result, may_block, method);
   }
   replication::OpResult result = coordinator_.Delete(key, client);
+  if (result.storage_failed) return StorageFailure(method);
   if (result.kind == Kind::kUnavailable) return ErrorResponse(503, result.error, method);
   if (result.kind == Kind::kNotFound) {
     return Json(404, JsonObject()
@@ -300,11 +335,12 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
                          .Str("message", "Error in DELETE")
                          .Finish());
   }
-  return Json(200, JsonObject()
-                       .Str("message", "Deleted successfully")
-                       .Str("causal-metadata", result.metadata)
-                       .Int("shard-id", *shard)
-                       .Finish());
+  return AfterWrite(Json(200, JsonObject()
+                                  .Str("message", "Deleted successfully")
+                                  .Str("causal-metadata", result.metadata)
+                                  .Int("shard-id", *shard)
+                                  .Finish()),
+                    result, may_block, method);
 }
 
 Response Service::HandleView(std::string_view method, std::string_view body) {
@@ -472,6 +508,7 @@ Response Service::HandleHealth() const {
   body.Int("keys", store_.live_count())
       .Str("origin", coordinator_.origin())
       .Bool("ready", replicator_.ready());
+  if (journal_ != nullptr) body.RawJson("storage", journal_->HealthJson());
   return Json(200, body.Finish());
 }
 
@@ -483,6 +520,8 @@ Response Service::HandleReplicate(std::string_view body, bool may_block) {
   std::string error;
   auto batch = replication::DecodeBatch(body, error);
   if (!batch) return ErrorResponse(400, "Bad replicate batch: " + error, "POST");
+  // Nothing is applied that the log cannot keep: the sender retries, anti-entropy repairs.
+  if (journal_ != nullptr && !journal_->Writable()) return StorageFailure("POST");
   const std::optional<size_t> changed =
       may_block ? replicator_.ApplyBatch(*batch) : replicator_.TryApplyBatch(*batch);
   if (!changed) return WouldBlock();

@@ -87,6 +87,12 @@ JsonObject& JsonObject::Null(std::string_view name) {
   return *this;
 }
 
+JsonObject& JsonObject::RawJson(std::string_view name, std::string_view json) {
+  Name(name);
+  out_ += json;
+  return *this;
+}
+
 JsonObject& JsonObject::IntArray(std::string_view name, const std::vector<int64_t>& values) {
   Name(name);
   out_.push_back('[');

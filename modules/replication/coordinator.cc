@@ -5,11 +5,12 @@
 namespace kvs::replication {
 
 Coordinator::Coordinator(store::Store& store, causal::HybridClock& clock, Replicator& replicator,
-                         std::string origin_base)
+                         std::string origin_base, storage::Journal* journal)
     : store_(store),
       clock_(clock),
       replicator_(replicator),
       origin_base_(std::move(origin_base)),
+      journal_(journal),
       origin_(origin_base_ + ".0") {}
 
 void Coordinator::WriteTicket::Release() {
@@ -64,9 +65,18 @@ bool Coordinator::DependenciesMet(const ClientContext& client, OpResult& result)
   return false;
 }
 
+bool Coordinator::StorageWritable(OpResult& result) const {
+  if (journal_ == nullptr || journal_->Writable()) return true;
+  result.kind = OpResult::Kind::kUnavailable;
+  result.storage_failed = true;
+  result.error = "Insufficient storage: the write-ahead log cannot be written (" +
+                 journal_->last_error() + ")";
+  return false;
+}
+
 store::WriteResult Coordinator::Write(const std::string& key, std::string value, bool tombstone,
                                       const ClientContext& client, bool only_if_live,
-                                      std::string& wire_out) {
+                                      std::string& wire_out, uint64_t& lsn_out) {
   std::optional<store::Entry> written;
   uint64_t stored_seq = 0;
   const bool replicate = replicator_.has_peers();  // a lone replica copies nothing to send
@@ -88,6 +98,9 @@ store::WriteResult Coordinator::Write(const std::string& key, std::string value,
         if (!client.metadata.empty()) entry.meta = wire_out;
         if (replicate) written = entry;
         stored_seq = seq;
+        // Logged under the key's lock, before the store assigns it: a snapshot walk of this
+        // stripe waits for this call, so it still sees every record of the segments it covers.
+        if (journal_ != nullptr) lsn_out = journal_->LogEntry(key, entry);
         return entry;
       });
   if (written) {
@@ -100,18 +113,18 @@ store::WriteResult Coordinator::Write(const std::string& key, std::string value,
 
 OpResult Coordinator::Put(const std::string& key, std::string value, const ClientContext& client) {
   OpResult result;
-  if (!DependenciesMet(client, result)) return result;
+  if (!StorageWritable(result) || !DependenciesMet(client, result)) return result;
   const store::WriteResult written = Write(key, std::move(value), /*tombstone=*/false, client,
-                                           /*only_if_live=*/false, result.metadata);
+                                           /*only_if_live=*/false, result.metadata, result.lsn);
   result.kind = written.was_live ? OpResult::Kind::kUpdated : OpResult::Kind::kCreated;
   return result;
 }
 
 OpResult Coordinator::Delete(const std::string& key, const ClientContext& client) {
   OpResult result;
-  if (!DependenciesMet(client, result)) return result;
-  const store::WriteResult written =
-      Write(key, std::string(), /*tombstone=*/true, client, /*only_if_live=*/true, result.metadata);
+  if (!StorageWritable(result) || !DependenciesMet(client, result)) return result;
+  const store::WriteResult written = Write(key, std::string(), /*tombstone=*/true, client,
+                                           /*only_if_live=*/true, result.metadata, result.lsn);
   result.kind = written.written ? OpResult::Kind::kDeleted : OpResult::Kind::kNotFound;
   return result;
 }

@@ -21,14 +21,15 @@ std::string Describe(const net::CallResult& result) {
 Reconfigurator::Reconfigurator(store::Store& store, causal::HybridClock& clock,
                                cluster::ClusterState& cluster, net::PeerClient& client,
                                Replicator& replicator, Coordinator& coordinator,
-                               ReconfigureOptions options)
+                               ReconfigureOptions options, storage::Journal* journal)
     : store_(store),
       clock_(clock),
       cluster_(cluster),
       client_(client),
       replicator_(replicator),
       coordinator_(coordinator),
-      options_(options) {}
+      options_(options),
+      journal_(journal) {}
 
 void Reconfigurator::Start() {
   // The cluster's configuration wins over the one derived from the environment.
@@ -40,6 +41,7 @@ void Reconfigurator::Start() {
     std::string error;
     if (auto config = DecodeConfig(result.body, error)) Adopt(*config);
   }
+  if (journal_ != nullptr) journal_->LogLayout(EncodeConfig(*cluster_.Config()));
   coordinator_.StartEpoch(cluster_.Config()->epoch);
   replicator_.Bootstrap();
 }
@@ -49,6 +51,9 @@ bool Reconfigurator::Adopt(const cluster::ClusterConfig& config) {
   const std::shared_ptr<const cluster::ClusterConfig> before = cluster_.Config();
   const std::optional<int> shard_before = before->ShardOf(cluster_.self());
   if (!cluster_.AdoptConfig(config)) return false;
+  // Recovery replays layouts in log order and keeps only what the last one says this node owns
+  // (the keys a reshard drops below are not logged one by one).
+  if (journal_ != nullptr) journal_->LogLayout(EncodeConfig(config));
   const std::optional<int> shard_after = config.ShardOf(cluster_.self());
   Log().information("adopted configuration epoch %s (%d shards); this node: shard %s",
                     std::to_string(config.epoch), config.shard_count(),
@@ -131,8 +136,14 @@ size_t Reconfigurator::Ingest(const std::vector<Update>& updates) {
   size_t changed = 0;
   for (const Update& u : updates) {
     clock_.Observe(u.entry.version.hlc);
-    changed += store_.ApplyIfNewer(u.key, u.entry).written;
+    const bool written = store_.ApplyIfNewer(u.key, u.entry).written;
+    // Moved under a barrier: its origin is satisfied by construction, not recorded as applied.
+    if (written && journal_ != nullptr) journal_->LogEntry(u.key, u.entry, false);
+    changed += written;
   }
+  // The coordinator drops these keys at their old owners once every new owner has answered:
+  // they must be on disk first.
+  if (journal_ != nullptr && changed > 0) journal_->Flush(std::chrono::seconds(10));
   return changed;
 }
 

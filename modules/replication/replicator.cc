@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <thread>
+#include <tuple>
 #include <variant>
 
 namespace kvs::replication {
@@ -19,13 +20,14 @@ std::string_view OriginAddress(std::string_view origin) {
 
 Replicator::Replicator(store::Store& store, causal::HybridClock& clock,
                        cluster::ClusterState& cluster, net::PeerClient& client,
-                       ReplicationOptions options)
+                       ReplicationOptions options, storage::Journal* journal)
     : store_(store),
       clock_(clock),
       cluster_(cluster),
       client_(client),
       options_(options),
-      self_(cluster.self().ToString()) {}
+      self_(cluster.self().ToString()),
+      journal_(journal) {}
 
 Replicator::~Replicator() {
   std::unique_lock lock(senders_mu_);
@@ -97,7 +99,15 @@ bool Replicator::Owned(const Update& u) const {
 bool Replicator::ApplyOne(const Update& u) {
   clock_.Observe(u.entry.version.hlc);
   const bool changed = store_.ApplyIfNewer(u.key, u.entry).written;
-  // Recorded after the store holds it: a vector never claims more than the store reflects.
+  // Logged after the store holds it, and before the vector claims it: a vector that a peer
+  // sees (after a journal flush) never claims more than this replica's disk holds.
+  if (journal_ != nullptr) {
+    if (changed) {
+      journal_->LogEntry(u.key, u.entry);
+    } else {
+      journal_->LogApplied(u.entry.version.origin, u.entry.version.seq);
+    }
+  }
   applied_.Record(u.entry.version.origin, u.entry.version.seq);
   return changed;
 }
@@ -177,6 +187,9 @@ SyncReply Replicator::AnswerSync(const SyncRequest& request) {
   }
   SyncReply reply;
   reply.vv = applied_.Snapshot();  // before collecting: the store reflects at least this much
+  // Peers purge tombstones once every replica's vector covers them: the vector we show must
+  // be on disk, or a crash here could bring back a value they deleted.
+  if (journal_ != nullptr) journal_->Flush(options_.sync_timeout);
   // Nothing to look for when the asker has everything our vector covers and we hold no
   // entry applied out of order (those are not in the vector).
   if (!request.full && causal::Dominates(request.vv, reply.vv) && !applied_.HasGaps()) {
@@ -197,6 +210,7 @@ SyncReply Replicator::AnswerSync(const SyncRequest& request) {
 bool Replicator::SyncWith(const std::string& peer, bool full,
                           std::optional<std::chrono::milliseconds> timeout) {
   SyncRequest request{self_, applied_.Snapshot(), full};
+  if (journal_ != nullptr) journal_->Flush(options_.sync_timeout);  // see AnswerSync
   const net::CallResult result =
       client_.Call(peer, "POST", "/internal/sync", EncodeSyncRequest(request),
                    timeout.value_or(options_.sync_timeout));
@@ -234,6 +248,7 @@ size_t Replicator::ApplySyncReply(const SyncReply& reply) {
       misrouted_.fetch_add(1, std::memory_order_relaxed);
     }
   }
+  if (journal_ != nullptr) journal_->LogRaise(reply.vv);
   applied_.RaiseTo(reply.vv);
   changed += DrainPendingLocked();
   anti_entropy_applied_.fetch_add(changed, std::memory_order_relaxed);
@@ -277,13 +292,17 @@ void Replicator::CollectTombstones() {
       vectors.push_back(it->second);
     }
   }
-  const size_t purged = store_.PurgeTombstones([&](std::string_view, const store::EntryView& e) {
+  std::vector<std::tuple<std::string, std::string, uint64_t>> purged_keys;
+  const size_t purged = store_.PurgeTombstones([&](std::string_view key,
+                                                   const store::EntryView& e) {
     for (const auto& vv : vectors) {
       auto it = vv.find(e.version.origin);
       if (it == vv.end() || it->second < e.version.seq) return false;
     }
+    if (journal_ != nullptr) purged_keys.emplace_back(key, e.version.origin, e.version.seq);
     return true;
   });
+  for (const auto& [key, origin, seq] : purged_keys) journal_->LogPurge(key, origin, seq);
   tombstones_collected_.fetch_add(purged, std::memory_order_relaxed);
 }
 
@@ -361,12 +380,17 @@ void Replicator::Bootstrap() {
   // none answers there is nobody to load from now (a fresh cluster still starting, or every
   // peer down): start empty at once and let anti-entropy bring whatever appears later. The
   // causal gate still protects every client that carries metadata.
+  // A node that recovered its data from disk asks only for what it lacks (its applied vector
+  // says what it has); an empty or repaired one asks for everything.
+  const bool full = !recovered_data_ || recovery_repaired_;
   bool synced = false;
   for (const std::string& peer : ShardPeers(/*live_only=*/true)) {
     if (std::chrono::steady_clock::now() >= deadline) break;
-    if (SyncWith(peer, /*full=*/true)) {
-      Log().information("bootstrap: loaded shard data from %s (%z keys)", peer,
-                        static_cast<size_t>(store_.live_count()));
+    const int64_t before = store_.live_count();
+    if (SyncWith(peer, full)) {
+      Log().information("bootstrap: %s shard data from %s (%s live keys, %s before)",
+                        std::string(full ? "loaded" : "caught up on"), peer,
+                        std::to_string(store_.live_count()), std::to_string(before));
       synced = true;
       break;
     }

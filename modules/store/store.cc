@@ -30,6 +30,13 @@ void Store::ForEach(const std::function<void(std::string_view, const EntryView&)
   }
 }
 
+void Store::ForEachInStripe(
+    size_t stripe, const std::function<void(std::string_view, const EntryView&)>& visit) const {
+  const Stripe& s = stripes_.at(stripe);
+  std::unique_lock traverse_lock(s.traverse_mu);
+  for (const auto& [key, record] : s.map) visit(key.view(), View(record));
+}
+
 std::vector<std::pair<std::string, Entry>> Store::Snapshot() const {
   std::vector<std::pair<std::string, Entry>> out;
   out.reserve(size());

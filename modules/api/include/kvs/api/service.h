@@ -16,6 +16,7 @@
 #include "kvs/replication/coordinator.h"
 #include "kvs/replication/reconfigurator.h"
 #include "kvs/replication/replicator.h"
+#include "kvs/storage/journal.h"
 #include "kvs/store/store.h"
 
 namespace kvs::api {
@@ -37,6 +38,10 @@ struct Response {
   std::string body;
   std::string_view content_type = "application/json";
   std::string_view allow;  // for 405: the methods the path accepts
+  // Non-zero: the answer acknowledges a write that must be durable first; the front end holds
+  // it until Service::journal() reports this log position durable (or answers
+  // StorageFailure() if the log failed).
+  uint64_t durable_lsn = 0;
 };
 
 struct Limits {
@@ -66,11 +71,13 @@ class Service {
   // A node forwarded a request under a newer layout than ours: time we wait to adopt it
   // (it is being committed, or comes with the next heartbeat) before routing.
   static constexpr std::chrono::milliseconds kLayoutCatchUpWait{3000};
+  // Time a write's answer waits for its log record's fsync before 503.
+  static constexpr std::chrono::milliseconds kDurableWait{10000};
 
   Service(store::Store& store, cluster::ClusterState& cluster, cluster::FailureDetector& detector,
           replication::Replicator& replicator, replication::Coordinator& coordinator,
           replication::Reconfigurator& reconfigurator, net::PeerClient& peers, Metrics& metrics,
-          Limits limits);
+          Limits limits, storage::Journal* journal = nullptr);
 
   // Serves the request; may block (forwarding, dependency and barrier waits, node-to-node
   // work).
@@ -80,6 +87,11 @@ class Service {
   // (with nothing done) otherwise: the caller then runs Handle() where blocking is fine.
   std::optional<Response> TryHandle(const Request& request);
   const Limits& limits() const { return limits_; }
+  // The node's journal, or null (memory mode): front ends release answers with durable_lsn set
+  // once it reports them durable.
+  storage::Journal* journal() const { return journal_; }
+  // The answer to a write whose log record could not be written (507, JSON).
+  Response StorageFailure(std::string_view method) const;
 
  private:
   std::optional<Response> Run(const Request& request, bool may_block);
@@ -93,6 +105,10 @@ class Service {
   Response HandleAddMember(std::string_view id_text, std::string_view body);
   Response HandleReshard(std::string_view body);
   Response HandleHealth() const;
+  // With fsync=always a write's answer waits for its log record: here (`may_block`), or on the
+  // front end (durable_lsn set on the response).
+  Response AfterWrite(Response response, const replication::OpResult& result, bool may_block,
+                      std::string_view method);
   // POST /internal/replicate: applies a peer's broadcast batch; without `may_block`, only if
   // the apply buffer is free at once (else the would-block answer).
   Response HandleReplicate(std::string_view body, bool may_block);
@@ -109,6 +125,7 @@ class Service {
   net::PeerClient& peers_;
   Metrics& metrics_;
   const Limits limits_;
+  storage::Journal* const journal_;
 };
 
 }  // namespace kvs::api

@@ -23,6 +23,8 @@ class JsonObject {
   JsonObject& Int(std::string_view name, int64_t value);
   JsonObject& Bool(std::string_view name, bool value);
   JsonObject& Null(std::string_view name);
+  // `json` must already be valid JSON (a nested object built elsewhere); copied as it is.
+  JsonObject& RawJson(std::string_view name, std::string_view json);
   JsonObject& IntArray(std::string_view name, const std::vector<int64_t>& values);
   JsonObject& StrArray(std::string_view name, const std::vector<std::string>& values);
 

@@ -20,6 +20,7 @@
 #include "kvs/causal/hybrid_clock.h"
 #include "kvs/causal/metadata.h"
 #include "kvs/replication/replicator.h"
+#include "kvs/storage/journal.h"
 #include "kvs/store/store.h"
 
 namespace kvs::replication {
@@ -31,6 +32,10 @@ struct OpResult {
   std::string value;
   std::string metadata;
   std::string error;  // kUnavailable: why
+  // Log position of the write (0: nothing written, or no journal): with fsync=always the
+  // answer may be sent only once the journal reports it durable.
+  uint64_t lsn = 0;
+  bool storage_failed = false;  // kUnavailable because the journal cannot be written
 };
 
 // What the client sent as causal metadata: its wire form (returned byte for byte when an
@@ -66,8 +71,9 @@ class Coordinator {
 
   // `origin_base` is "address#incarnation", unique to this process run; the origin of writes
   // is "<origin_base>.<epoch>" (see StartEpoch).
+  // `journal` (optional) logs every write after the store holds it.
   Coordinator(store::Store& store, causal::HybridClock& clock, Replicator& replicator,
-              std::string origin_base);
+              std::string origin_base, storage::Journal* journal = nullptr);
 
   // Waits up to `wait` for the gate to be open; nullopt when it stayed closed.
   std::optional<WriteTicket> EnterWrite(std::chrono::milliseconds wait);
@@ -92,7 +98,10 @@ class Coordinator {
   // Writes `value` (or a tombstone) under the key's lock; with `only_if_live`, only over a
   // live entry. `wire_out` receives the metadata of the write.
   store::WriteResult Write(const std::string& key, std::string value, bool tombstone,
-                           const ClientContext& client, bool only_if_live, std::string& wire_out);
+                           const ClientContext& client, bool only_if_live, std::string& wire_out,
+                           uint64_t& lsn_out);
+  // False (with `result` set to kUnavailable) when the journal cannot take writes.
+  bool StorageWritable(OpResult& result) const;
   // False (with `result` set to kUnavailable) when the dependencies could not be obtained.
   bool DependenciesMet(const ClientContext& client, OpResult& result);
 
@@ -100,6 +109,7 @@ class Coordinator {
   causal::HybridClock& clock_;
   Replicator& replicator_;
   const std::string origin_base_;
+  storage::Journal* const journal_;
   mutable std::shared_mutex origin_mu_;  // exclusive only to switch epochs
   std::string origin_;                   // GUARDED_BY(origin_mu_)
   std::atomic<uint64_t> seq_{0};

@@ -40,7 +40,7 @@ class Reconfigurator {
  public:
   Reconfigurator(store::Store& store, causal::HybridClock& clock, cluster::ClusterState& cluster,
                  net::PeerClient& client, Replicator& replicator, Coordinator& coordinator,
-                 ReconfigureOptions options);
+                 ReconfigureOptions options, storage::Journal* journal = nullptr);
 
   // Start-up: adopt the newest configuration any node in the view has, start this epoch's
   // write origin, then load the shard's data (Replicator::Bootstrap).
@@ -76,6 +76,7 @@ class Reconfigurator {
   Replicator& replicator_;
   Coordinator& coordinator_;
   const ReconfigureOptions options_;
+  storage::Journal* const journal_;
 
   std::mutex change_mu_;  // one coordinated change at a time
   std::mutex adopt_mu_;   // adoption steps run one at a time

@@ -29,6 +29,7 @@
 #include "kvs/replication/applied_tracker.h"
 #include "kvs/replication/peer_sender.h"
 #include "kvs/replication/wire.h"
+#include "kvs/storage/journal.h"
 #include "kvs/store/store.h"
 
 namespace kvs::replication {
@@ -43,7 +44,8 @@ struct ReplicationOptions {
 class Replicator {
  public:
   Replicator(store::Store& store, causal::HybridClock& clock, cluster::ClusterState& cluster,
-             net::PeerClient& client, ReplicationOptions options);
+             net::PeerClient& client, ReplicationOptions options,
+             storage::Journal* journal = nullptr);
   ~Replicator();
 
   // --- write path (Coordinator) ---
@@ -72,9 +74,20 @@ class Replicator {
   // Applies what a peer answered to our sync request; returns how many entries changed.
   size_t ApplySyncReply(const SyncReply& reply);
 
+  // --- recovery from disk (before serving) ---
+  void RestoreApplied(std::string_view origin, uint64_t seq) { applied_.Record(origin, seq); }
+  void RestoreRaise(const causal::VersionVector& vv) { applied_.RaiseTo(vv); }
+  // What recovery brought back: bootstrap then pulls only what is missing (a delta), and
+  // `repaired` asks for a full pull.
+  void SetRecovered(bool has_data, bool repaired) {
+    recovered_data_ = has_data;
+    recovery_repaired_ = repaired;
+  }
+
   // --- background work ---
   // Start-up (after the configuration is settled): pull this shard's data from a live peer
-  // (bounded by bootstrap_timeout). Marks the replica ready either way.
+  // (bounded by bootstrap_timeout): everything for a node that starts empty, only what it
+  // lacks for one that recovered its data from disk. Marks the replica ready either way.
   void Bootstrap();
   // One anti-entropy round: sync with every live shard peer, then collect tombstones that
   // every member has applied.
@@ -120,6 +133,9 @@ class Replicator {
   net::PeerClient& client_;
   const ReplicationOptions options_;
   const std::string self_;
+  storage::Journal* const journal_;
+  bool recovered_data_ = false;     // set before Bootstrap
+  bool recovery_repaired_ = false;  // set before Bootstrap
 
   AppliedTracker applied_;
   SenderCounters sender_counters_;

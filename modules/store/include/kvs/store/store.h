@@ -122,6 +122,17 @@ class Store {
   // visited wait meanwhile, so `visit` must be quick. Not atomic across stripes.
   void ForEach(const std::function<void(std::string_view, const EntryView&)>& visit) const;
 
+  // Like ForEach, for one stripe (0 <= stripe < stripe_count()): a snapshot visits the map in
+  // pieces so that writers wait for one stripe at a time and memory stays bounded.
+  void ForEachInStripe(size_t stripe,
+                       const std::function<void(std::string_view, const EntryView&)>& visit) const;
+  static constexpr size_t stripe_count() { return kStripes; }
+
+  // Removes `key` if it has an entry for which `doomed(const EntryView&)` is true; returns
+  // whether it did.
+  template <typename Pred>
+  bool EraseKeyIf(const std::string& key, Pred&& doomed);
+
   // Copies of all entries (for snapshots). Not atomic across stripes.
   std::vector<std::pair<std::string, Entry>> Snapshot() const;
 
@@ -195,6 +206,20 @@ bool Store::Read(const std::string& key, Reader&& read) const {
   Map::const_accessor acc;
   if (!stripe.map.find(acc, StoredKey::Borrow(key))) return false;
   read(View(acc->second));
+  return true;
+}
+
+template <typename Pred>
+bool Store::EraseKeyIf(const std::string& key, Pred&& doomed) {
+  Stripe& stripe = StripeFor(key);
+  std::shared_lock traverse_lock(stripe.traverse_mu);
+  Map::accessor acc;
+  if (!stripe.map.find(acc, StoredKey::Borrow(key))) return false;
+  const EntryView view = View(acc->second);
+  if (!doomed(view)) return false;
+  const bool was_live = !view.tombstone;
+  stripe.map.erase(acc);
+  AccountTransition(was_live, false);
   return true;
 }
 

@@ -1,0 +1,147 @@
+// The node's durability: what the replication layer calls to log every change it applies
+// (entries, applied marks, vector raises, tombstone purges, layouts), recovery at start
+// (newest snapshot + every whole log record after it), and background snapshots that keep the
+// log short. A default-constructed Journal is disabled (kvs.storage.mode=memory): every Log*
+// call is a no-op returning LSN 0.
+// Thread-safety: Log*, Check/Wait and the accessors from any thread; Recover, Start and Stop
+// from the owning thread, in that order.
+// Invariant: a change is logged only after the store holds it (so a snapshot started after a
+// log rotation reflects every record of the segments before the rotation), and the applied
+// vector a snapshot records is read after that rotation and before the store is walked.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "kvs/causal/metadata.h"
+#include "kvs/storage/data_dir.h"
+#include "kvs/storage/log_format.h"
+#include "kvs/storage/wal.h"
+#include "kvs/store/store.h"
+
+namespace kvs::storage {
+
+struct JournalOptions {
+  WalOptions wal;
+  // A snapshot is taken when the log holds this many bytes and at least half the size of the
+  // last snapshot (so log + snapshot stay within about 1.5x the snapshot).
+  uint64_t snapshot_min_log_bytes = 64ull << 20;
+  std::chrono::milliseconds snapshot_check_period{500};
+  // Damaged log or snapshot: cut there and go on (the node then catches up from its peers)
+  // instead of refusing to start.
+  bool repair = false;
+};
+
+// Receives what recovery reads, in order.
+class RecoverySink {
+ public:
+  virtual ~RecoverySink() = default;
+  virtual void OnEntry(LoggedEntry&& entry) = 0;
+  virtual void OnApplied(std::string_view origin, uint64_t seq) = 0;
+  virtual void OnRaise(const causal::VersionVector& vv) = 0;
+  virtual void OnPurge(const std::string& key, std::string_view origin, uint64_t seq) = 0;
+  virtual void OnLayout(std::string&& layout) = 0;
+};
+
+struct RecoveryReport {
+  bool ok = true;
+  std::string error;            // !ok: what is damaged, where, and what to do
+  uint64_t snapshot_entries = 0;
+  uint64_t log_records = 0;
+  uint64_t segments = 0;
+  uint64_t torn_bytes_cut = 0;  // torn tail truncated
+  bool repaired = false;        // --storage-repair cut damaged data: catch up from peers
+  std::chrono::milliseconds took{0};
+};
+
+class Journal {
+ public:
+  Journal() = default;  // disabled
+  Journal(std::unique_ptr<DataDir> dir, JournalOptions options);
+  ~Journal();
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+
+  bool enabled() const { return dir_ != nullptr; }
+  const DataDir* dir() const { return dir_.get(); }
+  FsyncPolicy fsync() const { return options_.wal.fsync; }
+
+  RecoveryReport Recover(RecoverySink& sink);
+  // Opens the next log segment and starts writing. False with `error` on failure.
+  bool Start(std::string& error);
+  // Starts the snapshot thread; `applied` and `layout` give the state a snapshot records.
+  void StartSnapshots(const store::Store& store, std::function<causal::VersionVector()> applied,
+                      std::function<std::string()> layout);
+  // Stops snapshots, writes and syncs what is queued, closes the log.
+  void Stop();
+
+  // --- logging (0 when disabled) ---
+  uint64_t LogEntry(std::string_view key, const store::Entry& entry, bool record_applied = true);
+  uint64_t LogApplied(std::string_view origin, uint64_t seq);
+  uint64_t LogRaise(const causal::VersionVector& vv);
+  uint64_t LogPurge(std::string_view key, std::string_view origin, uint64_t seq);
+  uint64_t LogLayout(std::string_view layout);
+
+  // Whether a client's write must wait for its record's fsync before it is acknowledged.
+  bool AckWaits() const { return wal_ != nullptr && options_.wal.fsync == FsyncPolicy::kAlways; }
+  // False while the log cannot be written (disk full, I/O error): writes are refused then.
+  bool Writable() const { return wal_ == nullptr || wal_->healthy(); }
+  Wal::State Check(uint64_t lsn) const {
+    return wal_ == nullptr || lsn == 0 ? Wal::State::kDurable : wal_->Check(lsn);
+  }
+  Wal::State Wait(uint64_t lsn, std::chrono::milliseconds timeout) {
+    return wal_ == nullptr || lsn == 0 ? Wal::State::kDurable : wal_->Wait(lsn, timeout);
+  }
+  // Blocks until everything logged so far is durable (or failed, or `timeout`); true if durable.
+  bool Flush(std::chrono::milliseconds timeout);
+  // Called on the log's writer thread after each group is durable or failed; an empty
+  // function removes it (after which it is no longer running or called).
+  void SetDurabilityListener(std::function<void()> listener) {
+    listener_ = listener;
+    if (wal_) wal_->SetListener(std::move(listener));
+  }
+  const std::string& last_error() const;
+
+  // Takes a snapshot now (tests, tools). False with `error` when it could not.
+  bool SnapshotNow(std::string& error);
+
+  std::string MetricsText() const;
+  // {"mode":...,"dir":...,...} for /health.
+  std::string HealthJson() const;
+
+ private:
+  void SnapshotLoop();
+  uint64_t LogBytes() const;
+
+  std::unique_ptr<DataDir> dir_;
+  JournalOptions options_;
+  std::unique_ptr<Wal> wal_;
+  std::function<void()> listener_;
+  RecoveryReport recovery_;
+  uint64_t next_segment_ = 1;
+
+  const store::Store* store_ = nullptr;
+  std::function<causal::VersionVector()> applied_;
+  std::function<std::string()> layout_;
+  std::mutex snapshot_mu_;  // one snapshot at a time
+  std::mutex loop_mu_;
+  std::condition_variable loop_cv_;
+  bool stop_ = false;  // GUARDED_BY(loop_mu_)
+  std::thread snapshot_thread_;
+  std::atomic<uint64_t> log_base_lsn_{0};      // appended LSN at the last snapshot's rotation
+  std::atomic<uint64_t> recovered_log_bytes_{0};  // log bytes found at start, not yet snapshotted
+  std::atomic<uint64_t> last_snapshot_bytes_{0};
+  std::atomic<uint64_t> snapshots_{0};
+  std::atomic<uint64_t> snapshot_failures_{0};
+  std::atomic<uint64_t> last_snapshot_micros_{0};
+};
+
+}  // namespace kvs::storage

@@ -1,0 +1,139 @@
+// The on-disk record format shared by the write-ahead log and snapshots, and the reader that
+// walks a file of records. Socket- and thread-free: plain functions over bytes and one file.
+//
+// A record is a 12-byte header and a payload:
+//   u32 length      payload bytes (little-endian)
+//   u32 length_crc  crc32(length bytes) ^ kLengthMask: a damaged length is caught before it
+//                   is trusted to find the next record
+//   u32 crc         crc32(payload)
+//   payload         first byte: RecordType; the rest as the type says (varints and
+//                   length-prefixed strings, see Encode*/Decode* below)
+// Invariant: a reader never returns a record whose checksums do not match. A file ends
+// cleanly, or in a torn tail (a record cut short by a crash: the last write was partial,
+// or the file system left zeros after it), or in damage (anything else), and the reader says
+// which, with the offset.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvs/causal/metadata.h"
+#include "kvs/store/store.h"
+
+namespace kvs::storage {
+
+inline constexpr size_t kHeaderBytes = 12;
+// Larger than any record kvs writes (values are limited to 1 GiB by the store).
+inline constexpr uint32_t kMaxPayloadBytes = (1u << 30) + (64u << 20);
+
+enum class RecordType : uint8_t {
+  kEntry = 1,          // a stored entry (local write, replicated update, repair, moved key)
+  kApplied = 2,        // an update applied without changing the store (older than what it has)
+  kRaise = 3,          // the applied vector raised to a peer's after a state sync
+  kPurge = 4,          // a tombstone purged after every replica applied it
+  kLayout = 5,         // the cluster layout (configuration) this node adopted
+  kSnapshotHeader = 10,
+  kSnapshotEntries = 11,
+  kSnapshotFooter = 12,
+};
+
+uint32_t Crc32(std::string_view bytes);
+
+// Appends header + payload to `out`.
+void AppendFramed(std::string& out, std::string_view payload);
+
+// --- payload codec ------------------------------------------------------------------------
+void PutVarint(std::string& out, uint64_t v);
+void PutString(std::string& out, std::string_view s);
+
+// Reads from a payload, front to back; every getter returns false past the end or on a
+// malformed value, and the reader stays failed.
+class PayloadReader {
+ public:
+  explicit PayloadReader(std::string_view bytes) : rest_(bytes) {}
+  bool Varint(uint64_t& v);
+  bool String(std::string_view& s);
+  bool Byte(uint8_t& b);
+  bool done() const { return rest_.empty() && !failed_; }
+
+ private:
+  bool Fail();
+  std::string_view rest_;
+  bool failed_ = false;
+};
+
+// An entry as logged: `record_applied` says whether replay also records (origin, seq) as
+// applied (false for keys moved by a reshard, whose origins are satisfied by the barrier).
+struct LoggedEntry {
+  std::string key;
+  store::Entry entry;
+  bool record_applied = true;
+};
+
+void EncodeEntryBody(std::string& out, std::string_view key, std::string_view value,
+                     std::string_view meta, bool tombstone, uint64_t hlc, std::string_view origin,
+                     uint64_t seq, bool record_applied);
+bool DecodeEntryBody(PayloadReader& in, LoggedEntry& out);
+
+std::string EncodeEntry(std::string_view key, const store::Entry& entry, bool record_applied);
+std::string EncodeApplied(std::string_view origin, uint64_t seq);
+std::string EncodeRaise(const causal::VersionVector& vv);
+std::string EncodePurge(std::string_view key, std::string_view origin, uint64_t seq);
+std::string EncodeLayout(std::string_view layout);
+void PutVector(std::string& out, const causal::VersionVector& vv);
+bool GetVector(PayloadReader& in, causal::VersionVector& vv);
+
+// One decoded log record.
+struct LogRecord {
+  RecordType type = RecordType::kEntry;
+  LoggedEntry entry;          // kEntry
+  std::string origin;         // kApplied, kPurge
+  uint64_t seq = 0;           // kApplied, kPurge
+  std::string key;            // kPurge
+  causal::VersionVector vv;   // kRaise
+  std::string layout;         // kLayout
+};
+// Decodes a log payload (types 1-5). False when it is not a well-formed log record.
+bool DecodeLogRecord(std::string_view payload, LogRecord& out);
+
+// --- reading a file of records ------------------------------------------------------------
+
+// Walks a file of records from the start, reading it in bounded pieces (memory does not grow
+// with the file). Not thread-safe.
+class RecordFileReader {
+ public:
+  enum class Status { kRecord, kEnd, kTorn, kDamaged, kIoError };
+
+  RecordFileReader() = default;
+  ~RecordFileReader();
+  RecordFileReader(const RecordFileReader&) = delete;
+  RecordFileReader& operator=(const RecordFileReader&) = delete;
+
+  // False (with error()) when the file cannot be opened.
+  bool Open(const std::string& path);
+  // The next record's payload in `payload` (valid until the next call). On kTorn/kDamaged,
+  // offset() is where the bad record starts and error() says why.
+  Status Next(std::string_view& payload);
+  // Start of the record Next() last returned or stopped at.
+  uint64_t offset() const { return record_offset_; }
+  uint64_t file_size() const { return file_size_; }
+  const std::string& error() const { return error_; }
+
+ private:
+  // Makes bytes [pos_, pos_ + n) available in buf_; false if the file has fewer.
+  bool Fill(size_t n);
+  bool RestIsZero(uint64_t from);
+
+  int fd_ = -1;
+  uint64_t file_size_ = 0;
+  uint64_t pos_ = 0;            // file offset of the next unread record
+  uint64_t record_offset_ = 0;  // start of the last record looked at
+  std::string buf_;             // file bytes from buf_offset_
+  uint64_t buf_offset_ = 0;
+  std::string error_;
+};
+
+}  // namespace kvs::storage

@@ -1,0 +1,48 @@
+// Snapshots: the whole store written to snap-<n>.kvs, where n is the first log segment NOT
+// covered (recovery loads the snapshot, then replays segments n, n+1, ...). The file is a
+// record file (log_format.h): a header (segment, layout, applied vector), chunks of entries of
+// at most ~1 MiB, and a footer with the entry count; it is written as a temporary file, synced
+// and renamed, so a snapshot file that exists is complete unless the disk damaged it.
+// Thread-safety: free functions; WriteSnapshot may run while the store is being written
+// (it visits one stripe at a time).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "kvs/causal/metadata.h"
+#include "kvs/storage/log_format.h"
+#include "kvs/store/store.h"
+
+namespace kvs::storage {
+
+std::string SnapshotName(uint64_t segment);
+
+struct SnapshotInfo {
+  uint64_t entries = 0;
+  uint64_t bytes = 0;
+};
+
+// Writes `store` to dir/snap-<segment>.kvs. Returns nullopt with `error` on failure (the
+// temporary file is removed; an existing snapshot is left as it was).
+std::optional<SnapshotInfo> WriteSnapshot(const std::string& dir, uint64_t segment,
+                                          const std::string& layout,
+                                          const causal::VersionVector& applied,
+                                          const store::Store& store, std::string& error);
+
+struct SnapshotHeader {
+  uint64_t segment = 0;
+  std::string layout;
+  causal::VersionVector applied;
+};
+
+// Reads a snapshot: `on_header` once, then `on_entry` for each entry. False with `error`
+// (naming the offset) when the file is damaged or incomplete; entries before the damage have
+// been delivered.
+bool LoadSnapshot(const std::string& path, const std::function<void(SnapshotHeader&&)>& on_header,
+                  const std::function<void(LoggedEntry&&)>& on_entry, uint64_t& entries,
+                  std::string& error);
+
+}  // namespace kvs::storage

@@ -1,0 +1,126 @@
+// The write-ahead log: records appended by any thread are written by one writer thread in
+// groups (group commit) to numbered segment files, wal-<n>.log, with the fsync policy chosen.
+// An appender gets a log sequence number (LSN: bytes appended since the log was opened) and
+// may wait, or ask later, until its record is durable; a listener is told after every group,
+// so an event loop can release answers without ever blocking on the disk.
+// Thread-safety: every public method may be called from any thread; the file is touched only
+// by the writer thread.
+// Invariant: durable_lsn() only grows, and a record at or below it is on disk (kAlways:
+// fsynced; kInterval/kNever: handed to the kernel). After a failed write or fsync, the bytes
+// not known to be durable are kept in memory and written again from the last durable offset,
+// so a failure never leaves a hole before later records.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace kvs::storage {
+
+enum class FsyncPolicy { kAlways, kInterval, kNever };
+std::optional<FsyncPolicy> ParseFsyncPolicy(std::string_view text);
+const char* ToString(FsyncPolicy policy);
+
+struct WalOptions {
+  FsyncPolicy fsync = FsyncPolicy::kAlways;
+  std::chrono::milliseconds fsync_interval{1000};
+  std::chrono::milliseconds retry_after_error{200};
+};
+
+// File name of segment `n` in a data directory.
+std::string SegmentName(uint64_t n);
+
+class Wal {
+ public:
+  enum class State { kDurable, kPending, kFailed };
+  struct Stats {
+    uint64_t fsyncs = 0;
+    uint64_t fsync_micros_total = 0;
+    uint64_t fsync_micros_max = 0;
+    uint64_t groups = 0;
+    uint64_t bytes_written = 0;
+    uint64_t errors = 0;
+  };
+
+  // Creates segment `segment` in `dir` and starts the writer. nullptr with `error` set when the
+  // file cannot be created.
+  static std::unique_ptr<Wal> Open(const std::string& dir, uint64_t segment,
+                                   const WalOptions& options, std::string& error);
+  ~Wal();
+  Wal(const Wal&) = delete;
+  Wal& operator=(const Wal&) = delete;
+
+  // Frames `payload` as a record and queues it; returns its LSN.
+  uint64_t Append(std::string_view payload);
+  State Check(uint64_t lsn) const;
+  // Blocks until the record at `lsn` is durable or failed, or `timeout` passes (kPending).
+  State Wait(uint64_t lsn, std::chrono::milliseconds timeout);
+  // False after a write or fsync error until a retry succeeds.
+  bool healthy() const { return healthy_.load(std::memory_order_acquire); }
+  uint64_t durable_lsn() const { return durable_.load(std::memory_order_acquire); }
+  uint64_t appended_lsn() const;
+  // Starts a new segment after writing and syncing what was appended so far; returns the new
+  // segment's number (every record appended before the call is in an earlier segment), or
+  // nullopt when the log cannot be written within `timeout`.
+  std::optional<uint64_t> Rotate(std::chrono::milliseconds timeout);
+  uint64_t segment() const { return segment_.load(std::memory_order_acquire); }
+  // Called on the writer thread after each group is durable or has failed. Once SetListener
+  // returns, the previous listener is no longer running and will not be called again.
+  void SetListener(std::function<void()> listener);
+  Stats stats() const;
+  const std::string& last_error() const { return last_error_; }  // writer thread / after stop
+  // Writes and syncs everything appended (bounded retries on error), then stops the writer.
+  void Close();
+
+ private:
+  Wal(std::string dir, uint64_t segment, int fd, const WalOptions& options);
+  void Run();
+  // Writes pending_ at file_offset_; false on error (errno-based message in last_error_).
+  bool WritePending();
+  bool Sync();
+  bool OpenNextSegment();
+  void Notify();
+
+  const std::string dir_;
+  const WalOptions options_;
+  std::mutex listener_mu_;            // held while the listener runs
+  std::function<void()> listener_;    // GUARDED_BY(listener_mu_)
+
+  mutable std::mutex mu_;
+  std::condition_variable writer_cv_;  // wakes the writer
+  std::condition_variable done_cv_;    // wakes Wait()/Rotate() callers
+  std::string buf_;                    // GUARDED_BY(mu_): appended, not yet taken by the writer
+  uint64_t appended_ = 0;              // GUARDED_BY(mu_)
+  bool writer_idle_ = false;           // GUARDED_BY(mu_)
+  bool stop_ = false;                  // GUARDED_BY(mu_)
+  bool rotate_requested_ = false;      // GUARDED_BY(mu_)
+  uint64_t rotations_ = 0;             // GUARDED_BY(mu_)
+  int waiters_ = 0;                    // GUARDED_BY(mu_)
+  Stats stats_;                        // GUARDED_BY(mu_)
+
+  std::atomic<uint64_t> durable_{0};
+  std::atomic<uint64_t> failed_through_{0};
+  std::atomic<bool> healthy_{true};
+  std::atomic<uint64_t> segment_;
+
+  // Writer thread only.
+  int fd_ = -1;
+  std::string pending_;     // taken from buf_, not yet written
+  std::string unsynced_;    // written since the last sync (rewritten after an error)
+  uint64_t file_offset_ = 0;
+  uint64_t synced_offset_ = 0;
+  uint64_t pending_lsn_ = 0;  // LSN at the end of pending_
+  std::string last_error_;
+
+  std::thread writer_;
+};
+
+}  // namespace kvs::storage

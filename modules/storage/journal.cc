@@ -1,0 +1,381 @@
+#include "kvs/storage/journal.h"
+
+#include <Poco/Logger.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "kvs/storage/snapshot.h"
+
+namespace kvs::storage {
+namespace {
+
+Poco::Logger& Log() { return Poco::Logger::get("kvs.storage"); }
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t FileSize(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+std::string JsonEscape(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+constexpr char kRepairHint[] =
+    "; start with --storage-repair to cut the data there and catch up from the shard's peers";
+
+}  // namespace
+
+Journal::Journal(std::unique_ptr<DataDir> dir, JournalOptions options)
+    : dir_(std::move(dir)), options_(options) {}
+
+Journal::~Journal() { Stop(); }
+
+RecoveryReport Journal::Recover(RecoverySink& sink) {
+  const auto start = Clock::now();
+  RecoveryReport report;
+  auto fail = [&](std::string why) {
+    report.ok = false;
+    report.error = std::move(why);
+    return report;
+  };
+  const std::vector<uint64_t> snapshots = dir_->Snapshots();
+  std::vector<uint64_t> segments = dir_->Segments();
+  uint64_t first_segment = segments.empty() ? 1 : segments.front();
+
+  if (!snapshots.empty()) {
+    const uint64_t newest = snapshots.back();
+    const std::string path = dir_->SnapshotPath(newest);
+    SnapshotHeader header;
+    std::string error;
+    const bool loaded = LoadSnapshot(
+        path,
+        [&](SnapshotHeader&& h) {
+          header = std::move(h);
+          sink.OnLayout(std::string(header.layout));
+        },
+        [&](LoggedEntry&& e) { sink.OnEntry(std::move(e)); }, report.snapshot_entries, error);
+    if (loaded) {
+      sink.OnRaise(header.applied);  // after its entries: the vector never claims more
+    } else if (options_.repair) {
+      Log().warning("storage repair: snapshot damaged (%s); kept its %s entries before the "
+                    "damage, its applied vector dropped; the shard's peers fill in the rest",
+                    error, std::to_string(report.snapshot_entries));
+      report.repaired = true;
+    } else {
+      return fail("damaged snapshot " + error + kRepairHint);
+    }
+    first_segment = newest;
+    recovered_log_bytes_ = 0;
+    last_snapshot_bytes_ = FileSize(path);
+  }
+
+  // Segments from first_segment on must all be there, in order.
+  uint64_t expected = first_segment;
+  std::vector<uint64_t> replay;
+  for (uint64_t n : segments) {
+    if (n < first_segment) continue;
+    if (n != expected) {
+      if (!options_.repair) {
+        return fail("log segment " + dir_->SegmentPath(expected) + " is missing (next is " +
+                    SegmentName(n) + ")" + kRepairHint);
+      }
+      Log().warning("storage repair: log segment %s missing: later segments ignored",
+                    SegmentName(expected));
+      report.repaired = true;
+      break;
+    }
+    replay.push_back(n);
+    ++expected;
+  }
+
+  LogRecord record;
+  bool cut = false;
+  for (size_t i = 0; i < replay.size(); ++i) {
+    const std::string path = dir_->SegmentPath(replay[i]);
+    const bool last = i + 1 == replay.size();
+    RecordFileReader reader;
+    if (!reader.Open(path)) return fail(path + ": " + reader.error());
+    ++report.segments;
+    std::string_view payload;
+    while (true) {
+      const auto status = reader.Next(payload);
+      if (status == RecordFileReader::Status::kEnd) break;
+      if (status == RecordFileReader::Status::kRecord) {
+        if (DecodeLogRecord(payload, record)) {
+          ++report.log_records;
+          switch (record.type) {
+            case RecordType::kEntry:
+              sink.OnEntry(std::move(record.entry));
+              break;
+            case RecordType::kApplied:
+              sink.OnApplied(record.origin, record.seq);
+              break;
+            case RecordType::kRaise:
+              sink.OnRaise(record.vv);
+              break;
+            case RecordType::kPurge:
+              sink.OnPurge(record.key, record.origin, record.seq);
+              break;
+            case RecordType::kLayout:
+              sink.OnLayout(std::move(record.layout));
+              break;
+            default:
+              break;
+          }
+          continue;
+        }
+        // A whole, checksummed record that is not one of ours: damage, not a torn write.
+      }
+      if (status == RecordFileReader::Status::kIoError) return fail(path + ": " + reader.error());
+      const std::string where = path + " at offset " + std::to_string(reader.offset());
+      const std::string why =
+          status == RecordFileReader::Status::kRecord ? "undecodable record" : reader.error();
+      if (status == RecordFileReader::Status::kTorn && last) {
+        report.torn_bytes_cut = reader.file_size() - reader.offset();
+        Log().warning("storage: torn tail in %s: %s; truncating %s bytes after the last whole "
+                      "record",
+                      where, why, std::to_string(report.torn_bytes_cut));
+      } else if (options_.repair) {
+        Log().warning("storage repair: %s: %s; truncating there and dropping %z later "
+                      "segment(s); the shard's peers fill in the rest",
+                      where, why, replay.size() - i - 1);
+        report.repaired = true;
+        for (size_t j = i + 1; j < replay.size(); ++j) {
+          ::unlink(dir_->SegmentPath(replay[j]).c_str());
+        }
+        replay.resize(i + 1);
+      } else {
+        return fail("damaged log " + where + ": " + why + kRepairHint);
+      }
+      if (::truncate(path.c_str(), static_cast<off_t>(reader.offset())) != 0) {
+        return fail("cannot truncate " + path + ": " + std::strerror(errno));
+      }
+      cut = true;
+      break;
+    }
+    if (cut) break;
+  }
+  for (uint64_t n : replay) recovered_log_bytes_ += FileSize(dir_->SegmentPath(n));
+
+  // Leftovers: segments a finished snapshot covers, older snapshots, temporary files.
+  if (!snapshots.empty()) {
+    for (uint64_t n : segments) {
+      if (n < snapshots.back()) ::unlink(dir_->SegmentPath(n).c_str());
+    }
+    for (uint64_t n : snapshots) {
+      if (n < snapshots.back()) ::unlink(dir_->SnapshotPath(n).c_str());
+    }
+  }
+  uint64_t highest = snapshots.empty() ? 0 : snapshots.back() - 1;
+  if (!replay.empty()) highest = std::max(highest, replay.back());
+  if (!segments.empty() && !report.repaired) highest = std::max(highest, segments.back());
+  next_segment_ = highest + 1;
+  report.took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
+  recovery_ = report;
+  return report;
+}
+
+bool Journal::Start(std::string& error) {
+  // A repair may have left segments above next_segment_ unreplayed; remove them so that
+  // numbering stays contiguous.
+  for (uint64_t n : dir_->Segments()) {
+    if (n >= next_segment_) ::unlink(dir_->SegmentPath(n).c_str());
+  }
+  wal_ = Wal::Open(dir_->path(), next_segment_, options_.wal, error);
+  if (!wal_) return false;
+  if (listener_) wal_->SetListener(listener_);
+  return true;
+}
+
+void Journal::StartSnapshots(const store::Store& store,
+                             std::function<causal::VersionVector()> applied,
+                             std::function<std::string()> layout) {
+  if (!wal_) return;
+  store_ = &store;
+  applied_ = std::move(applied);
+  layout_ = std::move(layout);
+  snapshot_thread_ = std::thread([this] { SnapshotLoop(); });
+}
+
+void Journal::Stop() {
+  {
+    std::lock_guard lock(loop_mu_);
+    stop_ = true;
+  }
+  loop_cv_.notify_all();
+  if (snapshot_thread_.joinable()) snapshot_thread_.join();
+  if (wal_) wal_->Close();
+}
+
+uint64_t Journal::LogEntry(std::string_view key, const store::Entry& entry, bool record_applied) {
+  return wal_ ? wal_->Append(EncodeEntry(key, entry, record_applied)) : 0;
+}
+uint64_t Journal::LogApplied(std::string_view origin, uint64_t seq) {
+  return wal_ ? wal_->Append(EncodeApplied(origin, seq)) : 0;
+}
+uint64_t Journal::LogRaise(const causal::VersionVector& vv) {
+  return wal_ ? wal_->Append(EncodeRaise(vv)) : 0;
+}
+uint64_t Journal::LogPurge(std::string_view key, std::string_view origin, uint64_t seq) {
+  return wal_ ? wal_->Append(EncodePurge(key, origin, seq)) : 0;
+}
+uint64_t Journal::LogLayout(std::string_view layout) {
+  return wal_ ? wal_->Append(EncodeLayout(layout)) : 0;
+}
+
+bool Journal::Flush(std::chrono::milliseconds timeout) {
+  if (!wal_) return true;
+  return wal_->Wait(wal_->appended_lsn(), timeout) == Wal::State::kDurable;
+}
+
+const std::string& Journal::last_error() const {
+  static const std::string kNone;
+  return wal_ ? wal_->last_error() : kNone;
+}
+
+uint64_t Journal::LogBytes() const {
+  if (!wal_) return 0;
+  return recovered_log_bytes_.load() + (wal_->appended_lsn() - log_base_lsn_.load());
+}
+
+bool Journal::SnapshotNow(std::string& error) {
+  if (!wal_ || store_ == nullptr) {
+    error = "storage is not running";
+    return false;
+  }
+  std::lock_guard one(snapshot_mu_);
+  const auto start = Clock::now();
+  const uint64_t lsn_before = wal_->appended_lsn();
+  const std::optional<uint64_t> segment = wal_->Rotate(std::chrono::seconds(10));
+  if (!segment) {
+    error = "the log could not be rotated: " + wal_->last_error();
+    return false;
+  }
+  // Read after the rotation, before the walk: the vector never claims more than the walk sees.
+  const causal::VersionVector applied = applied_();
+  const std::string layout = layout_();
+  const std::optional<SnapshotInfo> info =
+      WriteSnapshot(dir_->path(), *segment, layout, applied, *store_, error);
+  if (!info) return false;
+  for (uint64_t n : dir_->Segments()) {
+    if (n < *segment) ::unlink(dir_->SegmentPath(n).c_str());
+  }
+  for (uint64_t n : dir_->Snapshots()) {
+    if (n < *segment) ::unlink(dir_->SnapshotPath(n).c_str());
+  }
+  recovered_log_bytes_ = 0;
+  log_base_lsn_ = lsn_before;
+  last_snapshot_bytes_ = info->bytes;
+  snapshots_.fetch_add(1);
+  const auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
+  last_snapshot_micros_ = static_cast<uint64_t>(micros);
+  Log().information("storage: snapshot %s written: %s entries, %s bytes in %s ms; log "
+                    "segments before %s removed",
+                    SnapshotName(*segment), std::to_string(info->entries),
+                    std::to_string(info->bytes), std::to_string(micros / 1000),
+                    SegmentName(*segment));
+  return true;
+}
+
+void Journal::SnapshotLoop() {
+  auto next_try = Clock::now();
+  std::unique_lock lock(loop_mu_);
+  while (!stop_) {
+    loop_cv_.wait_for(lock, options_.snapshot_check_period, [&] { return stop_; });
+    if (stop_) break;
+    const uint64_t threshold =
+        std::max(options_.snapshot_min_log_bytes, last_snapshot_bytes_.load() / 2);
+    if (LogBytes() < threshold || Clock::now() < next_try || !wal_->healthy()) continue;
+    lock.unlock();
+    std::string error;
+    if (!SnapshotNow(error)) {
+      snapshot_failures_.fetch_add(1);
+      Log().warning("storage: snapshot failed (%s); the log is kept and a snapshot is tried "
+                    "again in 10 s",
+                    error);
+      next_try = Clock::now() + std::chrono::seconds(10);
+    }
+    lock.lock();
+  }
+}
+
+std::string Journal::MetricsText() const {
+  std::string out;
+  auto metric = [&](const char* name, const char* type, const char* help, double value) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + " ";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", value);
+    out += buf;
+    out += "\n";
+  };
+  metric("kvs_storage_enabled", "gauge", "1 when data is kept on disk (kvs.storage.mode=disk).",
+         enabled() ? 1 : 0);
+  if (!wal_) return out;
+  const Wal::Stats s = wal_->stats();
+  metric("kvs_storage_healthy", "gauge", "0 while the log cannot be written (writes refused).",
+         wal_->healthy() ? 1 : 0);
+  metric("kvs_storage_fsyncs_total", "counter", "fdatasync calls on the log.",
+         static_cast<double>(s.fsyncs));
+  metric("kvs_storage_fsync_seconds_total", "counter", "Time spent in fdatasync on the log.",
+         static_cast<double>(s.fsync_micros_total) / 1e6);
+  metric("kvs_storage_fsync_max_seconds", "gauge", "Longest fdatasync on the log so far.",
+         static_cast<double>(s.fsync_micros_max) / 1e6);
+  metric("kvs_storage_log_groups_total", "counter", "Group commits written to the log.",
+         static_cast<double>(s.groups));
+  metric("kvs_storage_log_written_bytes_total", "counter", "Bytes written to the log.",
+         static_cast<double>(s.bytes_written));
+  metric("kvs_storage_write_errors_total", "counter", "Failed log writes or fsyncs.",
+         static_cast<double>(s.errors));
+  metric("kvs_storage_log_bytes", "gauge", "Log bytes not yet covered by a snapshot.",
+         static_cast<double>(LogBytes()));
+  metric("kvs_storage_snapshots_total", "counter", "Snapshots written.",
+         static_cast<double>(snapshots_.load()));
+  metric("kvs_storage_snapshot_failures_total", "counter", "Snapshots that failed.",
+         static_cast<double>(snapshot_failures_.load()));
+  metric("kvs_storage_snapshot_bytes", "gauge", "Size of the newest snapshot.",
+         static_cast<double>(last_snapshot_bytes_.load()));
+  metric("kvs_storage_last_snapshot_seconds", "gauge", "Time the newest snapshot took.",
+         static_cast<double>(last_snapshot_micros_.load()) / 1e6);
+  metric("kvs_storage_recovery_seconds", "gauge", "Time recovery from disk took at start.",
+         static_cast<double>(recovery_.took.count()) / 1e3);
+  metric("kvs_storage_recovered_records", "gauge",
+         "Snapshot entries plus log records read at start.",
+         static_cast<double>(recovery_.snapshot_entries + recovery_.log_records));
+  return out;
+}
+
+std::string Journal::HealthJson() const {
+  if (!enabled()) return "{\"mode\":\"memory\"}";
+  std::string out = "{\"mode\":\"disk\",\"dir\":\"" + JsonEscape(dir_->path()) +
+                    "\",\"fsync\":\"" + ToString(options_.wal.fsync) + "\",\"writable\":" +
+                    (Writable() ? "true" : "false") +
+                    ",\"recovery_ms\":" + std::to_string(recovery_.took.count()) +
+                    ",\"recovered_snapshot_entries\":" +
+                    std::to_string(recovery_.snapshot_entries) +
+                    ",\"recovered_log_records\":" + std::to_string(recovery_.log_records) +
+                    ",\"log_bytes\":" + std::to_string(LogBytes()) + "}";
+  return out;
+}
+
+}  // namespace kvs::storage

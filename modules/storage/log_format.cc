@@ -1,0 +1,320 @@
+#include "kvs/storage/log_format.h"
+
+#include <Poco/Checksum.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace kvs::storage {
+namespace {
+
+constexpr uint32_t kLengthMask = 0xa282ead8u;
+constexpr size_t kReadChunk = 1 << 20;
+
+void PutFixed32(char* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+uint32_t GetFixed32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return v;
+}
+
+}  // namespace
+
+uint32_t Crc32(std::string_view bytes) {
+  Poco::Checksum crc(Poco::Checksum::TYPE_CRC32);
+  // Checksum::update takes an unsigned length: feed huge payloads in pieces.
+  while (!bytes.empty()) {
+    const size_t n = std::min<size_t>(bytes.size(), 1u << 30);
+    crc.update(bytes.data(), static_cast<unsigned>(n));
+    bytes.remove_prefix(n);
+  }
+  return crc.checksum();
+}
+
+void AppendFramed(std::string& out, std::string_view payload) {
+  char header[kHeaderBytes];
+  const uint32_t length = static_cast<uint32_t>(payload.size());
+  PutFixed32(header, length);
+  PutFixed32(header + 4, Crc32(std::string_view(header, 4)) ^ kLengthMask);
+  PutFixed32(header + 8, Crc32(payload));
+  out.append(header, kHeaderBytes);
+  out.append(payload);
+}
+
+void PutVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+void PutString(std::string& out, std::string_view s) {
+  PutVarint(out, s.size());
+  out.append(s);
+}
+
+bool PayloadReader::Varint(uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift <= 63; shift += 7) {
+    if (rest_.empty()) return Fail();
+    const uint8_t b = static_cast<uint8_t>(rest_.front());
+    rest_.remove_prefix(1);
+    if (shift == 63 && b > 1) return Fail();
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return Fail();
+}
+
+bool PayloadReader::String(std::string_view& s) {
+  uint64_t n = 0;
+  if (!Varint(n) || n > rest_.size()) return Fail();
+  s = rest_.substr(0, n);
+  rest_.remove_prefix(n);
+  return true;
+}
+
+bool PayloadReader::Byte(uint8_t& b) {
+  if (rest_.empty()) return Fail();
+  b = static_cast<uint8_t>(rest_.front());
+  rest_.remove_prefix(1);
+  return true;
+}
+
+bool PayloadReader::Fail() {
+  rest_ = {};
+  failed_ = true;
+  return false;
+}
+
+void EncodeEntryBody(std::string& out, std::string_view key, std::string_view value,
+                     std::string_view meta, bool tombstone, uint64_t hlc, std::string_view origin,
+                     uint64_t seq, bool record_applied) {
+  out.push_back(static_cast<char>((tombstone ? 1 : 0) | (record_applied ? 2 : 0)));
+  PutString(out, key);
+  PutString(out, value);
+  PutString(out, meta);
+  PutString(out, origin);
+  PutVarint(out, hlc);
+  PutVarint(out, seq);
+}
+
+bool DecodeEntryBody(PayloadReader& in, LoggedEntry& out) {
+  uint8_t flags = 0;
+  std::string_view key, value, meta, origin;
+  uint64_t hlc = 0, seq = 0;
+  if (!in.Byte(flags) || flags > 3 || !in.String(key) || !in.String(value) || !in.String(meta) ||
+      !in.String(origin) || !in.Varint(hlc) || !in.Varint(seq)) {
+    return false;
+  }
+  out.key.assign(key);
+  out.entry.value.assign(value);
+  out.entry.meta.assign(meta);
+  out.entry.tombstone = (flags & 1) != 0;
+  out.entry.version.hlc = hlc;
+  out.entry.version.origin.assign(origin);
+  out.entry.version.seq = seq;
+  out.record_applied = (flags & 2) != 0;
+  return true;
+}
+
+std::string EncodeEntry(std::string_view key, const store::Entry& entry, bool record_applied) {
+  std::string out;
+  out.reserve(32 + key.size() + entry.value.size() + entry.meta.size() +
+              entry.version.origin.size());
+  out.push_back(static_cast<char>(RecordType::kEntry));
+  EncodeEntryBody(out, key, entry.value, entry.meta, entry.tombstone, entry.version.hlc,
+                  entry.version.origin, entry.version.seq, record_applied);
+  return out;
+}
+
+std::string EncodeApplied(std::string_view origin, uint64_t seq) {
+  std::string out(1, static_cast<char>(RecordType::kApplied));
+  PutString(out, origin);
+  PutVarint(out, seq);
+  return out;
+}
+
+void PutVector(std::string& out, const causal::VersionVector& vv) {
+  PutVarint(out, vv.size());
+  for (const auto& [origin, seq] : vv) {
+    PutString(out, origin);
+    PutVarint(out, seq);
+  }
+}
+
+bool GetVector(PayloadReader& in, causal::VersionVector& vv) {
+  uint64_t n = 0;
+  if (!in.Varint(n)) return false;
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string_view origin;
+    uint64_t seq = 0;
+    if (!in.String(origin) || !in.Varint(seq)) return false;
+    vv[std::string(origin)] = seq;
+  }
+  return true;
+}
+
+std::string EncodeRaise(const causal::VersionVector& vv) {
+  std::string out(1, static_cast<char>(RecordType::kRaise));
+  PutVector(out, vv);
+  return out;
+}
+
+std::string EncodePurge(std::string_view key, std::string_view origin, uint64_t seq) {
+  std::string out(1, static_cast<char>(RecordType::kPurge));
+  PutString(out, key);
+  PutString(out, origin);
+  PutVarint(out, seq);
+  return out;
+}
+
+std::string EncodeLayout(std::string_view layout) {
+  std::string out(1, static_cast<char>(RecordType::kLayout));
+  PutString(out, layout);
+  return out;
+}
+
+bool DecodeLogRecord(std::string_view payload, LogRecord& out) {
+  PayloadReader in(payload);
+  uint8_t type = 0;
+  if (!in.Byte(type)) return false;
+  out.type = static_cast<RecordType>(type);
+  std::string_view a, b;
+  switch (out.type) {
+    case RecordType::kEntry:
+      if (!DecodeEntryBody(in, out.entry)) return false;
+      break;
+    case RecordType::kApplied:
+      if (!in.String(a) || !in.Varint(out.seq)) return false;
+      out.origin.assign(a);
+      break;
+    case RecordType::kRaise:
+      out.vv.clear();
+      if (!GetVector(in, out.vv)) return false;
+      break;
+    case RecordType::kPurge:
+      if (!in.String(a) || !in.String(b) || !in.Varint(out.seq)) return false;
+      out.key.assign(a);
+      out.origin.assign(b);
+      break;
+    case RecordType::kLayout:
+      if (!in.String(a)) return false;
+      out.layout.assign(a);
+      break;
+    default:
+      return false;
+  }
+  return in.done();
+}
+
+// --- RecordFileReader -----------------------------------------------------------------------
+
+RecordFileReader::~RecordFileReader() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool RecordFileReader::Open(const std::string& path) {
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) {
+    error_ = std::string("cannot open: ") + std::strerror(errno);
+    return false;
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) {
+    error_ = std::string("cannot stat: ") + std::strerror(errno);
+    return false;
+  }
+  file_size_ = static_cast<uint64_t>(st.st_size);
+  return true;
+}
+
+bool RecordFileReader::Fill(size_t n) {
+  if (pos_ + n > file_size_) return false;
+  // Drop what was consumed, then read until [pos_, pos_ + n) is buffered.
+  if (pos_ > buf_offset_) {
+    buf_.erase(0, static_cast<size_t>(pos_ - buf_offset_));
+    buf_offset_ = pos_;
+  }
+  while (buf_.size() < n) {
+    const size_t want = std::max(n - buf_.size(), kReadChunk);
+    const size_t old = buf_.size();
+    buf_.resize(old + want);
+    const ssize_t got =
+        ::pread(fd_, buf_.data() + old, want, static_cast<off_t>(buf_offset_ + old));
+    if (got < 0 && errno == EINTR) {
+      buf_.resize(old);
+      continue;
+    }
+    if (got <= 0) {
+      buf_.resize(old);
+      error_ = got < 0 ? std::string("read error: ") + std::strerror(errno)
+                       : std::string("file shrank while reading");
+      return false;
+    }
+    buf_.resize(old + static_cast<size_t>(got));
+  }
+  return true;
+}
+
+bool RecordFileReader::RestIsZero(uint64_t from) {
+  char chunk[4096];
+  for (uint64_t at = from; at < file_size_;) {
+    const ssize_t got = ::pread(fd_, chunk, sizeof chunk, static_cast<off_t>(at));
+    if (got <= 0) return false;
+    for (ssize_t i = 0; i < got; ++i) {
+      if (chunk[i] != 0) return false;
+    }
+    at += static_cast<uint64_t>(got);
+  }
+  return true;
+}
+
+RecordFileReader::Status RecordFileReader::Next(std::string_view& payload) {
+  record_offset_ = pos_;
+  if (fd_ < 0) return Status::kIoError;
+  if (pos_ == file_size_) return Status::kEnd;
+  if (file_size_ - pos_ < kHeaderBytes) {
+    error_ = "record header cut short (" + std::to_string(file_size_ - pos_) + " of " +
+             std::to_string(kHeaderBytes) + " bytes)";
+    return Status::kTorn;
+  }
+  if (!Fill(kHeaderBytes)) return Status::kIoError;
+  const char* h = buf_.data() + (pos_ - buf_offset_);
+  const uint32_t length = GetFixed32(h);
+  const uint32_t length_check = GetFixed32(h + 4);
+  const uint32_t crc = GetFixed32(h + 8);
+  if ((Crc32(std::string_view(h, 4)) ^ kLengthMask) != length_check) {
+    if (RestIsZero(pos_)) {
+      error_ = "zero bytes where a record should start (unwritten tail)";
+      return Status::kTorn;
+    }
+    error_ = "record header checksum mismatch";
+    return Status::kDamaged;
+  }
+  if (length == 0 || length > kMaxPayloadBytes) {
+    error_ = "record length " + std::to_string(length) + " out of range";
+    return Status::kDamaged;
+  }
+  if (pos_ + kHeaderBytes + length > file_size_) {
+    error_ = "record cut short (" + std::to_string(file_size_ - pos_ - kHeaderBytes) + " of " +
+             std::to_string(length) + " payload bytes)";
+    return Status::kTorn;
+  }
+  if (!Fill(kHeaderBytes + length)) return Status::kIoError;
+  payload = std::string_view(buf_.data() + (pos_ - buf_offset_) + kHeaderBytes, length);
+  if (Crc32(payload) != crc) {
+    error_ = "record checksum mismatch";
+    return Status::kDamaged;
+  }
+  pos_ += kHeaderBytes + length;
+  return Status::kRecord;
+}
+
+}  // namespace kvs::storage

@@ -1,0 +1,206 @@
+#include "kvs/storage/snapshot.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+namespace kvs::storage {
+namespace {
+
+constexpr char kMagic[] = "KVSSNAP1";
+constexpr size_t kChunkBytes = 1 << 20;
+
+class FileWriter {
+ public:
+  explicit FileWriter(std::string path) : path_(std::move(path)) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd_ < 0) Fail("cannot create");
+  }
+  ~FileWriter() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  bool Write(std::string_view bytes) {
+    while (ok() && !bytes.empty()) {
+      const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Fail("cannot write");
+      bytes.remove_prefix(static_cast<size_t>(n));
+      written_ += static_cast<uint64_t>(n);
+    }
+    return ok();
+  }
+  bool SyncAndClose() {
+    if (!ok()) return false;
+    if (::fsync(fd_) != 0) return Fail("cannot sync");
+    const int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) return Fail("cannot close");
+    return true;
+  }
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+  uint64_t written() const { return written_; }
+
+ private:
+  bool Fail(const char* what) {
+    if (error_.empty()) error_ = std::string(what) + " " + path_ + ": " + std::strerror(errno);
+    return false;
+  }
+  std::string path_;
+  int fd_ = -1;
+  uint64_t written_ = 0;
+  std::string error_;
+};
+
+}  // namespace
+
+std::string SnapshotName(uint64_t segment) {
+  char name[40];
+  std::snprintf(name, sizeof name, "snap-%016" PRIu64 ".kvs", segment);
+  return name;
+}
+
+std::optional<SnapshotInfo> WriteSnapshot(const std::string& dir, uint64_t segment,
+                                          const std::string& layout,
+                                          const causal::VersionVector& applied,
+                                          const store::Store& store, std::string& error) {
+  const std::string final_path = dir + "/" + SnapshotName(segment);
+  const std::string tmp_path = final_path + ".tmp";
+  SnapshotInfo info;
+  {
+    FileWriter out(tmp_path);
+    std::string payload, framed;
+    payload.push_back(static_cast<char>(RecordType::kSnapshotHeader));
+    PutString(payload, kMagic);
+    PutVarint(payload, segment);
+    PutString(payload, layout);
+    PutVector(payload, applied);
+    AppendFramed(framed, payload);
+    out.Write(framed);
+
+    uint64_t chunks = 0;
+    std::string body;  // entries of the chunk being filled
+    uint64_t in_body = 0;
+    auto flush_chunk = [&] {
+      if (in_body == 0) return;
+      payload.clear();
+      payload.push_back(static_cast<char>(RecordType::kSnapshotEntries));
+      PutVarint(payload, in_body);
+      payload += body;
+      AppendFramed(framed, payload);
+      body.clear();
+      in_body = 0;
+      ++chunks;
+    };
+    for (size_t stripe = 0; stripe < store::Store::stripe_count() && out.ok(); ++stripe) {
+      framed.clear();
+      // Encode under the stripe's lock (quick, in memory); write after releasing it.
+      store.ForEachInStripe(stripe, [&](std::string_view key, const store::EntryView& e) {
+        EncodeEntryBody(body, key, e.value, e.meta, e.tombstone, e.version.hlc, e.version.origin,
+                        e.version.seq, /*record_applied=*/false);
+        ++in_body;
+        ++info.entries;
+        if (body.size() >= kChunkBytes) flush_chunk();
+      });
+      flush_chunk();
+      out.Write(framed);
+    }
+    framed.clear();
+    payload.clear();
+    payload.push_back(static_cast<char>(RecordType::kSnapshotFooter));
+    PutVarint(payload, info.entries);
+    PutVarint(payload, chunks);
+    AppendFramed(framed, payload);
+    out.Write(framed);
+    info.bytes = out.written();
+    if (!out.SyncAndClose()) {
+      error = out.error();
+      ::unlink(tmp_path.c_str());
+      return std::nullopt;
+    }
+  }
+  if (::rename(tmp_path.c_str(), final_path.c_str()) != 0) {
+    error = "cannot rename " + tmp_path + ": " + std::strerror(errno);
+    ::unlink(tmp_path.c_str());
+    return std::nullopt;
+  }
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0 || ::fsync(dfd) != 0) {
+    error = "cannot sync directory " + dir + ": " + std::strerror(errno);
+    if (dfd >= 0) ::close(dfd);
+    return std::nullopt;
+  }
+  ::close(dfd);
+  return info;
+}
+
+bool LoadSnapshot(const std::string& path, const std::function<void(SnapshotHeader&&)>& on_header,
+                  const std::function<void(LoggedEntry&&)>& on_entry, uint64_t& entries,
+                  std::string& error) {
+  entries = 0;
+  RecordFileReader reader;
+  if (!reader.Open(path)) {
+    error = path + ": " + reader.error();
+    return false;
+  }
+  auto damaged = [&](const std::string& why) {
+    error = path + " at offset " + std::to_string(reader.offset()) + ": " + why;
+    return false;
+  };
+  bool have_header = false;
+  uint64_t chunks = 0;
+  std::string_view payload;
+  while (true) {
+    const auto status = reader.Next(payload);
+    if (status == RecordFileReader::Status::kEnd) return damaged("snapshot has no footer");
+    if (status != RecordFileReader::Status::kRecord) return damaged(reader.error());
+    PayloadReader in(payload);
+    uint8_t type = 0;
+    in.Byte(type);
+    if (!have_header) {
+      std::string_view magic;
+      SnapshotHeader header;
+      std::string_view layout;
+      if (type != static_cast<uint8_t>(RecordType::kSnapshotHeader) || !in.String(magic) ||
+          magic != kMagic || !in.Varint(header.segment) || !in.String(layout) ||
+          !GetVector(in, header.applied) || !in.done()) {
+        return damaged("not a kvs snapshot header");
+      }
+      header.layout.assign(layout);
+      on_header(std::move(header));
+      have_header = true;
+      continue;
+    }
+    if (type == static_cast<uint8_t>(RecordType::kSnapshotEntries)) {
+      uint64_t n = 0;
+      if (!in.Varint(n)) return damaged("bad entry chunk");
+      for (uint64_t i = 0; i < n; ++i) {
+        LoggedEntry entry;
+        if (!DecodeEntryBody(in, entry)) return damaged("bad entry in chunk");
+        on_entry(std::move(entry));
+        ++entries;
+      }
+      if (!in.done()) return damaged("bad entry chunk");
+      ++chunks;
+      continue;
+    }
+    if (type == static_cast<uint8_t>(RecordType::kSnapshotFooter)) {
+      uint64_t total = 0, total_chunks = 0;
+      if (!in.Varint(total) || !in.Varint(total_chunks) || !in.done() || total != entries ||
+          total_chunks != chunks) {
+        return damaged("footer does not match the entries read");
+      }
+      if (reader.Next(payload) != RecordFileReader::Status::kEnd) {
+        return damaged("bytes after the footer");
+      }
+      return true;
+    }
+    return damaged("unexpected record type " + std::to_string(type));
+  }
+}
+
+}  // namespace kvs::storage

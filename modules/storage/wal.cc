@@ -1,0 +1,306 @@
+#include "kvs/storage/wal.h"
+
+#include <Poco/Logger.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "kvs/storage/log_format.h"
+
+namespace kvs::storage {
+namespace {
+
+Poco::Logger& Log() { return Poco::Logger::get("kvs.storage"); }
+
+using Clock = std::chrono::steady_clock;
+
+bool SyncDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+int CreateSegment(const std::string& dir, uint64_t segment, std::string& error) {
+  const std::string path = dir + "/" + SegmentName(segment);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    error = "cannot create " + path + ": " + std::strerror(errno);
+    return -1;
+  }
+  if (!SyncDirectory(dir)) {
+    error = "cannot sync directory " + dir + ": " + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+std::optional<FsyncPolicy> ParseFsyncPolicy(std::string_view text) {
+  if (text == "always") return FsyncPolicy::kAlways;
+  if (text == "interval") return FsyncPolicy::kInterval;
+  if (text == "never") return FsyncPolicy::kNever;
+  return std::nullopt;
+}
+
+const char* ToString(FsyncPolicy policy) {
+  switch (policy) {
+    case FsyncPolicy::kAlways:
+      return "always";
+    case FsyncPolicy::kInterval:
+      return "interval";
+    case FsyncPolicy::kNever:
+      return "never";
+  }
+  return "?";
+}
+
+std::string SegmentName(uint64_t n) {
+  char name[40];
+  std::snprintf(name, sizeof name, "wal-%016" PRIu64 ".log", n);
+  return name;
+}
+
+std::unique_ptr<Wal> Wal::Open(const std::string& dir, uint64_t segment,
+                               const WalOptions& options, std::string& error) {
+  const int fd = CreateSegment(dir, segment, error);
+  if (fd < 0) return nullptr;
+  return std::unique_ptr<Wal>(new Wal(dir, segment, fd, options));
+}
+
+Wal::Wal(std::string dir, uint64_t segment, int fd, const WalOptions& options)
+    : dir_(std::move(dir)), options_(options), segment_(segment), fd_(fd) {
+  writer_ = std::thread([this] { Run(); });
+}
+
+Wal::~Wal() { Close(); }
+
+void Wal::SetListener(std::function<void()> listener) {
+  std::lock_guard lock(listener_mu_);
+  listener_ = std::move(listener);
+}
+
+uint64_t Wal::Append(std::string_view payload) {
+  std::string framed;
+  framed.reserve(kHeaderBytes + payload.size());
+  AppendFramed(framed, payload);
+  std::lock_guard lock(mu_);
+  buf_ += framed;
+  appended_ += framed.size();
+  if (writer_idle_) {
+    writer_idle_ = false;
+    writer_cv_.notify_one();
+  }
+  return appended_;
+}
+
+uint64_t Wal::appended_lsn() const {
+  std::lock_guard lock(mu_);
+  return appended_;
+}
+
+Wal::State Wal::Check(uint64_t lsn) const {
+  if (durable_.load(std::memory_order_acquire) >= lsn) return State::kDurable;
+  if (failed_through_.load(std::memory_order_acquire) >= lsn) return State::kFailed;
+  return State::kPending;
+}
+
+Wal::State Wal::Wait(uint64_t lsn, std::chrono::milliseconds timeout) {
+  State state = Check(lsn);
+  if (state != State::kPending) return state;
+  std::unique_lock lock(mu_);
+  ++waiters_;
+  done_cv_.wait_for(lock, timeout, [&] { return (state = Check(lsn)) != State::kPending; });
+  --waiters_;
+  return state;
+}
+
+std::optional<uint64_t> Wal::Rotate(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  if (stop_) return std::nullopt;
+  const uint64_t target = rotations_ + 1;
+  rotate_requested_ = true;
+  writer_idle_ = false;
+  writer_cv_.notify_one();
+  ++waiters_;
+  const bool done = done_cv_.wait_for(lock, timeout, [&] { return rotations_ >= target; });
+  --waiters_;
+  if (!done) return std::nullopt;
+  return segment_.load(std::memory_order_acquire);
+}
+
+Wal::Stats Wal::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+void Wal::Close() {
+  {
+    std::lock_guard lock(mu_);
+    if (stop_ && !writer_.joinable()) return;
+    stop_ = true;
+    writer_cv_.notify_one();
+  }
+  if (writer_.joinable()) writer_.join();
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+bool Wal::WritePending() {
+  size_t done = 0;
+  while (done < pending_.size()) {
+    const ssize_t n = ::pwrite(fd_, pending_.data() + done, pending_.size() - done,
+                               static_cast<off_t>(file_offset_));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      last_error_ = std::string("write failed: ") + (n < 0 ? std::strerror(errno) : "no progress");
+      // What was written of pending_ is not durable either: all of it is written again.
+      return false;
+    }
+    done += static_cast<size_t>(n);
+    file_offset_ += static_cast<uint64_t>(n);
+  }
+  if (unsynced_.empty()) {
+    unsynced_.swap(pending_);
+  } else {
+    unsynced_ += pending_;
+  }
+  pending_.clear();
+  return true;
+}
+
+bool Wal::Sync() {
+  const auto start = Clock::now();
+  if (::fdatasync(fd_) != 0) {
+    last_error_ = std::string("fdatasync failed: ") + std::strerror(errno);
+    return false;
+  }
+  const auto micros = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
+  std::lock_guard lock(mu_);
+  ++stats_.fsyncs;
+  stats_.fsync_micros_total += micros;
+  stats_.fsync_micros_max = std::max(stats_.fsync_micros_max, micros);
+  return true;
+}
+
+bool Wal::OpenNextSegment() {
+  const uint64_t next = segment_.load(std::memory_order_relaxed) + 1;
+  const int fd = CreateSegment(dir_, next, last_error_);
+  if (fd < 0) return false;
+  ::close(fd_);
+  fd_ = fd;
+  file_offset_ = synced_offset_ = 0;
+  segment_.store(next, std::memory_order_release);
+  return true;
+}
+
+void Wal::Notify() {
+  {
+    std::lock_guard lock(mu_);
+    if (waiters_ > 0) done_cv_.notify_all();
+  }
+  std::lock_guard lock(listener_mu_);
+  if (listener_) listener_();
+}
+
+void Wal::Run() {
+  Clock::time_point next_sync = Clock::now() + options_.fsync_interval;
+  Clock::time_point retry_at{};
+  bool rotate = false;
+  while (true) {
+    bool stopping = false;
+    {
+      std::unique_lock lock(mu_);
+      auto has_work = [&] {
+        if (!healthy_.load(std::memory_order_relaxed)) return stop_ || Clock::now() >= retry_at;
+        return stop_ || !buf_.empty() || rotate_requested_ ||
+               (options_.fsync == FsyncPolicy::kInterval && !unsynced_.empty() &&
+                Clock::now() >= next_sync);
+      };
+      while (!has_work()) {
+        writer_idle_ = true;
+        if (!healthy_.load(std::memory_order_relaxed)) {
+          writer_cv_.wait_until(lock, retry_at);
+        } else if (options_.fsync == FsyncPolicy::kInterval && !unsynced_.empty()) {
+          writer_cv_.wait_until(lock, next_sync);
+        } else {
+          writer_cv_.wait(lock);
+        }
+      }
+      writer_idle_ = false;
+      stopping = stop_;
+      if (pending_.empty()) {
+        pending_.swap(buf_);
+      } else {
+        pending_ += buf_;
+        buf_.clear();
+      }
+      pending_lsn_ = appended_;
+      if (rotate_requested_) {
+        rotate = true;
+        rotate_requested_ = false;
+      }
+    }
+    const uint64_t bytes = pending_.size();
+    bool ok = WritePending();
+    const bool sync_now = options_.fsync == FsyncPolicy::kAlways || rotate || stopping ||
+                          (options_.fsync == FsyncPolicy::kInterval && Clock::now() >= next_sync);
+    if (ok && sync_now && !unsynced_.empty()) {
+      ok = Sync();
+      if (ok) next_sync = Clock::now() + options_.fsync_interval;
+    }
+    if (ok && (sync_now || options_.fsync == FsyncPolicy::kNever)) {
+      // Durable (or, with kNever, as durable as this policy makes anything).
+      synced_offset_ = file_offset_;
+      unsynced_.clear();
+    }
+    if (ok && rotate) ok = OpenNextSegment();
+    if (ok) {
+      durable_.store(pending_lsn_, std::memory_order_release);
+      if (!healthy_.load(std::memory_order_relaxed)) {
+        Log().information("storage: log writes succeed again (segment %s); accepting writes",
+                          SegmentName(segment_.load()));
+      }
+      healthy_.store(true, std::memory_order_release);
+      std::lock_guard lock(mu_);
+      ++stats_.groups;
+      stats_.bytes_written += bytes;
+      if (rotate) {
+        ++rotations_;
+        rotate = false;
+      }
+    } else {
+      // Rewrite from the last durable offset: whatever was written after it may be lost.
+      unsynced_ += pending_;
+      pending_.swap(unsynced_);
+      unsynced_.clear();
+      file_offset_ = synced_offset_;
+      failed_through_.store(pending_lsn_, std::memory_order_release);
+      if (healthy_.exchange(false, std::memory_order_acq_rel)) {
+        Log().error("storage: %s (segment %s); writes are refused until the log can be written",
+                    last_error_, SegmentName(segment_.load()));
+      }
+      retry_at = Clock::now() + options_.retry_after_error;
+      std::lock_guard lock(mu_);
+      ++stats_.errors;
+    }
+    Notify();
+    if (stopping) {
+      if (!ok) Log().error("storage: stopping with %z log bytes not written: %s", pending_.size(),
+                           last_error_);
+      return;
+    }
+  }
+}
+
+}  // namespace kvs::storage
