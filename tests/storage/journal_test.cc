@@ -1,0 +1,224 @@
+#include "kvs/storage/journal.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "temp_dir.h"
+
+namespace kvs::storage {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Collects what recovery delivers into a store and a vector, as the node does.
+class TestSink : public RecoverySink {
+ public:
+  void OnEntry(LoggedEntry&& e) override {
+    if (e.record_applied) applied[e.entry.version.origin] = e.entry.version.seq;
+    store.ApplyIfNewer(e.key, std::move(e.entry));
+  }
+  void OnApplied(std::string_view origin, uint64_t seq) override {
+    applied[std::string(origin)] = seq;
+  }
+  void OnRaise(const causal::VersionVector& vv) override {
+    for (const auto& [o, s] : vv) applied[o] = std::max(applied[o], s);
+  }
+  void OnPurge(const std::string& key, std::string_view origin, uint64_t seq) override {
+    store.EraseKeyIf(key, [&](const store::EntryView& e) {
+      return e.tombstone && e.version.origin == origin && e.version.seq == seq;
+    });
+  }
+  void OnLayout(std::string&& l) override { layout = std::move(l); }
+
+  store::Store store;
+  causal::VersionVector applied;
+  std::string layout;
+};
+
+store::Entry MakeEntry(std::string value, uint64_t seq, bool tombstone = false) {
+  store::Entry e;
+  e.value = std::move(value);
+  e.tombstone = tombstone;
+  e.version = store::Version{seq, "n:1#1.0", seq};
+  return e;
+}
+
+class JournalTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<Journal> Open(bool repair = false) {
+    std::string error;
+    auto dir = DataDir::Open(root_.path(), "n:1", "c", ++now_, error);
+    EXPECT_TRUE(dir) << error;
+    JournalOptions options;
+    options.repair = repair;
+    options.snapshot_min_log_bytes = 1ull << 40;  // snapshots only when a test asks
+    return std::make_unique<Journal>(std::move(dir), options);
+  }
+  // Recovers a fresh journal into `sink`, then starts it writing.
+  std::unique_ptr<Journal> Reopen(TestSink& sink, RecoveryReport* report = nullptr,
+                                  bool repair = false) {
+    auto journal = Open(repair);
+    const RecoveryReport r = journal->Recover(sink);
+    if (report != nullptr) *report = r;
+    if (!r.ok) return journal;
+    std::string error;
+    EXPECT_TRUE(journal->Start(error)) << error;
+    return journal;
+  }
+  // Writes `n` entries k<i> = v<i> (applied to `sink.store` as the node would), then stops.
+  void WriteEntries(Journal& journal, TestSink& sink, int from, int n) {
+    uint64_t lsn = 0;
+    for (int i = from; i < from + n; ++i) {
+      const std::string key = "k" + std::to_string(i);
+      const store::Entry e = MakeEntry("v" + std::to_string(i), static_cast<uint64_t>(i));
+      sink.store.ApplyIfNewer(key, e);
+      lsn = journal.LogEntry(key, e);
+    }
+    EXPECT_EQ(journal.Wait(lsn, milliseconds(5000)), Wal::State::kDurable);
+  }
+  std::string LastSegmentPath() {
+    std::string error;
+    auto dir = DataDir::Open(root_.path(), "n:1", "c", ++now_, error);
+    return dir->SegmentPath(dir->Segments().back());
+  }
+
+  TempDir root_;
+  uint64_t now_ = 1;
+};
+
+TEST_F(JournalTest, DisabledJournalLogsNothing) {
+  Journal journal;
+  EXPECT_FALSE(journal.enabled());
+  EXPECT_EQ(journal.LogEntry("k", MakeEntry("v", 1)), 0u);
+  EXPECT_TRUE(journal.Writable());
+  EXPECT_FALSE(journal.AckWaits());
+  EXPECT_EQ(journal.Check(0), Wal::State::kDurable);
+}
+
+TEST_F(JournalTest, RecoversEverythingLogged) {
+  TestSink live;
+  {
+    auto journal = Reopen(live);
+    journal->LogLayout("L1");
+    WriteEntries(*journal, live, 1, 50);
+    journal->LogApplied("other#1.0", 7);
+    journal->LogRaise({{"peer#1.0", 40}});
+    // A delete, then its tombstone purged.
+    live.store.ApplyIfNewer("k3", MakeEntry("", 100, true));
+    journal->LogEntry("k3", MakeEntry("", 100, true));
+    live.store.EraseKeyIf("k3", [](const store::EntryView&) { return true; });
+    journal->LogPurge("k3", "n:1#1.0", 100);
+    journal->LogLayout("L2");
+    journal->Stop();
+  }
+  TestSink recovered;
+  RecoveryReport report;
+  auto journal = Reopen(recovered, &report);
+  ASSERT_TRUE(report.ok) << report.error;
+  EXPECT_EQ(report.log_records, 56u);
+  EXPECT_EQ(recovered.layout, "L2");
+  EXPECT_EQ(recovered.store.size(), 49u);
+  EXPECT_FALSE(recovered.store.Get("k3").has_value());
+  EXPECT_EQ(recovered.store.Get("k7")->value, "v7");
+  EXPECT_EQ(recovered.applied["other#1.0"], 7u);
+  EXPECT_EQ(recovered.applied["peer#1.0"], 40u);
+  EXPECT_EQ(recovered.applied["n:1#1.0"], 100u);
+}
+
+TEST_F(JournalTest, SnapshotTruncatesTheLogAndRecoveryCombinesBoth) {
+  TestSink live;
+  auto journal = Reopen(live);
+  journal->StartSnapshots(
+      live.store, [] { return causal::VersionVector{{"n:1#1.0", 60}}; }, [] { return "LS"; });
+  WriteEntries(*journal, live, 1, 60);
+  std::string error;
+  ASSERT_TRUE(journal->SnapshotNow(error)) << error;
+  WriteEntries(*journal, live, 61, 20);
+  // Overwrite a snapshotted key after the snapshot.
+  live.store.ApplyIfNewer("k5", MakeEntry("new", 500));
+  journal->LogEntry("k5", MakeEntry("new", 500));
+  journal->Stop();
+  journal.reset();
+
+  std::string open_error;
+  auto dir = DataDir::Open(root_.path(), "n:1", "c", ++now_, open_error);
+  ASSERT_EQ(dir->Snapshots().size(), 1u);
+  EXPECT_EQ(dir->Segments().front(), dir->Snapshots().front());  // older segments are gone
+  dir.reset();
+
+  TestSink recovered;
+  RecoveryReport report;
+  journal = Reopen(recovered, &report);
+  ASSERT_TRUE(report.ok) << report.error;
+  EXPECT_EQ(report.snapshot_entries, 60u);
+  EXPECT_EQ(report.log_records, 21u);
+  EXPECT_EQ(recovered.layout, "LS");
+  EXPECT_EQ(recovered.store.size(), 80u);
+  EXPECT_EQ(recovered.store.Get("k5")->value, "new");
+  EXPECT_EQ(recovered.store.Get("k70")->value, "v70");
+  EXPECT_EQ(recovered.applied["n:1#1.0"], 500u);
+}
+
+TEST_F(JournalTest, TornTailIsCutAtTheLastWholeRecord) {
+  TestSink live;
+  {
+    auto journal = Reopen(live);
+    WriteEntries(*journal, live, 1, 10);
+    journal->Stop();
+  }
+  const std::string path = LastSegmentPath();
+  const std::string bytes = ReadFile(path);
+  std::string torn;
+  AppendFramed(torn, EncodeEntry("k11", MakeEntry("v11", 11), true));
+  WriteFile(path, bytes + torn.substr(0, torn.size() - 5));
+
+  TestSink recovered;
+  RecoveryReport report;
+  auto journal = Reopen(recovered, &report);
+  ASSERT_TRUE(report.ok) << report.error;
+  EXPECT_EQ(report.torn_bytes_cut, torn.size() - 5);
+  EXPECT_EQ(recovered.store.size(), 10u);
+  EXPECT_EQ(ReadFile(path), bytes);  // truncated back to the whole records
+  // And the node goes on writing after it.
+  WriteEntries(*journal, recovered, 11, 1);
+  journal->Stop();
+  journal.reset();
+  TestSink again;
+  journal = Reopen(again, &report);
+  ASSERT_TRUE(report.ok) << report.error;
+  EXPECT_EQ(again.store.size(), 11u);
+}
+
+TEST_F(JournalTest, DamageBeforeTheTailRefusesUnlessRepairing) {
+  TestSink live;
+  {
+    auto journal = Reopen(live);
+    WriteEntries(*journal, live, 1, 20);
+    journal->Stop();
+  }
+  const std::string path = LastSegmentPath();
+  std::string bytes = ReadFile(path);
+  bytes[bytes.size() / 2] ^= 0x04;
+  WriteFile(path, bytes);
+
+  TestSink refused;
+  RecoveryReport report;
+  Reopen(refused, &report);
+  ASSERT_FALSE(report.ok);
+  EXPECT_NE(report.error.find(path), std::string::npos) << report.error;
+  EXPECT_NE(report.error.find("at offset"), std::string::npos) << report.error;
+  EXPECT_NE(report.error.find("--storage-repair"), std::string::npos) << report.error;
+  EXPECT_EQ(ReadFile(path), bytes);  // refusing changes nothing
+
+  TestSink repaired;
+  auto journal = Reopen(repaired, &report, /*repair=*/true);
+  ASSERT_TRUE(report.ok) << report.error;
+  EXPECT_TRUE(report.repaired);
+  EXPECT_GT(repaired.store.size(), 0u);
+  EXPECT_LT(repaired.store.size(), 20u);
+  EXPECT_EQ(repaired.applied["n:1#1.0"], repaired.store.size());
+}
+
+}  // namespace
+}  // namespace kvs::storage
