@@ -18,6 +18,12 @@ Poco::Logger& Log() { return Poco::Logger::get("kvs.storage"); }
 
 using Clock = std::chrono::steady_clock;
 
+// kInterval/kNever: nobody waits for a record, so the writer lets records gather this long (or
+// up to this many bytes) and writes them with one call: a process crash can lose at most the
+// records of the last linger; a machine crash, what the fsync policy allows.
+constexpr std::chrono::microseconds kLinger{1000};
+constexpr size_t kLingerMaxBytes = 1 << 20;
+
 bool SyncDirectory(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -92,9 +98,14 @@ uint64_t Wal::Append(std::string_view payload) {
   framed.reserve(kHeaderBytes + payload.size());
   AppendFramed(framed, payload);
   std::lock_guard lock(mu_);
+  const bool was_empty = buf_.empty();
   buf_ += framed;
   appended_ += framed.size();
-  if (writer_idle_) {
+  // kAlways: someone waits for this record, write it now. Otherwise nobody waits: wake the
+  // writer only to start its short linger (or when a lot piled up), one wake-up per batch.
+  const bool wake = options_.fsync == FsyncPolicy::kAlways || was_empty ||
+                    buf_.size() >= kLingerMaxBytes;
+  if (writer_idle_ && wake) {
     writer_idle_ = false;
     writer_cv_.notify_one();
   }
@@ -216,6 +227,8 @@ void Wal::Notify() {
 void Wal::Run() {
   Clock::time_point next_sync = Clock::now() + options_.fsync_interval;
   Clock::time_point retry_at{};
+  Clock::time_point linger_until{};  // kInterval/kNever: when the buffered records are written
+  const bool lazy = options_.fsync != FsyncPolicy::kAlways;
   bool rotate = false;
   while (true) {
     bool stopping = false;
@@ -223,20 +236,30 @@ void Wal::Run() {
       std::unique_lock lock(mu_);
       auto has_work = [&] {
         if (!healthy_.load(std::memory_order_relaxed)) return stop_ || Clock::now() >= retry_at;
-        return stop_ || !buf_.empty() || rotate_requested_ ||
-               (options_.fsync == FsyncPolicy::kInterval && !unsynced_.empty() &&
-                Clock::now() >= next_sync);
+        if (stop_ || rotate_requested_) return true;
+        if (!buf_.empty()) {
+          if (!lazy || buf_.size() >= kLingerMaxBytes) return true;
+          if (linger_until == Clock::time_point{}) linger_until = Clock::now() + kLinger;
+          if (Clock::now() >= linger_until) return true;
+        }
+        return options_.fsync == FsyncPolicy::kInterval && !unsynced_.empty() &&
+               Clock::now() >= next_sync;
       };
       while (!has_work()) {
         writer_idle_ = true;
-        if (!healthy_.load(std::memory_order_relaxed)) {
-          writer_cv_.wait_until(lock, retry_at);
-        } else if (options_.fsync == FsyncPolicy::kInterval && !unsynced_.empty()) {
-          writer_cv_.wait_until(lock, next_sync);
-        } else {
+        Clock::time_point until = Clock::time_point::max();
+        if (!healthy_.load(std::memory_order_relaxed)) until = retry_at;
+        if (lazy && !buf_.empty()) until = std::min(until, linger_until);
+        if (options_.fsync == FsyncPolicy::kInterval && !unsynced_.empty()) {
+          until = std::min(until, next_sync);
+        }
+        if (until == Clock::time_point::max()) {
           writer_cv_.wait(lock);
+        } else {
+          writer_cv_.wait_until(lock, until);
         }
       }
+      linger_until = Clock::time_point{};
       writer_idle_ = false;
       stopping = stop_;
       if (pending_.empty()) {
