@@ -1,5 +1,6 @@
 // kvs-server entry point: parse `--name=value` arguments ourselves (POCO's option parser would
 // reject unknown names), then run the ServerApplication. See server_app.h.
+#include <csignal>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -15,6 +16,13 @@ int main(int argc, char** argv) {
     std::cerr << "kvs-server: error: " << error << std::endl;
     return 64;  // EX_USAGE
   }
+  // Termination signals stay pending until the server waits for them (after start-up and
+  // recovery), so a SIGTERM during start-up still ends in a graceful stop, never a kill. Every
+  // thread inherits this mask; the signals are taken by sigwait in waitForTerminationRequest.
+  sigset_t termination;
+  sigemptyset(&termination);
+  for (int sig : {SIGINT, SIGTERM, SIGQUIT}) sigaddset(&termination, sig);
+  pthread_sigmask(SIG_BLOCK, &termination, nullptr);
   kvs::app::ServerApp app(std::move(*command_line));
   return app.run(std::vector<std::string>{argv[0]});
 }
