@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "kvs/storage/snapshot.h"
 
@@ -183,6 +184,15 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
     }
     for (uint64_t n : snapshots) {
       if (n < snapshots.back()) ::unlink(dir_->SnapshotPath(n).c_str());
+    }
+  }
+  // A snapshot that was being written when the process stopped is incomplete: never used.
+  std::error_code ec;
+  for (const auto& file : std::filesystem::directory_iterator(dir_->path(), ec)) {
+    const std::string name = file.path().filename().string();
+    if (name.starts_with("snap-") && name.ends_with(".kvs.tmp")) {
+      Log().information("storage: removing %s, a snapshot left unfinished", name);
+      std::filesystem::remove(file.path(), ec);
     }
   }
   uint64_t highest = snapshots.empty() ? 0 : snapshots.back() - 1;

@@ -144,6 +144,9 @@ TEST_F(JournalTest, SnapshotTruncatesTheLogAndRecoveryCombinesBoth) {
   std::string open_error;
   auto dir = DataDir::Open(root_.path(), "n:1", "c", ++now_, open_error);
   ASSERT_EQ(dir->Snapshots().size(), 1u);
+  // A snapshot cut short by a crash while it was being written is ignored and removed.
+  const std::string unfinished = root_.path() + "/snap-0000000000000099.kvs.tmp";
+  WriteFile(unfinished, "partial");
   EXPECT_EQ(dir->Segments().front(), dir->Snapshots().front());  // older segments are gone
   dir.reset();
 
@@ -157,6 +160,7 @@ TEST_F(JournalTest, SnapshotTruncatesTheLogAndRecoveryCombinesBoth) {
   EXPECT_EQ(recovered.store.size(), 80u);
   EXPECT_EQ(recovered.store.Get("k5")->value, "new");
   EXPECT_EQ(recovered.store.Get("k70")->value, "v70");
+  EXPECT_FALSE(std::filesystem::exists(unfinished));
   EXPECT_EQ(recovered.applied["n:1#1.0"], 500u);
 }
 
