@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -66,6 +67,8 @@ bool PayloadReader::Varint(uint64_t& v) {
     const uint8_t b = static_cast<uint8_t>(rest_.front());
     rest_.remove_prefix(1);
     if (shift == 63 && b > 1) return Fail();
+    // Only the shortest form is accepted, so that every payload has one encoding.
+    if (shift > 0 && b == 0) return Fail();
     v |= static_cast<uint64_t>(b & 0x7f) << shift;
     if ((b & 0x80) == 0) return true;
   }
@@ -152,11 +155,14 @@ void PutVector(std::string& out, const causal::VersionVector& vv) {
 bool GetVector(PayloadReader& in, causal::VersionVector& vv) {
   uint64_t n = 0;
   if (!in.Varint(n)) return false;
+  std::string_view previous;
   for (uint64_t i = 0; i < n; ++i) {
     std::string_view origin;
     uint64_t seq = 0;
     if (!in.String(origin) || !in.Varint(seq)) return false;
-    vv[std::string(origin)] = seq;
+    if (i > 0 && origin <= previous) return false;  // written sorted, without duplicates
+    vv.emplace_hint(vv.end(), std::string(origin), seq);
+    previous = origin;
   }
   return true;
 }
@@ -237,28 +243,32 @@ bool RecordFileReader::Open(const std::string& path) {
 
 bool RecordFileReader::Fill(size_t n) {
   if (pos_ + n > file_size_) return false;
-  // Drop what was consumed, then read until [pos_, pos_ + n) is buffered.
-  if (pos_ > buf_offset_) {
-    buf_.erase(0, static_cast<size_t>(pos_ - buf_offset_));
+  // Drop what was consumed only once it is most of the buffer (a copy per record would make
+  // reading a file quadratic), then read until [pos_, pos_ + n) is buffered.
+  const size_t consumed = static_cast<size_t>(pos_ - buf_offset_);
+  if (consumed > 0 && consumed >= buf_.size() / 2) {
+    buf_.erase(0, consumed);
     buf_offset_ = pos_;
   }
-  while (buf_.size() < n) {
-    const size_t want = std::max(n - buf_.size(), kReadChunk);
-    const size_t old = buf_.size();
-    buf_.resize(old + want);
-    const ssize_t got =
-        ::pread(fd_, buf_.data() + old, want, static_cast<off_t>(buf_offset_ + old));
-    if (got < 0 && errno == EINTR) {
-      buf_.resize(old);
-      continue;
-    }
+  const size_t have = static_cast<size_t>(buf_offset_ + buf_.size() - pos_);
+  if (have >= n) return true;
+  const uint64_t end = buf_offset_ + buf_.size();
+  const size_t want = static_cast<size_t>(
+      std::min<uint64_t>(std::max<uint64_t>(n - have, kReadChunk), file_size_ - end));
+  const size_t old = buf_.size();
+  buf_.resize(old + want);
+  size_t got_total = 0;
+  while (got_total < want) {
+    const ssize_t got = ::pread(fd_, buf_.data() + old + got_total, want - got_total,
+                                static_cast<off_t>(end + got_total));
+    if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
-      buf_.resize(old);
+      buf_.resize(old + got_total);
       error_ = got < 0 ? std::string("read error: ") + std::strerror(errno)
                        : std::string("file shrank while reading");
       return false;
     }
-    buf_.resize(old + static_cast<size_t>(got));
+    got_total += static_cast<size_t>(got);
   }
   return true;
 }
