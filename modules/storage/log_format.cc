@@ -243,15 +243,14 @@ bool RecordFileReader::Open(const std::string& path) {
 
 bool RecordFileReader::Fill(size_t n) {
   if (pos_ + n > file_size_) return false;
-  // Drop what was consumed only once it is most of the buffer (a copy per record would make
-  // reading a file quadratic), then read until [pos_, pos_ + n) is buffered.
   const size_t consumed = static_cast<size_t>(pos_ - buf_offset_);
-  if (consumed > 0 && consumed >= buf_.size() / 2) {
+  const size_t have = buf_.size() - consumed;
+  if (have >= n) return true;
+  // Only now drop what was consumed: one move of fewer than `n` bytes per read.
+  if (consumed > 0) {
     buf_.erase(0, consumed);
     buf_offset_ = pos_;
   }
-  const size_t have = static_cast<size_t>(buf_offset_ + buf_.size() - pos_);
-  if (have >= n) return true;
   const uint64_t end = buf_offset_ + buf_.size();
   const size_t want = static_cast<size_t>(
       std::min<uint64_t>(std::max<uint64_t>(n - have, kReadChunk), file_size_ - end));
