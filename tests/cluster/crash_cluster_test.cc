@@ -1,7 +1,8 @@
 // Crash and restart: a replica killed with SIGKILL is detected by heartbeats and leaves every
-// view while writes continue at the others; restarted with empty memory it rejoins every view
-// without client action and serves everything written while it was gone (SPEC §1 restart, §2
-// views, §4).
+// view while writes continue at the others; restarted empty (memory and data directory: a
+// replaced machine) it rejoins every view without client action and serves everything written
+// before and while it was gone, all learned from its peers (SPEC §1 restart, §2 views, §4).
+// Recovery from the node's own disk is durability_cluster_test.cc's.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -83,7 +84,7 @@ TEST_F(CrashTest, KilledReplicaLeavesEveryViewAndRejoinsEmptyServingEverything) 
   for (int n = 0; n < 6; ++n) ASSERT_TRUE(write(n % 2)) << "after detection";
 
   const auto restart = steady_clock::now();
-  ASSERT_TRUE(cluster().Restart(2));
+  ASSERT_TRUE(cluster().Restart(2, NetnsCluster::Data::kWipe));
   const PollResult rejoined = WaitForViews({0, 1, 2}, 2, true, kDetectionBound);
   const auto since_restart =
       std::chrono::duration_cast<milliseconds>(steady_clock::now() - restart);

@@ -1,6 +1,9 @@
 // Tests of the harness itself: the network it builds and the faults it injects do what the
 // fault tests assume, independently of replication.
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,6 +66,41 @@ TEST_F(HarnessTest, KillStopsTheNodeAndRestartStartsAFreshOne) {
   const auto after = GetMetric(node(2), "kvs_http_requests_total");
   ASSERT_TRUE(after.has_value());
   EXPECT_LT(*after, *before);
+}
+
+// Each node stores its data in its own directory under the cluster's log directory, which the
+// server uses (it is not empty once the node has taken a write), which a restart keeps by
+// default, and which Restart(..., kWipe) deletes before the node starts.
+TEST_F(HarnessTest, EveryNodeHasItsOwnDataDirectoryThatRestartKeepsOrWipes) {
+  std::set<std::filesystem::path> dirs;
+  for (int i = 0; i < cluster().size(); ++i) {
+    const std::filesystem::path& dir = cluster().data_dir(i);
+    EXPECT_TRUE(std::filesystem::is_directory(dir)) << dir;
+    EXPECT_EQ(dir.parent_path(), cluster().log_dir()) << dir;
+    dirs.insert(dir);
+  }
+  EXPECT_EQ(dirs.size(), static_cast<size_t>(cluster().size()));
+
+  const HttpResponse put = PutKey(node(2), "harness-key", "v", "");
+  ASSERT_EQ(put.status, 201) << http_test::Describe(put);
+  const auto stored = [&] { return !std::filesystem::is_empty(cluster().data_dir(2)); };
+  EXPECT_TRUE(Eventually(stored, milliseconds(5000)))
+      << "node 3 wrote nothing to KVS_STORAGE_DIR=" << cluster().data_dir(2);
+
+  const std::filesystem::path marker = cluster().data_dir(2) / "harness-wipe-marker";
+  ASSERT_TRUE(cluster().Kill(2));
+  EXPECT_FALSE(std::filesystem::is_empty(cluster().data_dir(2))) << "kill -9 keeps the data";
+  ASSERT_TRUE(cluster().Restart(2));
+  ASSERT_TRUE(cluster().WaitReady(2, milliseconds(30000)));
+  EXPECT_FALSE(std::filesystem::is_empty(cluster().data_dir(2))) << "Restart keeps the data";
+
+  ASSERT_TRUE(cluster().Kill(2));
+  { std::ofstream(marker) << "written while the node was down\n"; }
+  ASSERT_TRUE(std::filesystem::exists(marker));
+  ASSERT_TRUE(cluster().Restart(2, NetnsCluster::Data::kWipe));
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "Restart(kWipe) must empty the directory";
+  ASSERT_TRUE(cluster().WaitReady(2, milliseconds(30000)));
+  EXPECT_EQ(cluster().CheckProcesses(), "");
 }
 
 // A node added to the running cluster gets its own namespace and address on the same bridge,

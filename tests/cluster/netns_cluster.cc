@@ -139,11 +139,11 @@ std::unique_ptr<NetnsCluster> NetnsCluster::Create(const ClusterOptions& options
 
 NetnsCluster::NetnsCluster(int index, ClusterOptions options)
     : index_(index), options_(std::move(options)) {
+  log_dir_ = std::filesystem::temp_directory_path() /
+             (OwnerTag() + "-" + std::to_string(index_) + "-logs");
   // Reserved once: AddNode must not move the nodes (endpoint() hands out references).
   nodes_.reserve(kMaxNodes);
   for (int i = 0; i < options_.nodes; ++i) nodes_.push_back(MakeNode(i));
-  log_dir_ = std::filesystem::temp_directory_path() /
-             (OwnerTag() + "-" + std::to_string(index_) + "-logs");
 }
 
 NetnsCluster::~NetnsCluster() { Destroy(); }
@@ -154,6 +154,7 @@ NetnsCluster::Node NetnsCluster::MakeNode(int i) const {
   node.host_veth = HostVethName(index_, i);
   node.endpoint =
       Endpoint{"10.201." + std::to_string(index_) + "." + std::to_string(i + 2), kServerPort};
+  node.data_dir = log_dir_ / ("node" + std::to_string(i + 1) + "-data");
   return node;
 }
 
@@ -232,12 +233,18 @@ std::vector<std::string> NetnsCluster::addresses() const {
   std::filesystem::create_directories(dir, ec);
   if (ec) return ::testing::AssertionFailure() << "mkdir " << dir << ": " << ec.message();
   node.run_dirs.push_back(dir);
+  // The server creates it if missing; made here so that a harness problem shows as such.
+  std::filesystem::create_directories(node.data_dir, ec);
+  if (ec) return ::testing::AssertionFailure() << "mkdir " << node.data_dir << ": " << ec.message();
 
   // Everything the child needs is built before fork().
   std::vector<std::string> env_strings = {
       "PATH=/usr/local/bin:/usr/bin:/bin",
       "SOCKET_ADDRESS=" + node.endpoint.ToString(),
       "VIEW=" + Join(addresses()),
+      // Always explicit: the server's default is relative to its working directory, which is
+      // new for every run (a restart would silently come back empty).
+      "KVS_STORAGE_DIR=" + node.data_dir.string(),
   };
   if (node.start.with_shard_count) {
     env_strings.push_back("SHARD_COUNT=" + std::to_string(options_.shard_count));
@@ -303,7 +310,7 @@ std::vector<std::string> NetnsCluster::addresses() const {
   return ::testing::AssertionSuccess();
 }
 
-::testing::AssertionResult NetnsCluster::WaitHealthy(int i, milliseconds timeout) {
+::testing::AssertionResult NetnsCluster::WaitHealthy(int i, milliseconds timeout, bool ready) {
   Node& node = nodes_.at(i);
   HttpResponse last;
   std::string exited;
@@ -317,7 +324,9 @@ std::vector<std::string> NetnsCluster::addresses() const {
           return true;
         }
         last = Send(node.endpoint, "GET", "/health", std::nullopt, milliseconds(500));
-        return last.status == 200;
+        if (!ready) return last.status == 200;
+        const std::optional<Health> health = ParseHealth(last);
+        return health.has_value() && health->ready;
       },
       timeout, milliseconds(20));
   if (node.pid == 0) {
@@ -328,8 +337,9 @@ std::vector<std::string> NetnsCluster::addresses() const {
   }
   if (!healthy) {
     return ::testing::AssertionFailure()
-           << "node " << i + 1 << " (" << node.endpoint.ToString() << ") not healthy after "
-           << timeout.count() << " ms; last answer: " << http_test::Describe(last);
+           << "node " << i + 1 << " (" << node.endpoint.ToString() << ") not "
+           << (ready ? "ready" : "healthy") << " after " << timeout.count()
+           << " ms; last answer: " << http_test::Describe(last);
   }
   return ::testing::AssertionSuccess();
 }
@@ -392,9 +402,72 @@ std::vector<std::string> NetnsCluster::addresses() const {
   return ::testing::AssertionSuccess();
 }
 
-::testing::AssertionResult NetnsCluster::Restart(int i) {
-  if (auto started = StartNode(i); !started) return started;
-  return WaitHealthy(i, options_.start_timeout);
+::testing::AssertionResult NetnsCluster::KillNodes(const std::vector<int>& nodes) {
+  for (int i : nodes) {
+    if (nodes_.at(i).pid == 0) {
+      return ::testing::AssertionFailure() << "node " << i + 1 << " not running";
+    }
+  }
+  for (int i : nodes) {
+    nodes_[i].expected = false;
+    ::kill(nodes_[i].pid, SIGKILL);
+  }
+  ::testing::AssertionResult result = ::testing::AssertionSuccess();
+  for (int i : nodes) {
+    Node& node = nodes_[i];
+    if (!ReapWithin(node.pid, kReapTimeout)) {
+      result = ::testing::AssertionFailure()
+               << "node " << i + 1 << " (pid " << node.pid << ") did not die from SIGKILL";
+      continue;  // Destroy tries again.
+    }
+    node.pid = 0;
+  }
+  return result;
+}
+
+::testing::AssertionResult NetnsCluster::Restart(int i, Data data) {
+  return RestartNodes({i}, data);
+}
+
+::testing::AssertionResult NetnsCluster::RestartNodes(const std::vector<int>& nodes, Data data) {
+  if (destroyed_) return ::testing::AssertionFailure() << "the cluster is destroyed";
+  for (int i : nodes) {
+    if (nodes_.at(i).pid != 0) {
+      return ::testing::AssertionFailure() << "node " << i + 1 << " is running";
+    }
+  }
+  if (data == Data::kWipe) {
+    for (int i : nodes) {
+      std::error_code ec;
+      std::filesystem::remove_all(nodes_[i].data_dir, ec);
+      if (ec) {
+        return ::testing::AssertionFailure()
+               << "cannot wipe " << nodes_[i].data_dir << ": " << ec.message();
+      }
+    }
+  }
+  for (int i : nodes) {
+    if (auto started = StartNode(i); !started) return started;
+  }
+  for (int i : nodes) {
+    if (auto healthy = WaitHealthy(i, options_.start_timeout); !healthy) return healthy;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult NetnsCluster::WaitReady(int i, milliseconds timeout) {
+  return WaitHealthy(i, timeout, /*ready=*/true);
+}
+
+::testing::AssertionResult NetnsCluster::WaitAllReady(const std::vector<int>& nodes,
+                                                      milliseconds timeout) {
+  const auto deadline = steady_clock::now() + timeout;
+  for (int i : nodes) {
+    const auto left = std::max(
+        milliseconds(0), std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now()));
+    if (auto ready = WaitReady(i, left); !ready) return ready;
+  }
+  return ::testing::AssertionSuccess();
 }
 
 NetnsCluster::ProbeResult NetnsCluster::Probe(int from, int to, milliseconds timeout) const {

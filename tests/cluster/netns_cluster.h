@@ -1,7 +1,12 @@
 // NetnsCluster: a kvs store of real kvs-server processes, each in its own Linux network
 // namespace behind a veth pair on a private bridge, so that tests can cut a node off
-// (Isolate/Heal), crash it (Kill) and bring it back empty (Restart) while the test process,
-// in the root namespace, still reaches every connected node at its own address.
+// (Isolate/Heal), crash it (Kill, KillNodes) and bring it back with its data directory as the
+// crash left it, or empty (Restart, RestartNodes), while the test process, in the root
+// namespace, still reaches every connected node at its own address.
+//
+// Each node has one data directory for all its runs, <log_dir>/node<i+1>-data, passed as
+// KVS_STORAGE_DIR (a NodeStart or ClusterOptions extra_env entry of that name wins); a restart
+// keeps it unless told to wipe it. Destroy removes it with the logs (unless KeepLogs).
 //
 // Layout of cluster N (N chosen at Create; 1..250): bridge kvsbr<N> holding 10.201.N.1/24,
 // node i in namespace kvsct-<pid>-<N>-<i> at 10.201.N.(i+2):8080 behind host-side veth
@@ -80,9 +85,33 @@ class NetnsCluster {
   ::testing::AssertionResult Heal(int node);
   // kill -9 and reap.
   ::testing::AssertionResult Kill(int node);
-  // Starts a fresh process (empty memory, new working directory) for `node` in its namespace,
-  // with the same NodeStart as its first run, and waits until it answers /health.
-  ::testing::AssertionResult Restart(int node);
+  // kill -9 every node in `nodes` at once (all signals are sent before the first is reaped),
+  // then reaps them: a crash of several machines at the same moment.
+  ::testing::AssertionResult KillNodes(const std::vector<int>& nodes);
+
+  // What a restart does with the node's data directory.
+  enum class Data {
+    kKeep,  // As the last run left it (a crashed machine rebooting): the node recovers from it.
+    kWipe,  // Deleted first: the node comes back empty (a replaced machine or disk).
+  };
+  // Starts a fresh process (empty memory, new working directory, new origin incarnation) for
+  // `node` in its namespace, with the same NodeStart and data directory as its first run, and
+  // waits until it answers /health (which it may do before it is ready: see WaitReady).
+  ::testing::AssertionResult Restart(int node, Data data = Data::kKeep);
+  // Restart of every node in `nodes`, started together (as after a power cut) and then each
+  // waited for until it answers /health, so that nodes that wait for each other while
+  // recovering can.
+  ::testing::AssertionResult RestartNodes(const std::vector<int>& nodes, Data data = Data::kKeep);
+
+  // Polls GET /health of `node` until it answers 200 with "ready": true (its data recovered from
+  // disk and caught up from its shard's peers), the process exits, or `timeout` passes.
+  ::testing::AssertionResult WaitReady(int node, std::chrono::milliseconds timeout);
+  // WaitReady for each node of `nodes`, within one overall `timeout`.
+  ::testing::AssertionResult WaitAllReady(const std::vector<int>& nodes,
+                                          std::chrono::milliseconds timeout);
+
+  // The node's data directory (KVS_STORAGE_DIR), the same for all of its runs.
+  const std::filesystem::path& data_dir(int node) const { return nodes_.at(node).data_dir; }
 
   // Adds node size() to the running cluster: its namespace and veth on the bridge, then a
   // kvs-server started as `start` says, with VIEW = every node's address (this one included),
@@ -122,6 +151,7 @@ class NetnsCluster {
     bool expected = false;  // Started and not deliberately killed.
     bool isolated = false;
     NodeStart start;
+    std::filesystem::path data_dir;
     int runs = 0;
     std::vector<std::filesystem::path> run_dirs;
   };
@@ -133,7 +163,9 @@ class NetnsCluster {
   std::string BuildNodeNetwork(int node);
   Node MakeNode(int node) const;
   ::testing::AssertionResult StartNode(int node);
-  ::testing::AssertionResult WaitHealthy(int node, std::chrono::milliseconds timeout);
+  // Polls /health until it answers 200 (and, if `ready`, reports "ready": true).
+  ::testing::AssertionResult WaitHealthy(int node, std::chrono::milliseconds timeout,
+                                         bool ready = false);
   std::string Bridge() const;
 
   int index_;

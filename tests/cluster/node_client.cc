@@ -186,6 +186,24 @@ std::optional<double> GetMetric(const Endpoint& endpoint, std::string_view name,
   return MetricValue(response.body, name);
 }
 
+std::optional<Health> ParseHealth(const HttpResponse& response) {
+  if (response.status != 200) return std::nullopt;
+  const Poco::JSON::Object::Ptr object = http_test::ParseObject(response.body);
+  if (object.isNull() || !object->has("ready")) return std::nullopt;
+  const Poco::Dynamic::Var ready = object->get("ready");
+  if (!ready.isBoolean()) return std::nullopt;
+  Health health;
+  health.ready = ready.extract<bool>();
+  health.origin = StringMember(object, "origin").value_or("");
+  health.keys = IntegerMember(object, "keys").value_or(0);
+  health.shard = IntegerMember(object, "shard-id");
+  return health;
+}
+
+std::optional<Health> GetHealth(const Endpoint& endpoint, milliseconds timeout) {
+  return ParseHealth(Send(endpoint, "GET", "/health", std::nullopt, timeout));
+}
+
 std::string Join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& item : items) out += (out.empty() ? "" : ",") + item;

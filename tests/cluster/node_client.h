@@ -85,6 +85,22 @@ std::optional<double> GetMetric(const Endpoint& endpoint, std::string_view name,
 // Same, from a /metrics body already fetched.
 std::optional<double> MetricValue(std::string_view metrics_text, std::string_view name);
 
+// What GET /health reports: {"status":"ok","address":...,"shard-id":int|null,"keys":int,
+// "origin":string,"ready":bool}. `ready` is false while the node is still recovering its data
+// (from its disk, then from its shard's peers); such a node answers 503 for its shard's keys.
+struct Health {
+  bool ready = false;
+  std::string origin;  // This process's write origin ("address#incarnation"); new per start.
+  int64_t keys = 0;
+  std::optional<int64_t> shard;
+};
+
+// Parses a 200 /health answer with a boolean "ready" (the other members are read when present);
+// nullopt otherwise.
+std::optional<Health> ParseHealth(const HttpResponse& response);
+std::optional<Health> GetHealth(const Endpoint& endpoint,
+                                std::chrono::milliseconds timeout = kRequestTimeout);
+
 // "a,b,c" for {a,b,c}.
 std::string Join(const std::vector<std::string>& items);
 
