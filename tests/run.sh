@@ -33,11 +33,14 @@ if [[ "$FUZZ_SECONDS" != 0 ]]; then
     name="${target%%:*}" corpus="$FUZZ_DIR/corpus-${target##*:}"
     rm -rf "$corpus" && cp -r "$ROOT/tests/fuzz/corpus/${target##*:}" "$corpus"
     echo "==> fuzzing $name for ${FUZZ_SECONDS}s"
+    rm -f "$FUZZ_DIR"/crash-* "$FUZZ_DIR"/leak-* "$FUZZ_DIR"/timeout-*
     "$FUZZ_DIR/tests/fuzz/$name" -max_total_time="$FUZZ_SECONDS" -max_len=65536 \
-      -print_final_stats=1 "$corpus" 2>&1 | grep -E "^(stat::number_of_executed_units|Done|==|SUMMARY)" || true
-    # libFuzzer exits non-zero and writes crash-* on a finding; the pipe above hides its status.
-    if compgen -G "crash-*" >/dev/null || compgen -G "leak-*" >/dev/null; then
-      echo "fuzzing $name found a crash:" crash-* leak-* >&2
+      -artifact_prefix="$FUZZ_DIR/" -print_final_stats=1 "$corpus" 2>&1 |
+      grep -E "^(stat::number_of_executed_units|Done|==[0-9]+==|SUMMARY)" || true
+    # libFuzzer writes crash-*/leak-*/timeout-* on a finding (the pipe above hides its status).
+    if compgen -G "$FUZZ_DIR/crash-*" >/dev/null || compgen -G "$FUZZ_DIR/leak-*" >/dev/null ||
+       compgen -G "$FUZZ_DIR/timeout-*" >/dev/null; then
+      echo "fuzzing $name found a problem (input saved in $FUZZ_DIR)" >&2
       exit 1
     fi
   done
