@@ -61,6 +61,15 @@ bool Reconfigurator::Adopt(const cluster::ClusterConfig& config) {
   if (config.barrier_epoch != before->barrier_epoch) {
     // A reshard committed: writes from now on carry a fresh origin, the keys this node no
     // longer owns go, and the gate reopens.
+    bool took_part = false;
+    {
+      std::lock_guard freeze(freeze_mu_);
+      took_part = frozen_for_epoch_ == config.epoch;
+    }
+    // A node that missed the barrier (down, restarted from disk, or cut off) did not receive
+    // the keys moved to its shard, and anti-entropy's delta skips writes from before the
+    // barrier: it needs a full copy from a peer.
+    if (!took_part && shard_after) replicator_.RequestFullSync();
     coordinator_.StartEpoch(config.epoch);
     replicator_.ResetAfterBarrier();
     size_t dropped = 0;

@@ -382,12 +382,14 @@ void Replicator::Bootstrap() {
   // causal gate still protects every client that carries metadata.
   // A node that recovered its data from disk asks only for what it lacks (its applied vector
   // says what it has); an empty or repaired one asks for everything.
-  const bool full = !recovered_data_ || recovery_repaired_;
+  const bool full = !recovered_data_ || recovery_repaired_ ||
+                    full_sync_wanted_.load(std::memory_order_acquire);
   bool synced = false;
   for (const std::string& peer : ShardPeers(/*live_only=*/true)) {
     if (std::chrono::steady_clock::now() >= deadline) break;
     const int64_t before = store_.live_count();
     if (SyncWith(peer, full)) {
+      if (full) full_sync_wanted_.store(false, std::memory_order_release);
       Log().information("bootstrap: %s shard data from %s (%s live keys, %s before)",
                         std::string(full ? "loaded" : "caught up on"), peer,
                         std::to_string(store_.live_count()), std::to_string(before));

@@ -475,3 +475,60 @@ TEST_F(ClusterDurabilityTest, WholeClusterKilledUnderLoadLosesNoAcknowledgedWrit
 
 }  // namespace
 }  // namespace kvs::cluster_test
+
+namespace kvs::cluster_test {
+namespace {
+
+class ReshardWhileDownTest : public ClusterTest {
+ protected:
+  ClusterOptions Options() const override { return DurableOptions(6, 3); }
+};
+
+// A node that was down (its data kept on disk) while the cluster resharded comes back with the
+// old layout on disk. It must not serve that stale layout: it adopts the new one before it is
+// ready (a reshard assigns only the nodes in the view, so it comes back without a shard until
+// add-member, and drops the data it no longer owns), and every key reads back through it.
+TEST_F(ReshardWhileDownTest, NodeRestartedFromDiskAfterAMissedReshardHoldsItsNewShard) {
+  constexpr int kKeys = 300;
+  constexpr int kDown = 5;
+  for (int i = 0; i < kKeys; ++i) {
+    const HttpResponse r = PutKey(node(i % 5), "moved" + std::to_string(i), "v" + std::to_string(i),
+                                  "", kWriteTimeout);
+    ASSERT_TRUE(r.status == 200 || r.status == 201) << r.status << " " << r.body;
+  }
+  // Every replica has every write of its shard before the crash (anti-entropy, bounded wait).
+  ASSERT_TRUE(cluster().Kill(kDown));
+  // The cluster notices the node is gone (heartbeats), then reshards without it.
+  const auto deadline = steady_clock::now() + milliseconds(15000);
+  HttpResponse reshard;
+  while (steady_clock::now() < deadline) {
+    reshard = Send(node(0), "PUT", "/key-value-store-shard/reshard", R"({"shard-count":2})",
+                   milliseconds(30000));
+    if (reshard.status == 200) break;
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  ASSERT_EQ(reshard.status, 200) << reshard.body;
+
+  ASSERT_TRUE(cluster().Restart(kDown));  // same data directory, old layout inside
+  ASSERT_TRUE(cluster().WaitReady(kDown, kReadyTimeout));
+  int wrong = 0;
+  std::string first_wrong;
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string key = "moved" + std::to_string(i);
+    HttpResponse r;
+    const auto key_deadline = steady_clock::now() + milliseconds(10000);
+    do {
+      r = GetKey(node(kDown), key, "", kReadTimeout);
+      if (r.status != 503 && r.status != 0) break;
+      std::this_thread::sleep_for(milliseconds(50));
+    } while (steady_clock::now() < key_deadline);
+    const auto read = ParseRead(r);
+    if (!read || read->value != "v" + std::to_string(i)) {
+      if (wrong++ == 0) first_wrong = key + ": " + std::to_string(r.status) + " " + r.body;
+    }
+  }
+  EXPECT_EQ(wrong, 0) << "first: " << first_wrong << "\n" << cluster().LogTails(20);
+}
+
+}  // namespace
+}  // namespace kvs::cluster_test
