@@ -235,48 +235,6 @@ int ServerApp::main(const std::vector<std::string>&) {
                                              coordinator, replication::ReconfigureOptions{},
                                              journal.get());
 
-  // Recovery, before anything is served: newest snapshot + the log after it, then only the
-  // keys the recovered layout gives this node. Peers fill in what happened meanwhile
-  // (Replicator::Bootstrap, a delta) before the node reports ready.
-  if (journal->enabled()) {
-    replication::StoreRecovery sink(store, clock, replicator);
-    const storage::RecoveryReport report = journal->Recover(sink);
-    if (!report.ok) {
-      std::cerr << "kvs-server: error: " << report.error << std::endl;
-      return kExitDamagedData;
-    }
-    std::string error;
-    if (!sink.layout().empty()) {
-      if (auto config = replication::DecodeConfig(sink.layout(), error)) {
-        cluster_state.AdoptConfig(*config);
-      } else {
-        log.warning("storage: recovered layout unreadable (%s); using the configured one", error);
-      }
-    }
-    const std::optional<int> mine = cluster_state.MyShard();
-    const size_t dropped = store.EraseIf([&](std::string_view key, const store::EntryView&) {
-      return !mine || cluster_state.ShardForKey(key) != mine;
-    });
-    replicator.SetRecovered(sink.has_data(), report.repaired);
-    std::string summary = "storage: recovered " + std::to_string(store.live_count()) +
-                          " live keys (" + std::to_string(store.size()) + " entries) from " +
-                          journal->dir()->path() + " in " + std::to_string(report.took.count()) +
-                          " ms: " + std::to_string(report.snapshot_entries) +
-                          " snapshot entries, " + std::to_string(report.log_records) +
-                          " log records in " + std::to_string(report.segments) + " segment(s)";
-    if (report.torn_bytes_cut > 0) {
-      summary += ", torn tail of " + std::to_string(report.torn_bytes_cut) + " bytes cut";
-    }
-    if (dropped > 0) summary += ", " + std::to_string(dropped) + " entries no longer owned dropped";
-    if (report.repaired) summary += ", REPAIRED (a full copy comes from the shard's peers)";
-    log.information("%s; incarnation %s", summary, std::to_string(incarnation));
-    if (!journal->Start(error)) return StartupError("storage: " + error);
-    journal->StartSnapshots(
-        store, [&replicator] { return replicator.AppliedVector(); },
-        [&cluster_state] { return replication::EncodeConfig(*cluster_state.Config()); });
-    log.information("storage: writing the log in %s (fsync=%s)", journal->dir()->path(),
-                    std::string(storage::ToString(*fsync)));
-  }
 
   const std::string self = plan.self.ToString();
   const milliseconds ping_timeout =
@@ -321,6 +279,7 @@ int ServerApp::main(const std::vector<std::string>&) {
   limits.max_value_bytes = static_cast<size_t>(counts.at("kvs.limits.max_value_bytes"));
   api::Service service(store, cluster_state, detector, replicator, coordinator, reconfigurator,
                        peers, metrics, limits, journal.get());
+  if (journal->enabled()) service.SetRecovering(true);
 
   api::HttpOptions http;
   http.bind_host = cfg.getString("kvs.http.bind");
@@ -359,6 +318,51 @@ int ServerApp::main(const std::vector<std::string>&) {
       event_server ? "epoll front end, " + std::to_string(event_server->loop_count()) +
                          " loop(s) + " + std::to_string(http.threads) + " worker(s)"
                    : "POCO HTTPServer, " + std::to_string(http.threads) + " thread(s)";
+
+  // Recovery, with the port already open (/health says "ready": false, everything else 503):
+  // newest snapshot + the log after it, then only the keys the recovered layout gives this
+  // node. Peers fill in what happened meanwhile (Replicator::Bootstrap, a delta) before the
+  // node reports ready.
+  if (journal->enabled()) {
+    replication::StoreRecovery sink(store, clock, replicator);
+    const storage::RecoveryReport report = journal->Recover(sink);
+    if (!report.ok) {
+      std::cerr << "kvs-server: error: " << report.error << std::endl;
+      return kExitDamagedData;
+    }
+    std::string error;
+    if (!sink.layout().empty()) {
+      if (auto config = replication::DecodeConfig(sink.layout(), error)) {
+        cluster_state.AdoptConfig(*config);
+      } else {
+        log.warning("storage: recovered layout unreadable (%s); using the configured one", error);
+      }
+    }
+    const std::optional<int> mine = cluster_state.MyShard();
+    const size_t dropped = store.EraseIf([&](std::string_view key, const store::EntryView&) {
+      return !mine || cluster_state.ShardForKey(key) != mine;
+    });
+    replicator.SetRecovered(sink.has_data(), report.repaired);
+    std::string summary = "storage: recovered " + std::to_string(store.live_count()) +
+                          " live keys (" + std::to_string(store.size()) + " entries) from " +
+                          journal->dir()->path() + " in " + std::to_string(report.took.count()) +
+                          " ms: " + std::to_string(report.snapshot_entries) +
+                          " snapshot entries, " + std::to_string(report.log_records) +
+                          " log records in " + std::to_string(report.segments) + " segment(s)";
+    if (report.torn_bytes_cut > 0) {
+      summary += ", torn tail of " + std::to_string(report.torn_bytes_cut) + " bytes cut";
+    }
+    if (dropped > 0) summary += ", " + std::to_string(dropped) + " entries no longer owned dropped";
+    if (report.repaired) summary += ", REPAIRED (a full copy comes from the shard's peers)";
+    log.information("%s; incarnation %s", summary, std::to_string(incarnation));
+    if (!journal->Start(error)) return StartupError("storage: " + error);
+    journal->StartSnapshots(
+        store, [&replicator] { return replicator.AppliedVector(); },
+        [&cluster_state] { return replication::EncodeConfig(*cluster_state.Config()); });
+    log.information("storage: writing the log in %s (fsync=%s)", journal->dir()->path(),
+                    std::string(storage::ToString(*fsync)));
+    service.SetRecovering(false);
+  }
 
   // Load the shard's data from peers while already answering them (they may be starting too).
   std::thread bootstrap([&reconfigurator] { reconfigurator.Start(); });

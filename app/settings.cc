@@ -83,7 +83,7 @@ const std::vector<Tunable>& Tunables() {
        "always (a write is answered after its log record is fsynced, in groups), interval "
        "(fsync every kvs.storage.fsync_interval_ms) or never (the OS decides)"},
       {"kvs.storage.fsync_interval_ms", "1000", "fsync period with kvs.storage.fsync=interval"},
-      {"kvs.storage.snapshot_min_log_bytes", "67108864",
+      {"kvs.storage.snapshot_min_log_bytes", "8388608",
        "a snapshot (and log truncation) starts once the log holds this many bytes and at least "
        "half the size of the last snapshot"},
       {"kvs.storage.repair", "false",

@@ -120,6 +120,10 @@ Service::Service(store::Store& store, cluster::ClusterState& cluster,
       limits_(limits),
       journal_(journal) {}
 
+Response Service::RecoveringResponse(std::string_view method) {
+  return ErrorResponse(503, "Node is recovering its data from disk; try again shortly", method);
+}
+
 Response Service::StorageFailure(std::string_view method) const {
   const std::string detail = journal_ != nullptr ? journal_->last_error() : std::string();
   return ErrorResponse(507,
@@ -171,6 +175,16 @@ std::optional<Response> Service::Run(const Request& request, bool may_block) {
 Response Service::Route(const Request& request, bool may_block) {
   std::string_view path = request.target.substr(0, request.target.find('?'));
   const std::string_view method = request.method;
+  if (recovering_.load(std::memory_order_acquire) && path != "/health" && path != "/metrics") {
+    // Peers retry on their own; a client's request waits a little for the recovery to end.
+    if (path.starts_with("/internal/")) return RecoveringResponse(method);
+    if (!may_block) return WouldBlock();
+    const auto deadline = std::chrono::steady_clock::now() + kRecoveryWait;
+    while (recovering_.load(std::memory_order_acquire)) {
+      if (std::chrono::steady_clock::now() >= deadline) return RecoveringResponse(method);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
   if (path.starts_with(kKeyPrefix)) {
     return HandleKeyValue(request, path.substr(kKeyPrefix.size()), may_block);
   }

@@ -3,6 +3,7 @@
 // Thread-safe: Handle() is called concurrently from every HTTP worker thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -71,6 +72,8 @@ class Service {
   // A node forwarded a request under a newer layout than ours: time we wait to adopt it
   // (it is being committed, or comes with the next heartbeat) before routing.
   static constexpr std::chrono::milliseconds kLayoutCatchUpWait{3000};
+  // Time a client request waits for the node's recovery from disk to end before 503.
+  static constexpr std::chrono::milliseconds kRecoveryWait{2000};
   // Time a write's answer waits for its log record's fsync before 503.
   static constexpr std::chrono::milliseconds kDurableWait{10000};
 
@@ -90,6 +93,9 @@ class Service {
   // The node's journal, or null (memory mode): front ends release answers with durable_lsn set
   // once it reports them durable.
   storage::Journal* journal() const { return journal_; }
+  // While true (recovery from disk), /health and /metrics are served; node-to-node calls get
+  // 503 with a JSON reason, and client requests wait up to kRecoveryWait, then 503.
+  void SetRecovering(bool recovering) { recovering_.store(recovering, std::memory_order_release); }
   // The answer to a write whose log record could not be written (507, JSON).
   Response StorageFailure(std::string_view method) const;
 
@@ -105,6 +111,7 @@ class Service {
   Response HandleAddMember(std::string_view id_text, std::string_view body);
   Response HandleReshard(std::string_view body);
   Response HandleHealth() const;
+  static Response RecoveringResponse(std::string_view method);
   // With fsync=always a write's answer waits for its log record: here (`may_block`), or on the
   // front end (durable_lsn set on the response).
   Response AfterWrite(Response response, const replication::OpResult& result, bool may_block,
@@ -126,6 +133,7 @@ class Service {
   Metrics& metrics_;
   const Limits limits_;
   storage::Journal* const journal_;
+  std::atomic<bool> recovering_{false};
 };
 
 }  // namespace kvs::api
