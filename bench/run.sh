@@ -2,7 +2,8 @@
 # Benchmarks kvs against nginx (the machine's HTTP ceiling) and etcd (a replicated store),
 # all driven by the same load generator, kvs-bench, and writes bench/RESULTS.md.
 #
-#   bench/run.sh         as root on Debian, from a fresh clone, from any directory
+#   bench/run.sh                     as root on Debian, from a fresh clone, from any directory
+#   bench/run.sh --only storage      only some parts (comma-separated names of BENCH_PARTS)
 #
 # What it does, one system at a time (all traffic on loopback):
 #   1. installs what is missing (apt-get update only then), builds kvs-server and kvs-bench
@@ -16,7 +17,13 @@
 #   5. kvs one node: throughput vs server threads (epoll loops, poco threads), and a
 #      kvs-bench connection sweep (+ plot);
 #   6. memory: RSS of one kvs node holding 1,000,000 keys of 100-byte values;
-#   and prints the results and ratios, and writes bench/RESULTS.md.
+#   7. storage (durability): fsync latency of the disk; PUT req/s of one node and of a
+#      3-replica shard with KVS_STORAGE_MODE=memory and disk with fsync never/interval/always,
+#      and of a 1-member etcd, in interleaved rounds; restart-to-ready of a node holding 1M
+#      keys (after SIGKILL and after SIGTERM); RSS at 1M keys in disk mode; bytes on disk vs
+#      live data after an overwrite-heavy run; PUT latency while a snapshot runs;
+#   and prints the results and ratios, and writes bench/RESULTS.md. A run of only the storage
+#   part (--only storage) replaces just the storage section of an existing RESULTS.md.
 # Every server it starts is stopped on exit (also on failure or Ctrl-C), by PID.
 #
 # Environment (defaults in brackets):
@@ -40,7 +47,18 @@
 #   BENCH_MEM_TIMEOUT      seconds the memory preload may take [240]
 #   BENCH_PAIR_ROUNDS      interleaved nginx/kvs rounds behind the nginx ratios [3]
 #   BENCH_PAIR_DURATION    measured seconds per paired run [5]
-#   BENCH_PARTS            which parts to run [nginx,single,paired,replica3,cluster6,etcd,scaling,sweep,memory]
+#   BENCH_PARTS            which parts to run (also --only)
+#                          [nginx,single,paired,replica3,cluster6,etcd,scaling,sweep,memory,storage]
+#   BENCH_STORAGE_ROUNDS   interleaved rounds of the storage PUT comparison [3]
+#   BENCH_STORAGE_DURATION measured seconds per storage PUT run (1 s warm-up) [5]
+#   BENCH_STORAGE_RETRIES  repeats of a disturbed storage PUT run (rounds + medians instead) [0]
+#   BENCH_STORAGE_MODES    storage modes compared [memory,never,interval,always]
+#   BENCH_STORAGE_KEYS     keys of the restart / disk-mode RSS check [1000000]
+#   BENCH_STORAGE_READY_TIMEOUT  seconds a restarted node may take to be ready [180]
+#   BENCH_OVERWRITE_KEYS   keys of the overwrite-heavy run [100000]
+#   BENCH_OVERWRITES       writes per key in the overwrite-heavy run (preload included) [20]
+#   BENCH_SNAPSHOT_DURATION  seconds of each PUT run of the snapshot-latency check [10]
+#   BENCH_FSYNC_COUNT      writes of the fsync latency probe [1000]
 #   BENCH_RESULTS          report file [bench/RESULTS.md]
 #   BENCH_KVS_PORT         port of the kvs nodes (127.0.0.1-7), to run beside another user of
 #                          the default [18480]
@@ -56,6 +74,7 @@ BUILD_DIR="${KVS_BUILD_DIR:-build-bench}"
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$ROOT/$BUILD_DIR"
 SERVER_BIN="$BUILD_DIR/app/kvs-server"
 BENCH_BIN="${KVS_BENCH:-$BUILD_DIR/bench/kvs-bench}"
+PROBE_BIN="$BUILD_DIR/bench/kvs-fsync-probe"
 
 DURATION="${BENCH_DURATION:-10}"
 WARMUP="${BENCH_WARMUP:-2}"
@@ -73,7 +92,18 @@ MEM_KEYS="${BENCH_MEM_KEYS:-1000000}"
 MEM_TIMEOUT="${BENCH_MEM_TIMEOUT:-240}"
 PAIR_ROUNDS="${BENCH_PAIR_ROUNDS:-3}"
 PAIR_DURATION="${BENCH_PAIR_DURATION:-5}"
-PARTS=",${BENCH_PARTS:-nginx,single,paired,replica3,cluster6,etcd,scaling,sweep,memory},"
+ALL_PARTS="nginx,single,paired,replica3,cluster6,etcd,scaling,sweep,memory,storage"
+PARTS=",${BENCH_PARTS:-$ALL_PARTS},"
+ST_ROUNDS="${BENCH_STORAGE_ROUNDS:-3}"
+ST_DURATION="${BENCH_STORAGE_DURATION:-5}"
+ST_RETRIES="${BENCH_STORAGE_RETRIES:-0}"
+ST_MODES="${BENCH_STORAGE_MODES:-memory,never,interval,always}"
+ST_KEYS="${BENCH_STORAGE_KEYS:-1000000}"
+ST_READY_TIMEOUT="${BENCH_STORAGE_READY_TIMEOUT:-180}"
+OVERWRITE_KEYS="${BENCH_OVERWRITE_KEYS:-100000}"
+OVERWRITES="${BENCH_OVERWRITES:-20}"
+SNAPSHOT_DURATION="${BENCH_SNAPSHOT_DURATION:-10}"
+FSYNC_COUNT="${BENCH_FSYNC_COUNT:-1000}"
 RESULTS="${BENCH_RESULTS:-$ROOT/bench/RESULTS.md}"
 PLOT="$ROOT/bench/throughput.png"
 
@@ -83,6 +113,8 @@ KVS_PORT="${BENCH_KVS_PORT:-18480}"
 NGINX_PORT=18490
 ETCD_CLIENT_PORTS=(23791 23792 23793)
 ETCD_PEER_PORTS=(23801 23802 23803)
+ETCD1_CLIENT_PORT=23794   # the 1-member etcd of the storage part
+ETCD1_PEER_PORT=23804
 
 HEALTH_TIMEOUT=30    # seconds for a system to answer its health check
 STOP_TIMEOUT=15      # seconds a server gets after SIGTERM (kvs drains up to 5 s) before SIGKILL
@@ -93,7 +125,6 @@ RETRIES="${BENCH_RETRIES:-2}"         # repeats of a disturbed run
 RETRY_BUDGET="${BENCH_RETRY_BUDGET:-420}"  # no more repeats once the script has run this long (s)
 
 BUILD_PKGS=(cmake g++ make libpoco-dev libtbb-dev libgtest-dev libxxhash-dev)
-BENCH_PKGS=(nginx-light etcd-server etcd-client gnuplot-nox wrk curl jq)
 
 CLK_TCK="$(getconf CLK_TCK)"
 NPROC="$(nproc)"
@@ -147,10 +178,31 @@ stop_pids() {
   for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
 }
 
+# A server that exited before we stopped it is a finding: its status and the end of its log go
+# to stderr and to SERVER_DEATHS (reported in RESULTS.md).
+declare -A SERVER_LOG=()   # PID -> log file of the servers we started
+SERVER_DEATHS=()
+reap_dead_servers() {
+  local pid rc what
+  for pid in "${SERVER_PIDS[@]}"; do
+    process_running "$pid" && continue
+    rc=0
+    wait "$pid" 2>/dev/null || rc=$?
+    what="exit status $rc"
+    ((rc > 128)) && what="killed by SIG$(kill -l $((rc - 128)) 2>/dev/null || echo $((rc - 128)))"
+    warn "server PID $pid (${SERVER_LOG[$pid]#"$WORK"/}) ended on its own ($what) before it was stopped; last lines of its log:"
+    tail -n 25 "${SERVER_LOG[$pid]}" >&2 || true
+    SERVER_DEATHS+=("${SERVER_LOG[$pid]#"$WORK"/}: $what, last log line: $(grep -v '^[[:space:]]*$' "${SERVER_LOG[$pid]}" 2>/dev/null | tail -n 1 | cut -c1-300)")
+  done
+}
+
 stop_servers() {
+  reap_dead_servers
   stop_pids "${SERVER_PIDS[@]}"
   SERVER_PIDS=()
   CURRENT_LOGS=()
+  # Default data dirs of kvs nodes (launch_kvs_node): each start gets a fresh one.
+  if [[ -n "$WORK" ]]; then rm -rf "$WORK/data"; fi
 }
 
 cleanup() {
@@ -177,6 +229,7 @@ start_server() {
   local log="$1"; shift
   "$@" >"$log" 2>&1 </dev/null &
   SERVER_PIDS+=("$!")
+  SERVER_LOG[$!]="$log"
   CURRENT_LOGS+=("$log")
 }
 
@@ -228,6 +281,7 @@ ensure_packages() {
 build() {
   local targets=(kvs-server)
   [[ -n "${KVS_BENCH:-}" ]] || targets+=(kvs-bench)
+  if part storage; then targets+=(kvs-fsync-probe); fi
   log "building ${targets[*]} (Release) in ${BUILD_DIR#"$ROOT"/}"
   # Only configure and build: the tree may be shared with someone else's work, never wipe it.
   cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >"$WORK/cmake.log" 2>&1 \
@@ -239,10 +293,12 @@ build() {
   # as changes to kvs.
   COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
   if git -C "$ROOT" status --porcelain --untracked-files=no -- . ':!bench/run.sh' \
-    ':!bench/RESULTS.md' ':!bench/throughput.png' 2>/dev/null | grep -q .; then
+    ':!bench/RESULTS.md' ':!bench/throughput.png' ':!bench/README.md' ':!bench/CMakeLists.txt' \
+    ':!bench/fsync_probe.cc' 2>/dev/null | grep -q .; then
     COMMIT+=" (with uncommitted changes)"
   fi
   [[ -x "$BENCH_BIN" ]] || die "build succeeded but $BENCH_BIN is missing"
+  if part storage; then [[ -x "$PROBE_BIN" ]] || die "build succeeded but $PROBE_BIN is missing"; fi
 }
 
 # --- CPU accounting ---------------------------------------------------------------------
@@ -534,9 +590,39 @@ kvs_default_frontend() {
 
 kvs_healthy() { curl -sf --max-time 2 "http://$1/health" | grep -q '"ready":true'; }
 
-# start_kvs_nodes SHARD_COUNT ADDRESS... [-- extra env]: one kvs-server per address, with a
-# clean environment (no stray KVS_* of the caller changes what is measured). Returns 1 (reason
-# in WAIT_ERROR) when a node does not become ready; the caller decides whether that is fatal.
+# launch_kvs_node ADDRESS VIEW SHARD_COUNT [extra env...]: starts one kvs-server (not waiting
+# for it) with a clean environment (no stray KVS_* of the caller changes what is measured).
+# A server with on-disk storage gets a fresh data dir under $WORK/data (removed when the
+# servers stop) unless the extra env sets KVS_STORAGE_DIR; "@NODE@" in the extra env becomes
+# the node's name (one data dir per node of a shard).
+KVS_START_SEQ=0
+LAST_KVS_CMD=()
+launch_kvs_node() {
+  local a="$1" view="$2" shards="$3"; shift 3
+  local node="${a//[:.]/_}" defaults=()
+  KVS_START_SEQ=$((KVS_START_SEQ + 1))
+  if [[ -n "$STORAGE_SUPPORTED" && " $* " != *" KVS_STORAGE_DIR="* ]]; then
+    defaults=("KVS_STORAGE_DIR=$WORK/data/$node-$KVS_START_SEQ")
+  fi
+  require_free "${a%:*}" "${a##*:}"
+  LAST_KVS_CMD=(env -i PATH="$PATH" SOCKET_ADDRESS="$a" VIEW="$view" SHARD_COUNT="$shards"
+    KVS_HTTP_BIND="${a%:*}" "${defaults[@]}" "${@//@NODE@/$node}" "$SERVER_BIN")
+  start_server "$WORK/kvs-$node-$KVS_START_SEQ.log" "${LAST_KVS_CMD[@]}"
+}
+
+# show_cmd for "env -i PATH=... command...": PATH shown as "$PATH".
+show_env_cmd() {
+  local w words=()
+  for w in "$@"; do [[ "$w" == PATH=* ]] || words+=("$w"); done
+  # shellcheck disable=SC2016 # the literal text PATH="$PATH"
+  show_cmd "${words[@]}" | sed 's/^env -i /env -i PATH="$PATH" /'
+}
+# The last kvs-server command line, for humans.
+last_kvs_cmd() { show_env_cmd "${LAST_KVS_CMD[@]}"; }
+
+# start_kvs_nodes SHARD_COUNT ADDRESS... [-- extra env]: one kvs-server per address (see
+# launch_kvs_node), all in one view. Returns 1 (reason in WAIT_ERROR) when a node does not
+# become ready; the caller decides whether that is fatal.
 start_kvs_nodes() {
   local shards="$1"; shift
   local addrs=() extra=() a view
@@ -545,12 +631,7 @@ start_kvs_nodes() {
     addrs+=("$1"); shift
   done
   view="$(IFS=,; echo "${addrs[*]}")"
-  for a in "${addrs[@]}"; do
-    require_free "${a%:*}" "${a##*:}"
-    start_server "$WORK/kvs-${a//[:.]/_}-$RANDOM.log" env -i PATH="$PATH" \
-      SOCKET_ADDRESS="$a" VIEW="$view" SHARD_COUNT="$shards" KVS_HTTP_BIND="${a%:*}" \
-      "${extra[@]}" "$SERVER_BIN"
-  done
+  for a in "${addrs[@]}"; do launch_kvs_node "$a" "$view" "$shards" "${extra[@]}"; done
   for a in "${addrs[@]}"; do wait_until "kvs node $a" kvs_healthy "$a" || return 1; done
 }
 
@@ -755,6 +836,15 @@ bench_etcd() {
 
 vm_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
+# Total bytes of the keys <prefix>0 .. <prefix>{COUNT-1} (kvs-bench's key names), for a prefix
+# of PREFIX_LEN bytes.
+key_bytes_of() {
+  awk -v n="$1" -v p="$2" 'BEGIN{
+      s = 0; lo = 0
+      for (d = 1; lo < n; d++) { hi = (10 ^ d < n ? 10 ^ d : n); s += (hi - lo) * (p + d); lo = hi }
+      printf "%d", s }'
+}
+
 MEM_LINE=""
 bench_memory() {
   local addr="127.0.0.1:$KVS_PORT" pid before after count json="$WORK/memory.json" cmd
@@ -779,10 +869,7 @@ bench_memory() {
   local prefix
   prefix="$(jq -s -r 'last | .key_prefix // "key"' "$json" 2>/dev/null || echo key)"
   local key_bytes
-  key_bytes="$(awk -v n="$count" -v p="${#prefix}" 'BEGIN{
-      s = 0; lo = 0
-      for (d = 1; lo < n; d++) { hi = (10 ^ d < n ? 10 ^ d : n); s += (hi - lo) * (p + d); lo = hi }
-      printf "%d", s }')"
+  key_bytes="$(key_bytes_of "$count" "${#prefix}")"
   MEM_LINE="$(awk -v b="$before" -v a="$after" -v n="$count" -v kb="$key_bytes" -v v="$VALUE_SIZE" \
     -v took="$took" 'BEGIN{
       raw = kb + n * v
@@ -790,6 +877,670 @@ bench_memory() {
   local f; IFS=$'\t' read -r -a f <<<"$MEM_LINE"
   log "    ${f[0]} keys, raw ${f[1]} MiB; RSS ${f[2]} -> ${f[3]} MiB; RSS/raw ${f[4]} (growth/raw ${f[5]}); preload ${f[6]}s"
   stop_servers
+}
+
+# --- storage (durability) -----------------------------------------------------------------
+
+STORAGE_SUPPORTED=""   # the server lists kvs.storage.dir in --help (set in main)
+STORAGE_DEFAULTS=""    # its default storage settings, for the report
+ST_DONE=""             # the storage part ran
+ST_START=0             # SECONDS when it started
+ST_COMMANDS=()         # its command lines (servers, kvs-bench, probe), for RESULTS.md
+ST_LOAD_BEGIN=""       # /proc/loadavg when the storage part started and ended
+ST_LOAD_END=""
+ST_FS=""               # file system of the data dirs
+ST_PROBE=()            # JSON lines of the fsync probe (append, overwrite)
+ST_FSYNC_ROWS=""       # TSV: label, PUTs answered, fsyncs (all nodes), over the whole run
+ST_BIG_LINE=""         # the 1M-key node: see bench_storage_big
+ST_RESTART=()          # one line per restart: see st_restart
+ST_SNAP_LINE=""        # the snapshot latency check: see bench_storage_snapshot
+ST_OVERWRITE_LINE=""   # the overwrite-heavy run: see bench_storage_overwrite
+ST_OVERWRITE_FILES=""  # the data dir's files after it
+
+# Series of the server's /metrics (Prometheus text) the storage part reads. A series matches
+# by name, or by a prefix that includes labels; samples of every label set are summed.
+M_FSYNCS=kvs_storage_fsyncs_total
+M_FSYNC_SECONDS=kvs_storage_fsync_seconds_total
+M_SNAPSHOTS=kvs_storage_snapshots_total
+M_SNAPSHOT_BYTES=kvs_storage_snapshot_bytes
+M_SNAPSHOT_SECONDS=kvs_storage_last_snapshot_seconds
+M_LOG_WRITTEN=kvs_storage_log_written_bytes_total
+M_LOG_PENDING=kvs_storage_log_bytes
+M_PUTS='kvs_http_requests_total{method="PUT"'
+
+storage_desc() { if [[ "$1" == memory ]]; then echo "memory"; else echo "disk, fsync $1"; fi; }
+
+# Env words of a storage mode: memory, or never/interval/always = disk with that fsync policy
+# and data dir DIR (which may hold @NODE@: one dir per node).
+storage_env() {
+  case "$1" in
+    memory) echo "KVS_STORAGE_MODE=memory" ;;
+    never | interval | always) echo "KVS_STORAGE_MODE=disk KVS_STORAGE_FSYNC=$1 KVS_STORAGE_DIR=$2" ;;
+    *) die "BENCH_STORAGE_MODES: '$1' is not memory, never, interval or always" ;;
+  esac
+}
+
+# st_metrics FILE ADDRESS...: the /metrics texts of the nodes, one after the other.
+st_metrics() {
+  local out="$1" a; shift
+  for a in "$@"; do curl -sf --max-time 5 "http://$a/metrics" || true; done >"$out"
+}
+
+# metric_sum FILE SERIES: sum of the matching samples in FILE ("" when none matches).
+metric_sum() {
+  [[ -f "$1" ]] || return 0
+  awk -v n="$2" '/^#/ { next }
+    $1 == n || index($1, n "{") == 1 || (index(n, "{") && index($1, n) == 1) { s += $NF; f = 1 }
+    END { if (f) printf "%.17g\n", s }' "$1"
+}
+
+# metric_delta FILE_BEFORE FILE_AFTER SERIES ("" when the series is missing from either).
+metric_delta() {
+  local a b
+  a="$(metric_sum "$1" "$3")" b="$(metric_sum "$2" "$3")"
+  [[ -n "$a" && -n "$b" ]] && awk -v a="$a" -v b="$b" 'BEGIN { printf "%.17g\n", b - a }'
+  return 0
+}
+
+# "allocated apparent" bytes of a directory tree (allocated = blocks on disk).
+st_dir_bytes() {
+  local alloc apparent
+  alloc="$(du -sB1 "$1" 2>/dev/null | cut -f1 || true)"
+  apparent="$(du -sb "$1" 2>/dev/null | cut -f1 || true)"
+  echo "${alloc:-0} ${apparent:-0}"
+}
+
+# Snapshots the node has taken (from /metrics; "" when the server does not report it).
+st_snapshots() {
+  local out="$WORK/st-snapshots.tmp"
+  st_metrics "$out" "$1"
+  metric_sum "$out" "$M_SNAPSHOTS"
+}
+
+# Polls ADDRESS's /health every 20 ms until it says ready with WANT keys. T0 = EPOCHREALTIME of
+# the start; sets READY_FIRST (s to the first answer), READY_AT (s to ready), READY_BODY (the
+# last answer). Returns 1 (WAIT_ERROR) when PID exits or after ST_READY_TIMEOUT seconds.
+READY_FIRST=""
+READY_AT=""
+READY_BODY=""
+wait_ready_keys() {
+  local addr="$1" want="$2" t0="$3" pid="$4" body now keys deadline=$((SECONDS + ST_READY_TIMEOUT))
+  READY_FIRST="" READY_AT="" READY_BODY=""
+  while :; do
+    body="$(curl -s --max-time 2 "http://$addr/health" 2>/dev/null || true)"
+    now="${EPOCHREALTIME/,/.}"
+    if [[ -n "$body" ]]; then
+      [[ -n "$READY_FIRST" ]] || READY_FIRST="$(awk -v a="$now" -v b="$t0" 'BEGIN { printf "%.2f", a - b }')"
+      READY_BODY="$body"
+      if [[ "$body" == *'"ready":true'* ]]; then
+        keys="$(jq -r '.keys' <<<"$body" 2>/dev/null || true)"
+        if [[ "$keys" == "$want" ]]; then
+          READY_AT="$(awk -v a="$now" -v b="$t0" 'BEGIN { printf "%.2f", a - b }')"
+          return 0
+        fi
+      fi
+    fi
+    if ! process_running "$pid"; then
+      WAIT_ERROR="restarted node $addr exited (last /health: ${READY_BODY:-none})"
+      return 1
+    fi
+    if ((SECONDS >= deadline)); then
+      WAIT_ERROR="$addr not ready with $want keys within ${ST_READY_TIMEOUT}s (last /health: ${READY_BODY:-none})"
+      return 1
+    fi
+    sleep 0.02
+  done
+}
+
+# The fsync floor of the disk the data dirs are on: 4 KiB pwrite + fdatasync, FSYNC_COUNT times,
+# appending to a new file and overwriting a preallocated one.
+bench_storage_fsync_probe() {
+  local dir="$WORK/st/probe" mode out cmd
+  mkdir -p "$dir"
+  ST_FS="$(df -T "$dir" 2>/dev/null | awk 'NR == 2 { print $2 " (" $1 ")" }')"
+  log "storage: fsync latency of $ST_FS ($FSYNC_COUNT x 4 KiB write + fdatasync)"
+  for mode in append overwrite; do
+    cmd=("$PROBE_BIN" "--dir=$dir" "--count=$FSYNC_COUNT" --size=4096 "--mode=$mode")
+    COMMANDS+=("$(show_cmd "${cmd[@]}")")
+    out="$("${cmd[@]}")" || die "kvs-fsync-probe --mode=$mode failed"
+    ST_PROBE+=("$out")
+    log "    $mode: $(jq -r '"p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, max \(.max_ms) ms, \(.per_second)/s"' <<<"$out")"
+  done
+  rm -rf "$dir"
+}
+
+# One PUT run of the storage comparison on running nodes; counts PUTs and fsyncs over the
+# whole kvs-bench run (preload and warm-up included) from the nodes' metrics.
+st_put_run() {
+  local label="$1" system="$2" targets="$3" m0="$WORK/$1.m0" m1="$WORK/$1.m1" puts fsyncs secs
+  local addrs=()
+  IFS=, read -r -a addrs <<<"$targets"
+  st_metrics "$m0" "${addrs[@]}"
+  set_kvs_args "$ST_DURATION" 1
+  RETRIES=$ST_RETRIES run_bench "$label" "$system" PUT "$ST_DURATION" "${ARGS[@]}" \
+    "--targets=$targets" --mix=put:100
+  st_metrics "$m1" "${addrs[@]}"
+  puts="$(metric_delta "$m0" "$m1" "$M_PUTS")"
+  fsyncs="$(metric_delta "$m0" "$m1" "$M_FSYNCS")"
+  secs="$(metric_delta "$m0" "$m1" "$M_FSYNC_SECONDS")"
+  printf '%s\t%s\t%s\t%s\n' "$label" "${puts:-}" "${fsyncs:-}" "${secs:-}" >>"$ST_FSYNC_ROWS"
+}
+
+etcd1_healthy() { curl -sf --max-time 2 "http://127.0.0.1:$ETCD1_CLIENT_PORT/health" | grep -q '"health":"true"'; }
+
+# A 1-member etcd with its default durability (fsync of the WAL on every commit), fresh data
+# dir, PUT only.
+st_etcd1_run() {
+  local r="$1" dir="$WORK/st/etcd1-r$1"
+  [[ -n "$ETCD_VERSION" ]] || ETCD_VERSION="$(etcd --version 2>/dev/null | awk '/etcd Version/ { print $3 }')"
+  require_free 127.0.0.1 "$ETCD1_CLIENT_PORT"
+  require_free 127.0.0.1 "$ETCD1_PEER_PORT"
+  local cmd=(env -i PATH="$PATH" etcd --name s1 --data-dir "$dir"
+    --listen-client-urls "http://127.0.0.1:$ETCD1_CLIENT_PORT"
+    --advertise-client-urls "http://127.0.0.1:$ETCD1_CLIENT_PORT"
+    --listen-peer-urls "http://127.0.0.1:$ETCD1_PEER_PORT"
+    --initial-advertise-peer-urls "http://127.0.0.1:$ETCD1_PEER_PORT"
+    --initial-cluster "s1=http://127.0.0.1:$ETCD1_PEER_PORT" --initial-cluster-state new
+    --initial-cluster-token kvs-bench-1 --logger=zap --log-level=warn)
+  ((r == 1)) && COMMANDS+=("$(show_env_cmd "${cmd[@]}")")
+  start_server "$dir.log" "${cmd[@]}"
+  wait_until "etcd (1 member)" etcd1_healthy || die "$WAIT_ERROR"
+  set_args "$ST_DURATION" 1
+  RETRIES=$ST_RETRIES run_bench "st-etcd1-r$r" "etcd $ETCD_VERSION, 1 member, round $r" PUT \
+    "$ST_DURATION" "${ARGS[@]}" --protocol=etcd --preload "--targets=127.0.0.1:$ETCD1_CLIENT_PORT" \
+    --mix=put:100
+  stop_servers
+  rm -rf "$dir"
+}
+
+# PUT throughput by storage mode: one node, a 1-member etcd and a 3-replica shard, in
+# ST_ROUNDS interleaved rounds (the mode order rotates each round), every run on fresh nodes
+# with fresh data dirs. The comparison uses the medians over the rounds.
+ST_MODE_LIST=()
+bench_storage_put() {
+  local r i m n env_words order dir
+  local addr1="127.0.0.1:$KVS_PORT" addrs3=("127.0.0.2:$KVS_PORT" "127.0.0.3:$KVS_PORT" "127.0.0.4:$KVS_PORT")
+  local targets3
+  targets3="$(IFS=,; echo "${addrs3[*]}")"
+  n=${#ST_MODE_LIST[@]}
+  for ((r = 1; r <= ST_ROUNDS; r++)); do
+    order=()
+    for ((i = 0; i < n; i++)); do order+=("${ST_MODE_LIST[(i + r - 1) % n]}"); done
+    log "storage PUT round $r/$ST_ROUNDS (${ST_DURATION}s runs): 1 node ${order[*]}; etcd 1 member; 3 replicas ${order[*]}"
+    for m in "${order[@]}"; do
+      dir="$WORK/st/data-1-$m-r$r"
+      read -r -a env_words <<<"$(storage_env "$m" "$dir")"
+      start_kvs_nodes 1 "$addr1" -- "${env_words[@]}" || die "$WAIT_ERROR"
+      ((r == 1)) && COMMANDS+=("$(last_kvs_cmd)")
+      st_put_run "st-1-$m-r$r" "kvs 1 node, $(storage_desc "$m"), round $r" "$addr1"
+      stop_servers
+      rm -rf "$dir"
+    done
+    st_etcd1_run "$r"
+    for m in "${order[@]}"; do
+      dir="$WORK/st/data-3-$m-r$r"
+      read -r -a env_words <<<"$(storage_env "$m" "$dir/@NODE@")"
+      start_kvs_nodes 1 "${addrs3[@]}" -- "${env_words[@]}" || die "$WAIT_ERROR"
+      ((r == 1)) && COMMANDS+=("$(last_kvs_cmd)   # 127.0.0.2 and .3 alike")
+      st_put_run "st-3-$m-r$r" "kvs 3 replicas, $(storage_desc "$m"), round $r" "$targets3"
+      stop_servers
+      rm -rf "$dir"
+    done
+  done
+}
+
+proc_status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+
+# st_restart KIND ADDRESS WANT_KEYS DIR ENV...: stops the running node (KIND kill = SIGKILL,
+# term = SIGTERM and wait for it), starts it again on the same data dir and times it to ready
+# with WANT_KEYS keys. Appends to ST_RESTART: kind, stop s, data dir bytes (allocated) at the
+# stop, s to first /health answer, s to ready, RSS kB once ready, /health's storage object.
+st_restart() {
+  local kind="$1" addr="$2" want="$3" dir="$4"; shift 4
+  local pid="${SERVER_PIDS[0]}" t_stop="" t bytes t0 storage rss
+  if [[ "$kind" == kill ]]; then
+    bytes="$(st_dir_bytes "$dir")"
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null || true
+    t_stop=0
+  else
+    t="${EPOCHREALTIME/,/.}"
+    stop_pids "$pid"
+    t_stop="$(awk -v a="${EPOCHREALTIME/,/.}" -v b="$t" 'BEGIN { printf "%.2f", a - b }')"
+    bytes="$(st_dir_bytes "$dir")"
+  fi
+  SERVER_PIDS=()
+  CURRENT_LOGS=()
+  t0="${EPOCHREALTIME/,/.}"
+  launch_kvs_node "$addr" "$addr" 1 "$@"
+  COMMANDS+=("kill -$([[ "$kind" == kill ]] && echo KILL || echo TERM) <kvs-server>; $(last_kvs_cmd) &   # same data dir; then curl -s http://$addr/health every 20 ms until \"ready\":true and keys = $want")
+  wait_ready_keys "$addr" "$want" "$t0" "${SERVER_PIDS[0]}" || die "$WAIT_ERROR"
+  rss="$(proc_status_kb "${SERVER_PIDS[0]}" VmRSS)"
+  storage="$(jq -c '.storage // "—"' <<<"$READY_BODY" 2>/dev/null || echo '—')"
+  ST_RESTART+=("$kind"$'\t'"$t_stop"$'\t'"${bytes%% *}"$'\t'"$READY_FIRST"$'\t'"$READY_AT"$'\t'"$rss"$'\t'"$storage")
+  log "    restart after $([[ $kind == kill ]] && echo SIGKILL || echo "SIGTERM (stop took ${t_stop}s)"): first answer ${READY_FIRST}s, ready with $want keys ${READY_AT}s; storage: $storage"
+}
+
+# One node in disk mode (fsync interval, default snapshot settings) loaded with ST_KEYS keys:
+# RSS vs raw key+value bytes, then restart to ready after SIGKILL and after SIGTERM.
+ST_BIG_DIR=""
+bench_storage_big() {
+  local addr="127.0.0.1:$KVS_PORT" pid before took count cmd json="$WORK/st-big-load.json"
+  ST_BIG_DIR="$WORK/st/big"
+  local env_words=(KVS_STORAGE_MODE=disk KVS_STORAGE_FSYNC=interval "KVS_STORAGE_DIR=$ST_BIG_DIR")
+  log "storage: one node (disk, fsync interval), $ST_KEYS keys x $VALUE_SIZE B: RSS, restart to ready"
+  HEALTH_TIMEOUT=$ST_READY_TIMEOUT start_kvs_nodes 1 "$addr" -- "${env_words[@]}" || die "$WAIT_ERROR"
+  COMMANDS+=("$(last_kvs_cmd)")
+  pid="${SERVER_PIDS[0]}"
+  before="$(vm_rss_kb "$pid")"
+  cmd=("$BENCH_BIN" "--threads=$THREADS" "--connections=$CONNECTIONS" "--keys=$ST_KEYS"
+    "--value-size=$VALUE_SIZE" "--timeout=$TIMEOUT_MS" --protocol=kvs --causal=off --preload
+    --requests=1 --warmup=0 --mix=get:100 "--targets=$addr" --label=st-big-load "--json=$json" --quiet)
+  COMMANDS+=("$(show_cmd "${cmd[@]}")")
+  local t0=$SECONDS
+  timeout "$MEM_TIMEOUT" "${cmd[@]}" >"$WORK/st-big-load.txt" 2>&1 \
+    || die "storage: preload of $ST_KEYS keys failed or took over ${MEM_TIMEOUT}s: $(tail -n 5 "$WORK/st-big-load.txt")"
+  took=$((SECONDS - t0))
+  sleep 1   # let in-flight work settle before reading RSS
+  count="$(curl -sf "http://$addr/health" | jq -r '.keys')" || die "storage: /health of $addr did not answer"
+  local rss hwm anon file raw snaps bytes
+  rss="$(proc_status_kb "$pid" VmRSS)" hwm="$(proc_status_kb "$pid" VmHWM)"
+  anon="$(proc_status_kb "$pid" RssAnon)" file="$(proc_status_kb "$pid" RssFile)"
+  raw=$(($(key_bytes_of "$count" 3) + count * VALUE_SIZE))
+  snaps="$(st_snapshots "$addr")"
+  bytes="$(st_dir_bytes "$ST_BIG_DIR")"
+  # keys raw_bytes load_s rss_before rss hwm anon file snapshots dir_alloc dir_apparent (kB for RSS)
+  ST_BIG_LINE="$count"$'\t'"$raw"$'\t'"$took"$'\t'"$before"$'\t'"$rss"$'\t'"$hwm"$'\t'"${anon:-}"$'\t'"${file:-}"$'\t'"${snaps:-—}"$'\t'"${bytes% *}"$'\t'"${bytes#* }"
+  log "    $count keys loaded in ${took}s; RSS $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB) for $((raw / 1048576)) MiB raw; data dir $((${bytes% *} / 1048576)) MiB, snapshots ${snaps:-?}"
+  st_restart kill "$addr" "$count" "$ST_BIG_DIR" "${env_words[@]}"
+  st_restart term "$addr" "$count" "$ST_BIG_DIR" "${env_words[@]}"
+  ST_BIG_KEYS="$count"
+  stop_servers
+}
+
+# PUT latency across a snapshot, on the ST_KEYS-key data dir of bench_storage_big (a snapshot
+# then writes the whole store). Two PUT runs, each on a node just restarted on that dir and
+# loaded as soon as it is ready, no warm-up (the whole run is measured):
+#   st-snap-off: KVS_STORAGE_SNAPSHOT_MIN_LOG_BYTES=2^50: no snapshot can start;
+#   st-snap-on:  KVS_STORAGE_SNAPSHOT_MIN_LOG_BYTES=1 MiB: the server's trigger is then half
+#                the last snapshot's size, which the log (with the first run's writes) already
+#                exceeds at start, so a snapshot starts within the first half second (the
+#                snapshot thread's check period) and runs under the load.
+# Snapshots completed during a run come from the metrics (a snapshot still running at the end
+# would not be counted: the run is long enough for that not to happen with 1M keys here).
+ST_BIG_KEYS=""
+bench_storage_snapshot() {
+  local addr="127.0.0.1:$KVS_PORT" label min snaps logb secs sbytes d0 d1 line=""
+  local base=(KVS_STORAGE_MODE=disk KVS_STORAGE_FSYNC=interval "KVS_STORAGE_DIR=$ST_BIG_DIR")
+  [[ -n "$ST_BIG_KEYS" ]] || die "storage: the snapshot check needs the loaded data dir"
+  log "storage: PUT latency with and without a snapshot (${SNAPSHOT_DURATION}s runs, $ST_BIG_KEYS keys)"
+  for label in st-snap-off st-snap-on; do
+    min=$((1 << 50))
+    [[ "$label" == st-snap-on ]] && min=$((1 << 20))
+    HEALTH_TIMEOUT=$ST_READY_TIMEOUT start_kvs_nodes 1 "$addr" -- "${base[@]}" \
+      "KVS_STORAGE_SNAPSHOT_MIN_LOG_BYTES=$min" || die "$WAIT_ERROR"
+    COMMANDS+=("$(last_kvs_cmd)")
+    st_metrics "$WORK/$label.m0" "$addr"
+    d0="$(st_dir_bytes "$ST_BIG_DIR")"
+    set_args "$SNAPSHOT_DURATION" 0
+    ARGS=("${ARGS[@]/#--keys=*/--keys=$ST_BIG_KEYS}")
+    RETRIES=0 run_bench "$label" "kvs 1 node, disk, fsync interval, $ST_BIG_KEYS keys, snapshot min log bytes $min" \
+      PUT "$SNAPSHOT_DURATION" "${ARGS[@]}" --protocol=kvs "--causal=$CAUSAL" "--targets=$addr" --mix=put:100
+    st_metrics "$WORK/$label.m1" "$addr"
+    d1="$(st_dir_bytes "$ST_BIG_DIR")"
+    snaps="$(metric_delta "$WORK/$label.m0" "$WORK/$label.m1" "$M_SNAPSHOTS")"
+    logb="$(metric_delta "$WORK/$label.m0" "$WORK/$label.m1" "$M_LOG_WRITTEN")"
+    [[ -n "$logb" ]] || logb=$((${d1#* } - ${d0#* }))
+    secs="" sbytes=""
+    if [[ -n "$snaps" && "$snaps" != 0 ]]; then
+      secs="$(metric_sum "$WORK/$label.m1" "$M_SNAPSHOT_SECONDS")"
+      sbytes="$(metric_sum "$WORK/$label.m1" "$M_SNAPSHOT_BYTES")"
+    fi
+    line+="${line:+$'\n'}$label"$'\t'"$min"$'\t'"${snaps:-?}"$'\t'"$logb"$'\t'"${secs:-}"$'\t'"${sbytes:-}"
+    log "    $label: snapshots during the run: ${snaps:-?}${secs:+ (the last took ${secs}s, $sbytes bytes)}; log bytes written: $logb"
+    [[ "$label" == st-snap-on && "${snaps:-0}" == 0 ]] && warn "storage: no snapshot completed during the snapshot run"
+    stop_servers
+  done
+  ST_SNAP_LINE="$line"
+}
+
+# Bytes on disk vs live key+value bytes after an overwrite-heavy run: OVERWRITE_KEYS keys, each
+# written OVERWRITES times on average (preload + random PUTs), disk mode with default snapshot
+# settings; then waits for a snapshot (if none happened yet) and for the data dir to stop
+# changing, and compares. Also the largest size seen while the load ran.
+bench_storage_overwrite() {
+  local addr="127.0.0.1:$KVS_PORT" dir="$WORK/st/overwrite" json="$WORK/st-overwrite.json" cmd
+  local total=$((OVERWRITE_KEYS * (OVERWRITES - 1))) peak=0 b t0 took
+  log "storage: overwrite-heavy run, $OVERWRITE_KEYS keys x $OVERWRITES writes, disk (fsync interval)"
+  start_kvs_nodes 1 "$addr" -- KVS_STORAGE_MODE=disk KVS_STORAGE_FSYNC=interval "KVS_STORAGE_DIR=$dir" \
+    || die "$WAIT_ERROR"
+  COMMANDS+=("$(last_kvs_cmd)")
+  cmd=("$BENCH_BIN" "--threads=$THREADS" "--connections=$CONNECTIONS" "--keys=$OVERWRITE_KEYS"
+    "--value-size=$VALUE_SIZE" "--timeout=$TIMEOUT_MS" --protocol=kvs --causal=off --preload
+    "--requests=$total" --warmup=0 --mix=put:100 "--targets=$addr" --label=st-overwrite
+    "--json=$json" --quiet)
+  COMMANDS+=("$(show_cmd "${cmd[@]}")")
+  t0=$SECONDS
+  ( exec "${cmd[@]}" >"$WORK/st-overwrite.txt" 2>&1 ) &
+  BENCH_WRAPPER_PID=$!
+  while process_running "$BENCH_WRAPPER_PID"; do
+    b="$(st_dir_bytes "$dir")"; b="${b% *}"
+    ((b > peak)) && peak=$b
+    if ((SECONDS - t0 > MEM_TIMEOUT + 60)); then
+      kill -TERM "$BENCH_WRAPPER_PID" 2>/dev/null || true
+      break
+    fi
+    sleep 0.5
+  done
+  local rc=0
+  wait "$BENCH_WRAPPER_PID" || rc=$?
+  BENCH_WRAPPER_PID=""
+  ((rc == 0)) || die "storage: overwrite run failed (status $rc): $(tail -n 5 "$WORK/st-overwrite.txt")"
+  took=$((SECONDS - t0))
+  local end snaps_end snaps waited=0 last="" same=0 final count live
+  end="$(st_dir_bytes "$dir")"
+  snaps_end="$(st_snapshots "$addr")"
+  snaps="$snaps_end"
+  # A snapshot, then a data dir that stays the same for 2 s (old log files removed).
+  t0=$SECONDS
+  while [[ -n "$snaps" && "$snaps" == 0 ]] && ((SECONDS - t0 < 60)); do
+    sleep 0.5
+    snaps="$(st_snapshots "$addr")"
+  done
+  while ((SECONDS - t0 < 90)); do
+    final="$(st_dir_bytes "$dir")"
+    if [[ "$final" == "$last" ]]; then ((++same >= 4)) && break; else same=0 last="$final"; fi
+    sleep 0.5
+  done
+  waited=$((SECONDS - t0))
+  local mfile="$WORK/st-overwrite.m1" pending sbytes
+  st_metrics "$mfile" "$addr"
+  pending="$(metric_sum "$mfile" "$M_LOG_PENDING")" sbytes="$(metric_sum "$mfile" "$M_SNAPSHOT_BYTES")"
+  count="$(curl -sf "http://$addr/health" | jq -r '.keys')" || die "storage: /health of $addr did not answer"
+  live=$(($(key_bytes_of "$count" 3) + count * VALUE_SIZE))
+  ST_OVERWRITE_FILES="$(find "$dir" -type f -printf '%P %s\n' 2>/dev/null | sort | awk '
+      { n++; if (n <= 12) printf "%s%s (%d B)", (n > 1 ? ", " : ""), $1, $2 }
+      END { if (n > 12) printf ", … (%d files)", n }' || true)"
+  local writes
+  writes="$(jq -s -r 'last | .requests' "$json" 2>/dev/null || echo "$total")"
+  # keys live_bytes writes(measured, after preload) took_s peak end_alloc snaps_end snaps waited final_alloc final_apparent
+  # log_pending snapshot_bytes (server metrics after waiting)
+  ST_OVERWRITE_LINE="$count"$'\t'"$live"$'\t'"$writes"$'\t'"$took"$'\t'"$peak"$'\t'"${end% *}"$'\t'"${snaps_end:-?}"$'\t'"${snaps:-?}"$'\t'"$waited"$'\t'"${final% *}"$'\t'"${final#* }"$'\t'"${pending:-}"$'\t'"${sbytes:-}"
+  log "    $count keys, live $((live / 1024)) KiB; data dir: peak $((peak / 1048576)) MiB, at the end $((${end% *} / 1048576)) MiB, after snapshot(s) ${snaps:-?} $((${final% *} / 1024)) KiB"
+  stop_servers
+}
+
+bench_storage() {
+  if [[ -z "$STORAGE_SUPPORTED" ]]; then
+    warn "storage: $SERVER_BIN has no kvs.storage.* settings (--help); storage part skipped"
+    return 0
+  fi
+  ST_START=$SECONDS
+  ST_LOAD_BEGIN="$(cut -d' ' -f1-3 /proc/loadavg)"
+  ST_FSYNC_ROWS="$WORK/st-fsync.tsv"
+  : >"$ST_FSYNC_ROWS"
+  IFS=, read -r -a ST_MODE_LIST <<<"$ST_MODES"
+  mkdir -p "$WORK/st"
+  # This part's command lines (run_bench's included) go to its own list: COMMANDS collects them
+  # meanwhile.
+  local others=("${COMMANDS[@]}")
+  COMMANDS=()
+  bench_storage_fsync_probe
+  bench_storage_put
+  bench_storage_big
+  bench_storage_snapshot
+  bench_storage_overwrite
+  # Rounds after the first repeat the first one's commands but for the label.
+  local c
+  for c in "${COMMANDS[@]}"; do
+    [[ "$c" =~ --label=st-[a-z0-9-]+-r([0-9]+) && "${BASH_REMATCH[1]}" != 1 ]] && continue
+    ST_COMMANDS+=("$c")
+  done
+  COMMANDS=("${others[@]}")
+  rm -rf "$WORK/st"
+  ST_LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
+  ST_DONE=1
+}
+
+# --- storage report -----------------------------------------------------------------------
+
+# One row of a storage PUT table from the runs whose label starts with PREFIX: req/s of each
+# round, median, ratio to MEM_RPS, medians of p50/p99/server cores, most "other" cores seen,
+# PUTs per fsync over all rounds (ST_FSYNC_ROWS), errors + non-2xx.
+st_put_row() {
+  local prefix="$1" name="$2" mem="$3"
+  awk -F'\t' -v p="$prefix" -v name="$name" -v mem="${mem:-0}" -v fs="$ST_FSYNC_ROWS" '
+    function median(a, n,   i, j, t) {
+      for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+      return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    BEGIN {
+      while ((getline line < fs) > 0) {
+        split(line, f, "\t")
+        if (index(f[1], p) == 1 && f[3] != "") { puts += f[2]; fsyncs += f[3]; fsecs += f[4]; hasf = 1 }
+      }
+    }
+    index($1, p) == 1 {
+      n++; r[n] = $4; p50[n] = $5; p99[n] = $7; srv[n] = $9; if ($11 > oth) oth = $11
+      err += $12 + $13; rounds = rounds (n > 1 ? " / " : "") sprintf("%.0f", $4)
+    }
+    END {
+      if (n == 0) { printf "| %s | not measured | | | | | | | | | |\n", name; exit }
+      m = median(r, n)
+      x = (mem > 0) ? sprintf("%.2f×", m / mem) : "—"
+      pf = hasf ? (fsyncs > 0 ? sprintf("%.1f", puts / fsyncs) : "no fsync") : "—"
+      fl = (hasf && fsyncs > 0) ? sprintf("%.3f", fsecs / fsyncs * 1000) : "—"
+      printf "| %s | %s | **%.0f** | %s | %.2f | %.2f | %.2f | %.2f | %s | %s | %d |\n",
+        name, rounds, m, x, median(p50, n), median(p99, n), median(srv, n), oth, pf, fl, err }' "$RESULT_ROWS"
+}
+
+# "| name | value unit | ≤ target unit | met |" for a measured value that must stay at or below.
+le_line() {
+  local name="$1" value="$2" unit="$3" target="$4" detail="${5:-}"
+  if [[ -z "$value" ]]; then
+    printf '| %s | — | ≤ %s%s | not measured |\n' "$name" "$target" "$unit"
+    return
+  fi
+  awk -v n="$name" -v v="$value" -v u="$unit" -v t="$target" -v d="$detail" 'BEGIN {
+    printf "| %s | **%s%s**%s | ≤ %s%s | %s |\n", n, v, u, d, t, u, (v + 0 <= t + 0 ? "met" : "**not met**") }'
+}
+
+# The storage targets (also printed by print_summary).
+st_target_lines() {
+  local mem always interval etcd f
+  mem="$(median_rps st-1-memory-r)" always="$(median_rps st-1-always-r)"
+  interval="$(median_rps st-1-interval-r)" etcd="$(median_rps st-etcd1-r)"
+  ratio_values "1 node PUT, fsync always / memory mode (medians of $ST_ROUNDS rounds)" "$always" "$mem" 0.5
+  ratio_values "1 node PUT, fsync always / 1-member etcd (medians)" "$always" "$etcd" 5
+  ratio_values "1 node PUT, fsync interval / memory mode (medians)" "$interval" "$mem" 0.85
+  local kill_ready="" term_ready="" line
+  for line in "${ST_RESTART[@]}"; do
+    IFS=$'\t' read -r -a f <<<"$line"
+    [[ "${f[0]}" == kill ]] && kill_ready="${f[4]}"
+    [[ "${f[0]}" == term ]] && term_ready="${f[4]}"
+  done
+  le_line "restart to ready with ${ST_BIG_KEYS:-$ST_KEYS} keys, after SIGKILL" "$kill_ready" " s" 5 \
+    "${term_ready:+ (after SIGTERM: $term_ready s)}"
+  local disk_ratio="" rss_ratio=""
+  if [[ -n "$ST_OVERWRITE_LINE" ]]; then
+    IFS=$'\t' read -r -a f <<<"$ST_OVERWRITE_LINE"
+    disk_ratio="$(awk -v d="${f[9]}" -v l="${f[1]}" 'BEGIN { if (l > 0) printf "%.2f", d / l }')"
+  fi
+  le_line "bytes on disk / live key+value bytes after the overwrite-heavy run" "$disk_ratio" "×" 3
+  if [[ -n "$ST_BIG_LINE" ]]; then
+    IFS=$'\t' read -r -a f <<<"$ST_BIG_LINE"
+    rss_ratio="$(awk -v r="${f[4]}" -v raw="${f[1]}" 'BEGIN { if (raw > 0) printf "%.2f", r * 1024 / raw }')"
+  fi
+  le_line "RSS / raw key+value bytes, ${ST_BIG_KEYS:-$ST_KEYS} keys, disk mode" "$rss_ratio" "×" 2
+}
+
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
+
+# The storage section of RESULTS.md, between markers (a storage-only run replaces just it).
+ST_BEGIN_MARK='<!-- storage section: written by bench/run.sh (part "storage"); a run of only that part replaces it -->'
+ST_END_MARK='<!-- end of storage section -->'
+storage_section() {
+  local f line other_max other_med
+  echo "$ST_BEGIN_MARK"
+  echo "## Storage (durability)"
+  echo
+  if [[ -z "$ST_DONE" ]]; then
+    echo "Not measured: the server built (commit $COMMIT) has no \`kvs.storage.*\` settings."
+    echo
+    echo "$ST_END_MARK"
+    return
+  fi
+  read -r other_max other_med < <(awk -F'\t' '$1 ~ /^st-/ { n++; o[n] = $11; if ($11 > m) m = $11 }
+    END { for (i = 2; i <= n; i++) { t = o[i]; for (j = i - 1; j >= 1 && o[j] > t; j--) o[j + 1] = o[j]; o[j + 1] = t }
+          printf "%.2f %.2f\n", m, (n ? o[int((n + 1) / 2)] : 0) }' "$RESULT_ROWS")
+  echo "Measured by \`bench/run.sh$([[ "$PARTS" == ",storage," ]] && echo " --only storage")\` on $(date -u '+%Y-%m-%d %H:%M UTC'), kvs commit $COMMIT (Release, \`${BUILD_DIR#"$ROOT"/}\`), in $(((SECONDS - ST_START) / 60)) min $(((SECONDS - ST_START) % 60)) s, on the machine above ($NPROC cores, $(awk '/^MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)); data dirs on $ST_FS under /tmp, a fresh one per server start (removed afterwards); everything on loopback."
+  echo
+  if awk -v m="$other_max" -v t="$MAX_OTHER" 'BEGIN { exit !(m > t) }'; then
+    echo "**The machine was shared and noisy during this part**: other processes (builds and tests of other users) used up to $other_max cores during a run (median $other_med; \"other cores\" below), load average $ST_LOAD_BEGIN at the start and $ST_LOAD_END at the end. Runs were not repeated; the PUT comparison rests on medians of $ST_ROUNDS interleaved rounds, which spread such moments over all modes, but single figures (restart, snapshot latency) carry that noise."
+  else
+    echo "Other processes used at most $other_max cores during a run (load average $ST_LOAD_BEGIN at the start, $ST_LOAD_END at the end)."
+  fi
+  echo
+  if ((${#SERVER_DEATHS[@]})) && [[ "$PARTS" == ",storage," ]]; then
+    echo "**Servers that ended on their own during this run** (not stopped by the script; the run they were in shows it as errors):"
+    echo
+    for line in "${SERVER_DEATHS[@]}"; do echo "- \`${line//\`/\'}\`"; done
+    echo
+  fi
+  echo "Server settings compared: \`KVS_STORAGE_MODE=memory\`, and \`KVS_STORAGE_MODE=disk\` with \`KVS_STORAGE_FSYNC=never\` (the OS writes back), \`interval\` (fdatasync every \`KVS_STORAGE_FSYNC_INTERVAL_MS\`, 1000 ms by default) and \`always\` (a PUT is answered once its log record is fsynced; group commit). Server defaults: $STORAGE_DEFAULTS."
+  echo
+  echo "### Targets"
+  echo
+  echo "| target | measured | target | |"
+  echo "|---|---|---|---|"
+  st_target_lines
+  echo
+  echo "### fsync latency of this disk"
+  echo
+  echo "\`kvs-fsync-probe\` (bench/fsync_probe.cc): one thread, $FSYNC_COUNT × (4 KiB \`pwrite\` + \`fdatasync\`) on $ST_FS, each sample timed from the write to the sync's return. append = each write extends a new file (the size change is journaled too); overwrite = the same blocks rewritten in a file written and synced beforehand (a preallocated log)."
+  echo
+  echo "| file | p50 ms | p90 ms | p99 ms | max ms | mean ms | syncs/s (one thread) |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for line in "${ST_PROBE[@]}"; do
+    jq -r '"| \(.mode) | \(.p50_ms) | \(.p90_ms) | \(.p99_ms) | \(.max_ms) | \(.mean_ms) | \(.per_second) |"' <<<"$line"
+  done
+  echo
+  echo "### PUT throughput by storage mode"
+  echo
+  echo "kvs-bench \`--threads=$THREADS --connections=$CONNECTIONS\`, PUT only, uniform random keys over $KEYS preloaded keys, $VALUE_SIZE-byte values, \`--causal=$CAUSAL\`; 1 s warm-up + $ST_DURATION s measured per run; every run on freshly started nodes with empty data dirs. $ST_ROUNDS rounds; each round runs every mode once (1 node, then the 1-member etcd, then the 3-replica shard), the order of the modes rotating by one each round. Medians over the rounds; \"other cores\" = the most any run of the row saw. PUTs per fsync = PUTs answered / fsyncs counted by the server (\`$M_FSYNCS\`) over the whole kvs-bench run, preload included (3 replicas: client PUTs / fsyncs of all 3 nodes, each of which logs every write); mean fsync = \`$M_FSYNC_SECONDS\` / fsyncs over the same window. The etcd row has no such figures (—)."
+  echo
+  echo "One node (127.0.0.1):"
+  echo
+  echo "| storage | req/s by round | median req/s | × memory | p50 ms | p99 ms | server cores | other cores | PUTs per fsync | mean fsync ms | errors |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  local m mem
+  mem="$(median_rps st-1-memory-r)"
+  for m in "${ST_MODE_LIST[@]}"; do st_put_row "st-1-$m-r" "$(storage_desc "$m")" "$mem"; done
+  st_put_row st-etcd1-r "etcd ${ETCD_VERSION:-?}, 1 member (fsync per commit)" "$mem"
+  echo
+  echo "A shard of 3 replicas (127.0.0.2-4, load spread over all three):"
+  echo
+  echo "| storage | req/s by round | median req/s | × memory | p50 ms | p99 ms | server cores | other cores | client PUTs per fsync | mean fsync ms | errors |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  mem="$(median_rps st-3-memory-r)"
+  for m in "${ST_MODE_LIST[@]}"; do st_put_row "st-3-$m-r" "$(storage_desc "$m")" "$mem"; done
+  echo
+  if [[ -n "$ST_BIG_LINE" ]]; then
+    IFS=$'\t' read -r -a f <<<"$ST_BIG_LINE"
+    echo "### Restart to ready, ${f[0]} keys"
+    echo
+    echo "One node, \`KVS_STORAGE_MODE=disk KVS_STORAGE_FSYNC=interval\`, default snapshot settings, loaded with ${f[0]} keys × $VALUE_SIZE B (kvs-bench \`--preload\` with \`--causal=off\`, ${f[2]} s; data dir then $(mib "${f[9]}") on disk, snapshots taken: ${f[8]}). Then SIGKILL, start on the same data dir, and time from the start until \`/health\` answers \`\"ready\":true\` with \`keys\` = ${f[0]} (polled every 20 ms); then the same after SIGTERM (a clean stop). SIGKILL loses nothing written before it here (the page cache survives the process): this measures recovery time, not power-loss durability."
+    echo
+    echo "| restart after | stop took | data dir at the stop | first /health answer | ready, all keys | RSS when ready | /health \`storage\` when ready |"
+    echo "|---|---:|---:|---:|---:|---:|---|"
+    for line in "${ST_RESTART[@]}"; do
+      local r; IFS=$'\t' read -r -a r <<<"$line"
+      # shellcheck disable=SC2016 # backquotes for markdown, not a command substitution
+      printf '| %s | %s s | %s | %s s | **%s s** | %s | `%s` |\n' "$([[ "${r[0]}" == kill ]] && echo SIGKILL || echo SIGTERM)" \
+        "${r[1]}" "$(mib "${r[2]}")" "${r[3]}" "${r[4]}" "$(awk -v k="${r[5]}" 'BEGIN { printf "%.1f MiB", k / 1024 }')" "${r[6]//|/\\|}"
+    done
+    echo
+    echo "### Memory at ${f[0]} keys, disk mode"
+    echo
+    echo "The same node after its load (before the restarts): RSS / raw key+value bytes, raw = keys (\"key0\" …) + ${f[0]} × $VALUE_SIZE B. RssFile counts file pages mapped by the process (e.g. an mmapped log), RssAnon the heap."
+    echo
+    echo "| keys | raw key+value | RSS before | RSS after load | peak RSS (VmHWM) | RssAnon / RssFile | RSS / raw | target ≤ 2× |"
+    echo "|---:|---:|---:|---:|---:|---|---:|---|"
+    awk -v n="${f[0]}" -v raw="${f[1]}" -v b="${f[3]}" -v a="${f[4]}" -v h="${f[5]}" -v an="${f[6]}" -v fi="${f[7]}" 'BEGIN {
+      r = a * 1024 / raw
+      printf "| %d | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %s / %s | **%.2f×** | %s |\n", n, raw / 1048576, b / 1024, a / 1024, h / 1024,
+        (an == "" ? "?" : sprintf("%.1f MiB", an / 1024)), (fi == "" ? "?" : sprintf("%.1f MiB", fi / 1024)), r, (r <= 2 ? "met" : "**not met**") }'
+    echo
+    if [[ -n "$MEM_LINE" ]]; then
+      local g; IFS=$'\t' read -r -a g <<<"$MEM_LINE"
+      echo "Memory mode in this run (section Memory): ${g[3]} MiB for ${g[1]} MiB raw = ${g[4]}×."
+    else
+      echo "Memory mode: see section Memory (not re-measured by a storage-only run)."
+    fi
+    echo
+  fi
+  if [[ -n "$ST_SNAP_LINE" ]]; then
+    echo "### PUT latency across a snapshot"
+    echo
+    echo "The ${ST_BIG_KEYS}-key data dir above (a snapshot writes the whole store), one node, disk, fsync interval. Each run: restart on that dir, then as soon as it is ready PUT only over the ${ST_BIG_KEYS} keys, $CONNECTIONS connections, \`--causal=$CAUSAL\`, ${SNAPSHOT_DURATION} s, no warm-up (the whole run is measured). First run with \`KVS_STORAGE_SNAPSHOT_MIN_LOG_BYTES\` = 2^50: no snapshot can start. Second run with 1 MiB: the server's trigger is then max(1 MiB, half the last snapshot), which the log already exceeds at start (the first run's writes), so a snapshot starts within the snapshot thread's first 0.5 s check and runs under the load. Snapshots completed during the run from \`$M_SNAPSHOTS\`, their duration from \`$M_SNAPSHOT_SECONDS\`, log bytes from \`$M_LOG_WRITTEN\`. One run each: the difference between the rows is the figure to read, not either row alone."
+    echo
+    echo "| run | snapshot min log bytes | snapshots completed during the run | last snapshot took | log bytes written | req/s | p50 ms | p99 ms | p99.9 ms | max ms | errors |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    while IFS=$'\t' read -r -a f; do
+      local maxms
+      maxms="$(jq -s -r 'last | .latency_ms.max // "?" | if type == "number" then (. * 100 | round / 100) else . end' "$WORK/${f[0]}.json" 2>/dev/null || echo '?')"
+      awk -F'\t' -v l="${f[0]}" -v t="${f[1]}" -v s="${f[2]}" -v b="${f[3]}" -v sec="${f[4]:-}" -v sb="${f[5]:-}" -v mx="$maxms" '$1 == l {
+        printf "| %s | %s | %s | %s | %.1f MiB | %.0f | %.2f | **%.2f** | %.2f | %s | %d |\n",
+          (l == "st-snap-off" ? "no snapshot" : "snapshot under load"), (t >= 2 ^ 50 ? "2^50 (off)" : sprintf("%.0f MiB", t / 1048576)),
+          s, (sec == "" ? "—" : sprintf("%.2f s (%.1f MiB)", sec, sb / 1048576)), b / 1048576, $4, $5, $7, $8, mx, $12 + $13 }' "$RESULT_ROWS"
+    done <<<"$ST_SNAP_LINE"
+    echo
+  fi
+  if [[ -n "$ST_OVERWRITE_LINE" ]]; then
+    IFS=$'\t' read -r -a f <<<"$ST_OVERWRITE_LINE"
+    echo "### Bytes on disk after an overwrite-heavy run"
+    echo
+    echo "One node, disk, fsync interval, default snapshot settings: ${f[0]} keys preloaded, then ${f[2]} PUTs to uniformly random keys among them (${OVERWRITES} writes per key on average, preload included; \`--causal=off\`), in ${f[3]} s. Bytes on disk = allocated blocks (\`du -B1\`) of everything in the data dir; live = key+value bytes of the ${f[0]} keys. After the load the script waited (${f[8]} s) for a snapshot (unless one had happened) and for the data dir to stay the same for 2 s."
+    echo
+    echo "| live key+value | data dir, peak during the load | at the end of the load | snapshots at the end / after waiting | after waiting (allocated / apparent) | on disk / live | target ≤ 3× |"
+    echo "|---:|---:|---:|---|---:|---:|---|"
+    awk -v live="${f[1]}" -v peak="${f[4]}" -v end="${f[5]}" -v s0="${f[6]}" -v s1="${f[7]}" -v fa="${f[9]}" -v fp="${f[10]}" 'BEGIN {
+      r = fa / live
+      printf "| %.1f MiB | %.1f MiB (%.1f×) | %.1f MiB (%.1f×) | %s / %s | %.1f / %.1f MiB | **%.2f×** | %s |\n", live / 1048576, peak / 1048576, peak / live,
+        end / 1048576, end / live, s0, s1, fa / 1048576, fp / 1048576, r, (r <= 3 ? "met" : "**not met**") }'
+    echo
+    echo "Files in the data dir after waiting: ${ST_OVERWRITE_FILES:-none}. The server's own figures then: newest snapshot $(mib "${f[12]:-0}") (\`$M_SNAPSHOT_BYTES\`), log not yet covered by a snapshot $(mib "${f[11]:-0}") (\`$M_LOG_PENDING\`); a snapshot starts when that log reaches max(\`kvs.storage.snapshot_min_log_bytes\`, half the newest snapshot)."
+    echo
+  fi
+  echo "### Commands (storage)"
+  echo
+  echo "Run by \`bench/run.sh\` (paths as used, the temp dir as <tmp>; a kvs-server line shows its whole environment$( ((ST_ROUNDS > 1)) && echo "; rounds 2..$ST_ROUNDS repeat round 1's commands with their own labels and data dirs")):"
+  echo
+  echo '```sh'
+  printf '%s\n' "${ST_COMMANDS[@]}"
+  echo '```'
+  echo
+  echo "$ST_END_MARK"
+}
+
+# A run of only the storage part: its section replaces the one in RESULTS.md (or goes before
+# "## Notes", or at the end), the rest of the file stays as the last full run wrote it.
+splice_storage_section() {
+  local tmp="$RESULTS.tmp" section="$WORK/storage-section.md"
+  storage_section >"$section"
+  if [[ ! -f "$RESULTS" ]]; then
+    { echo "# kvs benchmark results"; echo; cat "$section"; } >"$tmp"
+  elif grep -qF "$ST_BEGIN_MARK" "$RESULTS"; then
+    awk -v b="$ST_BEGIN_MARK" -v e="$ST_END_MARK" -v f="$section" '
+      $0 == b { while ((getline l < f) > 0) print l; skip = 1; next }
+      skip && $0 == e { skip = 0; next }
+      !skip { print }' "$RESULTS" >"$tmp"
+  elif grep -q '^## Notes' "$RESULTS"; then
+    awk -v f="$section" '/^## Notes/ && !done { while ((getline l < f) > 0) print l; print ""; done = 1 } { print }' "$RESULTS" >"$tmp"
+  else
+    { cat "$RESULTS"; echo; cat "$section"; } >"$tmp"
+  fi
+  mv "$tmp" "$RESULTS"
 }
 
 # --- report -------------------------------------------------------------------------------
@@ -827,7 +1578,7 @@ write_results() {
     echo
     echo "| system | workload | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | server cores | bench cores | irq cores | other cores | errors | non-2xx |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    awk -F'\t' -v m="$MAX_OTHER" '$1 !~ /^(scale|pair)-/ {
+    awk -F'\t' -v m="$MAX_OTHER" '$1 !~ /^(scale|pair|st)-/ {
       printf "| %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %s | %s | %s | %s%s | %s | %s |\n", $2, $3, $4, $5, $6, $7, $8, $9, $10, $17, $11, ($11 > m ? " ⚠" : ""), $12, $13 }' "$RESULT_ROWS"
     echo
     local repeated
@@ -836,7 +1587,7 @@ write_results() {
       echo "Runs disturbed by other processes on the machine (repeated up to $RETRIES times, least disturbed kept; ⚠ = still above $MAX_OTHER cores): $repeated."
       echo
     fi
-    echo "Status codes per run: $(awk -F'\t' '$1 !~ /^(scale|pair)-/ { printf "%s%s: %s", sep, $1, ($15 == "" ? "—" : $15); sep = "; " }' "$RESULT_ROWS")."
+    echo "Status codes per run: $(awk -F'\t' '$1 !~ /^(scale|pair|st)-/ { printf "%s%s: %s", sep, $1, ($15 == "" ? "—" : $15); sep = "; " }' "$RESULT_ROWS")."
     echo
     echo "## Targets"
     echo
@@ -911,10 +1662,18 @@ write_results() {
       echo "| ${f[0]} | ${f[1]} MiB | ${f[2]} MiB | ${f[3]} MiB | **${f[4]}×** | ${f[5]}× | $(awk -v r="${f[4]}" 'BEGIN{ print (r <= 2 ? "met" : "**not met**") }') |"
       echo
     fi
+    if part storage; then
+      storage_section
+      echo
+    fi
     echo "## Notes"
     echo
+    if ((${#SERVER_DEATHS[@]})); then
+      local death
+      for death in "${SERVER_DEATHS[@]}"; do echo "- **A server ended on its own** (not stopped by the script): \`${death//\`/\'}\`"; done
+    fi
     echo "- nginx answers GET with a fixed body and does no work: it is the machine's HTTP ceiling, and both kvs ratios (GET and PUT) are against nginx's GET. On $NPROC shared cores its number is bounded by the whole machine (server + load generator + irq ≈ all cores), not by nginx alone."
-    echo "- etcd runs with its default durability: every commit fsyncs its WAL, data dirs on ${ETCD_FS:-?} under /tmp. kvs keeps data in memory only (README: no write-ahead log yet), so the PUT ratio compares different durability."
+    echo "- etcd runs with its default durability: every commit fsyncs its WAL, data dirs on ${ETCD_FS:-?} under /tmp. $(if [[ -n "$STORAGE_SUPPORTED" ]]; then echo "kvs runs with its default storage settings ($STORAGE_DEFAULTS; a fresh data dir per node start, under /tmp); section Storage compares the durability modes, and a 1-member etcd."; else echo "kvs keeps data in memory only (README: no write-ahead log yet), so the PUT ratio compares different durability."; fi)"
     echo "- etcd GET is \`/v3/kv/range\` with default (linearizable) reads: each goes through the leader's read index."
     echo "- A kvs PUT is acknowledged by the replica that receives it and broadcast to its shard peers in the background; that broadcast (and, in the 6-node cluster, forwarding to the owning shard) runs on the same $NPROC cores, so cluster numbers show the per-request cost of replication, not a distributed speed-up."
     echo
@@ -933,20 +1692,50 @@ print_summary() {
   echo
   log "results (req/s)"
   awk -F'\t' '{ printf "    %-34s %-5s %10.0f req/s  p99 %7.2f ms  server %s cores  bench %s cores  errors %d\n", $2, $3, $4, $7, $9, $10, $12 + $13 }' "$RESULT_ROWS"
-  log "ratios"
-  {
+  [[ "$PARTS" == ",storage," ]] || log "ratios"
+  [[ "$PARTS" == ",storage," ]] || {
     nginx_ratio_lines
     ratio_line "kvs 3-replica PUT / etcd 3-member PUT" kvs3-put etcd-put 10
   } | sed 's/\*\*//g; s/^| /    /; s/ |$//; s/ | /  /g'
   if [[ -n "$MEM_LINE" ]]; then
     awk -F'\t' '{ printf "    memory: RSS/raw %s× (target ≤ 2×)\n", $5 }' <<<"$MEM_LINE"
   fi
+  if [[ -n "$ST_DONE" ]]; then
+    log "storage targets"
+    st_target_lines | sed 's/\*\*//g; s/^| /    /; s/ |$//; s/ | /  /g'
+  fi
+  if ((${#SERVER_DEATHS[@]})); then
+    log "servers that ended on their own (see the warnings above)"
+    printf '    %s\n' "${SERVER_DEATHS[@]}"
+  fi
   log "wrote ${RESULTS#"$ROOT"/} in $((SECONDS - START_SECONDS))s"
 }
 
+usage() {
+  sed -n '2,/^set -euo/{ /^set -euo/d; s/^# \{0,1\}//; p }' "${BASH_SOURCE[0]}"
+}
+
 main() {
+  while (($#)); do
+    case "$1" in
+      --only) (($# >= 2)) || die "--only needs a list of parts ($ALL_PARTS)"; PARTS=",$2,"; shift 2 ;;
+      --only=*) PARTS=",${1#--only=},"; shift ;;
+      -h | --help) usage; exit 0 ;;
+      *) die "unknown argument '$1' (bench/run.sh [--only PART,...]; --help)" ;;
+    esac
+  done
+  local p
+  for p in ${PARTS//,/ }; do
+    [[ ",$ALL_PARTS," == *",$p,"* ]] || die "unknown part '$p' (parts: $ALL_PARTS)"
+  done
   [[ $EUID -eq 0 ]] || warn "not root: package installation will fail if anything is missing"
-  ensure_packages "${BUILD_PKGS[@]}" "${BENCH_PKGS[@]}"
+  # Only what the chosen parts use.
+  local pkgs=(curl jq)
+  if part nginx || part paired; then pkgs+=(nginx-light); fi
+  if part nginx || part single; then pkgs+=(wrk); fi
+  if part sweep; then pkgs+=(gnuplot-nox); fi
+  if part etcd || part storage; then pkgs+=(etcd-server etcd-client); fi
+  ensure_packages "${BUILD_PKGS[@]}" "${pkgs[@]}"
   WORK="$(mktemp -d /tmp/kvs-bench.XXXXXX)"
   RESULT_ROWS="$WORK/rows.tsv"
   : >"$RESULT_ROWS"
@@ -954,6 +1743,15 @@ main() {
   # directory before the repo's, and the caller's directory may hold anything.
   cd "$WORK"
   build
+  if "$SERVER_BIN" --help 2>&1 | grep -q 'kvs\.storage\.dir'; then
+    STORAGE_SUPPORTED=1
+    local k v
+    for k in mode fsync fsync_interval_ms snapshot_min_log_bytes; do
+      v="$(kvs_default_frontend "kvs.storage.$k")"
+      [[ -n "$v" ]] && STORAGE_DEFAULTS+="${STORAGE_DEFAULTS:+, }kvs.storage.$k=$v"
+    done
+    STORAGE_DEFAULTS="${STORAGE_DEFAULTS:-see kvs-server --help}"
+  fi
   KVS_FRONTEND="$(kvs_default_frontend kvs.http.frontend)"
   if [[ "$KVS_FRONTEND" == poco ]]; then
     KVS_FRONTEND="POCO HTTPServer, $(kvs_default_frontend kvs.http.threads) threads"
@@ -971,7 +1769,13 @@ main() {
   if part etcd; then bench_etcd; fi
   if part scaling; then bench_scaling; fi
   if part memory; then bench_memory; fi
-  write_results
+  if part storage; then bench_storage; fi
+  if [[ "$PARTS" == ",storage," ]]; then
+    [[ -n "$ST_DONE" ]] || die "the server has no storage settings: nothing measured, ${RESULTS#"$ROOT"/} left as it was"
+    splice_storage_section
+  else
+    write_results
+  fi
   print_summary
 }
 
