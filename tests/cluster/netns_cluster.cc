@@ -126,9 +126,11 @@ std::unique_ptr<NetnsCluster> NetnsCluster::Create(const ClusterOptions& options
       return nullptr;
     }
   }
-  // Nodes start concurrently (as in a deployment); then each must become healthy.
+  // Nodes start concurrently (as in a deployment); then each must become ready: recovered
+  // from its data directory and loaded from its peers (a test that cuts the network right
+  // after start must not catch a node mid-bootstrap).
   for (int i = 0; i < cluster->size(); ++i) {
-    if (auto healthy = cluster->WaitHealthy(i, options.start_timeout); !healthy) {
+    if (auto healthy = cluster->WaitHealthy(i, options.start_timeout, /*ready=*/true); !healthy) {
       *error = std::string(healthy.message()) + "\n" + cluster->LogTails(30);
       cluster->Destroy();
       return nullptr;

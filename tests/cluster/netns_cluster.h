@@ -60,7 +60,8 @@ class NetnsCluster {
   static constexpr int kMaxNodes = 16;
 
   // Removes stale resources of dead runs, builds the network, starts every node and waits until
-  // each answers /health. Returns nullptr with *error set on failure (nothing is left behind).
+  // each reports "ready" in /health. Returns nullptr with *error set on failure (nothing is left
+  // behind).
   static std::unique_ptr<NetnsCluster> Create(const ClusterOptions& options, std::string* error);
 
   NetnsCluster(const NetnsCluster&) = delete;
