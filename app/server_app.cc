@@ -29,8 +29,8 @@
 #include "kvs/replication/coordinator.h"
 #include "kvs/replication/reconfigurator.h"
 #include "kvs/replication/recovery.h"
-#include "kvs/replication/wire.h"
 #include "kvs/replication/replicator.h"
+#include "kvs/replication/wire.h"
 #include "kvs/storage/data_dir.h"
 #include "kvs/storage/journal.h"
 #include "kvs/store/store.h"
@@ -194,8 +194,8 @@ int ServerApp::main(const std::vector<std::string>&) {
     std::string dir = cfg.getString("kvs.storage.dir");
     if (dir.empty()) dir = "kvs-data/" + plan.self.host + "_" + std::to_string(plan.self.port);
     std::string error;
-    auto data_dir = storage::DataDir::Open(dir, plan.self.ToString(), cluster_id, incarnation,
-                                           error);
+    auto data_dir =
+        storage::DataDir::Open(dir, plan.self.ToString(), cluster_id, incarnation, error);
     if (!data_dir) return StartupError(error);
     incarnation = data_dir->incarnation();
     storage::JournalOptions journal_options;
@@ -206,8 +206,9 @@ int ServerApp::main(const std::vector<std::string>&) {
     journal_options.repair = repair_text == "true";
     journal = std::make_unique<storage::Journal>(std::move(data_dir), journal_options);
   } else {
-    log.warning("kvs.storage.mode=memory: data is kept in memory only; a restart loses this "
-                "node's data");
+    log.warning(
+        "kvs.storage.mode=memory: data is kept in memory only; a restart loses this "
+        "node's data");
     journal = std::make_unique<storage::Journal>();
   }
 
@@ -234,7 +235,6 @@ int ServerApp::main(const std::vector<std::string>&) {
   replication::Reconfigurator reconfigurator(store, clock, cluster_state, peers, replicator,
                                              coordinator, replication::ReconfigureOptions{},
                                              journal.get());
-
 
   const std::string self = plan.self.ToString();
   const milliseconds ping_timeout =

@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <deque>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -143,6 +143,7 @@ class EventServer::Loop {
                         std::string_view method);
   // Sends the held answers whose writes are now durable (or failed: 507).
   void ReleaseDurable();
+
  public:
   // From the journal's writer thread after each log group: wakes the loop if it holds answers.
   void OnDurable() {
@@ -640,7 +641,7 @@ void EventServer::Loop::ReleaseDurable() {
     }
     Finish(c,
            state == storage::Wal::State::kDurable ? wait.response
-                                                   : service_.StorageFailure(wait.method),
+                                                  : service_.StorageFailure(wait.method),
            c.flight);
     c.last_progress = now_;
     Pump(c);

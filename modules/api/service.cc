@@ -107,8 +107,7 @@ Response ErrorResponse(int status, std::string_view error, std::string_view meth
 Service::Service(store::Store& store, cluster::ClusterState& cluster,
                  cluster::FailureDetector& detector, replication::Replicator& replicator,
                  replication::Coordinator& coordinator, replication::Reconfigurator& reconfigurator,
-                 net::PeerClient& peers, Metrics& metrics, Limits limits,
-                 storage::Journal* journal)
+                 net::PeerClient& peers, Metrics& metrics, Limits limits, storage::Journal* journal)
     : store_(store),
       cluster_(cluster),
       detector_(detector),
@@ -133,8 +132,8 @@ Response Service::StorageFailure(std::string_view method) const {
                        method);
 }
 
-Response Service::AfterWrite(Response response, const replication::OpResult& result,
-                             bool may_block, std::string_view method) {
+Response Service::AfterWrite(Response response, const replication::OpResult& result, bool may_block,
+                             std::string_view method) {
   if (result.lsn == 0 || journal_ == nullptr || !journal_->AckWaits()) return response;
   if (!may_block) {
     response.durable_lsn = result.lsn;
@@ -148,8 +147,10 @@ Response Service::AfterWrite(Response response, const replication::OpResult& res
     case storage::Wal::State::kPending:
       break;
   }
-  return ErrorResponse(503, "The write-ahead log did not sync in time; the write may or may "
-                            "not have taken effect", method);
+  return ErrorResponse(503,
+                       "The write-ahead log did not sync in time; the write may or may "
+                       "not have taken effect",
+                       method);
 }
 
 Response Service::Handle(const Request& request) { return *Run(request, /*may_block=*/true); }
@@ -330,14 +331,14 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
     if (result.storage_failed) return StorageFailure(method);
     if (result.kind == Kind::kUnavailable) return ErrorResponse(503, result.error, method);
     const bool created = result.kind == Kind::kCreated;
-    return AfterWrite(Json(created ? 201 : 200,
-                           JsonObject()
-                               .Str("message", created ? "Added successfully"
-                                                       : "Updated successfully")
-                               .Str("causal-metadata", result.metadata)
-                               .Int("shard-id", *shard)
-                               .Finish()),
-                      result, may_block, method);
+    return AfterWrite(
+        Json(created ? 201 : 200,
+             JsonObject()
+                 .Str("message", created ? "Added successfully" : "Updated successfully")
+                 .Str("causal-metadata", result.metadata)
+                 .Int("shard-id", *shard)
+                 .Finish()),
+        result, may_block, method);
   }
   replication::OpResult result = coordinator_.Delete(key, client);
   if (result.storage_failed) return StorageFailure(method);

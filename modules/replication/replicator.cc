@@ -293,15 +293,15 @@ void Replicator::CollectTombstones() {
     }
   }
   std::vector<std::tuple<std::string, std::string, uint64_t>> purged_keys;
-  const size_t purged = store_.PurgeTombstones([&](std::string_view key,
-                                                   const store::EntryView& e) {
-    for (const auto& vv : vectors) {
-      auto it = vv.find(e.version.origin);
-      if (it == vv.end() || it->second < e.version.seq) return false;
-    }
-    if (journal_ != nullptr) purged_keys.emplace_back(key, e.version.origin, e.version.seq);
-    return true;
-  });
+  const size_t purged =
+      store_.PurgeTombstones([&](std::string_view key, const store::EntryView& e) {
+        for (const auto& vv : vectors) {
+          auto it = vv.find(e.version.origin);
+          if (it == vv.end() || it->second < e.version.seq) return false;
+        }
+        if (journal_ != nullptr) purged_keys.emplace_back(key, e.version.origin, e.version.seq);
+        return true;
+      });
   for (const auto& [key, origin, seq] : purged_keys) journal_->LogPurge(key, origin, seq);
   tombstones_collected_.fetch_add(purged, std::memory_order_relaxed);
 }
@@ -382,8 +382,8 @@ void Replicator::Bootstrap() {
   // causal gate still protects every client that carries metadata.
   // A node that recovered its data from disk asks only for what it lacks (its applied vector
   // says what it has); an empty or repaired one asks for everything.
-  const bool full = !recovered_data_ || recovery_repaired_ ||
-                    full_sync_wanted_.load(std::memory_order_acquire);
+  const bool full =
+      !recovered_data_ || recovery_repaired_ || full_sync_wanted_.load(std::memory_order_acquire);
   bool synced = false;
   for (const std::string& peer : ShardPeers(/*live_only=*/true)) {
     if (std::chrono::steady_clock::now() >= deadline) break;

@@ -47,14 +47,7 @@ bool WriteFileDurably(const std::string& dir, const std::string& name, const std
     ::unlink(tmp.c_str());
     return false;
   }
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0 || ::fsync(dfd) != 0) {
-    error = "cannot sync directory " + dir + ": " + Errno();
-    if (dfd >= 0) ::close(dfd);
-    return false;
-  }
-  ::close(dfd);
-  return true;
+  return SyncDirectory(dir, error);
 }
 
 std::map<std::string, std::string> ParseIdentity(const std::string& text) {
@@ -69,6 +62,14 @@ std::map<std::string, std::string> ParseIdentity(const std::string& text) {
 }
 
 }  // namespace
+
+bool SyncDirectory(const std::string& dir, std::string& error) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const bool ok = fd >= 0 && ::fsync(fd) == 0;
+  if (!ok) error = "cannot sync directory " + dir + ": " + Errno();
+  if (fd >= 0) ::close(fd);
+  return ok;
+}
 
 std::unique_ptr<DataDir> DataDir::Open(const std::string& path, const std::string& address,
                                        const std::string& cluster, uint64_t now_ms,
@@ -107,8 +108,8 @@ std::unique_ptr<DataDir> DataDir::Open(const std::string& path, const std::strin
       return fail("data directory " + path + ": " + identity_path + " is not a kvs identity file");
     }
     if (fields["address"] != address) {
-      return fail("data directory " + path + " belongs to node " + fields["address"] +
-                  ", not to " + address);
+      return fail("data directory " + path + " belongs to node " + fields["address"] + ", not to " +
+                  address);
     }
     if (fields["cluster"] != cluster) {
       return fail("data directory " + path + " belongs to cluster '" + fields["cluster"] +

@@ -78,9 +78,10 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
     if (loaded) {
       sink.OnRaise(header.applied);  // after its entries: the vector never claims more
     } else if (options_.repair) {
-      Log().warning("storage repair: snapshot damaged (%s); kept its %s entries before the "
-                    "damage, its applied vector dropped; the shard's peers fill in the rest",
-                    error, std::to_string(report.snapshot_entries));
+      Log().warning(
+          "storage repair: snapshot damaged (%s); kept its %s entries before the "
+          "damage, its applied vector dropped; the shard's peers fill in the rest",
+          error, std::to_string(report.snapshot_entries));
       report.repaired = true;
     } else {
       return fail("damaged snapshot " + error + kRepairHint);
@@ -153,13 +154,15 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
           status == RecordFileReader::Status::kRecord ? "undecodable record" : reader.error();
       if (status == RecordFileReader::Status::kTorn && last) {
         report.torn_bytes_cut = reader.file_size() - reader.offset();
-        Log().warning("storage: torn tail in %s: %s; truncating %s bytes after the last whole "
-                      "record",
-                      where, why, std::to_string(report.torn_bytes_cut));
+        Log().warning(
+            "storage: torn tail in %s: %s; truncating %s bytes after the last whole "
+            "record",
+            where, why, std::to_string(report.torn_bytes_cut));
       } else if (options_.repair) {
-        Log().warning("storage repair: %s: %s; truncating there and dropping %z later "
-                      "segment(s); the shard's peers fill in the rest",
-                      where, why, replay.size() - i - 1);
+        Log().warning(
+            "storage repair: %s: %s; truncating there and dropping %z later "
+            "segment(s); the shard's peers fill in the rest",
+            where, why, replay.size() - i - 1);
         report.repaired = true;
         for (size_t j = i + 1; j < replay.size(); ++j) {
           ::unlink(dir_->SegmentPath(replay[j]).c_str());
@@ -303,11 +306,11 @@ bool Journal::SnapshotNow(std::string& error) {
   const auto micros =
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
   last_snapshot_micros_ = static_cast<uint64_t>(micros);
-  Log().information("storage: snapshot %s written: %s entries, %s bytes in %s ms; log "
-                    "segments before %s removed",
-                    SnapshotName(*segment), std::to_string(info->entries),
-                    std::to_string(info->bytes), std::to_string(micros / 1000),
-                    SegmentName(*segment));
+  Log().information(
+      "storage: snapshot %s written: %s entries, %s bytes in %s ms; log "
+      "segments before %s removed",
+      SnapshotName(*segment), std::to_string(info->entries), std::to_string(info->bytes),
+      std::to_string(micros / 1000), SegmentName(*segment));
   return true;
 }
 
@@ -324,9 +327,10 @@ void Journal::SnapshotLoop() {
     std::string error;
     if (!SnapshotNow(error)) {
       snapshot_failures_.fetch_add(1);
-      Log().warning("storage: snapshot failed (%s); the log is kept and a snapshot is tried "
-                    "again in 10 s",
-                    error);
+      Log().warning(
+          "storage: snapshot failed (%s); the log is kept and a snapshot is tried "
+          "again in 10 s",
+          error);
       next_try = Clock::now() + std::chrono::seconds(10);
     }
     lock.lock();
@@ -381,14 +385,13 @@ std::string Journal::MetricsText() const {
 
 std::string Journal::HealthJson() const {
   if (!enabled()) return "{\"mode\":\"memory\"}";
-  std::string out = "{\"mode\":\"disk\",\"dir\":\"" + JsonEscape(dir_->path()) +
-                    "\",\"fsync\":\"" + ToString(options_.wal.fsync) + "\",\"writable\":" +
-                    (Writable() ? "true" : "false") +
-                    ",\"recovery_ms\":" + std::to_string(recovery_.took.count()) +
-                    ",\"recovered_snapshot_entries\":" +
-                    std::to_string(recovery_.snapshot_entries) +
-                    ",\"recovered_log_records\":" + std::to_string(recovery_.log_records) +
-                    ",\"log_bytes\":" + std::to_string(LogBytes()) + "}";
+  std::string out =
+      "{\"mode\":\"disk\",\"dir\":\"" + JsonEscape(dir_->path()) + "\",\"fsync\":\"" +
+      ToString(options_.wal.fsync) + "\",\"writable\":" + (Writable() ? "true" : "false") +
+      ",\"recovery_ms\":" + std::to_string(recovery_.took.count()) +
+      ",\"recovered_snapshot_entries\":" + std::to_string(recovery_.snapshot_entries) +
+      ",\"recovered_log_records\":" + std::to_string(recovery_.log_records) +
+      ",\"log_bytes\":" + std::to_string(LogBytes()) + "}";
   return out;
 }
 

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "kvs/storage/data_dir.h"
+
 namespace kvs::storage {
 namespace {
 
@@ -128,13 +130,7 @@ std::optional<SnapshotInfo> WriteSnapshot(const std::string& dir, uint64_t segme
     ::unlink(tmp_path.c_str());
     return std::nullopt;
   }
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0 || ::fsync(dfd) != 0) {
-    error = "cannot sync directory " + dir + ": " + std::strerror(errno);
-    if (dfd >= 0) ::close(dfd);
-    return std::nullopt;
-  }
-  ::close(dfd);
+  if (!SyncDirectory(dir, error)) return std::nullopt;
   return info;
 }
 

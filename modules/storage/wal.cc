@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "kvs/storage/data_dir.h"
 #include "kvs/storage/log_format.h"
 
 namespace kvs::storage {
@@ -24,14 +25,6 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::microseconds kLinger{1000};
 constexpr size_t kLingerMaxBytes = 1 << 20;
 
-bool SyncDirectory(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return false;
-  const bool ok = ::fsync(fd) == 0;
-  ::close(fd);
-  return ok;
-}
-
 int CreateSegment(const std::string& dir, uint64_t segment, std::string& error) {
   const std::string path = dir + "/" + SegmentName(segment);
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -39,8 +32,7 @@ int CreateSegment(const std::string& dir, uint64_t segment, std::string& error) 
     error = "cannot create " + path + ": " + std::strerror(errno);
     return -1;
   }
-  if (!SyncDirectory(dir)) {
-    error = "cannot sync directory " + dir + ": " + std::strerror(errno);
+  if (!SyncDirectory(dir, error)) {
     ::close(fd);
     return -1;
   }
@@ -74,8 +66,8 @@ std::string SegmentName(uint64_t n) {
   return name;
 }
 
-std::unique_ptr<Wal> Wal::Open(const std::string& dir, uint64_t segment,
-                               const WalOptions& options, std::string& error) {
+std::unique_ptr<Wal> Wal::Open(const std::string& dir, uint64_t segment, const WalOptions& options,
+                               std::string& error) {
   const int fd = CreateSegment(dir, segment, error);
   if (fd < 0) return nullptr;
   return std::unique_ptr<Wal>(new Wal(dir, segment, fd, options));
@@ -103,8 +95,8 @@ uint64_t Wal::Append(std::string_view payload) {
   appended_ += framed.size();
   // kAlways: someone waits for this record, write it now. Otherwise nobody waits: wake the
   // writer only to start its short linger (or when a lot piled up), one wake-up per batch.
-  const bool wake = options_.fsync == FsyncPolicy::kAlways || was_empty ||
-                    buf_.size() >= kLingerMaxBytes;
+  const bool wake =
+      options_.fsync == FsyncPolicy::kAlways || was_empty || buf_.size() >= kLingerMaxBytes;
   if (writer_idle_ && wake) {
     writer_idle_ = false;
     writer_cv_.notify_one();
@@ -319,8 +311,9 @@ void Wal::Run() {
     }
     Notify();
     if (stopping) {
-      if (!ok) Log().error("storage: stopping with %z log bytes not written: %s", pending_.size(),
-                           last_error_);
+      if (!ok)
+        Log().error("storage: stopping with %z log bytes not written: %s", pending_.size(),
+                    last_error_);
       return;
     }
   }

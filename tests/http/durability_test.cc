@@ -149,8 +149,8 @@ TEST_F(DurabilityTest, AcknowledgedWritesSurviveKill9) {
     HttpClient client(port_);
     ASSERT_EQ(client.Send("DELETE", "/key-value-store/key7", MetadataBody("")).status, 200);
   }
-  const std::string origin_before = ParseObject(SendRequest(port_, "GET", "/health").body)
-                                        ->getValue<std::string>("origin");
+  const std::string origin_before =
+      ParseObject(SendRequest(port_, "GET", "/health").body)->getValue<std::string>("origin");
   Kill();
   ASSERT_TRUE(Start());
   EXPECT_EQ(CountPresent(0, 300), 299);
@@ -302,9 +302,9 @@ TEST_F(DurabilityTest, MemoryModeWarnsAndWritesNoFiles) {
 }
 
 TEST_F(DurabilityTest, BadStorageSettingsAreRefusedAtStart) {
-  for (const EnvList& bad : {EnvList{{"KVS_STORAGE_MODE", "tape"}},
-                             EnvList{{"KVS_STORAGE_FSYNC", "sometimes"}},
-                             EnvList{{"KVS_STORAGE_REPAIR", "maybe"}}}) {
+  for (const EnvList& bad :
+       {EnvList{{"KVS_STORAGE_MODE", "tape"}}, EnvList{{"KVS_STORAGE_FSYNC", "sometimes"}},
+        EnvList{{"KVS_STORAGE_REPAIR", "maybe"}}}) {
     auto server = Spawn(bad);
     const auto status = server->WaitForExit(kStartDeadline);
     ASSERT_TRUE(status.has_value()) << bad[0].first;

@@ -130,7 +130,11 @@ TEST_F(JournalTest, SnapshotTruncatesTheLogAndRecoveryCombinesBoth) {
   TestSink live;
   auto journal = Reopen(live);
   journal->StartSnapshots(
-      live.store, [] { return causal::VersionVector{{"n:1#1.0", 60}}; }, [] { return "LS"; });
+      live.store,
+      [] {
+        return causal::VersionVector{{"n:1#1.0", 60}};
+      },
+      [] { return "LS"; });
   WriteEntries(*journal, live, 1, 60);
   std::string error;
   ASSERT_TRUE(journal->SnapshotNow(error)) << error;

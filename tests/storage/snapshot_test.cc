@@ -38,8 +38,8 @@ TEST(SnapshotTest, RoundTripsTheStore) {
   TempDir dir;
   store::Store store;
   for (int i = 0; i < 5000; ++i) {
-    store.ApplyIfNewer("key" + std::to_string(i), MakeEntry(std::string(i % 50, 'v'), i + 1u,
-                                                            i % 7 == 0));
+    store.ApplyIfNewer("key" + std::to_string(i),
+                       MakeEntry(std::string(i % 50, 'v'), i + 1u, i % 7 == 0));
   }
   const causal::VersionVector vv{{"n:1#0", 10}, {"n:1#1", 20}};
   std::string error;

@@ -68,18 +68,22 @@ TEST(WalTest, RotateMovesLaterRecordsToTheNextSegment) {
   std::string error;
   auto wal = Wal::Open(dir.path(), 7, WalOptions{}, error);
   ASSERT_TRUE(wal) << error;
-  wal->Append("\x02\x01" "a\x01");
+  wal->Append(
+      "\x02\x01"
+      "a\x01");
   const auto next = wal->Rotate(milliseconds(5000));
   ASSERT_TRUE(next.has_value());
   EXPECT_EQ(*next, 8u);
   EXPECT_EQ(wal->segment(), 8u);
-  const uint64_t lsn = wal->Append("\x02\x01" "b\x02");
+  const uint64_t lsn = wal->Append(
+      "\x02\x01"
+      "b\x02");
   EXPECT_EQ(wal->Wait(lsn, milliseconds(5000)), Wal::State::kDurable);
   wal->Close();
-  EXPECT_EQ(Payloads(dir.path() + "/" + SegmentName(7)),
-            std::vector<std::string>{"\x02\x01" "a\x01"});
-  EXPECT_EQ(Payloads(dir.path() + "/" + SegmentName(8)),
-            std::vector<std::string>{"\x02\x01" "b\x02"});
+  EXPECT_EQ(Payloads(dir.path() + "/" + SegmentName(7)), std::vector<std::string>{"\x02\x01"
+                                                                                  "a\x01"});
+  EXPECT_EQ(Payloads(dir.path() + "/" + SegmentName(8)), std::vector<std::string>{"\x02\x01"
+                                                                                  "b\x02"});
 }
 
 TEST(WalTest, OpenRefusesAnExistingSegment) {
@@ -139,7 +143,8 @@ TEST(WalTest, WriteErrorFailsWaitersThenRecoversWithoutHoles) {
   const uint64_t first = wal->Append(EncodeApplied("o", 1));
   ASSERT_EQ(wal->Wait(first, milliseconds(5000)), Wal::State::kDurable);
 
-  struct sigaction ignore {}, old {};
+  struct sigaction ignore {
+  }, old{};
   ignore.sa_handler = SIG_IGN;
   ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old), 0);
   rlimit saved{};

@@ -13,6 +13,10 @@
 
 namespace kvs::storage {
 
+// fsyncs directory `dir` (so that files created, renamed or removed in it stay so after a
+// crash). False with `error` set on failure.
+bool SyncDirectory(const std::string& dir, std::string& error);
+
 class DataDir {
  public:
   // Creates `path` if needed, locks it and checks IDENTITY: a directory written for another

@@ -53,7 +53,7 @@ class RecoverySink {
 
 struct RecoveryReport {
   bool ok = true;
-  std::string error;            // !ok: what is damaged, where, and what to do
+  std::string error;  // !ok: what is damaged, where, and what to do
   uint64_t snapshot_entries = 0;
   uint64_t log_records = 0;
   uint64_t segments = 0;
@@ -136,7 +136,7 @@ class Journal {
   std::condition_variable loop_cv_;
   bool stop_ = false;  // GUARDED_BY(loop_mu_)
   std::thread snapshot_thread_;
-  std::atomic<uint64_t> log_base_lsn_{0};      // appended LSN at the last snapshot's rotation
+  std::atomic<uint64_t> log_base_lsn_{0};         // appended LSN at the last snapshot's rotation
   std::atomic<uint64_t> recovered_log_bytes_{0};  // log bytes found at start, not yet snapshotted
   std::atomic<uint64_t> last_snapshot_bytes_{0};
   std::atomic<uint64_t> snapshots_{0};

@@ -30,11 +30,11 @@ inline constexpr size_t kHeaderBytes = 12;
 inline constexpr uint32_t kMaxPayloadBytes = (1u << 30) + (64u << 20);
 
 enum class RecordType : uint8_t {
-  kEntry = 1,          // a stored entry (local write, replicated update, repair, moved key)
-  kApplied = 2,        // an update applied without changing the store (older than what it has)
-  kRaise = 3,          // the applied vector raised to a peer's after a state sync
-  kPurge = 4,          // a tombstone purged after every replica applied it
-  kLayout = 5,         // the cluster layout (configuration) this node adopted
+  kEntry = 1,    // a stored entry (local write, replicated update, repair, moved key)
+  kApplied = 2,  // an update applied without changing the store (older than what it has)
+  kRaise = 3,    // the applied vector raised to a peer's after a state sync
+  kPurge = 4,    // a tombstone purged after every replica applied it
+  kLayout = 5,   // the cluster layout (configuration) this node adopted
   kSnapshotHeader = 10,
   kSnapshotEntries = 11,
   kSnapshotFooter = 12,
@@ -89,12 +89,12 @@ bool GetVector(PayloadReader& in, causal::VersionVector& vv);
 // One decoded log record.
 struct LogRecord {
   RecordType type = RecordType::kEntry;
-  LoggedEntry entry;          // kEntry
-  std::string origin;         // kApplied, kPurge
-  uint64_t seq = 0;           // kApplied, kPurge
-  std::string key;            // kPurge
-  causal::VersionVector vv;   // kRaise
-  std::string layout;         // kLayout
+  LoggedEntry entry;         // kEntry
+  std::string origin;        // kApplied, kPurge
+  uint64_t seq = 0;          // kApplied, kPurge
+  std::string key;           // kPurge
+  causal::VersionVector vv;  // kRaise
+  std::string layout;        // kLayout
 };
 // Decodes a log payload (types 1-5). False when it is not a well-formed log record.
 bool DecodeLogRecord(std::string_view payload, LogRecord& out);

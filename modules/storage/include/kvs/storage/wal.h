@@ -91,8 +91,8 @@ class Wal {
 
   const std::string dir_;
   const WalOptions options_;
-  std::mutex listener_mu_;            // held while the listener runs
-  std::function<void()> listener_;    // GUARDED_BY(listener_mu_)
+  std::mutex listener_mu_;          // held while the listener runs
+  std::function<void()> listener_;  // GUARDED_BY(listener_mu_)
 
   mutable std::mutex mu_;
   std::condition_variable writer_cv_;  // wakes the writer
@@ -113,8 +113,8 @@ class Wal {
 
   // Writer thread only.
   int fd_ = -1;
-  std::string pending_;     // taken from buf_, not yet written
-  std::string unsynced_;    // written since the last sync (rewritten after an error)
+  std::string pending_;   // taken from buf_, not yet written
+  std::string unsynced_;  // written since the last sync (rewritten after an error)
   uint64_t file_offset_ = 0;
   uint64_t synced_offset_ = 0;
   uint64_t pending_lsn_ = 0;  // LSN at the end of pending_
