@@ -5,8 +5,8 @@
 #
 # OUTDIR receives: /usr/local/bin/kvs-server, every shared library `ldd` lists (at the path
 # ldd resolved, so RUNPATHs keep working), the ELF interpreter, /config/kvs.properties (if
-# CONFIG exists), a small /etc and /tmp. No registry is involved: everything comes from
-# this machine.
+# CONFIG exists), a small /etc, /tmp and the empty data directory /data (the image's
+# KVS_STORAGE_DIR). No registry is involved: everything comes from this machine.
 set -euo pipefail
 
 die() { printf 'make-rootfs.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -80,6 +80,15 @@ write_etc() {
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$OUT/etc/group"
 }
 
+# The default data directory (Dockerfile: ENV KVS_STORAGE_DIR=/data), empty. It must exist in
+# the image: with no volume mounted the server writes into the container layer here, and a
+# fresh named volume mounted at /data is seeded from it (owner root, mode 0755; the server
+# runs as root). COPY keeps empty directories and gives them to root.
+make_data_dir() {
+  mkdir -p "$OUT/data"
+  chmod 0755 "$OUT/data"
+}
+
 main() {
   rm -rf "$OUT"
   mkdir -p "$OUT/usr/local/bin"
@@ -88,6 +97,7 @@ main() {
   copy_interpreter
   copy_dlopened
   write_etc
+  make_data_dir
   write_loader_cache
   if [[ -f "$CONFIG" ]]; then
     mkdir -p "$OUT/config"

@@ -5,7 +5,8 @@
 # at a different node than the one that took the write. Then a seventh container (node7,
 # 10.10.0.8, no SHARD_COUNT, no published port) joins every view and is added to shard 1;
 # reshard to 10 is refused, reshard to 3 succeeds and every key is still there, spread evenly.
-# node7 is removed and ./clean.sh run from the EXIT trap; nothing may be left behind.
+# node7 is removed and ./clean.sh run from the EXIT trap; nothing may be left behind (data
+# volumes included). ./clean.sh also runs first: ./build.sh would keep an earlier cluster's data.
 # Only curl and bash; every request is bounded by --max-time.
 # Exit 0 on success, non-zero with a message on the first failure.
 set -euo pipefail
@@ -236,6 +237,7 @@ finish() {
   "$ROOT/clean.sh" || { echo "sharding.sh: FAIL: ./clean.sh exited non-zero" >&2; rc=1; }
   if docker info >/dev/null 2>&1; then
     left+="$(docker ps -a --format '{{.Names}}' | grep -E '^node[1-7]$' | tr '\n' ' ' || true)"
+    left+="$(docker volume ls -q | grep -E '^kvs-node[0-9]+-data$' | tr '\n' ' ' || true)"
     docker network inspect mynet >/dev/null 2>&1 && left+="network:mynet "
     docker image inspect kvs >/dev/null 2>&1 && left+="image:kvs "
   fi
@@ -243,7 +245,7 @@ finish() {
     echo "sharding.sh: FAIL: left behind after ./clean.sh: $left" >&2
     rc=1
   else
-    echo "sharding.sh: ok: nothing left behind (no node containers, no mynet, no kvs image)"
+    echo "sharding.sh: ok: nothing left behind (no node containers, no data volumes, no mynet, no kvs image)"
   fi
   if ((rc == 0)); then echo "sharding.sh: PASSED"; else echo "sharding.sh: FAILED" >&2; fi
   exit "$rc"
@@ -254,7 +256,9 @@ main() {
   trap finish EXIT
   remove_extra  # A node7 left by a killed run would keep ./build.sh from replacing mynet.
 
-  echo "sharding.sh: running ./build.sh"
+  # ./build.sh keeps the data volumes of an earlier cluster; this test needs empty ones.
+  echo "sharding.sh: running ./clean.sh, then ./build.sh"
+  "$ROOT/clean.sh" >/dev/null || fail "./clean.sh (before the test) exited non-zero"
   ./build.sh || fail "./build.sh exited non-zero"
   pass "./build.sh brought the cluster up"
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Docker smoke test: ./build.sh brings up the six-node cluster, a key is written and read
-# through the published host ports, then ./clean.sh must leave nothing behind.
+# Docker smoke test: ./build.sh brings up the six-node cluster (on fresh data volumes: ./clean.sh
+# first), a key is written and read through the published host ports, then ./clean.sh must
+# leave nothing behind, data volumes included.
 # Cleanup runs from an EXIT trap, so it happens even when a check fails.
 # Exit 0 on success, non-zero with a message on the first failure.
 set -euo pipefail
@@ -34,6 +35,7 @@ finish() {
   "$ROOT/clean.sh" || { echo "smoke.sh: FAIL: ./clean.sh exited non-zero" >&2; rc=1; }
   if docker info >/dev/null 2>&1; then
     left+="$(docker ps -a --format '{{.Names}}' | grep -E '^node[1-6]$' | tr '\n' ' ' || true)"
+    left+="$(docker volume ls -q | grep -E '^kvs-node[0-9]+-data$' | tr '\n' ' ' || true)"
     docker network inspect mynet >/dev/null 2>&1 && left+="network:mynet "
     docker image inspect kvs >/dev/null 2>&1 && left+="image:kvs "
   fi
@@ -41,7 +43,7 @@ finish() {
     echo "smoke.sh: FAIL: left behind after ./clean.sh: $left" >&2
     rc=1
   else
-    echo "smoke.sh: ok: nothing left behind (no node containers, no mynet, no kvs image)"
+    echo "smoke.sh: ok: nothing left behind (no node containers, no data volumes, no mynet, no kvs image)"
   fi
   if ((rc == 0)); then echo "smoke.sh: PASSED"; else echo "smoke.sh: FAILED" >&2; fi
   exit "$rc"
@@ -51,7 +53,9 @@ main() {
   cd "$ROOT"
   trap finish EXIT
 
-  echo "smoke.sh: running ./build.sh"
+  # ./build.sh keeps the data volumes of an earlier cluster; this test needs empty ones.
+  echo "smoke.sh: running ./clean.sh, then ./build.sh"
+  "$ROOT/clean.sh" >/dev/null || fail "./clean.sh (before the test) exited non-zero"
   ./build.sh || fail "./build.sh exited non-zero"
   pass "./build.sh brought the cluster up"
 
