@@ -24,6 +24,13 @@ using Clock = std::chrono::steady_clock;
 // records of the last linger; a machine crash, what the fsync policy allows.
 constexpr std::chrono::microseconds kLinger{1000};
 constexpr size_t kLingerMaxBytes = 1 << 20;
+// An emptied buffer keeps at most this much capacity: a burst (or an fsync interval's worth of
+// writes) must not stay allocated for good.
+constexpr size_t kKeepCapacity = 1 << 20;
+
+void Shrink(std::string& buffer) {
+  if (buffer.empty() && buffer.capacity() > kKeepCapacity) std::string().swap(buffer);
+}
 
 int CreateSegment(const std::string& dir, uint64_t segment, std::string& error) {
   const std::string path = dir + "/" + SegmentName(segment);
@@ -260,6 +267,7 @@ void Wal::Run() {
         pending_ += buf_;
         buf_.clear();
       }
+      Shrink(buf_);
       pending_lsn_ = appended_;
       if (rotate_requested_) {
         rotate = true;
@@ -309,6 +317,8 @@ void Wal::Run() {
       std::lock_guard lock(mu_);
       ++stats_.errors;
     }
+    Shrink(pending_);
+    Shrink(unsynced_);
     Notify();
     if (stopping) {
       if (!ok)

@@ -66,7 +66,7 @@ class StoredKey {
   }
   void SetInline(std::string_view text) {
     std::memset(bytes_, 0, kSize);
-    std::memcpy(bytes_, text.data(), text.size());
+    if (!text.empty()) std::memcpy(bytes_, text.data(), text.size());  // data() may be null
     bytes_[kTag] = static_cast<char>(text.size());
   }
   void SetHeap(const char* p, uint32_t n, uint8_t tag) {
