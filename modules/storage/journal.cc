@@ -241,7 +241,13 @@ void Journal::Stop() {
 }
 
 uint64_t Journal::LogEntry(std::string_view key, const store::Entry& entry, bool record_applied) {
-  return wal_ ? wal_->Append(EncodeEntry(key, entry, record_applied)) : 0;
+  if (!wal_) return 0;
+  // One buffer per thread: the write path allocates nothing here once it is warm.
+  thread_local std::string payload;
+  EncodeEntryTo(payload, key, entry, record_applied);
+  const uint64_t lsn = wal_->Append(payload);
+  if (payload.capacity() > (1u << 16)) std::string().swap(payload);  // after a big value
+  return lsn;
 }
 uint64_t Journal::LogApplied(std::string_view origin, uint64_t seq) {
   return wal_ ? wal_->Append(EncodeApplied(origin, seq)) : 0;

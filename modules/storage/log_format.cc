@@ -37,12 +37,16 @@ uint32_t Crc32(std::string_view bytes) {
   return crc.checksum();
 }
 
-void AppendFramed(std::string& out, std::string_view payload) {
-  char header[kHeaderBytes];
+void FrameHeader(char (&header)[kHeaderBytes], std::string_view payload) {
   const uint32_t length = static_cast<uint32_t>(payload.size());
   PutFixed32(header, length);
   PutFixed32(header + 4, Crc32(std::string_view(header, 4)) ^ kLengthMask);
   PutFixed32(header + 8, Crc32(payload));
+}
+
+void AppendFramed(std::string& out, std::string_view payload) {
+  char header[kHeaderBytes];
+  FrameHeader(header, payload);
   out.append(header, kHeaderBytes);
   out.append(payload);
 }
@@ -127,13 +131,19 @@ bool DecodeEntryBody(PayloadReader& in, LoggedEntry& out) {
   return true;
 }
 
+void EncodeEntryTo(std::string& out, std::string_view key, const store::Entry& entry,
+                   bool record_applied) {
+  out.clear();
+  out.push_back(static_cast<char>(RecordType::kEntry));
+  EncodeEntryBody(out, key, entry.value, entry.meta, entry.tombstone, entry.version.hlc,
+                  entry.version.origin, entry.version.seq, record_applied);
+}
+
 std::string EncodeEntry(std::string_view key, const store::Entry& entry, bool record_applied) {
   std::string out;
   out.reserve(32 + key.size() + entry.value.size() + entry.meta.size() +
               entry.version.origin.size());
-  out.push_back(static_cast<char>(RecordType::kEntry));
-  EncodeEntryBody(out, key, entry.value, entry.meta, entry.tombstone, entry.version.hlc,
-                  entry.version.origin, entry.version.seq, record_applied);
+  EncodeEntryTo(out, key, entry, record_applied);
   return out;
 }
 

@@ -24,6 +24,9 @@ using Clock = std::chrono::steady_clock;
 // records of the last linger; a machine crash, what the fsync policy allows.
 constexpr std::chrono::microseconds kLinger{1000};
 constexpr size_t kLingerMaxBytes = 1 << 20;
+// kAlways: the longest a group waits for as many records as the last one had (a writer
+// waiting for its answer pays at most this on top of the fsync).
+constexpr std::chrono::microseconds kGroupLinger{150};
 // An emptied buffer keeps at most this much capacity: a burst (or an fsync interval's worth of
 // writes) must not stay allocated for good.
 constexpr size_t kKeepCapacity = 1 << 20;
@@ -93,17 +96,21 @@ void Wal::SetListener(std::function<void()> listener) {
 }
 
 uint64_t Wal::Append(std::string_view payload) {
-  std::string framed;
-  framed.reserve(kHeaderBytes + payload.size());
-  AppendFramed(framed, payload);
+  char header[kHeaderBytes];
+  FrameHeader(header, payload);
   std::lock_guard lock(mu_);
   const bool was_empty = buf_.empty();
-  buf_ += framed;
-  appended_ += framed.size();
-  // kAlways: someone waits for this record, write it now. Otherwise nobody waits: wake the
-  // writer only to start its short linger (or when a lot piled up), one wake-up per batch.
-  const bool wake =
-      options_.fsync == FsyncPolicy::kAlways || was_empty || buf_.size() >= kLingerMaxBytes;
+  buf_.append(header, kHeaderBytes);
+  buf_.append(payload);
+  appended_ += kHeaderBytes + payload.size();
+  ++group_records_;
+  // kAlways: the writer starts a group with the first record and takes it once as many
+  // records as the last group had are in (or a short linger passed): concurrent writers then
+  // share one fsync instead of half of them waiting for the next. Otherwise nobody waits:
+  // wake the writer only to start its linger (or when a lot piled up).
+  const bool wake = options_.fsync == FsyncPolicy::kAlways
+                        ? was_empty || group_records_ >= group_target_
+                        : was_empty || buf_.size() >= kLingerMaxBytes;
   if (writer_idle_ && wake) {
     writer_idle_ = false;
     writer_cv_.notify_one();
@@ -237,8 +244,12 @@ void Wal::Run() {
         if (!healthy_.load(std::memory_order_relaxed)) return stop_ || Clock::now() >= retry_at;
         if (stop_ || rotate_requested_) return true;
         if (!buf_.empty()) {
-          if (!lazy || buf_.size() >= kLingerMaxBytes) return true;
-          if (linger_until == Clock::time_point{}) linger_until = Clock::now() + kLinger;
+          if (lazy ? buf_.size() >= kLingerMaxBytes : group_records_ >= group_target_) {
+            return true;
+          }
+          if (linger_until == Clock::time_point{}) {
+            linger_until = Clock::now() + (lazy ? kLinger : kGroupLinger);
+          }
           if (Clock::now() >= linger_until) return true;
         }
         return options_.fsync == FsyncPolicy::kInterval && !unsynced_.empty() &&
@@ -248,7 +259,7 @@ void Wal::Run() {
         writer_idle_ = true;
         Clock::time_point until = Clock::time_point::max();
         if (!healthy_.load(std::memory_order_relaxed)) until = retry_at;
-        if (lazy && !buf_.empty()) until = std::min(until, linger_until);
+        if (!buf_.empty()) until = std::min(until, linger_until);
         if (options_.fsync == FsyncPolicy::kInterval && !unsynced_.empty()) {
           until = std::min(until, next_sync);
         }
@@ -269,6 +280,8 @@ void Wal::Run() {
       }
       Shrink(buf_);
       pending_lsn_ = appended_;
+      group_target_ = std::max<uint64_t>(1, group_records_);
+      group_records_ = 0;
       if (rotate_requested_) {
         rotate = true;
         rotate_requested_ = false;

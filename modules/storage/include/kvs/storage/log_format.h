@@ -44,6 +44,8 @@ uint32_t Crc32(std::string_view bytes);
 
 // Appends header + payload to `out`.
 void AppendFramed(std::string& out, std::string_view payload);
+// The header of a record holding `payload`.
+void FrameHeader(char (&header)[kHeaderBytes], std::string_view payload);
 
 // --- payload codec ------------------------------------------------------------------------
 void PutVarint(std::string& out, uint64_t v);
@@ -79,6 +81,9 @@ void EncodeEntryBody(std::string& out, std::string_view key, std::string_view va
 bool DecodeEntryBody(PayloadReader& in, LoggedEntry& out);
 
 std::string EncodeEntry(std::string_view key, const store::Entry& entry, bool record_applied);
+// EncodeEntry into `out` (cleared first), so a caller can reuse one buffer.
+void EncodeEntryTo(std::string& out, std::string_view key, const store::Entry& entry,
+                   bool record_applied);
 std::string EncodeApplied(std::string_view origin, uint64_t seq);
 std::string EncodeRaise(const causal::VersionVector& vv);
 std::string EncodePurge(std::string_view key, std::string_view origin, uint64_t seq);

@@ -102,6 +102,8 @@ class Wal {
   bool writer_idle_ = false;           // GUARDED_BY(mu_)
   bool stop_ = false;                  // GUARDED_BY(mu_)
   bool rotate_requested_ = false;      // GUARDED_BY(mu_)
+  uint64_t group_records_ = 0;         // GUARDED_BY(mu_): records in buf_
+  uint64_t group_target_ = 1;          // GUARDED_BY(mu_): records the last group took
   uint64_t rotations_ = 0;             // GUARDED_BY(mu_)
   int waiters_ = 0;                    // GUARDED_BY(mu_)
   Stats stats_;                        // GUARDED_BY(mu_)
