@@ -69,8 +69,7 @@ bool Coordinator::StorageWritable(OpResult& result) const {
   if (journal_ == nullptr || journal_->Writable()) return true;
   result.kind = OpResult::Kind::kUnavailable;
   result.storage_failed = true;
-  result.error = "Insufficient storage: the write-ahead log cannot be written (" +
-                 journal_->last_error() + ")";
+  result.error = "the write-ahead log cannot be written";
   return false;
 }
 

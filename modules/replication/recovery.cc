@@ -5,10 +5,9 @@ namespace kvs::replication {
 void StoreRecovery::OnEntry(storage::LoggedEntry&& e) {
   clock_.Observe(e.entry.version.hlc);
   has_data_ = true;
-  const std::string origin = e.record_applied ? e.entry.version.origin : std::string();
-  const uint64_t seq = e.entry.version.seq;
+  // Nothing is served yet, so the vector may be set before the store holds the entry.
+  if (e.record_applied) replicator_.RestoreApplied(e.entry.version.origin, e.entry.version.seq);
   store_.ApplyIfNewer(e.key, std::move(e.entry));
-  if (!origin.empty()) replicator_.RestoreApplied(origin, seq);
 }
 
 void StoreRecovery::OnApplied(std::string_view origin, uint64_t seq) {

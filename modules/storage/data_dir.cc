@@ -160,16 +160,4 @@ std::vector<uint64_t> DataDir::Snapshots() const { return List("snap-", ".kvs");
 std::string DataDir::SegmentPath(uint64_t n) const { return path_ + "/" + SegmentName(n); }
 std::string DataDir::SnapshotPath(uint64_t n) const { return path_ + "/" + SnapshotName(n); }
 
-uint64_t DataDir::DiskBytes() const {
-  uint64_t total = 0;
-  struct stat st {};
-  for (uint64_t n : Segments()) {
-    if (::stat(SegmentPath(n).c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_size);
-  }
-  for (uint64_t n : Snapshots()) {
-    if (::stat(SnapshotPath(n).c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_size);
-  }
-  return total;
-}
-
 }  // namespace kvs::storage

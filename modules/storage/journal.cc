@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
+#include "kvs/json/json_writer.h"
 #include "kvs/storage/snapshot.h"
 
 namespace kvs::storage {
@@ -22,23 +24,6 @@ using Clock = std::chrono::steady_clock;
 uint64_t FileSize(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-}
-
-std::string JsonEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
 }
 
 constexpr char kRepairHint[] =
@@ -390,15 +375,17 @@ std::string Journal::MetricsText() const {
 }
 
 std::string Journal::HealthJson() const {
-  if (!enabled()) return "{\"mode\":\"memory\"}";
-  std::string out =
-      "{\"mode\":\"disk\",\"dir\":\"" + JsonEscape(dir_->path()) + "\",\"fsync\":\"" +
-      ToString(options_.wal.fsync) + "\",\"writable\":" + (Writable() ? "true" : "false") +
-      ",\"recovery_ms\":" + std::to_string(recovery_.took.count()) +
-      ",\"recovered_snapshot_entries\":" + std::to_string(recovery_.snapshot_entries) +
-      ",\"recovered_log_records\":" + std::to_string(recovery_.log_records) +
-      ",\"log_bytes\":" + std::to_string(LogBytes()) + "}";
-  return out;
+  json::JsonObject out;
+  if (!enabled()) return out.Str("mode", "memory").Finish();
+  return out.Str("mode", "disk")
+      .Str("dir", dir_->path())
+      .Str("fsync", ToString(options_.wal.fsync))
+      .Bool("writable", Writable())
+      .Int("recovery_ms", recovery_.took.count())
+      .Int("recovered_snapshot_entries", static_cast<int64_t>(recovery_.snapshot_entries))
+      .Int("recovered_log_records", static_cast<int64_t>(recovery_.log_records))
+      .Int("log_bytes", static_cast<int64_t>(LogBytes()))
+      .Finish();
 }
 
 }  // namespace kvs::storage

@@ -24,10 +24,7 @@ size_t Store::size() const {
 }
 
 void Store::ForEach(const std::function<void(std::string_view, const EntryView&)>& visit) const {
-  for (const Stripe& stripe : stripes_) {
-    std::unique_lock traverse_lock(stripe.traverse_mu);
-    for (const auto& [key, record] : stripe.map) visit(key.view(), View(record));
-  }
+  for (size_t stripe = 0; stripe < kStripes; ++stripe) ForEachInStripe(stripe, visit);
 }
 
 void Store::ForEachInStripe(

@@ -36,8 +36,6 @@ class DataDir {
   std::vector<uint64_t> Snapshots() const;
   std::string SegmentPath(uint64_t n) const;
   std::string SnapshotPath(uint64_t n) const;
-  // Bytes of log segments and snapshots in the directory.
-  uint64_t DiskBytes() const;
 
  private:
   DataDir(std::string path, int lock_fd, uint64_t incarnation)

@@ -72,7 +72,6 @@ class Journal {
 
   bool enabled() const { return dir_ != nullptr; }
   const DataDir* dir() const { return dir_.get(); }
-  FsyncPolicy fsync() const { return options_.wal.fsync; }
 
   RecoveryReport Recover(RecoverySink& sink);
   // Opens the next log segment and starts writing. False with `error` on failure.

@@ -65,7 +65,6 @@ class Wal {
   State Wait(uint64_t lsn, std::chrono::milliseconds timeout);
   // False after a write or fsync error until a retry succeeds.
   bool healthy() const { return healthy_.load(std::memory_order_acquire); }
-  uint64_t durable_lsn() const { return durable_.load(std::memory_order_acquire); }
   uint64_t appended_lsn() const;
   // Starts a new segment after writing and syncing what was appended so far; returns the new
   // segment's number (every record appended before the call is in an earlier segment), or
