@@ -338,6 +338,24 @@ class ReplicaDurabilityTest : public ClusterTest {
     if (!health) return std::nullopt;
     return health->origin;
   }
+
+  // Three writers load replica `target`, which is killed -9 mid-load, then restarted on its
+  // data directory and waited for until ready; `*histories` is what the writers saw.
+  void CrashUnderLoadAndRestart(int target, const std::string& prefix, const std::string& peers,
+                                std::vector<KeyHistory>* histories) {
+    WriteLoad load({node(target), node(target), node(target)}, prefix, /*overwrite_every=*/4);
+    ASSERT_TRUE(LoadUntilCrashPoint(load, 600));
+    ASSERT_TRUE(cluster().Kill(target));
+    load.Stop();
+    *histories = load.Histories();
+    std::cout << "[ LOAD     ] " << DescribeCounts(load.Count()) << std::endl;
+
+    const auto restart = steady_clock::now();
+    ASSERT_TRUE(cluster().Restart(target));
+    ASSERT_TRUE(cluster().WaitReady(target, kReadyTimeout));
+    ReportTime("restart to ready (replica " + std::to_string(target + 1) + ", " + peers + ")",
+               Since(restart));
+  }
 };
 
 // One replica of three killed -9 while three clients write to it; restarted with its data
@@ -348,17 +366,8 @@ TEST_F(ReplicaDurabilityTest, KilledReplicaServesEveryWriteItAcknowledged) {
   const auto origin_before = Origin(kTarget);
   ASSERT_TRUE(origin_before.has_value());
 
-  WriteLoad load({node(kTarget), node(kTarget), node(kTarget)}, "one-", /*overwrite_every=*/4);
-  ASSERT_TRUE(LoadUntilCrashPoint(load, 600));
-  ASSERT_TRUE(cluster().Kill(kTarget));
-  load.Stop();
-  const std::vector<KeyHistory> histories = load.Histories();
-  std::cout << "[ LOAD     ] " << DescribeCounts(load.Count()) << std::endl;
-
-  const auto restart = steady_clock::now();
-  ASSERT_TRUE(cluster().Restart(kTarget));
-  ASSERT_TRUE(cluster().WaitReady(kTarget, kReadyTimeout));
-  ReportTime("restart to ready (replica 3, peers up)", Since(restart));
+  std::vector<KeyHistory> histories;
+  ASSERT_NO_FATAL_FAILURE(CrashUnderLoadAndRestart(kTarget, "one-", "peers up", &histories));
   const auto origin_after = Origin(kTarget);
   EXPECT_TRUE(origin_after.has_value() && *origin_after != *origin_before)
       << "a restarted process must take a new origin incarnation; before: " << *origin_before
@@ -389,17 +398,9 @@ TEST_F(ReplicaDurabilityTest, ReplicaAloneRecoversItsWritesFromItsOwnDisk) {
   constexpr int kTarget = 2;
   ASSERT_TRUE(cluster().KillNodes({0, 1}));
 
-  WriteLoad load({node(kTarget), node(kTarget), node(kTarget)}, "alone-", /*overwrite_every=*/4);
-  ASSERT_TRUE(LoadUntilCrashPoint(load, 600));
-  ASSERT_TRUE(cluster().Kill(kTarget));
-  load.Stop();
-  const std::vector<KeyHistory> histories = load.Histories();
-  std::cout << "[ LOAD     ] " << DescribeCounts(load.Count()) << std::endl;
-
-  const auto restart = steady_clock::now();
-  ASSERT_TRUE(cluster().Restart(kTarget));
-  ASSERT_TRUE(cluster().WaitReady(kTarget, kReadyTimeout));
-  ReportTime("restart to ready (replica 3, both peers down)", Since(restart));
+  std::vector<KeyHistory> histories;
+  ASSERT_NO_FATAL_FAILURE(
+      CrashUnderLoadAndRestart(kTarget, "alone-", "both peers down", &histories));
   const Check alone = ReadBack(
       histories, [&](size_t) { return node(kTarget); }, kVerifyTimeout);
   std::cout << "[ CHECK    ] replica 3 alone, from its disk: " << alone.Summary() << std::endl;
