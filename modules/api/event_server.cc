@@ -114,6 +114,7 @@ class EventServer::Loop {
     Conn* conn;
     Response response;
     std::string method;
+    Clock::time_point deadline;  // then 503, as a worker waiting for the same write answers
   };
 
   void Run();
@@ -619,7 +620,8 @@ void EventServer::Loop::HoldUntilDurable(Conn& c, Response response, const Answe
                                          std::string_view method) {
   c.state = Conn::State::kInFlight;
   c.flight = answering;
-  durable_waits_.push_back(DurableWait{&c, std::move(response), std::string(method)});
+  durable_waits_.push_back(DurableWait{&c, std::move(response), std::string(method),
+                                       Clock::now() + Service::kDurableWait});
   // Set before the next ReleaseDurable() check: either that check sees the write durable, or
   // the journal's listener (which runs after the durable mark moves) sees the flag and wakes us.
   has_durable_waits_.store(true);
@@ -630,7 +632,10 @@ void EventServer::Loop::ReleaseDurable() {
   storage::Journal* journal = service_.journal();
   while (!durable_waits_.empty()) {
     const storage::Wal::State state = journal->Check(durable_waits_.front().response.durable_lsn);
-    if (state == storage::Wal::State::kPending) break;
+    // Deadlines grow from front to back too; a stuck disk is seen here at least every sweep.
+    if (state == storage::Wal::State::kPending && Clock::now() < durable_waits_.front().deadline) {
+      break;
+    }
     DurableWait wait = std::move(durable_waits_.front());
     durable_waits_.pop_front();
     Conn& c = *wait.conn;
@@ -639,10 +644,13 @@ void EventServer::Loop::ReleaseDurable() {
       Close(c);
       continue;
     }
-    Finish(c,
-           state == storage::Wal::State::kDurable ? wait.response
-                                                  : service_.StorageFailure(wait.method),
-           c.flight);
+    if (state == storage::Wal::State::kDurable) {
+      Finish(c, wait.response, c.flight);
+    } else if (state == storage::Wal::State::kFailed) {
+      Finish(c, service_.StorageFailure(wait.method), c.flight);
+    } else {
+      Finish(c, Service::DurabilityTimeout(wait.method), c.flight);
+    }
     c.last_progress = now_;
     Pump(c);
   }

@@ -147,6 +147,10 @@ Response Service::AfterWrite(Response response, const replication::OpResult& res
     case storage::Wal::State::kPending:
       break;
   }
+  return DurabilityTimeout(method);
+}
+
+Response Service::DurabilityTimeout(std::string_view method) {
   return ErrorResponse(503,
                        "The write-ahead log did not sync in time; the write may or may "
                        "not have taken effect",

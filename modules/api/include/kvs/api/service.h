@@ -96,6 +96,8 @@ class Service {
   // While true (recovery from disk), /health and /metrics are served; node-to-node calls get
   // 503 with a JSON reason, and client requests wait up to kRecoveryWait, then 503.
   void SetRecovering(bool recovering) { recovering_.store(recovering, std::memory_order_release); }
+  // The answer to a write whose log record was not durable within kDurableWait (503, JSON).
+  static Response DurabilityTimeout(std::string_view method);
   // The answer to a write whose log record could not be written (507, JSON).
   Response StorageFailure(std::string_view method) const;
 
