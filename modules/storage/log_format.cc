@@ -295,6 +295,20 @@ bool RecordFileReader::RestIsZero(uint64_t from) {
   return true;
 }
 
+bool RecordFileReader::HasZeroSector(std::string_view bytes, uint64_t file_offset) {
+  constexpr uint64_t kSector = 512;
+  size_t at = 0;
+  while (at < bytes.size()) {
+    // From here to the next sector boundary of the file (or the end of the bytes).
+    const uint64_t to_boundary = kSector - (file_offset + at) % kSector;
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(to_boundary, bytes.size() - at));
+    const std::string_view chunk = bytes.substr(at, n);
+    if (chunk.find_first_not_of('\0') == std::string_view::npos) return true;
+    at += n;
+  }
+  return false;
+}
+
 RecordFileReader::Status RecordFileReader::Next(std::string_view& payload) {
   record_offset_ = pos_;
   if (fd_ < 0) return Status::kIoError;
@@ -329,6 +343,14 @@ RecordFileReader::Status RecordFileReader::Next(std::string_view& payload) {
   if (!Fill(kHeaderBytes + length)) return Status::kIoError;
   payload = std::string_view(buf_.data() + (pos_ - buf_offset_) + kHeaderBytes, length);
   if (Crc32(payload) != crc) {
+    // The last record, with a whole sector of it still zero: its write was cut short by a
+    // crash (writeback need not go in order, so the hole may be in its middle). Anything
+    // else, or a record with more after it, is damage.
+    const uint64_t end = pos_ + kHeaderBytes + length;
+    if (HasZeroSector(payload, pos_ + kHeaderBytes) && RestIsZero(end)) {
+      error_ = "record checksum mismatch with a zero sector in it (unwritten tail)";
+      return Status::kTorn;
+    }
     error_ = "record checksum mismatch";
     return Status::kDamaged;
   }

@@ -27,12 +27,16 @@ constexpr size_t kLingerMaxBytes = 1 << 20;
 // kAlways: the longest a group waits for as many records as the last one had (a writer
 // waiting for its answer pays at most this on top of the fsync).
 constexpr std::chrono::microseconds kGroupLinger{150};
-// An emptied buffer keeps at most this much capacity: a burst (or an fsync interval's worth of
-// writes) must not stay allocated for good.
+// An emptied buffer keeps at most this much capacity: a burst must not stay allocated for good.
 constexpr size_t kKeepCapacity = 1 << 20;
+// kInterval: the written but unsynced bytes are kept (to be written again should the sync fail)
+// up to about this much; past it the writer syncs before the interval is up. The buffer keeps
+// its capacity, so a steady load neither grows nor reallocates it (nor faults in fresh pages).
+constexpr size_t kMaxUnsynced = 2 << 20;
+constexpr size_t kUnsyncedCapacity = kMaxUnsynced + kLingerMaxBytes;
 
-void Shrink(std::string& buffer) {
-  if (buffer.empty() && buffer.capacity() > kKeepCapacity) std::string().swap(buffer);
+void Shrink(std::string& buffer, size_t keep = kKeepCapacity) {
+  if (buffer.empty() && buffer.capacity() > keep) std::string().swap(buffer);
 }
 
 int CreateSegment(const std::string& dir, uint64_t segment, std::string& error) {
@@ -186,7 +190,12 @@ bool Wal::WritePending() {
     done += static_cast<size_t>(n);
     file_offset_ += static_cast<uint64_t>(n);
   }
-  if (unsynced_.empty()) {
+  if (options_.fsync == FsyncPolicy::kInterval) {
+    // Copied into a buffer that keeps its capacity (kUnsyncedCapacity) rather than swapped:
+    // pending_ goes back to the appenders, unsynced_ stays warm.
+    if (unsynced_.capacity() < kUnsyncedCapacity) unsynced_.reserve(kUnsyncedCapacity);
+    unsynced_ += pending_;
+  } else if (unsynced_.empty()) {
     unsynced_.swap(pending_);
   } else {
     unsynced_ += pending_;
@@ -289,8 +298,10 @@ void Wal::Run() {
     }
     const uint64_t bytes = pending_.size();
     bool ok = WritePending();
-    const bool sync_now = options_.fsync == FsyncPolicy::kAlways || rotate || stopping ||
-                          (options_.fsync == FsyncPolicy::kInterval && Clock::now() >= next_sync);
+    const bool sync_now =
+        options_.fsync == FsyncPolicy::kAlways || rotate || stopping ||
+        (options_.fsync == FsyncPolicy::kInterval &&
+         (Clock::now() >= next_sync || unsynced_.size() >= kMaxUnsynced));
     if (ok && sync_now && !unsynced_.empty()) {
       ok = Sync();
       if (ok) next_sync = Clock::now() + options_.fsync_interval;
@@ -331,7 +342,7 @@ void Wal::Run() {
       ++stats_.errors;
     }
     Shrink(pending_);
-    Shrink(unsynced_);
+    Shrink(unsynced_, kUnsyncedCapacity);
     Notify();
     if (stopping) {
       if (!ok)

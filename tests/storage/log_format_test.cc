@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "temp_dir.h"
@@ -140,6 +141,42 @@ TEST_F(RecordFileTest, ZeroFilledTailIsTorn) {
   RecordFileReader::Status end;
   EXPECT_EQ(ReadAll(path_, end).size(), 3u);
   EXPECT_EQ(end, RecordFileReader::Status::kTorn);
+}
+
+TEST_F(RecordFileTest, LastRecordWithAZeroSectorIsTornButNotWhenMoreFollows) {
+  // A last record spanning several sectors, one of which a crash left unwritten (zero).
+  const std::string first = EncodeEntry("a", MakeEntry("1", 1, "o", 1), true);
+  const std::string big = EncodeEntry("b", MakeEntry(std::string(2000, 'x'), 2, "o", 2), true);
+  std::string bytes;
+  AppendFramed(bytes, first);
+  const size_t big_at = bytes.size();
+  AppendFramed(bytes, big);
+  const size_t hole = 1024;  // the file's third sector, inside the big record
+  ASSERT_LT(big_at + 100, hole);
+  ASSERT_LT(hole + 512, bytes.size());
+  std::string holed = bytes;
+  std::fill(holed.begin() + hole, holed.begin() + hole + 512, '\0');
+
+  WriteFile(path_, holed);
+  RecordFileReader::Status end;
+  uint64_t at = 0;
+  EXPECT_EQ(ReadAll(path_, end, &at), std::vector<std::string>{first});
+  EXPECT_EQ(end, RecordFileReader::Status::kTorn);
+  EXPECT_EQ(at, big_at);
+
+  // The same hole with a whole record after it: damage.
+  std::string followed = holed;
+  AppendFramed(followed, EncodeApplied("o", 3));
+  WriteFile(path_, followed);
+  EXPECT_EQ(ReadAll(path_, end, &at).size(), 1u);
+  EXPECT_EQ(end, RecordFileReader::Status::kDamaged);
+
+  // A changed byte (no zero sector) in the last record: damage, not a torn tail.
+  std::string flipped = bytes;
+  flipped[hole + 7] = 'y';
+  WriteFile(path_, flipped);
+  EXPECT_EQ(ReadAll(path_, end, &at).size(), 1u);
+  EXPECT_EQ(end, RecordFileReader::Status::kDamaged);
 }
 
 TEST_F(RecordFileTest, EveryFlippedBitIsDetectedNeverAccepted) {

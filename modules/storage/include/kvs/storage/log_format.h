@@ -131,6 +131,9 @@ class RecordFileReader {
   // Makes bytes [pos_, pos_ + n) available in buf_; false if the file has fewer.
   bool Fill(size_t n);
   bool RestIsZero(uint64_t from);
+  // Whether `bytes`, which start at `file_offset`, cut at the file's 512-byte sector
+  // boundaries, have a piece that is all zero.
+  static bool HasZeroSector(std::string_view bytes, uint64_t file_offset);
 
   int fd_ = -1;
   uint64_t file_size_ = 0;
