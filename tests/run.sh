@@ -29,9 +29,10 @@ if [[ "$FUZZ_SECONDS" != 0 ]]; then
   cmake -S "$ROOT" -B "$FUZZ_DIR" -DKVS_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVS_WERROR=ON >/dev/null
   cmake --build "$FUZZ_DIR" -j"$(nproc)"
-  for target in storage_log_fuzz:log storage_snapshot_fuzz:snapshot; do
-    name="${target%%:*}" corpus="$FUZZ_DIR/corpus-${target##*:}"
-    rm -rf "$corpus" && cp -r "$ROOT/tests/fuzz/corpus/${target##*:}" "$corpus"
+  # Every tests/fuzz/<x>_fuzz.cc is a target; its seeds are in tests/fuzz/corpus/<x>.
+  for source in "$ROOT"/tests/fuzz/*_fuzz.cc; do
+    name="$(basename "$source" .cc)" corpus="$FUZZ_DIR/corpus-${name%_fuzz}"
+    rm -rf "$corpus" && cp -r "$ROOT/tests/fuzz/corpus/${name%_fuzz}" "$corpus"
     echo "==> fuzzing $name for ${FUZZ_SECONDS}s"
     rm -f "$FUZZ_DIR"/crash-* "$FUZZ_DIR"/leak-* "$FUZZ_DIR"/timeout-*
     "$FUZZ_DIR/tests/fuzz/$name" -max_total_time="$FUZZ_SECONDS" -max_len=65536 \
