@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <thread>
 #include <variant>
 
@@ -113,6 +114,7 @@ int ServerApp::main(const std::vector<std::string>&) {
     for (const char* key : {"kvs.http.threads",
                             "kvs.http.loops",
                             "kvs.http.max_connections",
+                            "kvs.http.max_connections_per_ip",
                             "kvs.http.max_queued",
                             "kvs.http.backlog",
                             "kvs.http.receive_timeout_ms",
@@ -160,6 +162,12 @@ int ServerApp::main(const std::vector<std::string>&) {
   if (cluster_id.empty() || cluster_id.find_first_of("\n\r") != std::string::npos) {
     return StartupError("kvs.cluster.id must be a non-empty single line");
   }
+  for (const char* key : {"kvs.http.max_connections", "kvs.http.max_connections_per_ip"}) {
+    if (counts.at(key) > std::numeric_limits<int>::max()) {
+      return StartupError(std::string(key) +
+                          " must be <= " + std::to_string(std::numeric_limits<int>::max()));
+    }
+  }
   for (const char* key :
        {"kvs.http.threads", "kvs.http.max_connections", "kvs.cluster.heartbeat_period_ms",
         "kvs.cluster.failure_timeout_ms", "kvs.replication.anti_entropy_period_ms",
@@ -178,6 +186,10 @@ int ServerApp::main(const std::vector<std::string>&) {
                   config_file_.empty() ? std::string("(none, defaults)") : config_file_);
   for (const std::string& name : UnknownKvsEnvironment()) {
     log.warning("ignoring environment variable %s: it names no tunable", name);
+  }
+  if (frontend == "poco" && counts.at("kvs.http.max_connections_per_ip") > 0) {
+    log.warning(
+        "kvs.http.max_connections_per_ip is not enforced by the poco front end (epoll only)");
   }
   if (plan.single_node) {
     log.warning("single-node store (VIEW is only %s): it is not fault-tolerant",
@@ -302,6 +314,8 @@ int ServerApp::main(const std::vector<std::string>&) {
     options.workers = http.threads;
     options.backlog = http.backlog;
     options.max_connections = static_cast<int>(counts.at("kvs.http.max_connections"));
+    options.max_connections_per_ip = static_cast<int>(counts.at("kvs.http.max_connections_per_ip"));
+    options.metrics = &metrics;
     options.receive_timeout = http.receive_timeout;
     options.keepalive_timeout = http.keepalive_timeout;
     options.max_keepalive_requests = http.max_keepalive_requests;

@@ -53,7 +53,12 @@ const std::vector<Tunable>& Tunables() {
       {"kvs.http.threads", "64",
        "epoll: worker threads for requests that may wait (forwarding, node-to-node); "
        "poco: threads, each serving one connection at a time"},
-      {"kvs.http.max_connections", "10000", "epoll: open client connections at most"},
+      {"kvs.http.max_connections", "10000",
+       "epoll: open client connections at most; at the limit the oldest idle keep-alive "
+       "connection is closed for a new one (refused only when none is idle)"},
+      {"kvs.http.max_connections_per_ip", "0",
+       "epoll: open connections from one client address at most (more are closed at once), "
+       "0 = no cap"},
       {"kvs.http.max_queued", "256", "poco: accepted connections waiting for a free thread"},
       {"kvs.http.backlog", "512", "listen(2) backlog"},
       {"kvs.http.receive_timeout_ms", "10000", "time to wait for a request's bytes"},

@@ -3,6 +3,7 @@
 #include <Poco/Logger.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -14,8 +15,10 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <limits>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "kvs/api/http_codec.h"
 #include "kvs/cluster/worker_pool.h"
@@ -26,6 +29,35 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 Poco::Logger& Log() { return Poco::Logger::get("kvs.http"); }
+
+// The client's address as 16 bytes: IPv6, or IPv4 in its IPv4-mapped IPv6 form (::ffff:a.b.c.d)
+// so that both spellings of one client count as one address.
+void AddressBytes(const sockaddr_storage& address, unsigned char (&bytes)[16]) {
+  if (address.ss_family == AF_INET) {
+    sockaddr_in v4;
+    std::memcpy(&v4, &address, sizeof v4);
+    bytes[10] = bytes[11] = 0xff;
+    std::memcpy(bytes + 12, &v4.sin_addr, 4);
+  } else if (address.ss_family == AF_INET6) {
+    sockaddr_in6 v6;
+    std::memcpy(&v6, &address, sizeof v6);
+    std::memcpy(bytes, &v6.sin6_addr, 16);
+  }
+}
+
+std::string AddressText(const sockaddr_storage& address) {
+  char text[INET6_ADDRSTRLEN] = "?";
+  if (address.ss_family == AF_INET) {
+    sockaddr_in v4;
+    std::memcpy(&v4, &address, sizeof v4);
+    ::inet_ntop(AF_INET, &v4.sin_addr, text, sizeof text);
+  } else if (address.ss_family == AF_INET6) {
+    sockaddr_in6 v6;
+    std::memcpy(&v6, &address, sizeof v6);
+    ::inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof text);
+  }
+  return text;
+}
 
 // Bytes asked of the kernel per read; the buffer grows beyond it only for large bodies.
 constexpr size_t kReadChunk = 16 * 1024;
@@ -41,11 +73,76 @@ constexpr std::chrono::milliseconds kSweepPeriod{250};
 constexpr std::chrono::milliseconds kIdleBufferRelease{1000};
 constexpr int kMaxEvents = 256;
 constexpr int kAcceptBurst = 64;
+// Overload warnings (limit reached, an address at its cap) are logged this often at most.
+constexpr std::chrono::seconds kOverloadWarningPeriod{10};
 
 }  // namespace
 
+// Overload defence (nginx's answer to too many idle keep-alive connections):
+//
+// - One shared count of open connections against kvs.http.max_connections, as before. Below the
+//   limit an accepted connection is dealt round-robin to a loop.
+// - Each loop keeps its idle connections (waiting for a request: nothing buffered, nothing to
+//   write, no request on a worker or held for its fsync, not closing) in an intrusive list in
+//   the order they became idle, and publishes when its oldest one became idle
+//   (Loop::oldest_idle_, one relaxed atomic store when the list's head changes).
+// - An accept over the limit picks the loop whose oldest idle connection is the oldest of all
+//   (a scan of the loops' published values) and hands it the new connection marked "evict": that
+//   loop, on its own thread, closes its oldest idle connection and adopts the new one. Only the
+//   owning loop ever touches a connection, so no lock is taken and a connection the loop has
+//   since made busy is never closed: the loop re-checks its own list, skips a connection whose
+//   next request already waits in the socket, and refuses the new connection (as before the
+//   change) if none is idle any more. The count is briefly above the limit while such handovers
+//   wait for their loop.
+// - kvs.http.max_connections_per_ip: a map from client address to its open connections, under a
+//   mutex taken only when the cap is set (once per accept and once per close).
 struct EventServer::Shared {
   Shared(Service& s, const EventServerOptions& o) : service(s), options(o) {}
+
+  // A client address: IPv6, or IPv4 as its IPv4-mapped IPv6 form.
+  struct PeerKey {
+    uint64_t hi = 0, lo = 0;
+    bool operator==(const PeerKey&) const = default;
+  };
+  struct PeerKeyHash {
+    size_t operator()(const PeerKey& key) const {
+      return std::hash<uint64_t>()(key.hi * 0x9E3779B97F4A7C15ull ^ key.lo);
+    }
+  };
+
+  static PeerKey KeyOf(const sockaddr_storage& address) {
+    unsigned char bytes[16] = {};
+    AddressBytes(address, bytes);
+    PeerKey key;
+    std::memcpy(&key.hi, bytes, 8);
+    std::memcpy(&key.lo, bytes + 8, 8);
+    return key;
+  }
+  bool per_ip_capped() const { return options.max_connections_per_ip > 0; }
+  // Counts a connection from `peer`; false (nothing counted) when the address is at its cap.
+  bool TakePerIpSlot(const PeerKey& peer) {
+    if (!per_ip_capped()) return true;
+    std::lock_guard lock(per_ip_mu);
+    int& open = per_ip[peer];
+    if (open >= options.max_connections_per_ip) return false;
+    ++open;
+    return true;
+  }
+  // Uncounts a connection that was counted in `connections` and by TakePerIpSlot.
+  void Release(const PeerKey& peer) {
+    connections.fetch_sub(1, std::memory_order_relaxed);
+    if (!per_ip_capped()) return;
+    std::lock_guard lock(per_ip_mu);
+    auto it = per_ip.find(peer);
+    if (it != per_ip.end() && --it->second <= 0) per_ip.erase(it);
+  }
+  void CountEvicted() {
+    if (options.metrics != nullptr) options.metrics->CountEvicted();
+  }
+  void CountRefused(ConnectionRefusal reason) {
+    if (options.metrics != nullptr) options.metrics->CountRefused(reason);
+  }
+
   Service& service;
   const EventServerOptions options;
   Poco::Net::ServerSocket listener;
@@ -56,6 +153,8 @@ struct EventServer::Shared {
   Clock::time_point stop_deadline;     // written before `stopping` is set
   std::vector<Loop*> loops;            // set before the loops start
   std::atomic<uint64_t> next_loop{0};  // round-robin owner of the next accepted connection
+  std::mutex per_ip_mu;
+  std::unordered_map<PeerKey, int, PeerKeyHash> per_ip;  // GUARDED_BY(per_ip_mu)
 };
 
 class EventServer::Loop {
@@ -72,8 +171,18 @@ class EventServer::Loop {
     if (thread_.joinable()) thread_.join();
   }
   void Wake();
+  // An accepted connection for a loop: `evict` when it is over the limit and the loop is to
+  // close its oldest idle connection for it.
+  struct Accepted {
+    int fd;
+    Shared::PeerKey peer;
+    bool evict;
+  };
   // Hands an accepted connection to this loop (from any thread).
-  void Adopt(int fd);
+  void Adopt(const Accepted& accepted);
+  // When this loop's oldest idle connection became idle (steady clock ticks), kNoIdle if none.
+  int64_t oldest_idle() const { return oldest_idle_.load(std::memory_order_relaxed); }
+  static constexpr int64_t kNoIdle = std::numeric_limits<int64_t>::max();
 
  private:
   // How to answer a request, and how many input bytes it took.
@@ -84,8 +193,9 @@ class EventServer::Loop {
     bool is_head = false;
   };
   struct Conn {
-    int fd = -1;
+    int fd = -1;       // -1 once closed (the object lives on until the event batch is over)
     size_t index = 0;  // position in conns_
+    Shared::PeerKey peer;
     enum class State { kReading, kInFlight, kDraining } state = State::kReading;
     // Input: bytes [begin, end) of `in` are received and not yet consumed.
     std::unique_ptr<char[]> in;
@@ -104,6 +214,11 @@ class EventServer::Loop {
     Clock::time_point last_progress;
     Clock::time_point drain_deadline;
     Answering flight;  // the request on a worker
+    // Membership of the loop's idle list (oldest first), see IsIdle().
+    bool idle = false;
+    Conn* idle_prev = nullptr;
+    Conn* idle_next = nullptr;
+    Clock::time_point idle_since;
   };
   struct Completion {
     Conn* conn;
@@ -119,10 +234,15 @@ class EventServer::Loop {
 
   void Run();
   void AcceptAll();
-  void AddConnection(int fd);
+  // The loop whose oldest idle connection is the oldest of all loops', or nullptr if no loop
+  // has one (as published; the chosen loop checks again).
+  Loop* LoopWithOldestIdle() const;
+  void AddConnection(const Accepted& accepted);
   void OnEvent(Conn& c, uint32_t events);
-  // Reads, parses, dispatches and writes until the connection must wait for something.
+  // Reads, parses, dispatches and writes until the connection must wait for something (PumpIo),
+  // then updates the idle list.
   void Pump(Conn& c);
+  void PumpIo(Conn& c);
   // Handles every complete request buffered on `c` that can be handled now.
   void ProcessInput(Conn& c);
   void Dispatch(Conn& c, const RequestHead& head, std::string_view body, size_t request_bytes);
@@ -136,7 +256,20 @@ class EventServer::Loop {
   bool Flush(Conn& c);
   void BeginLingeringClose(Conn& c);
   void Discard(Conn& c);
+  // Closes and uncounts the connection; the object is destroyed after the current event batch
+  // (a later event of the batch may still name it: OnEvent ignores closed connections).
   void Close(Conn& c);
+  // Idle: waiting for the next request with nothing of a request in the loop's hands (no bytes
+  // buffered, nothing to write, nothing on a worker or held for its fsync, not closing).
+  static bool IsIdle(const Conn& c);
+  // Puts `c` in the idle list (at the back if it did anything since it last went idle) or takes
+  // it out, as IsIdle says. Called whenever the loop is done with a connection for now.
+  void RefreshIdle(Conn& c);
+  void LinkIdle(Conn& c);
+  void UnlinkIdle(Conn& c);
+  void PublishOldestIdle();
+  // Closes the oldest idle connection; false if there is none.
+  bool EvictOldestIdle();
   void OnCompletions();
   void Post(Conn* c, Response response);
   // Holds `response` until its durable_lsn is durable; the connection reads nothing meanwhile.
@@ -162,20 +295,27 @@ class EventServer::Loop {
   int wake_fd_ = -1;
   std::thread thread_;
   std::vector<std::unique_ptr<Conn>> conns_;
+  std::vector<std::unique_ptr<Conn>> closed_;  // closed during this event batch
+  Conn* idle_head_ = nullptr;                  // oldest idle connection
+  Conn* idle_tail_ = nullptr;
+  // Own cache line: written by this loop, read by accepting loops, away from done_mu_.
+  alignas(64) std::atomic<int64_t> oldest_idle_{kNoIdle};
   Clock::time_point now_;
   Clock::time_point next_sweep_;
   Clock::time_point listener_resume_;  // accept paused (out of descriptors) until then
   Clock::time_point last_accept_warning_;
+  Clock::time_point last_limit_warning_;
+  Clock::time_point last_per_ip_warning_;
   bool listening_ = false;
   bool stop_seen_ = false;
   std::time_t date_second_ = 0;
   std::string date_;
 
   std::mutex done_mu_;
-  std::vector<Completion> done_;  // GUARDED_BY(done_mu_)
-  std::vector<int> adopted_;      // GUARDED_BY(done_mu_): accepted by another loop, for us
+  std::vector<Completion> done_;   // GUARDED_BY(done_mu_)
+  std::vector<Accepted> adopted_;  // GUARDED_BY(done_mu_): accepted by another loop, for us
   std::vector<Completion> done_local_;
-  std::vector<int> adopted_local_;
+  std::vector<Accepted> adopted_local_;
   // Loop thread only; LSNs grow from front to back (this loop appended them in that order).
   std::deque<DurableWait> durable_waits_;
   std::atomic<bool> has_durable_waits_{false};
@@ -205,13 +345,13 @@ EventServer::Loop::Loop(Shared& shared) : shared_(shared), service_(shared.servi
 }
 
 EventServer::Loop::~Loop() {
-  for (int fd : adopted_) {
-    ::close(fd);
-    shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+  for (const Accepted& accepted : adopted_) {
+    ::close(accepted.fd);
+    shared_.Release(accepted.peer);
   }
   for (auto& c : conns_) {
     ::close(c->fd);
-    shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+    shared_.Release(c->peer);
   }
   if (wake_fd_ >= 0) ::close(wake_fd_);
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
@@ -253,13 +393,15 @@ void EventServer::Loop::Run() {
         [[maybe_unused]] const ssize_t r = ::read(wake_fd_, &count, sizeof count);
         OnCompletions();
       } else {
-        OnEvent(*reinterpret_cast<Conn*>(tag), events[i].events);
+        Conn& c = *reinterpret_cast<Conn*>(tag);
+        if (c.fd >= 0) OnEvent(c, events[i].events);  // not closed earlier in this batch
       }
     }
     if (now_ >= next_sweep_) {
       Sweep();
       next_sweep_ = now_ + kSweepPeriod;
     }
+    closed_.clear();  // no event of the next batch can name them
   }
 }
 
@@ -281,7 +423,10 @@ void EventServer::Loop::BeginStop() {
 
 void EventServer::Loop::AcceptAll() {
   for (int i = 0; i < kAcceptBurst; ++i) {
-    const int fd = ::accept4(shared_.listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    sockaddr_storage address{};
+    socklen_t address_size = sizeof address;
+    const int fd = ::accept4(shared_.listen_fd, reinterpret_cast<sockaddr*>(&address),
+                             &address_size, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
@@ -300,50 +445,101 @@ void EventServer::Loop::AcceptAll() {
       }
       return;
     }
-    if (shared_.connections.fetch_add(1, std::memory_order_relaxed) >=
-        shared_.options.max_connections) {
-      shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+    Accepted accepted{fd, shared_.per_ip_capped() ? Shared::KeyOf(address) : Shared::PeerKey{},
+                      /*evict=*/false};
+    if (!shared_.TakePerIpSlot(accepted.peer)) {
       ::close(fd);
+      shared_.CountRefused(ConnectionRefusal::kPerIp);
+      if (now_ - last_per_ip_warning_ >= kOverloadWarningPeriod) {
+        last_per_ip_warning_ = now_;
+        Log().warning("refusing connections from %s: kvs.http.max_connections_per_ip (%d) reached",
+                      AddressText(address), shared_.options.max_connections_per_ip);
+      }
       continue;
     }
-    // Connections are dealt round-robin over the loops: the loop that happens to wake for a
-    // burst of connects must not end up serving all of them on one core.
-    Loop* owner = shared_.loops[shared_.next_loop.fetch_add(1, std::memory_order_relaxed) %
-                                shared_.loops.size()];
-    if (owner == this) {
-      AddConnection(fd);
+    Loop* owner = nullptr;
+    if (shared_.connections.fetch_add(1, std::memory_order_relaxed) >=
+        shared_.options.max_connections) {
+      // Full: the loop holding the oldest idle connection closes it for this one.
+      owner = LoopWithOldestIdle();
+      if (now_ - last_limit_warning_ >= kOverloadWarningPeriod) {
+        last_limit_warning_ = now_;
+        Log().warning(
+            "kvs.http.max_connections (%d) reached: %s", shared_.options.max_connections,
+            std::string(owner != nullptr ? "closing the oldest idle connections for new ones"
+                                         : "no connection is idle, refusing new ones"));
+      }
+      if (owner == nullptr) {
+        ::close(fd);
+        shared_.Release(accepted.peer);
+        shared_.CountRefused(ConnectionRefusal::kLimit);
+        continue;
+      }
+      accepted.evict = true;
     } else {
-      owner->Adopt(fd);
+      // Connections are dealt round-robin over the loops: the loop that happens to wake for a
+      // burst of connects must not end up serving all of them on one core.
+      owner = shared_.loops[shared_.next_loop.fetch_add(1, std::memory_order_relaxed) %
+                            shared_.loops.size()];
+    }
+    if (owner == this) {
+      AddConnection(accepted);
+    } else {
+      owner->Adopt(accepted);
     }
   }
 }
 
-void EventServer::Loop::Adopt(int fd) {
+EventServer::Loop* EventServer::Loop::LoopWithOldestIdle() const {
+  Loop* best = nullptr;
+  int64_t best_since = kNoIdle;
+  for (Loop* loop : shared_.loops) {
+    const int64_t since = loop->oldest_idle();
+    if (since < best_since) {
+      best = loop;
+      best_since = since;
+    }
+  }
+  return best;
+}
+
+void EventServer::Loop::Adopt(const Accepted& accepted) {
   bool was_empty = false;
   {
     std::lock_guard lock(done_mu_);
     was_empty = done_.empty() && adopted_.empty();
-    adopted_.push_back(fd);
+    adopted_.push_back(accepted);
   }
   if (was_empty) Wake();
 }
 
-void EventServer::Loop::AddConnection(int fd) {
+void EventServer::Loop::AddConnection(const Accepted& accepted) {
+  if (accepted.evict && !EvictOldestIdle()) {
+    // Every connection of this loop got busy since the accepting loop looked.
+    ::close(accepted.fd);
+    shared_.Release(accepted.peer);
+    shared_.CountRefused(ConnectionRefusal::kLimit);
+    return;
+  }
+  const int fd = accepted.fd;
   const int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   auto conn = std::make_unique<Conn>();
   conn->fd = fd;
   conn->index = conns_.size();
+  conn->peer = accepted.peer;
   conn->last_progress = now_;
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = reinterpret_cast<uint64_t>(conn.get());
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     ::close(fd);
-    shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+    shared_.Release(accepted.peer);
     return;
   }
   conns_.push_back(std::move(conn));
+  // Waiting for its first request: idle (Sweep gives it the keep-alive timeout too).
+  LinkIdle(*conns_.back());
 }
 
 void EventServer::Loop::OnEvent(Conn& c, uint32_t events) {
@@ -393,6 +589,11 @@ EventServer::Loop::ReadResult EventServer::Loop::ReadSome(Conn& c) {
 }
 
 void EventServer::Loop::Pump(Conn& c) {
+  PumpIo(c);
+  if (c.fd >= 0) RefreshIdle(c);
+}
+
+void EventServer::Loop::PumpIo(Conn& c) {
   if (c.state == Conn::State::kDraining) {
     Discard(c);
     return;
@@ -566,7 +767,7 @@ bool EventServer::Loop::Flush(Conn& c) {
   c.out_sent = 0;
   if (c.close_after_write && c.state == Conn::State::kReading) {
     BeginLingeringClose(c);
-    return c.state == Conn::State::kDraining;
+    return c.fd >= 0;  // draining, or already closed
   }
   if (c.in_begin == c.in_end && c.in_cap > kShrinkAbove) {
     c.in.reset();
@@ -595,15 +796,82 @@ void EventServer::Loop::Discard(Conn& c) {
 }
 
 void EventServer::Loop::Close(Conn& c) {
+  UnlinkIdle(c);
   ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c.fd, nullptr);
   ::close(c.fd);
-  shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+  c.fd = -1;
+  shared_.Release(c.peer);
   const size_t index = c.index;
+  closed_.push_back(std::move(conns_[index]));
   if (index + 1 != conns_.size()) {
     conns_[index] = std::move(conns_.back());
     conns_[index]->index = index;
   }
-  conns_.pop_back();  // destroys c
+  conns_.pop_back();
+}
+
+bool EventServer::Loop::IsIdle(const Conn& c) {
+  return c.fd >= 0 && c.state == Conn::State::kReading && !c.close_after_write && !c.eof &&
+         c.in_begin == c.in_end && c.out_sent == c.out.size();
+}
+
+void EventServer::Loop::RefreshIdle(Conn& c) {
+  if (!IsIdle(c)) {
+    UnlinkIdle(c);
+    return;
+  }
+  if (c.idle && c.last_progress <= c.idle_since) return;  // nothing happened since
+  UnlinkIdle(c);
+  LinkIdle(c);
+}
+
+void EventServer::Loop::LinkIdle(Conn& c) {
+  c.idle = true;
+  c.idle_since = now_;
+  c.idle_prev = idle_tail_;
+  c.idle_next = nullptr;
+  if (idle_tail_ != nullptr) {
+    idle_tail_->idle_next = &c;
+  } else {
+    idle_head_ = &c;
+  }
+  idle_tail_ = &c;
+  PublishOldestIdle();
+}
+
+void EventServer::Loop::UnlinkIdle(Conn& c) {
+  if (!c.idle) return;
+  c.idle = false;
+  (c.idle_prev != nullptr ? c.idle_prev->idle_next : idle_head_) = c.idle_next;
+  (c.idle_next != nullptr ? c.idle_next->idle_prev : idle_tail_) = c.idle_prev;
+  c.idle_prev = c.idle_next = nullptr;
+  PublishOldestIdle();
+}
+
+void EventServer::Loop::PublishOldestIdle() {
+  const int64_t since =
+      idle_head_ != nullptr ? idle_head_->idle_since.time_since_epoch().count() : kNoIdle;
+  if (oldest_idle_.load(std::memory_order_relaxed) != since) {
+    oldest_idle_.store(since, std::memory_order_relaxed);
+  }
+}
+
+bool EventServer::Loop::EvictOldestIdle() {
+  while (Conn* c = idle_head_) {
+    char byte = 0;
+    const ssize_t n = ::recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0) {
+      // Its next request began arriving after the loop last read (the event is on its way):
+      // not idle. Pump puts it back in the list once it is idle again.
+      UnlinkIdle(*c);
+      continue;
+    }
+    // Nothing waiting (or the client already closed or reset it): close it for the new one.
+    Close(*c);
+    shared_.CountEvicted();
+    return true;
+  }
+  return false;
 }
 
 void EventServer::Loop::Post(Conn* c, Response response) {
@@ -663,12 +931,12 @@ void EventServer::Loop::OnCompletions() {
     done_local_.swap(done_);
     adopted_local_.swap(adopted_);
   }
-  for (int fd : adopted_local_) {
+  for (const Accepted& accepted : adopted_local_) {
     if (stop_seen_) {
-      ::close(fd);
-      shared_.connections.fetch_sub(1, std::memory_order_relaxed);
+      ::close(accepted.fd);
+      shared_.Release(accepted.peer);
     } else {
-      AddConnection(fd);
+      AddConnection(accepted);
     }
   }
   adopted_local_.clear();
@@ -741,6 +1009,11 @@ void EventServer::Start() {
   if (loops <= 0) loops = static_cast<int>(std::max(1u, std::thread::hardware_concurrency() / 2));
   for (int i = 0; i < loops; ++i) loops_.push_back(std::make_unique<Loop>(*shared_));
   for (auto& loop : loops_) shared_->loops.push_back(loop.get());
+  if (options_.metrics != nullptr) {
+    options_.metrics->SetOpenConnectionsGauge([shared = shared_.get()] {
+      return static_cast<int64_t>(shared->connections.load(std::memory_order_relaxed));
+    });
+  }
   for (auto& loop : loops_) loop->Start();
   if (storage::Journal* journal = service_.journal()) {
     journal->SetDurabilityListener([shared = shared_.get()] {
@@ -758,6 +1031,7 @@ void EventServer::Stop(std::chrono::milliseconds grace) {
   for (auto& loop : loops_) loop->Wake();
   for (auto& loop : loops_) loop->Join();
   if (storage::Journal* journal = service_.journal()) journal->SetDurabilityListener({});
+  if (options_.metrics != nullptr) options_.metrics->SetOpenConnectionsGauge({});
   // Requests still on workers finish (or are dropped if queued) before their connections go.
   shared_->workers.reset();
   loops_.clear();

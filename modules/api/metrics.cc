@@ -1,5 +1,7 @@
 #include "kvs/api/metrics.h"
 
+#include <utility>
+
 namespace kvs::api {
 
 void Metrics::Count(std::string_view method, int status) {
@@ -10,6 +12,11 @@ void Metrics::Count(std::string_view method, int status) {
   int cls = status / 100 - 1;
   if (cls < 0 || cls >= kStatusClasses) cls = kStatusClasses - 1;
   requests_[m][static_cast<size_t>(cls)].fetch_add(1, std::memory_order_relaxed);
+}
+
+void Metrics::SetOpenConnectionsGauge(std::function<int64_t()> gauge) {
+  std::lock_guard lock(gauge_mu_);
+  open_connections_ = std::move(gauge);
 }
 
 std::string Metrics::Render(int64_t live_keys) const {
@@ -23,6 +30,33 @@ std::string Metrics::Render(int64_t live_keys) const {
       out += "\",code=\"" + std::to_string(cls + 1) + "xx\"} ";
       out += std::to_string(requests_[m][static_cast<size_t>(cls)].load(std::memory_order_relaxed));
       out += '\n';
+    }
+  }
+  out +=
+      "# HELP kvs_http_connections_evicted_total Idle keep-alive connections closed to make room "
+      "for a new one (kvs.http.max_connections reached).\n"
+      "# TYPE kvs_http_connections_evicted_total counter\n"
+      "kvs_http_connections_evicted_total " +
+      std::to_string(evicted_.load(std::memory_order_relaxed)) + "\n";
+  out +=
+      "# HELP kvs_http_connections_refused_total New connections closed at once: limit "
+      "(kvs.http.max_connections reached, none idle) or per_ip "
+      "(kvs.http.max_connections_per_ip reached).\n"
+      "# TYPE kvs_http_connections_refused_total counter\n";
+  constexpr std::array<std::string_view, 2> kReasons = {"limit", "per_ip"};
+  for (size_t r = 0; r < kReasons.size(); ++r) {
+    out += "kvs_http_connections_refused_total{reason=\"";
+    out += kReasons[r];
+    out += "\"} " + std::to_string(refused_[r].load(std::memory_order_relaxed)) + "\n";
+  }
+  {
+    std::lock_guard lock(gauge_mu_);
+    if (open_connections_) {
+      out +=
+          "# HELP kvs_http_connections_open Client connections open now (epoll front end).\n"
+          "# TYPE kvs_http_connections_open gauge\n"
+          "kvs_http_connections_open " +
+          std::to_string(open_connections_()) + "\n";
     }
   }
   out += "# HELP kvs_keys_live Live (non-deleted) keys held by this node.\n";

@@ -8,6 +8,8 @@
 // Thread-safety: Start/Stop from one thread; each connection belongs to one loop thread.
 // Invariant: a connection has at most one request in flight on a worker; its input buffer is
 // left untouched until that request's answer is back (the request points into it).
+// Overload: at max_connections the oldest idle keep-alive connection is closed to make room for
+// a new one (never one with a request in flight); max_connections_per_ip caps one address.
 #pragma once
 
 #include <atomic>
@@ -17,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "kvs/api/metrics.h"
 #include "kvs/api/service.h"
 
 namespace kvs::api {
@@ -24,14 +27,16 @@ namespace kvs::api {
 struct EventServerOptions {
   std::string bind_host = "0.0.0.0";
   uint16_t port = 8080;
-  int loops = 0;      // event loop threads; 0: half the cores, at least one
-  int workers = 64;   // threads for requests that may block
-  int backlog = 512;  // listen(2) backlog
-  int max_connections = 10000;
+  int loops = 0;                   // event loop threads; 0: half the cores, at least one
+  int workers = 64;                // threads for requests that may block
+  int backlog = 512;               // listen(2) backlog
+  int max_connections = 10000;     // at the limit the oldest idle connection makes room
+  int max_connections_per_ip = 0;  // per client address; 0: no cap
   size_t max_head_bytes = 64 * 1024;
   std::chrono::milliseconds receive_timeout{10000};   // a started request must progress
   std::chrono::milliseconds keepalive_timeout{5000};  // idle connections close after this
   int max_keepalive_requests = 0;                     // 0: unlimited
+  Metrics* metrics = nullptr;  // connection counters and the open-connections gauge, if set
 };
 
 class EventServer {

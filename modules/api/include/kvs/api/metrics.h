@@ -1,18 +1,36 @@
-// Request counters for GET /metrics (Prometheus text format). Thread-safe: lock-free counters.
+// Request counters for GET /metrics (Prometheus text format), and the connection counters of the
+// epoll front end (overload defence). Thread-safe: lock-free counters; the open-connections
+// gauge is read under a mutex.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <string_view>
 
 namespace kvs::api {
 
+// Why a new client connection was closed as soon as it was accepted.
+enum class ConnectionRefusal {
+  kLimit,  // kvs.http.max_connections reached and no idle connection to close instead
+  kPerIp,  // its address already had kvs.http.max_connections_per_ip connections
+};
+
 class Metrics {
  public:
   // Counts one answered request. `method` is the HTTP method, `status` the answer's code.
   void Count(std::string_view method, int status);
+  // An idle keep-alive connection closed to make room for a new one.
+  void CountEvicted() { evicted_.fetch_add(1, std::memory_order_relaxed); }
+  void CountRefused(ConnectionRefusal reason) {
+    refused_[static_cast<size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
+  }
+  // While set, Render reports what `gauge` returns as kvs_http_connections_open. The front end
+  // sets it after it started and clears it (an empty function) before it is destroyed.
+  void SetOpenConnectionsGauge(std::function<int64_t()> gauge);
   // Prometheus exposition text; `live_keys` is added as a gauge.
   std::string Render(int64_t live_keys) const;
 
@@ -21,6 +39,10 @@ class Metrics {
                                                                "OTHER"};
   static constexpr int kStatusClasses = 5;  // 1xx..5xx
   std::array<std::array<std::atomic<uint64_t>, kStatusClasses>, kMethods.size()> requests_{};
+  std::atomic<uint64_t> evicted_{0};
+  std::array<std::atomic<uint64_t>, 2> refused_{};  // by ConnectionRefusal
+  mutable std::mutex gauge_mu_;
+  std::function<int64_t()> open_connections_;  // GUARDED_BY(gauge_mu_)
 };
 
 }  // namespace kvs::api

@@ -1,0 +1,448 @@
+// Overload defence of the epoll front end (kvs.http.max_connections and
+// kvs.http.max_connections_per_ip): at the connection limit the oldest idle keep-alive
+// connection makes room for a new client, a connection with a request under way is never the
+// one closed, and one address cannot hold more than its cap. Plain POSIX sockets: the per-IP
+// test binds client sockets to 127.0.0.2 before connecting. Registered for the epoll front end
+// only (POCO's HTTPServer has neither feature, see README "HTTP front end").
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "http_client.h"
+#include "server_process.h"
+
+namespace kvs::http_test {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+constexpr milliseconds kPollInterval{20};
+constexpr milliseconds kQuiescence{5000};
+// A fresh client at the limit must have its whole answer within this.
+constexpr milliseconds kServedWithin{1000};
+// How long a refused or evicted connection may take to be seen closed.
+constexpr milliseconds kPromptly{3000};
+
+constexpr char kHealth[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+constexpr char kMetrics[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+// A request head without its final blank line: the server holds a partly read request.
+constexpr char kHealthHeadStart[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+constexpr char kMetricsHeadStart[] = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+constexpr char kHeadEnd[] = "\r\n";
+
+struct RawResponse {
+  int status = 0;       // 0: none (closed, or timed out)
+  bool closed = false;  // the server closed or reset the connection before a whole answer
+  bool timed_out = false;
+  std::string body;
+  std::string error;
+
+  std::string Describe() const {
+    return "status " + std::to_string(status) + (closed ? ", closed" : "") +
+           (timed_out ? ", timed out" : "") + (error.empty() ? "" : ", " + error) + ", body " +
+           body.substr(0, 200);
+  }
+};
+
+int Remaining(steady_clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<milliseconds>(deadline - steady_clock::now());
+  return static_cast<int>(std::max<int64_t>(0, left.count()));
+}
+
+// A non-blocking client TCP connection to 127.0.0.1:`port`, optionally from `source_ip`; every
+// wait is bounded. Closed by the destructor.
+class RawConnection {
+ public:
+  explicit RawConnection(uint16_t port, const char* source_ip = nullptr) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd_ < 0) {
+      error_ = std::string("socket: ") + std::strerror(errno);
+      return;
+    }
+    if (source_ip != nullptr) {
+      sockaddr_in source{};
+      source.sin_family = AF_INET;
+      source.sin_port = 0;
+      ::inet_pton(AF_INET, source_ip, &source.sin_addr);
+      if (::bind(fd_, reinterpret_cast<sockaddr*>(&source), sizeof source) != 0) {
+        error_ = std::string("bind to ") + source_ip + ": " + std::strerror(errno);
+        return;
+      }
+    }
+    sockaddr_in server{};
+    server.sin_family = AF_INET;
+    server.sin_port = htons(port);
+    server.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&server), sizeof server) != 0) {
+      if (errno != EINPROGRESS) {
+        error_ = std::string("connect: ") + std::strerror(errno);
+        return;
+      }
+      pollfd p{fd_, POLLOUT, 0};
+      int so_error = 0;
+      socklen_t len = sizeof so_error;
+      if (::poll(&p, 1, static_cast<int>(kIoTimeout.count())) != 1 ||
+          ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &so_error, &len) != 0 || so_error != 0) {
+        error_ = std::string("connect: ") + (so_error != 0 ? std::strerror(so_error) : "timeout");
+        return;
+      }
+    }
+    connected_ = true;
+  }
+  ~RawConnection() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawConnection(const RawConnection&) = delete;
+  RawConnection& operator=(const RawConnection&) = delete;
+
+  bool connected() const { return connected_; }
+  const std::string& error() const { return error_; }
+
+  // Writes all of `bytes`; false if the peer is gone (or the time is up).
+  bool Send(std::string_view bytes) {
+    const auto deadline = steady_clock::now() + kIoTimeout;
+    while (!bytes.empty()) {
+      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        bytes.remove_prefix(static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        pollfd p{fd_, POLLOUT, 0};
+        if (::poll(&p, 1, Remaining(deadline)) != 1) return false;
+        continue;
+      }
+      return false;
+    }
+    return true;
+  }
+
+  // Reads one whole answer (framed by Content-Length) within `timeout`.
+  RawResponse Read(milliseconds timeout) {
+    RawResponse out;
+    const auto deadline = steady_clock::now() + timeout;
+    while (true) {
+      const size_t head_end = buffer_.find("\r\n\r\n");
+      if (head_end != std::string::npos) {
+        const std::string head = buffer_.substr(0, head_end);
+        const size_t length_at = head.find("Content-Length: ");
+        const size_t length = length_at == std::string::npos
+                                  ? 0
+                                  : std::strtoul(head.c_str() + length_at + 16, nullptr, 10);
+        if (buffer_.size() >= head_end + 4 + length) {
+          out.status = std::atoi(head.c_str() + head.find(' ') + 1);
+          out.body = buffer_.substr(head_end + 4, length);
+          buffer_.erase(0, head_end + 4 + length);
+          return out;
+        }
+      }
+      switch (Receive(deadline, &out.error)) {
+        case ReceiveResult::kData:
+          break;
+        case ReceiveResult::kClosed:
+          out.closed = true;
+          return out;
+        case ReceiveResult::kTimeout:
+          out.timed_out = true;
+          return out;
+      }
+    }
+  }
+
+  RawResponse Exchange(std::string_view request, milliseconds timeout = kIoTimeout) {
+    if (!Send(request)) {
+      // A refused connection may already be reset when the request is written; what follows
+      // says whether anything was answered.
+      RawResponse answer = Read(milliseconds(0));
+      if (answer.status == 0 && !answer.closed) answer.error = "send failed";
+      if (answer.status == 0) answer.closed = true;
+      return answer;
+    }
+    return Read(timeout);
+  }
+
+  // True once the peer closed (or reset) the connection, false if it stayed open for `timeout`
+  // or sent something instead.
+  bool WaitClosed(milliseconds timeout) {
+    std::string ignored;
+    const auto deadline = steady_clock::now() + timeout;
+    const size_t before = buffer_.size();
+    const ReceiveResult r = Receive(deadline, &ignored);
+    return r == ReceiveResult::kClosed && buffer_.size() == before;
+  }
+
+ private:
+  enum class ReceiveResult { kData, kClosed, kTimeout };
+
+  ReceiveResult Receive(steady_clock::time_point deadline, std::string* error) {
+    while (true) {
+      char chunk[4096];
+      const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+      if (n > 0) {
+        buffer_.append(chunk, static_cast<size_t>(n));
+        return ReceiveResult::kData;
+      }
+      if (n == 0) return ReceiveResult::kClosed;
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        *error = std::strerror(errno);  // e.g. a reset
+        return ReceiveResult::kClosed;
+      }
+      pollfd p{fd_, POLLIN, 0};
+      const int ready = ::poll(&p, 1, Remaining(deadline));
+      if (ready == 0) return ReceiveResult::kTimeout;
+      if (ready < 0 && errno != EINTR) {
+        *error = std::string("poll: ") + std::strerror(errno);
+        return ReceiveResult::kClosed;
+      }
+    }
+  }
+
+  int fd_ = -1;
+  bool connected_ = false;
+  std::string error_;
+  std::string buffer_;  // received, not yet returned
+};
+
+// The unlabelled or labelled series of /metrics, by name as written ("a_total{reason=\"x\"}").
+std::map<std::string, long long> ParseMetrics(const std::string& text) {
+  std::map<std::string, long long> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.empty() || line[0] == '#') continue;
+    const size_t space = line.rfind(' ');
+    if (space == std::string::npos) continue;
+    out[line.substr(0, space)] = std::atoll(line.c_str() + space + 1);
+  }
+  return out;
+}
+
+constexpr char kOpen[] = "kvs_http_connections_open";
+constexpr char kEvicted[] = "kvs_http_connections_evicted_total";
+constexpr char kRefusedLimit[] = "kvs_http_connections_refused_total{reason=\"limit\"}";
+constexpr char kRefusedPerIp[] = "kvs_http_connections_refused_total{reason=\"per_ip\"}";
+
+// GET /metrics on `connection`; the series, or an assertion failure.
+::testing::AssertionResult ReadMetrics(RawConnection& connection,
+                                       std::map<std::string, long long>* series) {
+  const RawResponse r = connection.Exchange(kMetrics);
+  if (r.status != 200) {
+    return ::testing::AssertionFailure() << "GET /metrics: " << r.Describe();
+  }
+  *series = ParseMetrics(r.body);
+  for (const char* name : {kOpen, kEvicted, kRefusedLimit, kRefusedPerIp}) {
+    if (series->count(name) == 0) {
+      return ::testing::AssertionFailure() << "no " << name << " in /metrics:\n" << r.body;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Polls /metrics on `connection` until the server has exactly `expected` connections open
+// (connections of earlier tests and of the harness's health checks are closed), for
+// kQuiescence at most.
+::testing::AssertionResult WaitForOpenConnections(RawConnection& connection, long long expected) {
+  const auto deadline = steady_clock::now() + kQuiescence;
+  long long open = -1;
+  while (true) {
+    std::map<std::string, long long> series;
+    if (auto read = ReadMetrics(connection, &series); !read) return read;
+    open = series[kOpen];
+    if (open == expected) return ::testing::AssertionSuccess();
+    if (steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(kPollInterval);
+  }
+  return ::testing::AssertionFailure() << open << " connections open after " << kQuiescence.count()
+                                       << " ms, expected " << expected;
+}
+
+std::unique_ptr<RawConnection> Connect(uint16_t port, const char* source_ip = nullptr) {
+  auto connection = std::make_unique<RawConnection>(port, source_ip);
+  EXPECT_TRUE(connection->connected()) << connection->error();
+  return connection;
+}
+
+// --- kvs.http.max_connections --------------------------------------------------------------
+
+constexpr int kLimit = 64;  // KVS_HTTP_MAX_CONNECTIONS
+
+class EvictionTest : public SharedServerTest<EvictionTest> {
+ public:
+  static EnvList ExtraEnv() {
+    // Two loops, so that the connection to close is often on the other loop than the one that
+    // accepted the new client. Long timeouts: no connection may close for being idle or slow.
+    return {{"KVS_HTTP_MAX_CONNECTIONS", std::to_string(kLimit)},
+            {"KVS_HTTP_LOOPS", "2"},
+            {"KVS_HTTP_KEEPALIVE_TIMEOUT_MS", "60000"},
+            {"KVS_HTTP_RECEIVE_TIMEOUT_MS", "60000"}};
+  }
+};
+
+// The limit's worth of connections: a metrics connection M, a connection P that is mid-request
+// (the oldest), and idle keep-alive connections K[0..61]. New clients are each answered within
+// 1 s, closing K[0], K[1], ... in turn; P gets its answer when it finishes its request.
+TEST_F(EvictionTest, OldestIdleConnectionMakesRoomForNewClient) {
+  constexpr int kFresh = 4;
+  RawConnection metrics(port());
+  ASSERT_TRUE(metrics.connected()) << metrics.error();
+  ASSERT_TRUE(WaitForOpenConnections(metrics, 1));
+
+  RawConnection in_flight(port());
+  ASSERT_TRUE(in_flight.connected()) << in_flight.error();
+  ASSERT_EQ(in_flight.Exchange(kHealth).status, 200);
+  ASSERT_TRUE(in_flight.Send(kHealthHeadStart));
+
+  std::vector<std::unique_ptr<RawConnection>> idle;
+  for (int i = 0; i < kLimit - 2; ++i) {
+    idle.push_back(Connect(port()));
+    const RawResponse r = idle.back()->Exchange(kHealth);
+    ASSERT_EQ(r.status, 200) << "idle connection " << i << ": " << r.Describe();
+  }
+  std::map<std::string, long long> before;
+  ASSERT_TRUE(ReadMetrics(metrics, &before));
+  ASSERT_EQ(before[kOpen], kLimit);
+
+  std::vector<std::unique_ptr<RawConnection>> fresh;
+  for (int i = 0; i < kFresh; ++i) {
+    const auto start = steady_clock::now();
+    fresh.push_back(Connect(port()));
+    const RawResponse r = fresh.back()->Exchange(kHealth, kServedWithin);
+    const auto took = std::chrono::duration_cast<milliseconds>(steady_clock::now() - start);
+    EXPECT_EQ(r.status, 200) << "new client " << i << " at the limit: " << r.Describe();
+    EXPECT_LE(took.count(), kServedWithin.count()) << "new client " << i << ", ms";
+  }
+
+  std::map<std::string, long long> after;
+  ASSERT_TRUE(ReadMetrics(metrics, &after));
+  EXPECT_EQ(after[kEvicted] - before[kEvicted], kFresh);
+  EXPECT_EQ(after[kRefusedLimit], before[kRefusedLimit]);
+  EXPECT_EQ(after[kOpen], kLimit);
+
+  // Oldest idle first: K[0..kFresh-1] are closed, the rest still serve.
+  for (int i = 0; i < kFresh; ++i) {
+    EXPECT_TRUE(idle[static_cast<size_t>(i)]->WaitClosed(kPromptly))
+        << "idle connection " << i << " (among the oldest) is still open";
+  }
+  EXPECT_EQ(idle[kFresh]->Exchange(kHealth).status, 200);
+  EXPECT_EQ(idle.back()->Exchange(kHealth).status, 200);
+
+  // The oldest connection of all was mid-request: it was not the one closed.
+  ASSERT_TRUE(in_flight.Send(kHeadEnd)) << "the connection with a request under way was closed";
+  const RawResponse answer = in_flight.Read(kIoTimeout);
+  EXPECT_EQ(answer.status, 200) << answer.Describe();
+}
+
+// Every connection has a request under way: a new client is refused (closed unanswered) and
+// counted, and no busy connection is closed for it.
+TEST_F(EvictionTest, NewClientIsRefusedWhenNoConnectionIsIdle) {
+  RawConnection metrics(port());
+  ASSERT_TRUE(metrics.connected()) << metrics.error();
+  ASSERT_TRUE(WaitForOpenConnections(metrics, 1));
+  std::map<std::string, long long> before;
+  ASSERT_TRUE(ReadMetrics(metrics, &before));
+
+  std::vector<std::unique_ptr<RawConnection>> busy;
+  for (int i = 0; i < kLimit - 1; ++i) {
+    busy.push_back(Connect(port()));
+    ASSERT_TRUE(busy.back()->Send(kHealthHeadStart)) << "busy connection " << i;
+  }
+  // All accepted (none of them may be the one over the limit), then the metrics connection goes
+  // mid-request too; its answer comes at the end.
+  ASSERT_TRUE(WaitForOpenConnections(metrics, kLimit));
+  ASSERT_TRUE(metrics.Send(kMetricsHeadStart));
+
+  RawConnection refused(port());
+  ASSERT_TRUE(refused.connected()) << refused.error();
+  const RawResponse r = refused.Exchange(kHealth, kPromptly);
+  EXPECT_EQ(r.status, 0) << "served although every connection was busy: " << r.Describe();
+  EXPECT_TRUE(r.closed) << r.Describe();
+
+  ASSERT_TRUE(metrics.Send(kHeadEnd)) << "the metrics connection was closed";
+  const RawResponse metrics_answer = metrics.Read(kIoTimeout);
+  ASSERT_EQ(metrics_answer.status, 200) << metrics_answer.Describe();
+  std::map<std::string, long long> after = ParseMetrics(metrics_answer.body);
+  EXPECT_EQ(after[kRefusedLimit] - before[kRefusedLimit], 1);
+  EXPECT_EQ(after[kEvicted], before[kEvicted]);
+
+  for (size_t i = 0; i < busy.size(); ++i) {
+    ASSERT_TRUE(busy[i]->Send(kHeadEnd)) << "busy connection " << i << " was closed";
+    const RawResponse answer = busy[i]->Read(kIoTimeout);
+    EXPECT_EQ(answer.status, 200) << "busy connection " << i << ": " << answer.Describe();
+  }
+}
+
+// --- kvs.http.max_connections_per_ip -------------------------------------------------------
+
+constexpr int kPerIpCap = 4;  // KVS_HTTP_MAX_CONNECTIONS_PER_IP
+constexpr char kOtherSource[] = "127.0.0.2";
+
+class PerIpCapTest : public SharedServerTest<PerIpCapTest> {
+ public:
+  static EnvList ExtraEnv() {
+    return {{"KVS_HTTP_MAX_CONNECTIONS_PER_IP", std::to_string(kPerIpCap)},
+            {"KVS_HTTP_LOOPS", "2"},
+            {"KVS_HTTP_KEEPALIVE_TIMEOUT_MS", "60000"}};
+  }
+};
+
+TEST_F(PerIpCapTest, ConnectionOverTheCapIsRefusedOtherAddressesServed) {
+  RawConnection metrics(port(), kOtherSource);
+  ASSERT_TRUE(metrics.connected()) << metrics.error();
+  ASSERT_TRUE(WaitForOpenConnections(metrics, 1));
+  std::map<std::string, long long> before;
+  ASSERT_TRUE(ReadMetrics(metrics, &before));
+
+  std::vector<std::unique_ptr<RawConnection>> local;
+  for (int i = 0; i < kPerIpCap; ++i) {
+    local.push_back(Connect(port()));
+    const RawResponse r = local.back()->Exchange(kHealth);
+    ASSERT_EQ(r.status, 200) << "connection " << i << " from 127.0.0.1: " << r.Describe();
+  }
+  {
+    RawConnection over(port());
+    ASSERT_TRUE(over.connected()) << over.error();
+    const RawResponse r = over.Exchange(kHealth, kPromptly);
+    EXPECT_EQ(r.status, 0) << "connection over the cap was served: " << r.Describe();
+    EXPECT_TRUE(r.closed) << r.Describe();
+  }
+  RawConnection other(port(), kOtherSource);
+  ASSERT_TRUE(other.connected()) << other.error();
+  EXPECT_EQ(other.Exchange(kHealth).status, 200) << "a connection from 127.0.0.2 was refused";
+
+  std::map<std::string, long long> after;
+  ASSERT_TRUE(ReadMetrics(metrics, &after));
+  EXPECT_EQ(after[kRefusedPerIp] - before[kRefusedPerIp], 1);
+  EXPECT_EQ(after[kRefusedLimit], before[kRefusedLimit]);
+  EXPECT_EQ(after[kEvicted], before[kEvicted]);
+
+  // A closed connection gives its address's slot back.
+  local.front().reset();
+  ASSERT_TRUE(WaitForOpenConnections(metrics, kPerIpCap - 1 + 2));  // + metrics and other
+  RawConnection again(port());
+  ASSERT_TRUE(again.connected()) << again.error();
+  EXPECT_EQ(again.Exchange(kHealth).status, 200) << "the slot was not given back";
+}
+
+}  // namespace
+}  // namespace kvs::http_test
