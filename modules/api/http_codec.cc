@@ -194,13 +194,15 @@ HeadStatus ParseRequestHead(std::string_view data, size_t max_head_bytes, Reques
 
 ChunkedDecoder::Status ChunkedDecoder::Feed(std::string_view raw, size_t limit, std::string& body) {
   // Longest chunk-size line or trailer line we wait for before calling the body malformed.
+  // Lines are looked for in the next kMaxLine + 1 bytes only, so that a line is too long (or
+  // not) however the bytes were split into reads.
   constexpr size_t kMaxLine = 4096;
   while (true) {
     switch (state_) {
       case State::kSize: {
         std::string_view line;
         size_t next = 0;
-        if (!NextLine(raw, pos_, line, next)) {
+        if (!NextLine(raw.substr(0, pos_ + kMaxLine + 1), pos_, line, next)) {
           return raw.size() - pos_ > kMaxLine ? Status::kBad : Status::kIncomplete;
         }
         line = TrimWhitespace(line.substr(0, line.find(';')));
@@ -241,7 +243,7 @@ ChunkedDecoder::Status ChunkedDecoder::Feed(std::string_view raw, size_t limit, 
       case State::kTrailer: {
         std::string_view line;
         size_t next = 0;
-        if (!NextLine(raw, pos_, line, next)) {
+        if (!NextLine(raw.substr(0, pos_ + kMaxLine + 1), pos_, line, next)) {
           return raw.size() - pos_ > kMaxLine ? Status::kBad : Status::kIncomplete;
         }
         pos_ = next;

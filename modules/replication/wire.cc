@@ -87,11 +87,17 @@ bool ReadUpdateBinary(std::string_view in, size_t& pos, Update& u) {
   return true;
 }
 
+// Fewest bytes an update takes: four empty netstrings ("0:,") and three of one byte ("1:t,").
+constexpr size_t kMinUpdateBytes = 4 * 3 + 3 * 4;
+
 // "<magic><netstring head><netstring count><updates...>"
 bool ReadUpdatesBinary(std::string_view in, size_t& pos, std::vector<Update>& out,
                        std::string& error) {
   uint64_t count = 0;
-  if (!ReadNumber(in, pos, count) || count > in.size()) {
+  // The count sizes `out` before the updates are read: it must fit in the bytes left, or a
+  // message could make the node allocate ~150 bytes per byte it sent (a 256 MiB internal body
+  // claiming one update per byte: ~40 GiB).
+  if (!ReadNumber(in, pos, count) || count > (in.size() - pos) / kMinUpdateBytes) {
     error = "bad update count";
     return false;
   }

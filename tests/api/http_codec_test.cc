@@ -147,6 +147,40 @@ TEST(ChunkedDecoderTest, RejectsMalformedAndOversized) {
   EXPECT_EQ(huge.Feed("ffffffffffffffff\r\n", 10, body), ChunkedDecoder::Status::kTooLarge);
 }
 
+// Caught by the split-independence oracle of tests/fuzz/http_head_fuzz: a chunk-size or trailer
+// line longer than the limit was accepted when its LF had already arrived and refused when the
+// LF came later, so the same body was valid or not depending on how TCP split it.
+TEST(ChunkedDecoderTest, LineLimitDoesNotDependOnHowTheBytesArrive) {
+  // The limit is 4096 bytes before the LF ("1;" + extension + CR).
+  const auto size_line = [](size_t extension) {
+    return "1;" + std::string(extension, 'e') + "\r\nX\r\n0\r\n\r\n";
+  };
+  const auto trailer = [](size_t value) {
+    return "1\r\nX\r\n0\r\nT: " + std::string(value, 'v') + "\r\n\r\n";
+  };
+  const struct {
+    std::string raw;
+    ChunkedDecoder::Status expected;
+  } cases[] = {
+      {size_line(4093), ChunkedDecoder::Status::kComplete},
+      {size_line(4094), ChunkedDecoder::Status::kBad},
+      {trailer(4092), ChunkedDecoder::Status::kComplete},
+      {trailer(4093), ChunkedDecoder::Status::kBad},
+  };
+  for (const auto& c : cases) {
+    std::string body;
+    ChunkedDecoder at_once;
+    EXPECT_EQ(at_once.Feed(c.raw, 1000, body), c.expected) << c.raw.size() << " at once";
+    ChunkedDecoder byte_by_byte;
+    body.clear();
+    ChunkedDecoder::Status status = ChunkedDecoder::Status::kIncomplete;
+    for (size_t n = 1; n <= c.raw.size() && status == ChunkedDecoder::Status::kIncomplete; ++n) {
+      status = byte_by_byte.Feed(std::string_view(c.raw).substr(0, n), 1000, body);
+    }
+    EXPECT_EQ(status, c.expected) << c.raw.size() << " byte by byte";
+  }
+}
+
 TEST(ResponseHeadTest, CarriesStatusLengthAndConnection) {
   std::string out;
   AppendResponseHead(out, 405, "application/json", "GET, PUT", 12, /*keep_alive=*/false,

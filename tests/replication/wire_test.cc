@@ -66,6 +66,27 @@ TEST(WireTest, EveryTruncationOfABatchIsRejected) {
   EXPECT_FALSE(DecodeBatch(whole + "x", error).has_value());
 }
 
+// Caught by the allocation oracle of tests/fuzz/wire_fuzz: the update count sized a vector
+// before any update was read and was bounded only by the message size, so N bytes could make
+// the decoder allocate N * sizeof(Update) (~150 N) bytes.
+TEST(WireTest, CountOfMoreUpdatesThanTheBytesCanHoldIsRejected) {
+  const std::string padding(2000, 'x');  // room for 83 updates
+  std::string error;
+  EXPECT_FALSE(DecodeBatch(std::string("KVB1") + "1:a," + "3:100," + padding, error));
+  EXPECT_EQ(error, "bad update count");
+  EXPECT_FALSE(DecodeSyncReply(std::string("KVS1") + "0:," + "3:100," + padding, error));
+  EXPECT_EQ(error, "bad update count");
+  // The smallest updates (empty strings, one-digit numbers) are 24 bytes: a count that fits is
+  // read as a count.
+  const std::string smallest = "0:,0:,1:v,1:0,0:,1:0,0:,";
+  ASSERT_EQ(smallest.size(), 24u);
+  auto batch = DecodeBatch(std::string("KVB1") + "1:a," + "1:2," + smallest + smallest, error);
+  ASSERT_TRUE(batch.has_value()) << error;
+  EXPECT_EQ(batch->updates.size(), 2u);
+  EXPECT_FALSE(DecodeBatch(std::string("KVB1") + "1:a," + "1:3," + smallest + smallest, error));
+  EXPECT_EQ(error, "bad update count");
+}
+
 TEST(WireTest, GarbageIsAnErrorNotAnException) {
   std::string error;
   EXPECT_FALSE(DecodeBatch("{", error).has_value());
