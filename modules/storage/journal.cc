@@ -189,7 +189,10 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
   if (!segments.empty() && !report.repaired) highest = std::max(highest, segments.back());
   next_segment_ = highest + 1;
   report.took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);
-  recovery_ = report;
+  {
+    std::lock_guard lock(recovery_mu_);
+    recovery_ = report;
+  }
   return report;
 }
 
@@ -199,16 +202,18 @@ bool Journal::Start(std::string& error) {
   for (uint64_t n : dir_->Segments()) {
     if (n >= next_segment_) ::unlink(dir_->SegmentPath(n).c_str());
   }
-  wal_ = Wal::Open(dir_->path(), next_segment_, options_.wal, error);
-  if (!wal_) return false;
-  if (listener_) wal_->SetListener(listener_);
+  wal_owned_ = Wal::Open(dir_->path(), next_segment_, options_.wal, error);
+  if (!wal_owned_) return false;
+  if (listener_) wal_owned_->SetListener(listener_);
+  // Published last: /health and /metrics, served during recovery, read it from other threads.
+  wal_.store(wal_owned_.get(), std::memory_order_release);
   return true;
 }
 
 void Journal::StartSnapshots(const store::Store& store,
                              std::function<causal::VersionVector()> applied,
                              std::function<std::string()> layout) {
-  if (!wal_) return;
+  if (!wal()) return;
   store_ = &store;
   applied_ = std::move(applied);
   layout_ = std::move(layout);
@@ -222,57 +227,57 @@ void Journal::Stop() {
   }
   loop_cv_.notify_all();
   if (snapshot_thread_.joinable()) snapshot_thread_.join();
-  if (wal_) wal_->Close();
+  if (wal()) wal()->Close();
 }
 
 uint64_t Journal::LogEntry(std::string_view key, const store::Entry& entry, bool record_applied) {
-  if (!wal_) return 0;
+  if (!wal()) return 0;
   // One buffer per thread: the write path allocates nothing here once it is warm.
   thread_local std::string payload;
   EncodeEntryTo(payload, key, entry, record_applied);
-  const uint64_t lsn = wal_->Append(payload);
+  const uint64_t lsn = wal()->Append(payload);
   if (payload.capacity() > (1u << 16)) std::string().swap(payload);  // after a big value
   return lsn;
 }
 uint64_t Journal::LogApplied(std::string_view origin, uint64_t seq) {
-  return wal_ ? wal_->Append(EncodeApplied(origin, seq)) : 0;
+  return wal() ? wal()->Append(EncodeApplied(origin, seq)) : 0;
 }
 uint64_t Journal::LogRaise(const causal::VersionVector& vv) {
-  return wal_ ? wal_->Append(EncodeRaise(vv)) : 0;
+  return wal() ? wal()->Append(EncodeRaise(vv)) : 0;
 }
 uint64_t Journal::LogPurge(std::string_view key, std::string_view origin, uint64_t seq) {
-  return wal_ ? wal_->Append(EncodePurge(key, origin, seq)) : 0;
+  return wal() ? wal()->Append(EncodePurge(key, origin, seq)) : 0;
 }
 uint64_t Journal::LogLayout(std::string_view layout) {
-  return wal_ ? wal_->Append(EncodeLayout(layout)) : 0;
+  return wal() ? wal()->Append(EncodeLayout(layout)) : 0;
 }
 
 bool Journal::Flush(std::chrono::milliseconds timeout) {
-  if (!wal_) return true;
-  return wal_->Wait(wal_->appended_lsn(), timeout) == Wal::State::kDurable;
+  if (!wal()) return true;
+  return wal()->Wait(wal()->appended_lsn(), timeout) == Wal::State::kDurable;
 }
 
-const std::string& Journal::last_error() const {
-  static const std::string kNone;
-  return wal_ ? wal_->last_error() : kNone;
+std::string Journal::last_error() const {
+  const Wal* w = wal();
+  return w != nullptr ? w->last_error() : std::string();
 }
 
 uint64_t Journal::LogBytes() const {
-  if (!wal_) return 0;
-  return recovered_log_bytes_.load() + (wal_->appended_lsn() - log_base_lsn_.load());
+  if (!wal()) return 0;
+  return recovered_log_bytes_.load() + (wal()->appended_lsn() - log_base_lsn_.load());
 }
 
 bool Journal::SnapshotNow(std::string& error) {
-  if (!wal_ || store_ == nullptr) {
+  if (!wal() || store_ == nullptr) {
     error = "storage is not running";
     return false;
   }
   std::lock_guard one(snapshot_mu_);
   const auto start = Clock::now();
-  const uint64_t lsn_before = wal_->appended_lsn();
-  const std::optional<uint64_t> segment = wal_->Rotate(std::chrono::seconds(10));
+  const uint64_t lsn_before = wal()->appended_lsn();
+  const std::optional<uint64_t> segment = wal()->Rotate(std::chrono::seconds(10));
   if (!segment) {
-    error = "the log could not be rotated: " + wal_->last_error();
+    error = "the log could not be rotated: " + wal()->last_error();
     return false;
   }
   // Read after the rotation, before the walk: the vector never claims more than the walk sees.
@@ -313,7 +318,7 @@ void Journal::SnapshotLoop() {
     if (stop_) break;
     const uint64_t threshold =
         std::max(options_.snapshot_min_log_bytes, last_snapshot_bytes_.load() / 2);
-    if (LogBytes() < threshold || Clock::now() < next_try || !wal_->healthy()) continue;
+    if (LogBytes() < threshold || Clock::now() < next_try || !wal()->healthy()) continue;
     lock.unlock();
     std::string error;
     if (!SnapshotNow(error)) {
@@ -340,10 +345,10 @@ std::string Journal::MetricsText() const {
   };
   metric("kvs_storage_enabled", "gauge", "1 when data is kept on disk (kvs.storage.mode=disk).",
          enabled() ? 1 : 0);
-  if (!wal_) return out;
-  const Wal::Stats s = wal_->stats();
+  if (!wal()) return out;
+  const Wal::Stats s = wal()->stats();
   metric("kvs_storage_healthy", "gauge", "0 while the log cannot be written (writes refused).",
-         wal_->healthy() ? 1 : 0);
+         wal()->healthy() ? 1 : 0);
   metric("kvs_storage_fsyncs_total", "counter", "fdatasync calls on the log.",
          static_cast<double>(s.fsyncs));
   metric("kvs_storage_fsync_seconds_total", "counter", "Time spent in fdatasync on the log.",
@@ -366,24 +371,31 @@ std::string Journal::MetricsText() const {
          static_cast<double>(last_snapshot_bytes_.load()));
   metric("kvs_storage_last_snapshot_seconds", "gauge", "Time the newest snapshot took.",
          static_cast<double>(last_snapshot_micros_.load()) / 1e6);
+  const RecoveryReport recovery = recovery_report();
   metric("kvs_storage_recovery_seconds", "gauge", "Time recovery from disk took at start.",
-         static_cast<double>(recovery_.took.count()) / 1e3);
+         static_cast<double>(recovery.took.count()) / 1e3);
   metric("kvs_storage_recovered_records", "gauge",
          "Snapshot entries plus log records read at start.",
-         static_cast<double>(recovery_.snapshot_entries + recovery_.log_records));
+         static_cast<double>(recovery.snapshot_entries + recovery.log_records));
   return out;
+}
+
+RecoveryReport Journal::recovery_report() const {
+  std::lock_guard lock(recovery_mu_);
+  return recovery_;
 }
 
 std::string Journal::HealthJson() const {
   json::JsonObject out;
   if (!enabled()) return out.Str("mode", "memory").Finish();
+  const RecoveryReport recovery = recovery_report();
   return out.Str("mode", "disk")
       .Str("dir", dir_->path())
       .Str("fsync", ToString(options_.wal.fsync))
       .Bool("writable", Writable())
-      .Int("recovery_ms", recovery_.took.count())
-      .Int("recovered_snapshot_entries", static_cast<int64_t>(recovery_.snapshot_entries))
-      .Int("recovered_log_records", static_cast<int64_t>(recovery_.log_records))
+      .Int("recovery_ms", recovery.took.count())
+      .Int("recovered_snapshot_entries", static_cast<int64_t>(recovery.snapshot_entries))
+      .Int("recovered_log_records", static_cast<int64_t>(recovery.log_records))
       .Int("log_bytes", static_cast<int64_t>(LogBytes()))
       .Finish();
 }

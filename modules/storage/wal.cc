@@ -183,7 +183,7 @@ bool Wal::WritePending() {
                                static_cast<off_t>(file_offset_));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      last_error_ = std::string("write failed: ") + (n < 0 ? std::strerror(errno) : "no progress");
+      SetError(std::string("write failed: ") + (n < 0 ? std::strerror(errno) : "no progress"));
       // What was written of pending_ is not durable either: all of it is written again.
       return false;
     }
@@ -204,10 +204,15 @@ bool Wal::WritePending() {
   return true;
 }
 
+void Wal::SetError(std::string error) {
+  std::lock_guard lock(mu_);
+  last_error_ = std::move(error);
+}
+
 bool Wal::Sync() {
   const auto start = Clock::now();
   if (::fdatasync(fd_) != 0) {
-    last_error_ = std::string("fdatasync failed: ") + std::strerror(errno);
+    SetError(std::string("fdatasync failed: ") + std::strerror(errno));
     return false;
   }
   const auto micros = static_cast<uint64_t>(
@@ -221,8 +226,12 @@ bool Wal::Sync() {
 
 bool Wal::OpenNextSegment() {
   const uint64_t next = segment_.load(std::memory_order_relaxed) + 1;
-  const int fd = CreateSegment(dir_, next, last_error_);
-  if (fd < 0) return false;
+  std::string error;
+  const int fd = CreateSegment(dir_, next, error);
+  if (fd < 0) {
+    SetError(std::move(error));
+    return false;
+  }
   ::close(fd_);
   fd_ = fd;
   file_offset_ = synced_offset_ = 0;

@@ -90,14 +90,19 @@ class Journal {
   uint64_t LogLayout(std::string_view layout);
 
   // Whether a client's write must wait for its record's fsync before it is acknowledged.
-  bool AckWaits() const { return wal_ != nullptr && options_.wal.fsync == FsyncPolicy::kAlways; }
+  bool AckWaits() const { return wal() != nullptr && options_.wal.fsync == FsyncPolicy::kAlways; }
   // False while the log cannot be written (disk full, I/O error): writes are refused then.
-  bool Writable() const { return wal_ == nullptr || wal_->healthy(); }
+  bool Writable() const {
+    const Wal* w = wal();
+    return w == nullptr || w->healthy();
+  }
   Wal::State Check(uint64_t lsn) const {
-    return wal_ == nullptr || lsn == 0 ? Wal::State::kDurable : wal_->Check(lsn);
+    Wal* w = wal();
+    return w == nullptr || lsn == 0 ? Wal::State::kDurable : w->Check(lsn);
   }
   Wal::State Wait(uint64_t lsn, std::chrono::milliseconds timeout) {
-    return wal_ == nullptr || lsn == 0 ? Wal::State::kDurable : wal_->Wait(lsn, timeout);
+    Wal* w = wal();
+    return w == nullptr || lsn == 0 ? Wal::State::kDurable : w->Wait(lsn, timeout);
   }
   // Blocks until everything logged so far is durable (or failed, or `timeout`); true if durable.
   bool Flush(std::chrono::milliseconds timeout);
@@ -105,13 +110,15 @@ class Journal {
   // function removes it (after which it is no longer running or called).
   void SetDurabilityListener(std::function<void()> listener) {
     listener_ = listener;
-    if (wal_) wal_->SetListener(std::move(listener));
+    if (Wal* w = wal()) w->SetListener(std::move(listener));
   }
-  const std::string& last_error() const;
+  std::string last_error() const;
 
   // Takes a snapshot now (tests, tools). False with `error` when it could not.
   bool SnapshotNow(std::string& error);
 
+  // What recovery read (zeros until it has run).
+  RecoveryReport recovery_report() const;
   std::string MetricsText() const;
   // {"mode":...,"dir":...,...} for /health.
   std::string HealthJson() const;
@@ -122,9 +129,15 @@ class Journal {
 
   std::unique_ptr<DataDir> dir_;
   JournalOptions options_;
-  std::unique_ptr<Wal> wal_;
+  // The log once Start() opened it: owned by wal_owned_, published through wal_ (release),
+  // since threads serving /health and /metrics during recovery look at it. It lives until the
+  // journal is destroyed (Stop only closes it).
+  Wal* wal() const { return wal_.load(std::memory_order_acquire); }
+  std::unique_ptr<Wal> wal_owned_;
+  std::atomic<Wal*> wal_{nullptr};
   std::function<void()> listener_;
-  RecoveryReport recovery_;
+  mutable std::mutex recovery_mu_;
+  RecoveryReport recovery_;  // GUARDED_BY(recovery_mu_)
   uint64_t next_segment_ = 1;
 
   const store::Store* store_ = nullptr;

@@ -75,7 +75,11 @@ class Wal {
   // returns, the previous listener is no longer running and will not be called again.
   void SetListener(std::function<void()> listener);
   Stats stats() const;
-  const std::string& last_error() const { return last_error_; }  // writer thread / after stop
+  // The last write/fsync error (empty if none yet); any thread.
+  std::string last_error() const {
+    std::lock_guard lock(mu_);
+    return last_error_;
+  }
   // Writes and syncs everything appended (bounded retries on error), then stops the writer.
   void Close();
 
@@ -119,7 +123,9 @@ class Wal {
   uint64_t file_offset_ = 0;
   uint64_t synced_offset_ = 0;
   uint64_t pending_lsn_ = 0;  // LSN at the end of pending_
+  // Set by the writer thread under mu_ (SetError), which alone also reads it without mu_.
   std::string last_error_;
+  void SetError(std::string error);
 
   std::thread writer_;
 };
