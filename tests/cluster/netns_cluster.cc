@@ -251,10 +251,17 @@ std::vector<std::string> NetnsCluster::addresses() const {
   if (node.start.with_shard_count) {
     env_strings.push_back("SHARD_COUNT=" + std::to_string(options_.shard_count));
   }
+  // A sanitizer build's settings (tests/run.sh: where reports go) reach the nodes too.
+  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"}) {
+    if (const char* value = std::getenv(name))
+      env_strings.push_back(std::string(name) + "=" + value);
+  }
   for (const EnvList* extra : {&options_.extra_env, &node.start.extra_env}) {
     for (const auto& [name, value] : *extra) {
       // A later setting replaces an earlier one (getenv would return the first).
-      std::erase_if(env_strings, [&](const std::string& s) { return s.starts_with(name + "="); });
+      // (A named copy: clang 14 cannot capture a structured binding.)
+      const std::string prefix = name + "=";
+      std::erase_if(env_strings, [&](const std::string& s) { return s.starts_with(prefix); });
       env_strings.push_back(name + "=" + value);
     }
   }

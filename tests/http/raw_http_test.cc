@@ -120,7 +120,7 @@ TEST_F(RawHttpTest, GetWithBodyOnRawSocketIsServed) {
 
 TEST_F(RawHttpTest, GarbageInsteadOfRequestLineGets400OrClose) {
   for (const std::string& garbage :
-       {std::string("\x01\x02\x03\xff garbage \x7f\r\n\r\n", 20), std::string("HELLO\r\n\r\n"),
+       {std::string("\x01\x02\x03\xff garbage \x7f\r\n\r\n"), std::string("HELLO\r\n\r\n"),
         std::string("GET\r\n\r\n"), std::string(9000, 'A') + "\r\n\r\n"}) {
     SCOPED_TRACE(::testing::PrintToString(garbage.substr(0, 24)));
     const HttpResponse r = RawExchange(port(), garbage, kPromptly);

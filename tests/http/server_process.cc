@@ -133,6 +133,11 @@ std::unique_ptr<ServerProcess> ServerProcess::Spawn(const ServerCommand& command
   if (const char* frontend = std::getenv("KVS_HTTP_FRONTEND")) {
     env_strings.push_back(std::string("KVS_HTTP_FRONTEND=") + frontend);
   }
+  // A sanitizer build's settings (tests/run.sh: where reports go) reach the server too.
+  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"}) {
+    if (const char* value = std::getenv(name))
+      env_strings.push_back(std::string(name) + "=" + value);
+  }
   for (const auto& [name, value] : command.env) env_strings.push_back(name + "=" + value);
   std::vector<char*> argv;
   for (auto& s : arg_strings) argv.push_back(s.data());

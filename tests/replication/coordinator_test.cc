@@ -30,7 +30,7 @@ class CoordinatorTest : public ::testing::Test {
   net::PeerClient peers_;
   Replicator replicator_{store_, clock_, cluster_, peers_, ReplicationOptions{}};
   Coordinator coordinator_{store_, clock_, replicator_, "127.0.0.1:1#100"};
-  const causal::Metadata empty_;
+  const causal::Metadata empty_{};
   const ClientContext no_context_{"", empty_};
 };
 

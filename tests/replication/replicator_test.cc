@@ -41,7 +41,7 @@ class ReplicatorTest : public ::testing::Test {
  protected:
   const cluster::Address a_{"127.0.0.1", 1}, b_{"127.0.0.1", 2};
   Replica ra_{a_, {a_, b_}}, rb_{b_, {a_, b_}};
-  const causal::Metadata none_;
+  const causal::Metadata none_{};
   const ClientContext ctx_{"", none_};
 };
 

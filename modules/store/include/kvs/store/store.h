@@ -10,6 +10,18 @@
 #include <tbb/concurrent_hash_map.h>
 #include <tbb/scalable_allocator.h>
 
+// KVS_TSAN: this translation unit is built with ThreadSanitizer (GCC or clang).
+#if defined(__SANITIZE_THREAD__)
+#define KVS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define KVS_TSAN 1
+#endif
+#endif
+#ifndef KVS_TSAN
+#define KVS_TSAN 0
+#endif
+
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -146,9 +158,16 @@ class Store {
     static bool equal(const StoredKey& a, const StoredKey& b) { return a == b; }
   };
   // Nodes come from oneTBB's scalable allocator: it packs the 64-byte node without the
-  // 16 bytes of header and rounding that malloc adds (README "Memory").
-  using Map = tbb::concurrent_hash_map<StoredKey, Record, KeyHashCompare,
-                                       tbb::scalable_allocator<std::pair<const StoredKey, Record>>>;
+  // 16 bytes of header and rounding that malloc adds (README "Memory"). Under ThreadSanitizer
+  // they come from std::allocator instead: tbbmalloc is not instrumented, so TSan cannot see
+  // that a block it hands out again was freed (and synchronised) by another thread, and
+  // reports every reuse as a race inside node construction.
+#if KVS_TSAN
+  using NodeAllocator = std::allocator<std::pair<const StoredKey, Record>>;
+#else
+  using NodeAllocator = tbb::scalable_allocator<std::pair<const StoredKey, Record>>;
+#endif
+  using Map = tbb::concurrent_hash_map<StoredKey, Record, KeyHashCompare, NodeAllocator>;
   static constexpr size_t kStripes = 64;
   struct Stripe {
     mutable std::shared_mutex traverse_mu;
