@@ -432,6 +432,10 @@ std::string Replicator::MetricsText() const {
           misrouted_.load());
   counter("kvs_tombstones_collected_total", "Tombstones purged after every replica applied them.",
           tombstones_collected_.load());
+  out +=
+      "# HELP kvs_tombstones Deleted keys kept as tombstones until every replica has them.\n"
+      "# TYPE kvs_tombstones gauge\nkvs_tombstones " +
+      std::to_string(store_.tombstone_count()) + "\n";
   return out;
 }
 

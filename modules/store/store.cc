@@ -17,6 +17,15 @@ WriteResult Store::ApplyIfNewer(const std::string& key, Entry entry) {
   });
 }
 
+size_t Store::tombstone_count() const {
+  size_t total = 0;
+  for (const Stripe& stripe : stripes_) {
+    std::lock_guard lock(stripe.tomb_mu);
+    total += stripe.tombstones.size();
+  }
+  return total;
+}
+
 size_t Store::size() const {
   size_t total = 0;
   for (const Stripe& stripe : stripes_) total += stripe.map.size();

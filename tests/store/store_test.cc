@@ -117,6 +117,42 @@ TEST(StoreTest, PurgeRemovesOnlyCollectableTombstones) {
   EXPECT_TRUE(store.Get("live").has_value());
 }
 
+TEST(StoreTest, TombstoneIndexFollowsEveryTransition) {
+  Store store;
+  for (int i = 0; i < 1000; ++i) store.ApplyIfNewer("live" + std::to_string(i), MakeEntry("v", 1));
+  EXPECT_EQ(store.tombstone_count(), 0u);
+  store.ApplyIfNewer("a", MakeEntry("", 2, "a:1#1", true));  // new key, deleted
+  store.ApplyIfNewer("b", MakeEntry("v", 2));
+  store.ApplyIfNewer("b", MakeEntry("", 3, "a:1#1", true));  // live -> tombstone
+  store.ApplyIfNewer("c", MakeEntry("", 2, "a:1#1", true));
+  store.ApplyIfNewer("c", MakeEntry("back", 3));             // tombstone -> live
+  store.ApplyIfNewer("a", MakeEntry("", 1, "a:1#1", true));  // older: no change
+  EXPECT_EQ(store.tombstone_count(), 2u);
+  EXPECT_TRUE(store.EraseKeyIf("b", [](const EntryView& e) { return e.tombstone; }));
+  EXPECT_EQ(store.tombstone_count(), 1u);
+  EXPECT_EQ(store.EraseIf([](std::string_view key, const EntryView&) { return key == "a"; }), 1u);
+  EXPECT_EQ(store.tombstone_count(), 0u);
+  EXPECT_EQ(store.live_count(), 1001);
+}
+
+TEST(StoreTest, PurgeAsksOnlyAboutTombstones) {
+  Store store;
+  for (int i = 0; i < 1000; ++i) store.ApplyIfNewer("live" + std::to_string(i), MakeEntry("v", 1));
+  for (int i = 0; i < 3; ++i) {
+    store.ApplyIfNewer("dead" + std::to_string(i), MakeEntry("", 2, "a:1#1", true));
+  }
+  size_t asked = 0;
+  const size_t purged = store.PurgeTombstones([&](std::string_view, const EntryView& e) {
+    ++asked;
+    EXPECT_TRUE(e.tombstone);
+    return true;
+  });
+  EXPECT_EQ(asked, 3u);
+  EXPECT_EQ(purged, 3u);
+  EXPECT_EQ(store.tombstone_count(), 0u);
+  EXPECT_EQ(store.size(), 1000u);
+}
+
 TEST(StoreTest, SnapshotHoldsEveryEntry) {
   Store store;
   for (int i = 0; i < 500; ++i) store.ApplyIfNewer("k" + std::to_string(i), MakeEntry("v", 1));

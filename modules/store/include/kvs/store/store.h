@@ -31,6 +31,7 @@
 #include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -123,12 +124,13 @@ class Store {
   size_t EraseIf(Pred&& doomed);
 
   // Removes tombstones for which `collectable(key, entry)` is true. Returns how many went.
+  // Touches only tombstones (each stripe keeps an index of its tombstone keys), so its cost
+  // does not grow with the number of live keys; writers wait only for the key being checked.
   template <typename Pred>
-  size_t PurgeTombstones(Pred&& collectable) {
-    return EraseIf([&](std::string_view key, const EntryView& entry) {
-      return entry.tombstone && collectable(key, entry);
-    });
-  }
+  size_t PurgeTombstones(Pred&& collectable);
+
+  // Number of tombstones (deleted keys not yet purged).
+  size_t tombstone_count() const;
 
   // Calls `visit(key, entry)` for every entry, stripe by stripe; writers to the stripe being
   // visited wait meanwhile, so `visit` must be quick. Not atomic across stripes.
@@ -172,7 +174,21 @@ class Store {
   struct Stripe {
     mutable std::shared_mutex traverse_mu;
     Map map;
+    // The keys of this stripe whose entry is a tombstone. Changed while the key's write lock
+    // (accessor) is held, so it always agrees with the map; lock order: accessor, tomb_mu.
+    mutable std::mutex tomb_mu;
+    std::unordered_set<std::string> tombstones;  // GUARDED_BY(tomb_mu)
   };
+  // Keeps stripe.tombstones in step with a key whose entry went from / to a tombstone.
+  static void IndexTombstone(Stripe& stripe, std::string_view key, bool was, bool is) {
+    if (was == is) return;
+    std::lock_guard lock(stripe.tomb_mu);
+    if (is) {
+      stripe.tombstones.emplace(key);
+    } else {
+      stripe.tombstones.erase(std::string(key));
+    }
+  }
 
   // The stripe takes the hash's high bits; the buckets inside a stripe use its low bits.
   static size_t StripeIndex(std::string_view key) {
@@ -208,12 +224,14 @@ WriteResult Store::Mutate(const std::string& key, Decide&& decide) {
   std::optional<EntryView> current;
   if (!inserted) current.emplace(View(acc->second));
   const bool was_live = current && !current->tombstone;
+  const bool was_tombstone = current && current->tombstone;
   std::optional<Entry> next = decide(current ? &*current : nullptr);
   if (!next) {
     if (inserted) stripe.map.erase(acc);
     return WriteResult{false, was_live};
   }
   AccountTransition(was_live, !next->tombstone);
+  IndexTombstone(stripe, key, was_tombstone, next->tombstone);
   AssignRecord(acc->second, *next);
   return WriteResult{true, was_live};
 }
@@ -237,9 +255,29 @@ bool Store::EraseKeyIf(const std::string& key, Pred&& doomed) {
   const EntryView view = View(acc->second);
   if (!doomed(view)) return false;
   const bool was_live = !view.tombstone;
+  IndexTombstone(stripe, key, view.tombstone, false);
   stripe.map.erase(acc);
   AccountTransition(was_live, false);
   return true;
+}
+
+template <typename Pred>
+size_t Store::PurgeTombstones(Pred&& collectable) {
+  size_t erased = 0;
+  std::vector<std::string> keys;
+  for (Stripe& stripe : stripes_) {
+    {
+      std::lock_guard lock(stripe.tomb_mu);
+      keys.assign(stripe.tombstones.begin(), stripe.tombstones.end());
+    }
+    // Each key is checked again under its write lock: it may have been written since.
+    for (const std::string& key : keys) {
+      erased += EraseKeyIf(key, [&](const EntryView& entry) {
+        return entry.tombstone && collectable(std::string_view(key), entry);
+      });
+    }
+  }
+  return erased;
 }
 
 template <typename Pred>
@@ -255,6 +293,10 @@ size_t Store::EraseIf(Pred&& doomed) {
         keys.push_back(key);
         live += record.tombstone() ? 0 : 1;
       }
+    }
+    {
+      std::lock_guard lock(stripe.tomb_mu);
+      for (const StoredKey& key : keys) stripe.tombstones.erase(std::string(key.view()));
     }
     for (const StoredKey& key : keys) stripe.map.erase(key);
     live_count_.fetch_sub(live, std::memory_order_relaxed);
