@@ -1,6 +1,7 @@
 #include "kvs/net/peer_client.h"
 
 #include <Poco/Exception.h>
+#include <Poco/Logger.h>
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
@@ -87,6 +88,12 @@ CallResult PeerClient::Call(const std::string& peer, std::string_view method,
       result.error = e.what();
     }
     if (!reused) break;  // a fresh connection failed: the peer really is unreachable
+    // The usual cause is a keep-alive connection the peer had just closed (the request never
+    // reached it). Logged, because a request that did reach it is now sent a second time.
+    Poco::Logger::get("kvs.net").information(
+        "call %s %s to %s failed on a reused connection (%s); "
+        "retrying on a fresh one",
+        std::string(method), path, peer, result.error);
   }
   return result;
 }
