@@ -307,10 +307,9 @@ void Wal::Run() {
     }
     const uint64_t bytes = pending_.size();
     bool ok = WritePending();
-    const bool sync_now =
-        options_.fsync == FsyncPolicy::kAlways || rotate || stopping ||
-        (options_.fsync == FsyncPolicy::kInterval &&
-         (Clock::now() >= next_sync || unsynced_.size() >= kMaxUnsynced));
+    const bool sync_now = options_.fsync == FsyncPolicy::kAlways || rotate || stopping ||
+                          (options_.fsync == FsyncPolicy::kInterval &&
+                           (Clock::now() >= next_sync || unsynced_.size() >= kMaxUnsynced));
     if (ok && sync_now && !unsynced_.empty()) {
       ok = Sync();
       if (ok) next_sync = Clock::now() + options_.fsync_interval;
