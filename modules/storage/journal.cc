@@ -227,34 +227,35 @@ void Journal::Stop() {
   }
   loop_cv_.notify_all();
   if (snapshot_thread_.joinable()) snapshot_thread_.join();
-  if (wal()) wal()->Close();
+  if (Wal* w = wal()) w->Close();
 }
 
 uint64_t Journal::LogEntry(std::string_view key, const store::Entry& entry, bool record_applied) {
-  if (!wal()) return 0;
+  Wal* w = wal();
+  if (w == nullptr) return 0;
   // One buffer per thread: the write path allocates nothing here once it is warm.
   thread_local std::string payload;
   EncodeEntryTo(payload, key, entry, record_applied);
-  const uint64_t lsn = wal()->Append(payload);
+  const uint64_t lsn = w->Append(payload);
   if (payload.capacity() > (1u << 16)) std::string().swap(payload);  // after a big value
   return lsn;
 }
+uint64_t Journal::Append(std::string_view payload) {
+  Wal* w = wal();
+  return w != nullptr ? w->Append(payload) : 0;
+}
 uint64_t Journal::LogApplied(std::string_view origin, uint64_t seq) {
-  return wal() ? wal()->Append(EncodeApplied(origin, seq)) : 0;
+  return Append(EncodeApplied(origin, seq));
 }
-uint64_t Journal::LogRaise(const causal::VersionVector& vv) {
-  return wal() ? wal()->Append(EncodeRaise(vv)) : 0;
-}
+uint64_t Journal::LogRaise(const causal::VersionVector& vv) { return Append(EncodeRaise(vv)); }
 uint64_t Journal::LogPurge(std::string_view key, std::string_view origin, uint64_t seq) {
-  return wal() ? wal()->Append(EncodePurge(key, origin, seq)) : 0;
+  return Append(EncodePurge(key, origin, seq));
 }
-uint64_t Journal::LogLayout(std::string_view layout) {
-  return wal() ? wal()->Append(EncodeLayout(layout)) : 0;
-}
+uint64_t Journal::LogLayout(std::string_view layout) { return Append(EncodeLayout(layout)); }
 
 bool Journal::Flush(std::chrono::milliseconds timeout) {
-  if (!wal()) return true;
-  return wal()->Wait(wal()->appended_lsn(), timeout) == Wal::State::kDurable;
+  Wal* w = wal();
+  return w == nullptr || w->Wait(w->appended_lsn(), timeout) == Wal::State::kDurable;
 }
 
 std::string Journal::last_error() const {
@@ -263,21 +264,23 @@ std::string Journal::last_error() const {
 }
 
 uint64_t Journal::LogBytes() const {
-  if (!wal()) return 0;
-  return recovered_log_bytes_.load() + (wal()->appended_lsn() - log_base_lsn_.load());
+  const Wal* w = wal();
+  if (w == nullptr) return 0;
+  return recovered_log_bytes_.load() + (w->appended_lsn() - log_base_lsn_.load());
 }
 
 bool Journal::SnapshotNow(std::string& error) {
-  if (!wal() || store_ == nullptr) {
+  Wal* w = wal();
+  if (w == nullptr || store_ == nullptr) {
     error = "storage is not running";
     return false;
   }
   std::lock_guard one(snapshot_mu_);
   const auto start = Clock::now();
-  const uint64_t lsn_before = wal()->appended_lsn();
-  const std::optional<uint64_t> segment = wal()->Rotate(std::chrono::seconds(10));
+  const uint64_t lsn_before = w->appended_lsn();
+  const std::optional<uint64_t> segment = w->Rotate(std::chrono::seconds(10));
   if (!segment) {
-    error = "the log could not be rotated: " + wal()->last_error();
+    error = "the log could not be rotated: " + w->last_error();
     return false;
   }
   // Read after the rotation, before the walk: the vector never claims more than the walk sees.
@@ -345,10 +348,11 @@ std::string Journal::MetricsText() const {
   };
   metric("kvs_storage_enabled", "gauge", "1 when data is kept on disk (kvs.storage.mode=disk).",
          enabled() ? 1 : 0);
-  if (!wal()) return out;
-  const Wal::Stats s = wal()->stats();
+  const Wal* w = wal();
+  if (w == nullptr) return out;
+  const Wal::Stats s = w->stats();
   metric("kvs_storage_healthy", "gauge", "0 while the log cannot be written (writes refused).",
-         wal()->healthy() ? 1 : 0);
+         w->healthy() ? 1 : 0);
   metric("kvs_storage_fsyncs_total", "counter", "fdatasync calls on the log.",
          static_cast<double>(s.fsyncs));
   metric("kvs_storage_fsync_seconds_total", "counter", "Time spent in fdatasync on the log.",

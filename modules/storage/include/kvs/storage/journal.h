@@ -126,6 +126,8 @@ class Journal {
  private:
   void SnapshotLoop();
   uint64_t LogBytes() const;
+  // Appends a record payload to the log; 0 when there is none (disabled, not started).
+  uint64_t Append(std::string_view payload);
 
   std::unique_ptr<DataDir> dir_;
   JournalOptions options_;
