@@ -171,13 +171,19 @@ class Store {
 #endif
   using Map = tbb::concurrent_hash_map<StoredKey, Record, KeyHashCompare, NodeAllocator>;
   static constexpr size_t kStripes = 64;
+  // Looked up by string_view (no key copy to find one).
+  struct TransparentHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+  };
+  using TombstoneSet = std::unordered_set<std::string, TransparentHash, std::equal_to<>>;
   struct Stripe {
     mutable std::shared_mutex traverse_mu;
     Map map;
     // The keys of this stripe whose entry is a tombstone. Changed while the key's write lock
     // (accessor) is held, so it always agrees with the map; lock order: accessor, tomb_mu.
     mutable std::mutex tomb_mu;
-    std::unordered_set<std::string> tombstones;  // GUARDED_BY(tomb_mu)
+    TombstoneSet tombstones;  // GUARDED_BY(tomb_mu)
   };
   // Keeps stripe.tombstones in step with a key whose entry went from / to a tombstone.
   static void IndexTombstone(Stripe& stripe, std::string_view key, bool was, bool is) {
@@ -185,8 +191,8 @@ class Store {
     std::lock_guard lock(stripe.tomb_mu);
     if (is) {
       stripe.tombstones.emplace(key);
-    } else {
-      stripe.tombstones.erase(std::string(key));
+    } else if (auto it = stripe.tombstones.find(key); it != stripe.tombstones.end()) {
+      stripe.tombstones.erase(it);
     }
   }
 
@@ -291,12 +297,12 @@ size_t Store::EraseIf(Pred&& doomed) {
     for (const auto& [key, record] : stripe.map) {
       if (doomed(key.view(), View(record))) {
         keys.push_back(key);
-        live += record.tombstone() ? 0 : 1;
+        if (record.tombstone()) {
+          IndexTombstone(stripe, key.view(), true, false);
+        } else {
+          ++live;
+        }
       }
-    }
-    {
-      std::lock_guard lock(stripe.tomb_mu);
-      for (const StoredKey& key : keys) stripe.tombstones.erase(std::string(key.view()));
     }
     for (const StoredKey& key : keys) stripe.map.erase(key);
     live_count_.fetch_sub(live, std::memory_order_relaxed);
