@@ -97,6 +97,7 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
 
   LogRecord record;
   bool cut = false;
+  uint64_t log_bytes = 0;
   for (size_t i = 0; i < replay.size(); ++i) {
     const std::string path = dir_->SegmentPath(replay[i]);
     const bool last = i + 1 == replay.size();
@@ -106,7 +107,10 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
     std::string_view payload;
     while (true) {
       const auto status = reader.Next(payload);
-      if (status == RecordFileReader::Status::kEnd) break;
+      if (status == RecordFileReader::Status::kEnd) {
+        log_bytes += reader.offset();  // where the records end (a segment is preallocated)
+        break;
+      }
       if (status == RecordFileReader::Status::kRecord) {
         if (DecodeLogRecord(payload, record)) {
           ++report.log_records;
@@ -159,12 +163,13 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
       if (::truncate(path.c_str(), static_cast<off_t>(reader.offset())) != 0) {
         return fail("cannot truncate " + path + ": " + std::strerror(errno));
       }
+      log_bytes += reader.offset();
       cut = true;
       break;
     }
     if (cut) break;
   }
-  for (uint64_t n : replay) recovered_log_bytes_ += FileSize(dir_->SegmentPath(n));
+  recovered_log_bytes_ += log_bytes;
 
   // Leftovers: segments a finished snapshot covers, older snapshots, temporary files.
   if (!snapshots.empty()) {

@@ -23,6 +23,9 @@ uint32_t GetFixed32(const char* p) {
   for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
   return v;
 }
+uint64_t GetFixed64(const char* p) {
+  return GetFixed32(p) | (static_cast<uint64_t>(GetFixed32(p + 4)) << 32);
+}
 
 }  // namespace
 
@@ -42,6 +45,16 @@ void FrameHeader(char (&header)[kHeaderBytes], std::string_view payload) {
   PutFixed32(header, length);
   PutFixed32(header + 4, Crc32(std::string_view(header, 4)) ^ kLengthMask);
   PutFixed32(header + 8, Crc32(payload));
+}
+
+void WriteSyncMark(char* at, uint64_t synced) {
+  char* payload = at + kHeaderBytes;
+  payload[0] = static_cast<char>(RecordType::kSyncMark);
+  PutFixed32(payload + 1, static_cast<uint32_t>(synced));
+  PutFixed32(payload + 5, static_cast<uint32_t>(synced >> 32));
+  char header[kHeaderBytes];
+  FrameHeader(header, std::string_view(payload, kSyncMarkPayloadBytes));
+  std::memcpy(at, header, kHeaderBytes);
 }
 
 void AppendFramed(std::string& out, std::string_view payload) {
@@ -309,53 +322,98 @@ bool RecordFileReader::HasZeroSector(std::string_view bytes, uint64_t file_offse
   return false;
 }
 
+bool RecordFileReader::LaterMarkCovers(uint64_t bad) {
+  // Every offset after `bad` where a whole sync mark fits: one with a matching length, both
+  // checksums and a synced offset past `bad` proves that `bad` had been fsynced.
+  std::string chunk;
+  for (uint64_t at = bad + 1; at + kSyncMarkBytes <= file_size_;) {
+    const size_t want =
+        static_cast<size_t>(std::min<uint64_t>(kReadChunk + kSyncMarkBytes, file_size_ - at));
+    chunk.resize(want);
+    size_t got_total = 0;
+    while (got_total < want) {
+      const ssize_t got = ::pread(fd_, chunk.data() + got_total, want - got_total,
+                                  static_cast<off_t>(at + got_total));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0) return false;
+      got_total += static_cast<size_t>(got);
+    }
+    for (size_t i = 0; i + kSyncMarkBytes <= want; ++i) {
+      const char* h = chunk.data() + i;
+      if (GetFixed32(h) != kSyncMarkPayloadBytes) continue;
+      if ((Crc32(std::string_view(h, 4)) ^ kLengthMask) != GetFixed32(h + 4)) continue;
+      const std::string_view payload(h + kHeaderBytes, kSyncMarkPayloadBytes);
+      if (Crc32(payload) != GetFixed32(h + 8)) continue;
+      if (static_cast<uint8_t>(payload[0]) != static_cast<uint8_t>(RecordType::kSyncMark)) continue;
+      if (GetFixed64(payload.data() + 1) > bad) return true;
+    }
+    // The next chunk starts where a mark could still begin that did not fit in this one.
+    at += want - kSyncMarkBytes + 1;
+  }
+  return false;
+}
+
+RecordFileReader::Status RecordFileReader::Judge(std::string_view bytes, const std::string& what) {
+  if (!HasZeroSector(bytes, pos_)) {
+    error_ = what;
+    return Status::kDamaged;
+  }
+  if (LaterMarkCovers(pos_)) {
+    error_ = what + ", and a later sync mark shows it had been fsynced";
+    return Status::kDamaged;
+  }
+  if (!saw_mark_ && pos_ > 0 && !RestIsZero(pos_ + bytes.size())) {
+    error_ = what + ", with more after it";
+    return Status::kDamaged;
+  }
+  error_ = what + " with an unwritten (zero) piece in it: a write cut short by a crash";
+  return Status::kTorn;
+}
+
 RecordFileReader::Status RecordFileReader::Next(std::string_view& payload) {
-  record_offset_ = pos_;
-  if (fd_ < 0) return Status::kIoError;
-  if (pos_ == file_size_) return Status::kEnd;
-  if (file_size_ - pos_ < kHeaderBytes) {
-    error_ = "record header cut short (" + std::to_string(file_size_ - pos_) + " of " +
-             std::to_string(kHeaderBytes) + " bytes)";
-    return Status::kTorn;
-  }
-  if (!Fill(kHeaderBytes)) return Status::kIoError;
-  const char* h = buf_.data() + (pos_ - buf_offset_);
-  const uint32_t length = GetFixed32(h);
-  const uint32_t length_check = GetFixed32(h + 4);
-  const uint32_t crc = GetFixed32(h + 8);
-  if ((Crc32(std::string_view(h, 4)) ^ kLengthMask) != length_check) {
-    if (RestIsZero(pos_)) {
-      error_ = "zero bytes where a record should start (unwritten tail)";
+  while (true) {
+    record_offset_ = pos_;
+    if (fd_ < 0) return Status::kIoError;
+    if (pos_ == file_size_) return Status::kEnd;
+    if (file_size_ - pos_ < kHeaderBytes) {
+      if (RestIsZero(pos_)) return Status::kEnd;
+      error_ = "record header cut short (" + std::to_string(file_size_ - pos_) + " of " +
+               std::to_string(kHeaderBytes) + " bytes)";
       return Status::kTorn;
     }
-    error_ = "record header checksum mismatch";
-    return Status::kDamaged;
-  }
-  if (length == 0 || length > kMaxPayloadBytes) {
-    error_ = "record length " + std::to_string(length) + " out of range";
-    return Status::kDamaged;
-  }
-  if (pos_ + kHeaderBytes + length > file_size_) {
-    error_ = "record cut short (" + std::to_string(file_size_ - pos_ - kHeaderBytes) + " of " +
-             std::to_string(length) + " payload bytes)";
-    return Status::kTorn;
-  }
-  if (!Fill(kHeaderBytes + length)) return Status::kIoError;
-  payload = std::string_view(buf_.data() + (pos_ - buf_offset_) + kHeaderBytes, length);
-  if (Crc32(payload) != crc) {
-    // The last record, with a whole sector of it still zero: its write was cut short by a
-    // crash (writeback need not go in order, so the hole may be in its middle). Anything
-    // else, or a record with more after it, is damage.
-    const uint64_t end = pos_ + kHeaderBytes + length;
-    if (HasZeroSector(payload, pos_ + kHeaderBytes) && RestIsZero(end)) {
-      error_ = "record checksum mismatch with a zero sector in it (unwritten tail)";
+    if (!Fill(kHeaderBytes)) return Status::kIoError;
+    const char* h = buf_.data() + (pos_ - buf_offset_);
+    const uint32_t length = GetFixed32(h);
+    const uint32_t length_check = GetFixed32(h + 4);
+    const uint32_t crc = GetFixed32(h + 8);
+    if ((Crc32(std::string_view(h, 4)) ^ kLengthMask) != length_check) {
+      // Only zeros from here on: the unwritten rest of a preallocated segment.
+      if (RestIsZero(pos_)) return Status::kEnd;
+      return Judge(std::string_view(h, kHeaderBytes), "record header checksum mismatch");
+    }
+    if (length == 0 || length > kMaxPayloadBytes) {
+      error_ = "record length " + std::to_string(length) + " out of range";
+      return Status::kDamaged;
+    }
+    if (pos_ + kHeaderBytes + length > file_size_) {
+      error_ = "record cut short (" + std::to_string(file_size_ - pos_ - kHeaderBytes) + " of " +
+               std::to_string(length) + " payload bytes)";
       return Status::kTorn;
     }
-    error_ = "record checksum mismatch";
-    return Status::kDamaged;
+    if (!Fill(kHeaderBytes + length)) return Status::kIoError;
+    const char* record = buf_.data() + (pos_ - buf_offset_);
+    payload = std::string_view(record + kHeaderBytes, length);
+    if (Crc32(payload) != crc) {
+      return Judge(std::string_view(record, kHeaderBytes + length), "record checksum mismatch");
+    }
+    pos_ += kHeaderBytes + length;
+    if (length == kSyncMarkPayloadBytes &&
+        static_cast<uint8_t>(payload[0]) == static_cast<uint8_t>(RecordType::kSyncMark)) {
+      saw_mark_ = true;
+      continue;
+    }
+    return Status::kRecord;
   }
-  pos_ += kHeaderBytes + length;
-  return Status::kRecord;
 }
 
 }  // namespace kvs::storage

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "http_client.h"
+#include "kvs/storage/log_format.h"
 #include "server_process.h"
 
 namespace kvs::http_test {
@@ -51,6 +52,16 @@ std::string ReadBytes(const fs::path& path) {
 void WriteBytes(const fs::path& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// The log segment's bytes up to the end of its records (a segment is preallocated: zeros follow).
+std::string RecordBytes(const fs::path& path) {
+  kvs::storage::RecordFileReader reader;
+  EXPECT_TRUE(reader.Open(path.string())) << reader.error();
+  std::string_view payload;
+  while (reader.Next(payload) == kvs::storage::RecordFileReader::Status::kRecord) {
+  }
+  return ReadBytes(path).substr(0, reader.offset());
 }
 
 std::vector<fs::path> Files(const fs::path& dir, const std::string& prefix) {
@@ -170,15 +181,16 @@ TEST_F(DurabilityTest, AcknowledgedWritesSurviveKill9) {
 
 TEST_F(DurabilityTest, TornTailKeepsExactlyTheWholeRecordsBeforeTheCut) {
   ASSERT_TRUE(Start());
-  // Each PUT of a fresh key key10..key29 is one log record of one size (acknowledged, so
-  // already in the file): measure it.
+  // Each PUT of a fresh key key10..key29 is one group (a sync mark and one record) of one
+  // size (acknowledged, so already in the file): measure it.
   PutRange(10, 20);
   const fs::path segment = LastSegment();
   ASSERT_FALSE(segment.empty());
-  const size_t half = fs::file_size(segment);
+  const size_t half = RecordBytes(segment).size();
   PutRange(20, 30);
   Kill();
-  const std::string bytes = ReadBytes(segment);
+  // Cut the file inside its last records (losing the preallocated zeros after them too).
+  const std::string bytes = RecordBytes(segment);
   const size_t record = (bytes.size() - half) / 10;
   const size_t first = bytes.size() - 20 * record;  // where key10's record starts
   for (size_t cut : {bytes.size() - 1, bytes.size() - record + 1, bytes.size() - record / 2,
@@ -205,7 +217,7 @@ TEST_F(DurabilityTest, DamagedLogIsRefusedThenRepaired) {
   Kill();
   const fs::path segment = LastSegment();
   std::string bytes = ReadBytes(segment);
-  const size_t flip_at = bytes.size() / 2;
+  const size_t flip_at = RecordBytes(segment).size() / 2;
   bytes[flip_at] = static_cast<char>(bytes[flip_at] ^ 0x01);
   WriteBytes(segment, bytes);
 

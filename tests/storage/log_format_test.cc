@@ -135,12 +135,94 @@ TEST_F(RecordFileTest, EveryCutInsideTheLastRecordsIsATornTailAtTheLastWholeReco
   }
 }
 
-TEST_F(RecordFileTest, ZeroFilledTailIsTorn) {
+TEST_F(RecordFileTest, ZerosAfterTheLastRecordAreTheEnd) {
+  // A preallocated segment: its records, then space never written.
   const std::string bytes = WriteThree();
-  WriteFile(path_, bytes + std::string(100, '\0'));
+  for (size_t zeros : {1, 11, 12, 100, 5000}) {
+    WriteFile(path_, bytes + std::string(zeros, '\0'));
+    RecordFileReader::Status end;
+    uint64_t at = 0;
+    EXPECT_EQ(ReadAll(path_, end, &at), payloads_) << zeros;
+    EXPECT_EQ(end, RecordFileReader::Status::kEnd) << zeros;
+    EXPECT_EQ(at, bytes.size()) << zeros;
+  }
+}
+
+std::string SyncMark(uint64_t synced) {
+  std::string mark(kSyncMarkBytes, '\0');
+  WriteSyncMark(mark.data(), synced);
+  return mark;
+}
+
+TEST_F(RecordFileTest, SyncMarksAreFramingNotRecords) {
+  const std::string a = EncodeApplied("o", 1), b = EncodeApplied("o", 2);
+  std::string bytes = SyncMark(0);
+  AppendFramed(bytes, a);
+  const size_t b_at = bytes.size() + kSyncMarkBytes;
+  bytes += SyncMark(bytes.size());
+  AppendFramed(bytes, b);
+  WriteFile(path_, bytes);
+  RecordFileReader reader;
+  ASSERT_TRUE(reader.Open(path_));
+  std::string_view payload;
+  ASSERT_EQ(reader.Next(payload), RecordFileReader::Status::kRecord);
+  EXPECT_EQ(payload, a);
+  EXPECT_EQ(reader.offset(), kSyncMarkBytes);
+  ASSERT_EQ(reader.Next(payload), RecordFileReader::Status::kRecord);
+  EXPECT_EQ(payload, b);
+  EXPECT_EQ(reader.offset(), b_at);
+  EXPECT_EQ(reader.Next(payload), RecordFileReader::Status::kEnd);
+}
+
+// A preallocated segment whose last group a crash cut short out of page order: a sector in
+// the middle of the group never reached the disk, the pages after it did.
+TEST_F(RecordFileTest, HoleInTheLastGroupIsTornEvenWithItsLaterPagesWritten) {
+  const std::string first = EncodeApplied("o", 1);
+  const std::string big = EncodeEntry("b", MakeEntry(std::string(2000, 'x'), 2, "o", 2), true);
+  const std::string after = EncodeApplied("o", 3);
+  std::string bytes = SyncMark(0);
+  AppendFramed(bytes, first);
+  const uint64_t first_group_end = bytes.size();
+  bytes += SyncMark(first_group_end);  // the first group was fsynced before this one
+  const size_t big_at = bytes.size();
+  AppendFramed(bytes, big);
+  AppendFramed(bytes, after);
+  const size_t hole = 1024;  // a sector inside the big record
+  ASSERT_LT(big_at + 100, hole);
+  ASSERT_LT(hole + 512, big_at + big.size());
+  std::string holed = bytes;
+  std::fill(holed.begin() + hole, holed.begin() + hole + 512, '\0');
+  WriteFile(path_, holed + std::string(4096, '\0'));
   RecordFileReader::Status end;
-  EXPECT_EQ(ReadAll(path_, end).size(), 3u);
+  uint64_t at = 0;
+  EXPECT_EQ(ReadAll(path_, end, &at), std::vector<std::string>{first});
   EXPECT_EQ(end, RecordFileReader::Status::kTorn);
+  EXPECT_EQ(at, big_at);
+
+  // A later group whose mark says the big record had been fsynced: the hole is damage.
+  std::string later = holed;
+  later += SyncMark(later.size());
+  AppendFramed(later, EncodeApplied("o", 4));
+  WriteFile(path_, later + std::string(4096, '\0'));
+  EXPECT_EQ(ReadAll(path_, end, &at).size(), 1u);
+  EXPECT_EQ(end, RecordFileReader::Status::kDamaged);
+  EXPECT_EQ(at, big_at);
+
+  // A later group whose mark claims only the first group (it was written before the big
+  // record's group was fsynced, as with kInterval): still a torn tail.
+  std::string unsynced = holed;
+  unsynced += SyncMark(first_group_end);
+  AppendFramed(unsynced, EncodeApplied("o", 4));
+  WriteFile(path_, unsynced);
+  EXPECT_EQ(ReadAll(path_, end, &at).size(), 1u);
+  EXPECT_EQ(end, RecordFileReader::Status::kTorn);
+
+  // A changed byte instead of a hole: damage, whatever follows.
+  std::string flipped = bytes;
+  flipped[hole + 7] = 'y';
+  WriteFile(path_, flipped + std::string(4096, '\0'));
+  EXPECT_EQ(ReadAll(path_, end, &at).size(), 1u);
+  EXPECT_EQ(end, RecordFileReader::Status::kDamaged);
 }
 
 TEST_F(RecordFileTest, LastRecordWithAZeroSectorIsTornButNotWhenMoreFollows) {

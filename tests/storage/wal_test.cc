@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <csignal>
 #include <set>
@@ -108,6 +109,63 @@ TEST(WalTest, NeverAndIntervalPoliciesWriteWithoutWaitingForFsync) {
     EXPECT_EQ(wal->Wait(lsn, milliseconds(5000)), Wal::State::kDurable) << ToString(policy);
     wal->Close();
     EXPECT_EQ(Payloads(dir.path() + "/" + SegmentName(1)).size(), 100u);
+  }
+}
+
+TEST(WalTest, FullSegmentsAreFollowedByNewPreallocatedOnes) {
+  TempDir dir;
+  std::string error;
+  WalOptions options;
+  options.segment_bytes = 4096;
+  auto wal = Wal::Open(dir.path(), 1, options, error);
+  ASSERT_TRUE(wal) << error;
+  struct stat st {};
+  ASSERT_EQ(::stat((dir.path() + "/" + SegmentName(1)).c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 4096);  // preallocated before anything is written
+  std::vector<std::string> expected;
+  for (uint64_t i = 0; i < 200; ++i) {
+    expected.push_back(EncodeApplied(std::string(80, 'o'), i));
+    ASSERT_EQ(wal->Wait(wal->Append(expected.back()), milliseconds(5000)), Wal::State::kDurable);
+  }
+  const uint64_t last = wal->segment();
+  wal->Close();
+  EXPECT_GE(last, 4u);  // 200 records of ~100 bytes fill several 4 KiB segments
+  std::vector<std::string> read;
+  for (uint64_t n = 1; n <= last; ++n) {
+    for (std::string& p : Payloads(dir.path() + "/" + SegmentName(n))) read.push_back(p);
+  }
+  EXPECT_EQ(read, expected);
+}
+
+// Each group starts with a sync mark saying how much of the file was fsynced before it. A
+// hole in an earlier group is then damage when a later mark covers it (kAlways), and a torn
+// tail when none does (kNever: nothing was fsynced, so nothing was promised).
+TEST(WalTest, SyncMarksClaimOnlyWhatWasFsynced) {
+  for (FsyncPolicy policy : {FsyncPolicy::kAlways, FsyncPolicy::kNever}) {
+    TempDir dir;
+    std::string error;
+    WalOptions options;
+    options.fsync = policy;
+    auto wal = Wal::Open(dir.path(), 1, options, error);
+    ASSERT_TRUE(wal) << error;
+    const std::string big = EncodeApplied(std::string(3000, 'x'), 1);
+    ASSERT_EQ(wal->Wait(wal->Append(big), milliseconds(5000)), Wal::State::kDurable);
+    ASSERT_EQ(wal->Wait(wal->Append(EncodeApplied("o", 2)), milliseconds(5000)),
+              Wal::State::kDurable);
+    wal->Close();
+    const std::string path = dir.path() + "/" + SegmentName(1);
+    std::string bytes = ReadFile(path);
+    ASSERT_GT(bytes.size(), 2048u);
+    std::fill(bytes.begin() + 1024, bytes.begin() + 1536, '\0');  // inside the big record
+    WriteFile(path, bytes);
+    RecordFileReader reader;
+    ASSERT_TRUE(reader.Open(path));
+    std::string_view payload;
+    EXPECT_EQ(reader.Next(payload), policy == FsyncPolicy::kAlways
+                                        ? RecordFileReader::Status::kDamaged
+                                        : RecordFileReader::Status::kTorn)
+        << ToString(policy) << ": " << reader.error();
+    EXPECT_EQ(reader.offset(), kSyncMarkBytes);
   }
 }
 

@@ -8,10 +8,19 @@
 //   u32 crc         crc32(payload)
 //   payload         first byte: RecordType; the rest as the type says (varints and
 //                   length-prefixed strings, see Encode*/Decode* below)
+// A log segment also holds sync marks (RecordType::kSyncMark), one at the start of every group
+// the writer writes: "bytes [0, synced) of this file were fsynced before this group was
+// written". They are framing, not data: the reader consumes them and never returns one.
+//
 // Invariant: a reader never returns a record whose checksums do not match. A file ends
-// cleanly, or in a torn tail (a record cut short by a crash: the last write was partial,
-// or the file system left zeros after it), or in damage (anything else), and the reader says
-// which, with the offset.
+// cleanly (at its end, or where only zeros follow: a preallocated segment), or in a torn tail,
+// or in damage, and the reader says which, with the offset. A bad record at offset X is a torn
+// tail (a group whose write a crash cut short; writeback need not go in page order, so later
+// pages of it may have reached the disk while earlier ones did not) only when
+//   - a piece of it between sector boundaries is all zero (never written), and
+//   - no sync mark after it says X had been fsynced (then it was acknowledged: damage), and
+//   - in a file with no sync mark before X (written before marks existed), only zeros follow it.
+// A record cut short by the end of the file is a torn tail too. Anything else is damage.
 #pragma once
 
 #include <cstdint>
@@ -30,17 +39,23 @@ inline constexpr size_t kHeaderBytes = 12;
 inline constexpr uint32_t kMaxPayloadBytes = (1u << 30) + (64u << 20);
 
 enum class RecordType : uint8_t {
-  kEntry = 1,    // a stored entry (local write, replicated update, repair, moved key)
-  kApplied = 2,  // an update applied without changing the store (older than what it has)
-  kRaise = 3,    // the applied vector raised to a peer's after a state sync
-  kPurge = 4,    // a tombstone purged after every replica applied it
-  kLayout = 5,   // the cluster layout (configuration) this node adopted
+  kEntry = 1,     // a stored entry (local write, replicated update, repair, moved key)
+  kApplied = 2,   // an update applied without changing the store (older than what it has)
+  kRaise = 3,     // the applied vector raised to a peer's after a state sync
+  kPurge = 4,     // a tombstone purged after every replica applied it
+  kLayout = 5,    // the cluster layout (configuration) this node adopted
+  kSyncMark = 6,  // framing: bytes of the file fsynced before this group (u64, little-endian)
   kSnapshotHeader = 10,
   kSnapshotEntries = 11,
   kSnapshotFooter = 12,
 };
 
 uint32_t Crc32(std::string_view bytes);
+
+// A whole framed sync mark is this long; WriteSyncMark fills one in place.
+inline constexpr size_t kSyncMarkPayloadBytes = 9;
+inline constexpr size_t kSyncMarkBytes = kHeaderBytes + kSyncMarkPayloadBytes;
+void WriteSyncMark(char* at, uint64_t synced);
 
 // Appends header + payload to `out`.
 void AppendFramed(std::string& out, std::string_view payload);
@@ -131,6 +146,12 @@ class RecordFileReader {
   // Makes bytes [pos_, pos_ + n) available in buf_; false if the file has fewer.
   bool Fill(size_t n);
   bool RestIsZero(uint64_t from);
+  // Whether a sync mark starting after `bad` says that `bad` had been fsynced. Reads the rest
+  // of the file (only ever after a bad record).
+  bool LaterMarkCovers(uint64_t bad);
+  // The verdict on a bad record at pos_ spanning `bytes` (whole header, and payload if known):
+  // kTorn or kDamaged, with error_ set from `what`.
+  Status Judge(std::string_view bytes, const std::string& what);
   // Whether `bytes`, which start at `file_offset`, cut at the file's 512-byte sector
   // boundaries, have a piece that is all zero.
   static bool HasZeroSector(std::string_view bytes, uint64_t file_offset);
@@ -139,6 +160,7 @@ class RecordFileReader {
   uint64_t file_size_ = 0;
   uint64_t pos_ = 0;            // file offset of the next unread record
   uint64_t record_offset_ = 0;  // start of the last record looked at
+  bool saw_mark_ = false;       // a sync mark was read before pos_
   std::string buf_;             // file bytes from buf_offset_
   uint64_t buf_offset_ = 0;
   std::string error_;

@@ -33,6 +33,9 @@ struct WalOptions {
   FsyncPolicy fsync = FsyncPolicy::kAlways;
   std::chrono::milliseconds fsync_interval{1000};
   std::chrono::milliseconds retry_after_error{200};
+  // A segment is preallocated to this size and, once full, synced and followed by the next
+  // one; 0: neither (a segment changes only on Rotate).
+  uint64_t segment_bytes = 16ull << 20;
 };
 
 // File name of segment `n` in a data directory.
@@ -121,8 +124,9 @@ class Wal {
   std::string pending_;   // taken from buf_, not yet written
   std::string unsynced_;  // written since the last sync (rewritten after an error)
   uint64_t file_offset_ = 0;
-  uint64_t synced_offset_ = 0;
-  uint64_t pending_lsn_ = 0;  // LSN at the end of pending_
+  uint64_t synced_offset_ = 0;   // durable as the policy makes it (kNever: written)
+  uint64_t fsynced_offset_ = 0;  // fsynced: what a group's sync mark says
+  uint64_t pending_lsn_ = 0;     // LSN at the end of pending_
   // Set by the writer thread under mu_ (SetError), which alone also reads it without mu_.
   std::string last_error_;
   void SetError(std::string error);
