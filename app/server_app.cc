@@ -128,6 +128,7 @@ int ServerApp::main(const std::vector<std::string>&) {
                             "kvs.replication.anti_entropy_period_ms",
                             "kvs.replication.dependency_wait_ms",
                             "kvs.replication.bootstrap_timeout_ms",
+                            "kvs.replication.transfer_chunk_bytes",
                             "kvs.replication.batch_max",
                             "kvs.replication.batch_linger_us",
                             "kvs.net.connect_timeout_ms",
@@ -239,6 +240,8 @@ int ServerApp::main(const std::vector<std::string>&) {
   replication::ReplicationOptions replication_options;
   replication_options.dependency_wait = ms("kvs.replication.dependency_wait_ms");
   replication_options.bootstrap_timeout = ms("kvs.replication.bootstrap_timeout_ms");
+  replication_options.transfer_chunk_bytes =
+      std::max<size_t>(1, static_cast<size_t>(counts.at("kvs.replication.transfer_chunk_bytes")));
   replication_options.sender.call_timeout = ms("kvs.net.call_timeout_ms");
   replication_options.sender.batch_max =
       static_cast<size_t>(counts.at("kvs.replication.batch_max"));

@@ -75,7 +75,11 @@ const std::vector<Tunable>& Tunables() {
       {"kvs.replication.dependency_wait_ms", "2000",
        "how long a request waits for missing causal dependencies before 503"},
       {"kvs.replication.bootstrap_timeout_ms", "3000",
-       "at start, how long to try loading the shard's data from peers"},
+       "at start, how long to go on trying to load the shard's data from peers without "
+       "receiving anything (a transfer that keeps sending is never cut off)"},
+      {"kvs.replication.transfer_chunk_bytes", "4194304",
+       "state transfers (bootstrap, catch-up, anti-entropy) move data in chunks of about "
+       "this size"},
       {"kvs.replication.batch_max", "256", "updates per broadcast request"},
       {"kvs.replication.batch_linger_us", "1000",
        "a broadcast batch waits this long for more updates before it is sent"},

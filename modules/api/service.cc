@@ -301,6 +301,13 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
     if (!owner) return ErrorResponse(503, "Node does not know the cluster layout yet", method);
     shard = cluster_.MyShard();
     if (shard != owner) return may_block ? Forward(*owner, request, key) : WouldBlock();
+    // A replica still loading its shard's data could answer a wrong 404 (or stale value):
+    // a ready replica serves a client's request instead. Only a client's own request is
+    // passed on, so two loading replicas never bounce it between them; a forwarded one waits
+    // here for the load (and gets a 503 with the reason if it does not end in time).
+    if (!replicator_.ready() && request.hops == 0 && replicator_.has_peers()) {
+      return may_block ? Forward(*owner, request, key) : WouldBlock();
+    }
     if (method == "GET") break;
     ticket = coordinator_.EnterWrite(may_block ? kWriteBarrierWait : std::chrono::milliseconds(0));
     if (!ticket && !may_block) return WouldBlock();

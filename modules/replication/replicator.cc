@@ -192,50 +192,162 @@ SyncReply Replicator::AnswerSync(const SyncRequest& request) {
   if (journal_ != nullptr) journal_->Flush(options_.sync_timeout);
   // Nothing to look for when the asker has everything our vector covers and we hold no
   // entry applied out of order (those are not in the vector).
-  if (!request.full && causal::Dominates(request.vv, reply.vv) && !applied_.HasGaps()) {
+  if (request.cursor == 0 && !request.full && causal::Dominates(request.vv, reply.vv) &&
+      !applied_.HasGaps()) {
     return reply;
   }
   const uint64_t barrier = cluster_.Config()->barrier_epoch;
-  store_.ForEach([&](std::string_view key, const store::EntryView& entry) {
-    if (!request.full && causal::OriginEpoch(entry.version.origin) < barrier) return;
+  auto wanted = [&](const store::EntryView& entry) {
+    if (!request.full && causal::OriginEpoch(entry.version.origin) < barrier) return false;
     auto it = request.vv.find(entry.version.origin);
     const uint64_t covered = it == request.vv.end() ? 0 : it->second;
-    if (entry.version.seq > covered) {
-      reply.updates.push_back(Update{std::string(key), entry.ToEntry()});
-    }
-  });
+    return entry.version.seq > covered;
+  };
+  if (request.max_bytes == 0) {  // an asker that does not stream: everything at once
+    store_.ForEach([&](std::string_view key, const store::EntryView& entry) {
+      if (wanted(entry)) reply.updates.push_back(Update{std::string(key), entry.ToEntry()});
+    });
+    return reply;
+  }
+  CollectChunk(request.cursor, request.max_bytes, wanted, reply);
+  chunks_sent_.fetch_add(1, std::memory_order_relaxed);
   return reply;
 }
 
-bool Replicator::SyncWith(const std::string& peer, bool full,
-                          std::optional<std::chrono::milliseconds> timeout) {
-  SyncRequest request{self_, applied_.Snapshot(), full};
-  if (journal_ != nullptr) journal_->Flush(options_.sync_timeout);  // see AnswerSync
-  const net::CallResult result =
-      client_.Call(peer, "POST", "/internal/sync", EncodeSyncRequest(request),
-                   timeout.value_or(options_.sync_timeout));
-  if (!result.ok()) return false;
-  std::string error;
-  auto reply = DecodeSyncReply(result.body, error);
-  if (!reply) {
-    Log().warning("bad sync reply from %s: %s", peer, error);
-    return false;
+void Replicator::CollectChunk(uint64_t cursor, uint64_t max_bytes,
+                              const std::function<bool(const store::EntryView&)>& wanted,
+                              SyncReply& reply) const {
+  struct Item {
+    uint64_t position;
+    uint64_t bytes;
+    Update update;
+  };
+  std::vector<Item> items;
+  uint64_t bytes = 0;
+  std::optional<uint64_t> limit;  // positions from here on are left to the next chunk
+  // Keeps the lowest positions that fit in max_bytes (at least one item, and every entry of
+  // one position together), so that memory stays within about twice a chunk.
+  auto trim = [&] {
+    std::sort(items.begin(), items.end(),
+              [](const Item& a, const Item& b) { return a.position < b.position; });
+    size_t kept = 0;
+    uint64_t total = 0;
+    while (kept < items.size() && (kept == 0 || total + items[kept].bytes <= max_bytes ||
+                                   items[kept].position == items[kept - 1].position)) {
+      total += items[kept].bytes;
+      ++kept;
+    }
+    if (kept < items.size()) {
+      limit = items[kept].position;
+      items.resize(kept);
+    }
+    bytes = total;
+  };
+  for (size_t stripe = store::Store::StripeOfPosition(cursor);
+       stripe < store::Store::stripe_count(); ++stripe) {
+    store_.ForEachInStripe(stripe, [&](std::string_view key, const store::EntryView& entry) {
+      const uint64_t position = store::Store::WalkPosition(key);
+      if (position < cursor || (limit && position >= *limit) || !wanted(entry)) return;
+      const uint64_t size =
+          key.size() + entry.value.size() + entry.meta.size() + entry.version.origin.size() + 32;
+      items.push_back(Item{position, size, Update{std::string(key), entry.ToEntry()}});
+      bytes += size;
+      if (bytes > 2 * max_bytes) trim();
+    });
+    if (limit || bytes >= max_bytes) {
+      trim();
+      if (!limit && stripe + 1 < store::Store::stripe_count()) {
+        limit = store::Store::FirstPositionOfStripe(stripe + 1);
+      }
+      break;
+    }
   }
-  const size_t changed = ApplySyncReply(*reply);
+  reply.next_cursor = limit;
+  reply.updates.reserve(items.size());
+  for (Item& item : items) reply.updates.push_back(std::move(item.update));
+}
+
+bool Replicator::SyncWith(const std::string& peer, bool full,
+                          std::optional<std::chrono::steady_clock::time_point> deadline,
+                          TransferStats* stats) {
+  using Clock = std::chrono::steady_clock;
+  TransferStats local;
+  TransferStats& st = stats != nullptr ? *stats : local;
+  SyncRequest request{self_, applied_.Snapshot(), full, 0, options_.transfer_chunk_bytes};
+  if (journal_ != nullptr) journal_->Flush(options_.sync_timeout);  // see AnswerSync
+  std::optional<causal::VersionVector> answerer_vv;
+  size_t changed = 0;
+  const auto start = Clock::now();
+  auto next_progress_log = start + std::chrono::seconds(2);
+  while (true) {
+    auto timeout = options_.sync_timeout;
+    if (deadline) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
+      if (left <= std::chrono::milliseconds(0)) return false;
+      timeout = std::min(timeout, left);
+    }
+    const net::CallResult result =
+        client_.Call(peer, "POST", "/internal/sync", EncodeSyncRequest(request), timeout);
+    std::string error = result.error;
+    std::optional<SyncReply> reply;
+    if (result.ok()) {
+      reply = DecodeSyncReply(result.body, error);
+      if (reply && reply->next_cursor && *reply->next_cursor <= request.cursor) {
+        error = "its next cursor does not move forward";
+        reply.reset();
+      }
+    }
+    if (!reply) {
+      if (st.chunks > 0 || result.ok()) {
+        transfers_failed_.fetch_add(1, std::memory_order_relaxed);
+        Log().warning("transfer from %s broke off after %s chunks (%s entries): %s", peer,
+                      std::to_string(st.chunks), std::to_string(st.entries), error);
+      }
+      return false;
+    }
+    if (!answerer_vv) answerer_vv = reply->vv;
+    changed += ApplySyncUpdates(reply->updates);
+    ++st.chunks;
+    st.entries += reply->updates.size();
+    st.bytes += result.body.size();
+    chunks_received_.fetch_add(1, std::memory_order_relaxed);
+    transfer_bytes_received_.fetch_add(result.body.size(), std::memory_order_relaxed);
+    if (!reply->next_cursor) break;
+    request.cursor = *reply->next_cursor;
+    if (Clock::now() >= next_progress_log) {
+      next_progress_log = Clock::now() + std::chrono::seconds(2);
+      // The cursor is a hash position: how far it is through 2^64 is how far the walk is.
+      const double done = static_cast<double>(request.cursor) / 18446744073709551616.0;
+      Log().information("transfer from %s: %s entries, %s MiB in %s chunks, %s%% of the keys", peer,
+                        std::to_string(st.entries), std::to_string(st.bytes >> 20),
+                        std::to_string(st.chunks), std::to_string(static_cast<int>(done * 100)));
+    }
+  }
+  changed += FinishSync(*answerer_vv);
   {
     std::lock_guard lock(peer_vv_mu_);
-    peer_vv_[peer] = reply->vv;
+    peer_vv_[peer] = *answerer_vv;
+  }
+  if (st.chunks > 1) {
+    Log().information(
+        "transfer from %s done: %s entries, %s MiB in %s chunks, %s ms", peer,
+        std::to_string(st.entries), std::to_string(st.bytes >> 20), std::to_string(st.chunks),
+        std::to_string(
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()));
   }
   if (changed > 0) Log().information("anti-entropy: %z entries from %s", changed, peer);
   return true;
 }
 
-size_t Replicator::ApplySyncReply(const SyncReply& reply) {
+size_t Replicator::ApplySyncUpdates(const std::vector<Update>& updates) {
   // The answerer's state is causally closed; applying it in clock order keeps every
-  // intermediate state closed too (a causally later write has a larger hybrid clock).
+  // intermediate state closed too (a causally later write has a larger hybrid clock). Across
+  // the chunks of a stream it is not: the causal gate covers that, since the vector is raised
+  // only after the last chunk (a read carrying a dependency not yet here waits or pulls).
   std::vector<const Update*> ordered;
-  ordered.reserve(reply.updates.size());
-  for (const Update& u : reply.updates) ordered.push_back(&u);
+  ordered.reserve(updates.size());
+  for (const Update& u : updates) ordered.push_back(&u);
   std::sort(ordered.begin(), ordered.end(), [](const Update* a, const Update* b) {
     return b->entry.version.Wins(a->entry.version);
   });
@@ -248,9 +360,15 @@ size_t Replicator::ApplySyncReply(const SyncReply& reply) {
       misrouted_.fetch_add(1, std::memory_order_relaxed);
     }
   }
-  if (journal_ != nullptr) journal_->LogRaise(reply.vv);
-  applied_.RaiseTo(reply.vv);
-  changed += DrainPendingLocked();
+  anti_entropy_applied_.fetch_add(changed, std::memory_order_relaxed);
+  return changed;
+}
+
+size_t Replicator::FinishSync(const causal::VersionVector& vv) {
+  std::lock_guard lock(pending_mu_);
+  if (journal_ != nullptr) journal_->LogRaise(vv);
+  applied_.RaiseTo(vv);
+  const size_t changed = DrainPendingLocked();
   anti_entropy_applied_.fetch_add(changed, std::memory_order_relaxed);
   return changed;
 }
@@ -355,10 +473,8 @@ bool Replicator::AwaitDependencies(const causal::Metadata& m, std::string& missi
         for (const std::string& peer : ShardPeers(/*live_only=*/false)) {
           // Each pull gets only what is left of the request's wait, so an unreachable peer
           // cannot stretch the bounded wait.
-          const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-              deadline - std::chrono::steady_clock::now());
-          if (left <= std::chrono::milliseconds(0)) break;
-          SyncWith(peer, /*full=*/false, std::min(left, options_.sync_timeout));
+          if (std::chrono::steady_clock::now() >= deadline) break;
+          SyncWith(peer, /*full=*/false, deadline);
         }
       }
     }
@@ -374,30 +490,44 @@ bool Replicator::AwaitDependencies(const causal::Metadata& m, std::string& missi
 }
 
 void Replicator::Bootstrap() {
-  const auto deadline = std::chrono::steady_clock::now() + options_.bootstrap_timeout;
+  using Clock = std::chrono::steady_clock;
   RefreshPeers();
-  // One pass over the live peers: the first that answers hands over the shard's data. When
-  // none answers there is nobody to load from now (a fresh cluster still starting, or every
-  // peer down): start empty at once and let anti-entropy bring whatever appears later. The
-  // causal gate still protects every client that carries metadata.
   // A node that recovered its data from disk asks only for what it lacks (its applied vector
   // says what it has); an empty or repaired one asks for everything.
   const bool full =
       !recovered_data_ || recovery_repaired_ || full_sync_wanted_.load(std::memory_order_acquire);
+  // Passes over the live peers until one hands over the whole stream. When no peer answers
+  // at all there is nobody to load from now (a fresh cluster still starting, or every peer
+  // down): start with what we have and let anti-entropy bring whatever appears later; the
+  // causal gate still protects every client that carries metadata. A transfer that broke
+  // off is started again, until bootstrap_timeout passes without a chunk arriving.
+  constexpr int kMaxPasses = 10;
   bool synced = false;
-  for (const std::string& peer : ShardPeers(/*live_only=*/true)) {
-    if (std::chrono::steady_clock::now() >= deadline) break;
-    const int64_t before = store_.live_count();
-    if (SyncWith(peer, full)) {
-      if (full) full_sync_wanted_.store(false, std::memory_order_release);
-      Log().information("bootstrap: %s shard data from %s (%s live keys, %s before)",
-                        std::string(full ? "loaded" : "caught up on"), peer,
-                        std::to_string(store_.live_count()), std::to_string(before));
-      synced = true;
-      break;
+  auto give_up_at = Clock::now() + options_.bootstrap_timeout;
+  for (int pass = 0; pass < kMaxPasses && !synced; ++pass) {
+    bool answered = false;
+    for (const std::string& peer : ShardPeers(/*live_only=*/true)) {
+      const int64_t before = store_.live_count();
+      TransferStats stats;
+      if (SyncWith(peer, full, std::nullopt, &stats)) {
+        if (full) full_sync_wanted_.store(false, std::memory_order_release);
+        Log().information("bootstrap: %s shard data from %s (%s live keys, %s before)",
+                          std::string(full ? "loaded" : "caught up on"), peer,
+                          std::to_string(store_.live_count()), std::to_string(before));
+        synced = true;
+        break;
+      }
+      if (stats.chunks > 0) {
+        answered = true;
+        give_up_at = Clock::now() + options_.bootstrap_timeout;
+      }
     }
+    if (synced || !answered || Clock::now() >= give_up_at) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  if (!synced) Log().information("bootstrap: no shard peer answered; starting with what we have");
+  if (!synced) {
+    Log().information("bootstrap: no shard peer completed a transfer; starting with what we have");
+  }
   {
     std::lock_guard lock(ready_mu_);
     ready_.store(true, std::memory_order_release);
@@ -430,6 +560,14 @@ std::string Replicator::MetricsText() const {
   counter("kvs_replication_misrouted_total",
           "Received updates ignored: key owned by another shard or layout newer than ours.",
           misrouted_.load());
+  counter("kvs_transfer_chunks_sent_total", "State-transfer chunks answered to peers.",
+          chunks_sent_.load());
+  counter("kvs_transfer_chunks_received_total", "State-transfer chunks received from peers.",
+          chunks_received_.load());
+  counter("kvs_transfer_received_bytes_total", "Bytes of state-transfer chunks received.",
+          transfer_bytes_received_.load());
+  counter("kvs_transfer_failures_total", "State transfers that broke off before their end.",
+          transfers_failed_.load());
   counter("kvs_tombstones_collected_total", "Tombstones purged after every replica applied them.",
           tombstones_collected_.load());
   out +=

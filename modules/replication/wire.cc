@@ -117,6 +117,17 @@ bool ReadUpdatesBinary(std::string_view in, size_t& pos, std::vector<Update>& ou
 
 constexpr std::string_view kBatchMagic = "KVB1";
 constexpr std::string_view kSyncReplyMagic = "KVS1";
+constexpr std::string_view kSyncChunkMagic = "KVS2";
+
+// A decimal u64 with nothing else (no sign, no space, no overflow).
+uint64_t ParseU64(const std::string& text) {
+  uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+    throw Poco::DataFormatException("not an unsigned 64-bit number: " + text);
+  }
+  return value;
+}
 
 Object::Ptr ParseObject(std::string_view text) {
   Poco::JSON::Parser parser;
@@ -176,29 +187,39 @@ std::string EncodeSyncRequest(const SyncRequest& request) {
   AppendJsonString(out, request.from);
   out += ",\"vv\":";
   AppendVersionVector(out, request.vv);
-  out += request.full ? ",\"full\":true}" : "}";
+  if (request.full) out += ",\"full\":true";
+  if (request.cursor != 0) out += ",\"cursor\":\"" + std::to_string(request.cursor) + "\"";
+  if (request.max_bytes != 0) out += ",\"max_bytes\":" + std::to_string(request.max_bytes);
+  out += "}";
   return out;
 }
 
 std::optional<SyncRequest> DecodeSyncRequest(std::string_view text, std::string& error) {
   return Guarded(error, [&] {
     Object::Ptr object = ParseObject(text);
-    return SyncRequest{object->getValue<std::string>("from"),
-                       ReadVersionVector(object->getObject("vv")),
-                       object->has("full") && object->getValue<bool>("full")};
+    SyncRequest request{object->getValue<std::string>("from"),
+                        ReadVersionVector(object->getObject("vv")),
+                        object->has("full") && object->getValue<bool>("full")};
+    if (object->has("cursor")) request.cursor = ParseU64(object->getValue<std::string>("cursor"));
+    if (object->has("max_bytes")) {
+      request.max_bytes = ParseU64(object->get("max_bytes").convert<std::string>());
+    }
+    return request;
   });
 }
 
 std::string EncodeSyncReply(const SyncReply& reply) {
-  std::string out(kSyncReplyMagic);
+  std::string out(reply.next_cursor ? kSyncChunkMagic : kSyncReplyMagic);
   AppendNetstring(out, causal::Encode(causal::Metadata{0, reply.vv}));
+  if (reply.next_cursor) AppendNetstring(out, std::to_string(*reply.next_cursor));
   AppendNetstring(out, std::to_string(reply.updates.size()));
   for (const Update& u : reply.updates) AppendUpdateBinary(out, u);
   return out;
 }
 
 std::optional<SyncReply> DecodeSyncReply(std::string_view text, std::string& error) {
-  if (!text.starts_with(kSyncReplyMagic)) {
+  const bool chunk = text.starts_with(kSyncChunkMagic);
+  if (!chunk && !text.starts_with(kSyncReplyMagic)) {
     error = "not a sync reply";
     return std::nullopt;
   }
@@ -215,6 +236,14 @@ std::optional<SyncReply> DecodeSyncReply(std::string_view text, std::string& err
   }
   SyncReply reply;
   reply.vv = std::move(std::get<causal::Metadata>(vv).vv);
+  if (chunk) {
+    uint64_t next = 0;
+    if (!ReadNumber(text, pos, next)) {
+      error = "bad next cursor";
+      return std::nullopt;
+    }
+    reply.next_cursor = next;
+  }
   if (!ReadUpdatesBinary(text, pos, reply.updates, error)) return std::nullopt;
   return reply;
 }

@@ -38,10 +38,49 @@ TEST(WireTest, SyncRoundTrip) {
   ASSERT_TRUE(request.has_value()) << error;
   EXPECT_EQ(request->vv.at("y#2"), 9u);
   auto reply =
-      DecodeSyncReply(EncodeSyncReply({{{"x#1", 7}}, {MakeUpdate("k", "v", false)}}), error);
+      DecodeSyncReply(EncodeSyncReply({{{"x#1", 7}}, {MakeUpdate("k", "v", false)}, {}}), error);
   ASSERT_TRUE(reply.has_value()) << error;
   EXPECT_EQ(reply->vv.at("x#1"), 7u);
   ASSERT_EQ(reply->updates.size(), 1u);
+}
+
+TEST(WireTest, StreamedSyncRoundTrip) {
+  std::string error;
+  SyncRequest chunked{"a:1", {{"x#1", 5}}, true, 18446744073709551615ull, 4194304};
+  auto request = DecodeSyncRequest(EncodeSyncRequest(chunked), error);
+  ASSERT_TRUE(request.has_value()) << error;
+  EXPECT_EQ(request->cursor, chunked.cursor);
+  EXPECT_EQ(request->max_bytes, 4194304u);
+  EXPECT_TRUE(request->full);
+  // Absent (an older peer): 0, the whole answer at once.
+  request = DecodeSyncRequest(R"({"from":"a:1","vv":{}})", error);
+  ASSERT_TRUE(request.has_value()) << error;
+  EXPECT_EQ(request->cursor, 0u);
+  EXPECT_EQ(request->max_bytes, 0u);
+  for (const char* bad :
+       {R"({"from":"a","vv":{},"cursor":"-1"})",
+        R"({"from":"a","vv":{},"cursor":"18446744073709551616"})",
+        R"({"from":"a","vv":{},"cursor":" 1"})", R"({"from":"a","vv":{},"max_bytes":-5})"}) {
+    EXPECT_FALSE(DecodeSyncRequest(bad, error).has_value()) << bad;
+  }
+
+  SyncReply chunk{{{"x#1", 7}}, {MakeUpdate("k", "v", false)}, 123456789012345ull};
+  const std::string bytes = EncodeSyncReply(chunk);
+  EXPECT_TRUE(bytes.starts_with("KVS2"));
+  auto reply = DecodeSyncReply(bytes, error);
+  ASSERT_TRUE(reply.has_value()) << error;
+  EXPECT_EQ(reply->next_cursor, chunk.next_cursor);
+  ASSERT_EQ(reply->updates.size(), 1u);
+  // The last chunk (or a whole answer) is the KVS1 form older peers read.
+  chunk.next_cursor.reset();
+  EXPECT_TRUE(EncodeSyncReply(chunk).starts_with("KVS1"));
+  reply = DecodeSyncReply(EncodeSyncReply(chunk), error);
+  ASSERT_TRUE(reply.has_value()) << error;
+  EXPECT_FALSE(reply->next_cursor.has_value());
+  // Every cut of a chunk is refused.
+  for (size_t cut = 0; cut < bytes.size(); ++cut) {
+    EXPECT_FALSE(DecodeSyncReply(bytes.substr(0, cut), error).has_value()) << cut;
+  }
 }
 
 TEST(WireTest, ConfigRoundTrip) {

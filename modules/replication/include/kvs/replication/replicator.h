@@ -7,6 +7,13 @@
 // the answerer's store reflects every update its vector covers (LWW merge is a join), the
 // asker may then raise its vector to the answerer's.
 //
+// Every sync is a stream of chunks of at most ~transfer_chunk_bytes: the answerer walks its
+// store in walk-position order (Store::WalkPosition) from the asker's cursor, so neither side
+// holds more than a chunk, whatever the data size. The asker sends the same vector in every
+// chunk and raises its own only after the last one, to the vector the first chunk carried
+// (every later walk reflects at least that much). A stream that breaks leaves the vector
+// where it was; what was applied stays (LWW), and the next sync starts over.
+//
 // Thread-safe: all public methods may be called from request threads and timer threads.
 #pragma once
 
@@ -14,6 +21,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,7 +45,8 @@ namespace kvs::replication {
 struct ReplicationOptions {
   std::chrono::milliseconds dependency_wait{2000};
   std::chrono::milliseconds bootstrap_timeout{3000};
-  std::chrono::milliseconds sync_timeout{5000};
+  std::chrono::milliseconds sync_timeout{5000};  // per chunk
+  size_t transfer_chunk_bytes = 4u << 20;
   SenderOptions sender;
 };
 
@@ -71,8 +80,17 @@ class Replicator {
   // (a large sync reply may hold the buffer for a while).
   std::optional<size_t> TryApplyBatch(const ReplicateBatch& batch);
   SyncReply AnswerSync(const SyncRequest& request);
-  // Applies what a peer answered to our sync request; returns how many entries changed.
-  size_t ApplySyncReply(const SyncReply& reply);
+  // Applies what a peer answered to our sync request (a whole answer, or a stream's chunks
+  // in turn); returns how many entries changed.
+  size_t ApplySyncUpdates(const std::vector<Update>& updates);
+  // After the last chunk of a stream: raises the applied vector to `vv`, the answerer's vector
+  // from the stream's first chunk.
+  size_t FinishSync(const causal::VersionVector& vv);
+  // ApplySyncUpdates then FinishSync with the reply's vector (a one-chunk answer).
+  size_t ApplySyncReply(const SyncReply& reply) {
+    const size_t changed = ApplySyncUpdates(reply.updates);
+    return changed + FinishSync(reply.vv);
+  }
 
   // --- recovery from disk (before serving) ---
   void RestoreApplied(std::string_view origin, uint64_t seq) { applied_.Record(origin, seq); }
@@ -85,9 +103,12 @@ class Replicator {
   }
 
   // --- background work ---
-  // Start-up (after the configuration is settled): pull this shard's data from a live peer
-  // (bounded by bootstrap_timeout): everything for a node that starts empty, only what it
-  // lacks for one that recovered its data from disk. Marks the replica ready either way.
+  // Start-up (after the configuration is settled): pull this shard's data from a live peer:
+  // everything for a node that starts empty, only what it lacks for one that recovered its
+  // data from disk. A transfer runs as long as its chunks keep coming; a broken one is
+  // started again (from another peer if one answers) until bootstrap_timeout passes without
+  // a chunk. With no peer answering at all (a cluster starting), it starts with what it has.
+  // Marks the replica ready at the end.
   void Bootstrap();
   // One anti-entropy round: sync with every live shard peer, then collect tombstones that
   // every member has applied.
@@ -107,9 +128,22 @@ class Replicator {
   std::string MetricsText() const;
 
  private:
-  // Pulls from `peer` (within `timeout`, default sync_timeout); true when the peer answered.
+  struct TransferStats {
+    size_t chunks = 0;
+    size_t entries = 0;
+    uint64_t bytes = 0;
+  };
+  // Pulls from `peer`, chunk by chunk (each within sync_timeout, and all before `deadline`
+  // when one is given); true when the whole stream arrived.
   bool SyncWith(const std::string& peer, bool full = false,
-                std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+                std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt,
+                TransferStats* stats = nullptr);
+  // The entries `wanted` from walk position `cursor` on, in walk order, about `max_bytes` of
+  // them (at least one), into reply.updates; reply.next_cursor says where the next chunk
+  // starts (none: the walk is done).
+  void CollectChunk(uint64_t cursor, uint64_t max_bytes,
+                    const std::function<bool(const store::EntryView&)>& wanted,
+                    SyncReply& reply) const;
   // Whether this node, under its current layout, keeps `u`.
   bool Owned(const Update& u) const;
   // Stores one update and records it applied; true when the store changed.
@@ -165,6 +199,10 @@ class Replicator {
   std::atomic<uint64_t> tombstones_collected_{0};
   std::atomic<uint64_t> pending_dropped_{0};
   std::atomic<uint64_t> misrouted_{0};
+  std::atomic<uint64_t> chunks_sent_{0};
+  std::atomic<uint64_t> chunks_received_{0};
+  std::atomic<uint64_t> transfer_bytes_received_{0};
+  std::atomic<uint64_t> transfers_failed_{0};
 };
 
 }  // namespace kvs::replication

@@ -26,19 +26,29 @@ struct ReplicateBatch {
   std::string from;
   std::vector<Update> updates;
 };
-// POST /internal/sync        {"from":A,"vv":{origin:seq},"full":bool}   -> SyncReply
+// POST /internal/sync
+//   {"from":A,"vv":{origin:seq},"full":bool,"cursor":"<u64>","max_bytes":N}   -> SyncReply
 // `full` asks for every entry, including those moved in by a reshard (a new or restarted
 // member); otherwise entries written before the last reshard barrier are not offered again.
+// With max_bytes > 0 the answer is one chunk of a stream: the entries from walk position
+// `cursor` on, about max_bytes of them, and the cursor of the next chunk (none: the last).
+// The asker sends the same vv in every chunk of a stream. Without max_bytes (0, or absent:
+// older peers) the answer holds every entry at once.
 struct SyncRequest {
   std::string from;
   causal::VersionVector vv;
   bool full = false;
+  uint64_t cursor = 0;
+  uint64_t max_bytes = 0;
 };
-// {"vv":{...},"updates":[...]}: the answerer's applied vector (taken before it collected the
-// updates) and every entry whose write the asker's vector does not cover.
+// KVS1 netstring(vv) count updates...                (the whole answer, or a stream's last chunk)
+// KVS2 netstring(vv) netstring(next cursor) count updates...   (a chunk with more to come)
+// The answerer's applied vector (taken before it collected the updates) and the entries whose
+// write the asker's vector does not cover.
 struct SyncReply {
   causal::VersionVector vv;
   std::vector<Update> updates;
+  std::optional<uint64_t> next_cursor;
 };
 
 std::string EncodeBatch(const std::string& from, const std::vector<const Update*>& updates);

@@ -141,6 +141,12 @@ class Store {
   void ForEachInStripe(size_t stripe,
                        const std::function<void(std::string_view, const EntryView&)>& visit) const;
   static constexpr size_t stripe_count() { return kStripes; }
+  // A key's place in walk order (its hash). Stripes hold consecutive ranges of it, stripe i
+  // the positions with i in their top 6 bits, so a walk in pieces can stop at any position
+  // and go on from there (a chunked state transfer).
+  static uint64_t WalkPosition(std::string_view key) { return KeyHashCompare::hash(key); }
+  static size_t StripeOfPosition(uint64_t position) { return position >> 58; }
+  static uint64_t FirstPositionOfStripe(size_t stripe) { return uint64_t{stripe} << 58; }
 
   // Removes `key` if it has an entry for which `doomed(const EntryView&)` is true; returns
   // whether it did.
@@ -197,9 +203,8 @@ class Store {
   }
 
   // The stripe takes the hash's high bits; the buckets inside a stripe use its low bits.
-  static size_t StripeIndex(std::string_view key) {
-    return (KeyHashCompare::hash(key) >> 58) % kStripes;
-  }
+  static_assert(sizeof(size_t) == 8 && kStripes == 64, "walk positions assume 64-bit hashes");
+  static size_t StripeIndex(std::string_view key) { return StripeOfPosition(WalkPosition(key)); }
   Stripe& StripeFor(std::string_view key) { return stripes_[StripeIndex(key)]; }
   const Stripe& StripeFor(std::string_view key) const { return stripes_[StripeIndex(key)]; }
 
