@@ -95,9 +95,9 @@ const std::vector<Tunable>& Tunables() {
       {"kvs.storage.snapshot_min_log_bytes", "8388608",
        "a snapshot (and log truncation) starts once the log holds this many bytes and at least "
        "half the size of the last snapshot"},
-      {"kvs.storage.segment_bytes", "16777216",
-       "size of a log segment, preallocated so that an fsync need not grow the file; 0 = "
-       "segments grow as written"},
+      {"kvs.storage.segment_bytes", "4194304",
+       "size of a log segment; each is zero-filled ahead of use (a background thread "
+       "prepares the next) so that an fsync flushes only data; 0 = segments grow as written"},
       {"kvs.storage.repair", "false",
        "true (or --storage-repair): cut a damaged log or snapshot at the damage and catch up "
        "from the shard's peers, instead of refusing to start"},

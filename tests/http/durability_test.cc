@@ -64,10 +64,14 @@ std::string RecordBytes(const fs::path& path) {
   return ReadBytes(path).substr(0, reader.offset());
 }
 
-std::vector<fs::path> Files(const fs::path& dir, const std::string& prefix) {
+// The files of `dir` named <prefix>...<suffix>, sorted (log segments: "wal-", ".log"; the
+// segment being zero-filled ahead of use, wal-next.tmp, is not one).
+std::vector<fs::path> Files(const fs::path& dir, const std::string& prefix,
+                            const std::string& suffix = "") {
   std::vector<fs::path> out;
   for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().filename().string().starts_with(prefix)) out.push_back(e.path());
+    const std::string name = e.path().filename().string();
+    if (name.starts_with(prefix) && name.ends_with(suffix)) out.push_back(e.path());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -144,7 +148,7 @@ class DurabilityTest : public ::testing::Test {
     return present;
   }
   fs::path LastSegment() {
-    auto segments = Files(data_.path(), "wal-");
+    auto segments = Files(data_.path(), "wal-", ".log");
     return segments.empty() ? fs::path() : segments.back();
   }
 
@@ -205,7 +209,7 @@ TEST_F(DurabilityTest, TornTailKeepsExactlyTheWholeRecordsBeforeTheCut) {
     server_->Stop();
     server_.reset();
     // The run above started a new segment and truncated this one: restore for the next cut.
-    for (const fs::path& s : Files(data_.path(), "wal-")) {
+    for (const fs::path& s : Files(data_.path(), "wal-", ".log")) {
       if (s != segment) fs::remove(s);
     }
   }

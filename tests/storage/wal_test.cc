@@ -121,7 +121,8 @@ TEST(WalTest, FullSegmentsAreFollowedByNewPreallocatedOnes) {
   ASSERT_TRUE(wal) << error;
   struct stat st {};
   ASSERT_EQ(::stat((dir.path() + "/" + SegmentName(1)).c_str(), &st), 0);
-  EXPECT_EQ(st.st_size, 4096);  // preallocated before anything is written
+  EXPECT_EQ(st.st_size, 4096);          // preallocated before anything is written
+  EXPECT_GE(st.st_blocks * 512, 4096);  // with its blocks written (zeros), not a sparse file
   std::vector<std::string> expected;
   for (uint64_t i = 0; i < 200; ++i) {
     expected.push_back(EncodeApplied(std::string(80, 'o'), i));
@@ -130,6 +131,13 @@ TEST(WalTest, FullSegmentsAreFollowedByNewPreallocatedOnes) {
   const uint64_t last = wal->segment();
   wal->Close();
   EXPECT_GE(last, 4u);  // 200 records of ~100 bytes fill several 4 KiB segments
+  for (uint64_t n = 1; n <= last; ++n) {
+    ASSERT_EQ(::stat((dir.path() + "/" + SegmentName(n)).c_str(), &st), 0);
+    EXPECT_GE(st.st_size, 4096) << n;
+    EXPECT_GE(st.st_blocks * 512, 4096) << n;
+  }
+  // The segment the background thread had ready for the next rotation is gone with the log.
+  EXPECT_NE(::stat((dir.path() + "/wal-next.tmp").c_str(), &st), 0);
   std::vector<std::string> read;
   for (uint64_t n = 1; n <= last; ++n) {
     for (std::string& p : Payloads(dir.path() + "/" + SegmentName(n))) read.push_back(p);

@@ -33,9 +33,10 @@ struct WalOptions {
   FsyncPolicy fsync = FsyncPolicy::kAlways;
   std::chrono::milliseconds fsync_interval{1000};
   std::chrono::milliseconds retry_after_error{200};
-  // A segment is preallocated to this size and, once full, synced and followed by the next
-  // one; 0: neither (a segment changes only on Rotate).
-  uint64_t segment_bytes = 16ull << 20;
+  // A segment is preallocated (zero-filled) to this size and, once full, synced and followed
+  // by the next one, which a background thread zero-fills ahead of time; 0: neither (a
+  // segment changes only on Rotate).
+  uint64_t segment_bytes = 4ull << 20;
 };
 
 // File name of segment `n` in a data directory.
@@ -94,6 +95,10 @@ class Wal {
   bool Sync();
   bool OpenNextSegment();
   void Notify();
+  // The preparer thread: keeps one zero-filled segment ready under kPreparedSegment.
+  void Prepare();
+  std::string PreparedPath() const;
+  static constexpr const char* kPreparedSegment = "wal-next.tmp";
 
   const std::string dir_;
   const WalOptions options_;
@@ -132,6 +137,13 @@ class Wal {
   void SetError(std::string error);
 
   std::thread writer_;
+
+  std::mutex prep_mu_;
+  std::condition_variable prep_cv_;
+  bool prepared_ = false;    // GUARDED_BY(prep_mu_): kPreparedSegment is ready to be used
+  bool prep_retry_ = false;  // GUARDED_BY(prep_mu_): a failed preparation may be tried again
+  bool prep_stop_ = false;   // GUARDED_BY(prep_mu_)
+  std::thread preparer_;
 };
 
 }  // namespace kvs::storage
