@@ -77,6 +77,10 @@ const std::vector<Tunable>& Tunables() {
       {"kvs.replication.bootstrap_timeout_ms", "3000",
        "at start, how long to go on trying to load the shard's data from peers without "
        "receiving anything (a transfer that keeps sending is never cut off)"},
+      {"kvs.replication.recent_updates", "65536",
+       "the keys of this many recent updates are kept (~60 bytes each), so that a peer "
+       "missing only recent updates (a restart, a short partition, a dependency pull) gets "
+       "them without a walk of the store; 0 = always walk"},
       {"kvs.replication.transfer_chunk_bytes", "4194304",
        "state transfers (bootstrap, catch-up, anti-entropy) move data in chunks of about "
        "this size"},

@@ -1,5 +1,8 @@
 #include "kvs/replication/applied_tracker.h"
 
+#include <algorithm>
+#include <iterator>
+
 namespace kvs::replication {
 
 void AppliedTracker::Advance(OriginState& state) {
@@ -10,18 +13,59 @@ void AppliedTracker::Advance(OriginState& state) {
   }
 }
 
-void AppliedTracker::Record(std::string_view origin, uint64_t seq) {
-  std::lock_guard lock(mu_);
+AppliedTracker::OriginState& AppliedTracker::StateOf(std::string_view origin) {
   auto it = origins_.find(std::string(origin));
   if (it == origins_.end()) it = origins_.emplace(std::string(origin), OriginState{}).first;
-  OriginState& state = it->second;
-  if (seq <= state.contiguous) return;
+  return it->second;
+}
+
+bool AppliedTracker::Apply(OriginState& state, uint64_t seq) {
+  if (seq <= state.contiguous || state.above.contains(seq)) return false;
   if (seq == state.contiguous + 1) {
     state.contiguous = seq;
   } else {
     state.above.insert(seq);
   }
   Advance(state);
+  return true;
+}
+
+void AppliedTracker::RaiseFloor(OriginState& state, uint64_t floor) {
+  if (floor <= state.floor) return;
+  state.floor = floor;
+  while (!state.recent.empty() && state.recent.front().first < floor) {
+    state.recent.pop_front();
+    --recent_count_;
+  }
+}
+
+void AppliedTracker::Record(std::string_view origin, uint64_t seq) {
+  std::lock_guard lock(mu_);
+  OriginState& state = StateOf(origin);
+  if (Apply(state, seq)) RaiseFloor(state, seq + 1);  // its key is not known here
+}
+
+void AppliedTracker::Record(std::string_view origin, uint64_t seq, std::string_view key) {
+  std::lock_guard lock(mu_);
+  OriginState& state = StateOf(origin);
+  if (!Apply(state, seq)) return;
+  if (capacity_ == 0) {
+    RaiseFloor(state, seq + 1);
+    return;
+  }
+  if (seq < state.floor) return;
+  // Almost always the newest of its origin; a late one is put in its place.
+  auto at = state.recent.end();
+  while (at != state.recent.begin() && std::prev(at)->first > seq) --at;
+  state.recent.emplace(at, seq, std::string(key));
+  ++recent_count_;
+  order_.emplace_back(&state, seq);
+  // Room: the oldest recorded key goes, and its origin's floor past it.
+  while (order_.size() > capacity_) {
+    auto [oldest, oldest_seq] = order_.front();
+    order_.pop_front();
+    RaiseFloor(*oldest, oldest_seq + 1);
+  }
 }
 
 void AppliedTracker::RaiseTo(const causal::VersionVector& vv) {
@@ -29,10 +73,46 @@ void AppliedTracker::RaiseTo(const causal::VersionVector& vv) {
   for (const auto& [origin, seq] : vv) {
     OriginState& state = origins_[origin];
     if (seq <= state.contiguous) continue;
+    // Updates covered by the raise, not applied one by one: their keys are not known here.
+    uint64_t covered_without_key = 0;
+    for (uint64_t s = seq; s > state.contiguous; --s) {
+      if (!state.above.contains(s)) {
+        covered_without_key = s;
+        break;
+      }
+    }
     state.contiguous = seq;
     state.above.erase(state.above.begin(), state.above.upper_bound(seq));
     Advance(state);
+    if (covered_without_key > 0) RaiseFloor(state, covered_without_key + 1);
   }
+}
+
+std::optional<std::vector<std::string>> AppliedTracker::KeysAfter(const causal::VersionVector& vv,
+                                                                  size_t max_keys) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> keys;
+  for (const auto& [origin, state] : origins_) {
+    auto it = vv.find(origin);
+    const uint64_t have = it == vv.end() ? 0 : it->second;
+    const uint64_t newest = state.above.empty() ? state.contiguous : *state.above.rbegin();
+    if (newest <= have) continue;
+    if (state.floor > have + 1) return std::nullopt;  // some of them have no key here
+    auto from = std::upper_bound(state.recent.begin(), state.recent.end(), have,
+                                 [](uint64_t seq, const std::pair<uint64_t, std::string>& item) {
+                                   return seq < item.first;
+                                 });
+    if (keys.size() + static_cast<size_t>(state.recent.end() - from) > max_keys) {
+      return std::nullopt;
+    }
+    for (; from != state.recent.end(); ++from) keys.push_back(from->second);
+  }
+  return keys;
+}
+
+size_t AppliedTracker::recent_count() const {
+  std::lock_guard lock(mu_);
+  return recent_count_;
 }
 
 bool AppliedTracker::Covers(std::string_view origin, uint64_t seq) const {

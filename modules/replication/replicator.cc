@@ -27,7 +27,8 @@ Replicator::Replicator(store::Store& store, causal::HybridClock& clock,
       client_(client),
       options_(options),
       self_(cluster.self().ToString()),
-      journal_(journal) {}
+      journal_(journal),
+      applied_(options.recent_updates) {}
 
 Replicator::~Replicator() {
   std::unique_lock lock(senders_mu_);
@@ -81,7 +82,7 @@ void Replicator::RefreshPeers() {
 }
 
 void Replicator::OnLocalWrite(const std::string& key, const store::Entry& entry) {
-  applied_.Record(entry.version.origin, entry.version.seq);
+  applied_.Record(entry.version.origin, entry.version.seq, key);
   auto update = std::make_shared<const Update>(Update{key, entry});
   std::shared_lock lock(senders_mu_);
   for (auto& [peer, sender] : senders_) sender->Enqueue(update);
@@ -108,7 +109,7 @@ bool Replicator::ApplyOne(const Update& u) {
       journal_->LogApplied(u.entry.version.origin, u.entry.version.seq);
     }
   }
-  applied_.Record(u.entry.version.origin, u.entry.version.seq);
+  applied_.Record(u.entry.version.origin, u.entry.version.seq, u.key);
   return changed;
 }
 
@@ -203,6 +204,16 @@ SyncReply Replicator::AnswerSync(const SyncRequest& request) {
     const uint64_t covered = it == request.vv.end() ? 0 : it->second;
     return entry.version.seq > covered;
   };
+  // A delta the recent keys cover: just those keys' entries, no walk of the store. (A later
+  // chunk whose keys are no longer all kept walks from its cursor instead: same answer.)
+  if (!request.full) {
+    if (auto keys = applied_.KeysAfter(request.vv, options_.recent_updates)) {
+      ChunkFromKeys(std::move(*keys), request.cursor, request.max_bytes, wanted, reply);
+      syncs_from_recent_.fetch_add(1, std::memory_order_relaxed);
+      return reply;
+    }
+  }
+  syncs_walked_.fetch_add(1, std::memory_order_relaxed);
   if (request.max_bytes == 0) {  // an asker that does not stream: everything at once
     store_.ForEach([&](std::string_view key, const store::EntryView& entry) {
       if (wanted(entry)) reply.updates.push_back(Update{std::string(key), entry.ToEntry()});
@@ -212,6 +223,37 @@ SyncReply Replicator::AnswerSync(const SyncRequest& request) {
   CollectChunk(request.cursor, request.max_bytes, wanted, reply);
   chunks_sent_.fetch_add(1, std::memory_order_relaxed);
   return reply;
+}
+
+void Replicator::ChunkFromKeys(std::vector<std::string> keys, uint64_t cursor, uint64_t max_bytes,
+                               const std::function<bool(const store::EntryView&)>& wanted,
+                               SyncReply& reply) const {
+  // In walk order from the cursor, as a walk's chunks are, so that chunks from keys and from
+  // walks can follow each other in one stream.
+  std::vector<std::pair<uint64_t, const std::string*>> order;
+  order.reserve(keys.size());
+  for (const std::string& key : keys) {
+    const uint64_t position = store::Store::WalkPosition(key);
+    if (position >= cursor) order.emplace_back(position, &key);
+  }
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : *a.second < *b.second;
+  });
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    const auto& [position, key] = order[i];
+    if (i > 0 && *key == *order[i - 1].second) continue;  // listed twice
+    if (max_bytes > 0 && bytes >= max_bytes && position != order[i - 1].first) {
+      reply.next_cursor = position;
+      return;
+    }
+    store_.Read(*key, [&](const store::EntryView& entry) {
+      if (!wanted(entry)) return;
+      bytes +=
+          key->size() + entry.value.size() + entry.meta.size() + entry.version.origin.size() + 32;
+      reply.updates.push_back(Update{*key, entry.ToEntry()});
+    });
+  }
 }
 
 void Replicator::CollectChunk(uint64_t cursor, uint64_t max_bytes,
@@ -560,6 +602,11 @@ std::string Replicator::MetricsText() const {
   counter("kvs_replication_misrouted_total",
           "Received updates ignored: key owned by another shard or layout newer than ours.",
           misrouted_.load());
+  counter("kvs_sync_answered_from_recent_total",
+          "Sync requests answered from the keys of recent updates (no walk of the store).",
+          syncs_from_recent_.load());
+  counter("kvs_sync_store_walks_total",
+          "Sync requests (or stream chunks) answered by walking the store.", syncs_walked_.load());
   counter("kvs_transfer_chunks_sent_total", "State-transfer chunks answered to peers.",
           chunks_sent_.load());
   counter("kvs_transfer_chunks_received_total", "State-transfer chunks received from peers.",

@@ -119,5 +119,47 @@ TEST_F(TransferTest, WipedReplicaLoadsInChunksAndIsNeverReadyOrWrongBeforeItHold
   }
 }
 
+// Default chunk size and recent-update keys; fsync=never to write fast.
+class CatchUpTest : public TransferTest {
+ protected:
+  ClusterOptions Options() const override {
+    ClusterOptions options;
+    options.extra_env = {{"KVS_STORAGE_FSYNC", "never"}};
+    return options;
+  }
+};
+
+// A replica that restarts with its disk asks only for what it missed, and its peers answer
+// from the keys of recent updates they keep: nobody walks the store for it.
+TEST_F(CatchUpTest, RestartedReplicaCatchesUpFromRecentUpdatesWithoutAWalk) {
+  constexpr int kBefore = 2000, kWhileDown = 500;
+  for (int i = 0; i < kBefore; ++i) {
+    ASSERT_EQ(PutKey(node(i % 2), Key(i), Value(i), "").status, 201) << Key(i);
+  }
+  ASSERT_TRUE(Eventually([&] { return GetKeyCount(node(2), 0) == kBefore; }, milliseconds(20000),
+                         milliseconds(100)));
+  ASSERT_TRUE(cluster().Kill(2));
+  for (int i = kBefore; i < kBefore + kWhileDown; ++i) {
+    ASSERT_EQ(PutKey(node(i % 2), Key(i), Value(i), "").status, 201) << Key(i);
+  }
+  auto sum = [&](std::string_view metric) {
+    double total = 0;
+    for (int n : {0, 1}) total += GetMetric(node(n), metric).value_or(-1e9);
+    return total;
+  };
+  const double walks_before = sum("kvs_sync_store_walks_total");
+  const double recent_before = sum("kvs_sync_answered_from_recent_total");
+  ASSERT_TRUE(cluster().Restart(2, NetnsCluster::Data::kKeep));
+  ASSERT_TRUE(cluster().WaitReady(2, milliseconds(30000)));
+  EXPECT_EQ(GetKeyCount(node(2), 0), kBefore + kWhileDown);
+  for (int i = kBefore; i < kBefore + kWhileDown; i += 7) {
+    const auto read = ParseRead(GetKey(node(2), Key(i), ""));
+    ASSERT_TRUE(read.has_value()) << Key(i);
+    EXPECT_EQ(read->value, Value(i)) << Key(i);
+  }
+  EXPECT_EQ(sum("kvs_sync_store_walks_total"), walks_before) << "a peer walked its store";
+  EXPECT_GT(sum("kvs_sync_answered_from_recent_total"), recent_before);
+}
+
 }  // namespace
 }  // namespace kvs::cluster_test

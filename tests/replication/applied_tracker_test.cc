@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace kvs::replication {
 namespace {
 
@@ -31,6 +34,60 @@ TEST(AppliedTrackerTest, RaiseToJumpsAndAbsorbsLaterSeqs) {
   EXPECT_EQ(t.Contiguous("o#1"), 8u);
   EXPECT_EQ(t.Contiguous("p#1"), 2u);
   EXPECT_EQ(t.Contiguous("unknown#1"), 0u);
+}
+
+using Keys = std::vector<std::string>;
+
+TEST(AppliedTrackerTest, KeysAfterListsWhatAVectorLacks) {
+  AppliedTracker t(100);
+  t.Record("o#1", 1, "a");
+  t.Record("o#1", 2, "b");
+  t.Record("p#1", 1, "c");
+  t.Record("o#1", 4, "d");  // out of order: 3 not yet here
+  EXPECT_EQ(t.KeysAfter({{"o#1", 1}, {"p#1", 1}}, 100), (Keys{"b", "d"}));
+  EXPECT_EQ(t.KeysAfter({{"o#1", 4}, {"p#1", 1}}, 100), Keys{});
+  t.Record("o#1", 3, "e");  // the late one takes its place in order
+  EXPECT_EQ(t.KeysAfter({{"o#1", 2}, {"p#1", 1}}, 100), (Keys{"e", "d"}));
+  EXPECT_EQ(t.KeysAfter({{"p#1", 1}}, 100), (Keys{"a", "b", "e", "d"}));
+  // More keys than the caller takes: it walks instead.
+  EXPECT_FALSE(t.KeysAfter({}, 4).has_value());
+  t.Record("o#1", 2, "b");  // a duplicate is not listed twice
+  EXPECT_EQ(t.KeysAfter({{"o#1", 1}, {"p#1", 1}}, 100), (Keys{"b", "e", "d"}));
+}
+
+TEST(AppliedTrackerTest, KeysAfterRefusesWhatItNoLongerHolds) {
+  AppliedTracker t(3);
+  for (uint64_t s = 1; s <= 5; ++s) t.Record("o#1", s, "k" + std::to_string(s));
+  EXPECT_EQ(t.recent_count(), 3u);  // 1 and 2 dropped for room
+  EXPECT_EQ(t.KeysAfter({{"o#1", 2}}, 100), (Keys{"k3", "k4", "k5"}));
+  EXPECT_FALSE(t.KeysAfter({{"o#1", 1}}, 100).has_value());  // 2 is gone
+  EXPECT_FALSE(t.KeysAfter({}, 100).has_value());
+
+  // An update recorded without its key (recovery) or covered by a raise (a state sync that
+  // did not carry it) cannot be listed: a vector that lacks it gets nothing from here.
+  AppliedTracker u(100);
+  u.Record("o#1", 1, "a");
+  u.Record("o#1", 2);
+  u.Record("o#1", 3, "c");
+  EXPECT_FALSE(u.KeysAfter({{"o#1", 1}}, 100).has_value());
+  EXPECT_EQ(u.KeysAfter({{"o#1", 2}}, 100), Keys{"c"});
+  u.Record("o#1", 5, "e");
+  u.RaiseTo({{"o#1", 7}});  // 4, 6 and 7 came without keys
+  EXPECT_FALSE(u.KeysAfter({{"o#1", 3}}, 100).has_value());
+  EXPECT_FALSE(u.KeysAfter({{"o#1", 6}}, 100).has_value());
+  EXPECT_EQ(u.KeysAfter({{"o#1", 7}}, 100), Keys{});
+  u.Record("o#1", 8, "h");
+  EXPECT_EQ(u.KeysAfter({{"o#1", 7}}, 100), Keys{"h"});
+  // A raise that covers only what was recorded with keys keeps them.
+  u.Record("o#1", 10, "j");
+  u.Record("o#1", 9, "i");
+  u.RaiseTo({{"o#1", 10}});
+  EXPECT_EQ(u.KeysAfter({{"o#1", 7}}, 100), (Keys{"h", "i", "j"}));
+  // Without room for any key, nothing is ever listed but an empty answer.
+  AppliedTracker none;
+  none.Record("o#1", 1, "a");
+  EXPECT_FALSE(none.KeysAfter({}, 100).has_value());
+  EXPECT_EQ(none.KeysAfter({{"o#1", 1}}, 100), Keys{});
 }
 
 }  // namespace

@@ -12,10 +12,18 @@
 namespace kvs::replication {
 namespace {
 
+ReplicationOptions WithRecent(size_t recent_updates) {
+  ReplicationOptions options;
+  options.recent_updates = recent_updates;
+  return options;
+}
+
 struct Replica {
-  explicit Replica(const cluster::Address& self, const std::vector<cluster::Address>& members)
+  // `recent_updates`: how many recent keys it keeps (0: every sync it answers walks).
+  explicit Replica(const cluster::Address& self, const std::vector<cluster::Address>& members,
+                   size_t recent_updates = ReplicationOptions{}.recent_updates)
       : cluster(self, members, cluster::InitialAssignment(members, 1)),
-        replicator(store, clock, cluster, peers, ReplicationOptions{}),
+        replicator(store, clock, cluster, peers, WithRecent(recent_updates)),
         coordinator(store, clock, replicator, self.ToString() + "#1") {
     // Peers are out of the view here, so bootstrap and anti-entropy leave them alone.
     for (const auto& m : members) cluster.RemoveFromView(m);
@@ -174,15 +182,25 @@ size_t StreamPull(
 }
 
 TEST_F(ReplicatorTest, StreamedSyncSendsEveryEntryOnceInBoundedChunks) {
+  // Answered from the recent keys (a keeps them all) and from walks (c keeps none; d keeps
+  // only the last 1000, too few for an asker that has nothing).
+  const cluster::Address c{"127.0.0.1", 3}, d{"127.0.0.1", 4};
+  Replica rc{c, {a_, c}, 0}, rd{d, {a_, d}, 1000};
   const std::string value(200, 'v');
-  for (int i = 0; i < 3000; ++i) ra_.coordinator.Put("key" + std::to_string(i), value, ctx_);
-  for (int i = 0; i < 100; ++i) ra_.coordinator.Delete("key" + std::to_string(i * 7), ctx_);
-  const size_t chunks = StreamPull(rb_, ra_, 16 * 1024);
-  EXPECT_GE(chunks, 30u);  // ~0.8 MB in 16 KiB chunks
-  EXPECT_EQ(rb_.store.size(), 3000u);
-  EXPECT_EQ(rb_.store.live_count(), 2900);
-  EXPECT_EQ(rb_.replicator.AppliedVector(), ra_.replicator.AppliedVector());
-  EXPECT_EQ(Pull(rb_, ra_), 0u);  // nothing left
+  for (Replica* r : {&ra_, &rc, &rd}) {
+    for (int i = 0; i < 3000; ++i) r->coordinator.Put("key" + std::to_string(i), value, ctx_);
+    for (int i = 0; i < 100; ++i) r->coordinator.Delete("key" + std::to_string(i * 7), ctx_);
+  }
+  for (Replica* from : {&ra_, &rc, &rd}) {
+    const cluster::Address e{"127.0.0.1", 5};
+    Replica to{e, {from->cluster.self(), e}};
+    const size_t chunks = StreamPull(to, *from, 16 * 1024);
+    EXPECT_GE(chunks, 30u);  // ~0.8 MB in 16 KiB chunks
+    EXPECT_EQ(to.store.size(), 3000u);
+    EXPECT_EQ(to.store.live_count(), 2900);
+    EXPECT_EQ(to.replicator.AppliedVector(), from->replicator.AppliedVector());
+    EXPECT_EQ(Pull(to, *from), 0u);  // nothing left
+  }
 }
 
 TEST_F(ReplicatorTest, StreamedSyncNeverClaimsWritesMadeWhileItRan) {
@@ -218,6 +236,44 @@ TEST_F(ReplicatorTest, StreamedSyncNeverClaimsWritesMadeWhileItRan) {
     ASSERT_TRUE(mine.has_value()) << key;
     EXPECT_EQ(mine->value, e.value) << key;
   });
+}
+
+TEST_F(ReplicatorTest, DeltaOfRecentWritesIsAnsweredWithoutAWalkAndMatchesOne) {
+  for (int i = 0; i < 500; ++i) ra_.coordinator.Put("k" + std::to_string(i), "v1", ctx_);
+  Pull(rb_, ra_);
+  // b misses the next writes (no broadcast here): overwrites, new keys and deletes.
+  for (int i = 0; i < 500; i += 5) ra_.coordinator.Put("k" + std::to_string(i), "v2", ctx_);
+  for (int i = 500; i < 520; ++i) ra_.coordinator.Put("k" + std::to_string(i), "v1", ctx_);
+  for (int i = 1; i < 500; i += 50) ra_.coordinator.Delete("k" + std::to_string(i), ctx_);
+  const SyncRequest delta{"b", rb_.replicator.AppliedVector()};
+  auto counter = [&](const std::string& name) {
+    const std::string text = ra_.replicator.MetricsText();
+    const size_t at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stoll(text.substr(at + name.size() + 2));
+  };
+  const long long recent_before = counter("kvs_sync_answered_from_recent_total");
+  const long long walks_before = counter("kvs_sync_store_walks_total");
+  SyncReply quick = ra_.replicator.AnswerSync(delta);
+  EXPECT_EQ(counter("kvs_sync_answered_from_recent_total"), recent_before + 1);
+  EXPECT_EQ(counter("kvs_sync_store_walks_total"), walks_before);
+  // The same answer a walk gives (a fresh replica with nothing recent must walk).
+  SyncReply walked;
+  ra_.store.ForEach([&](std::string_view key, const store::EntryView& e) {
+    auto it = delta.vv.find(e.version.origin);
+    if (it == delta.vv.end() || e.version.seq > it->second) {
+      walked.updates.push_back(Update{std::string(key), e.ToEntry()});
+    }
+  });
+  auto keys = [](const SyncReply& r) {
+    std::set<std::string> out;
+    for (const Update& u : r.updates) out.insert(u.key);
+    return out;
+  };
+  EXPECT_EQ(keys(quick), keys(walked));
+  EXPECT_EQ(quick.updates.size(), 100u + 20u + 10u);
+  rb_.replicator.ApplySyncReply(quick);
+  EXPECT_EQ(rb_.store.live_count(), ra_.store.live_count());
+  EXPECT_EQ(rb_.replicator.AppliedVector(), ra_.replicator.AppliedVector());
 }
 
 }  // namespace

@@ -1,15 +1,24 @@
 // Which updates this replica has applied, per origin: the contiguous prefix 1..n (the version
 // vector peers and clients compare against) plus any later sequence numbers applied out of
-// order. Thread-safe (one mutex; every operation is short).
-// Invariant: for each origin, every number in `above` is > contiguous + 1.
+// order. It also keeps the keys of the most recent updates (up to `recent_capacity` of them,
+// oldest dropped first), by origin and sequence number: a peer that lacks only recent updates
+// is told their keys (KeysAfter) instead of walking the whole store for them.
+// Thread-safe (one mutex; every operation is short, KeysAfter linear in what it returns).
+// Invariants, for each origin:
+//   - every number in `above` is > contiguous + 1;
+//   - every update applied here with seq >= floor has its key in `recent` (an update recorded
+//     without its key, covered by a raise, or dropped for room, moves floor past itself).
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "kvs/causal/metadata.h"
 
@@ -17,8 +26,14 @@ namespace kvs::replication {
 
 class AppliedTracker {
  public:
+  explicit AppliedTracker(size_t recent_capacity = 0) : capacity_(recent_capacity) {}
+  AppliedTracker(const AppliedTracker&) = delete;
+  AppliedTracker& operator=(const AppliedTracker&) = delete;
+
   // Records that update (origin, seq) is reflected in the store.
   void Record(std::string_view origin, uint64_t seq);
+  // Record, and remembers that the update wrote `key`.
+  void Record(std::string_view origin, uint64_t seq, std::string_view key);
   // Records that everything up to `vv` is reflected in the store (after a state sync).
   void RaiseTo(const causal::VersionVector& vv);
   // True when (origin, seq) has been applied (contiguously or not).
@@ -29,16 +44,33 @@ class AppliedTracker {
   bool HasGaps() const;
   // The contiguous prefixes as a version vector.
   causal::VersionVector Snapshot() const;
+  // The keys of every update applied here that `vv` does not cover (in origin, then sequence
+  // order; a key may repeat), when the recent keys hold all of them and there are at most
+  // `max_keys`; nullopt otherwise (the caller walks the store instead).
+  std::optional<std::vector<std::string>> KeysAfter(const causal::VersionVector& vv,
+                                                    size_t max_keys) const;
+  size_t recent_count() const;
 
  private:
   struct OriginState {
     uint64_t contiguous = 0;
     std::set<uint64_t> above;
+    uint64_t floor = 1;
+    std::deque<std::pair<uint64_t, std::string>> recent;  // by seq
   };
   static void Advance(OriginState& state);
+  // Applies (origin, seq); false when it was applied already. REQUIRES: mu_ held.
+  bool Apply(OriginState& state, uint64_t seq);
+  // Moves state.floor up to `floor`, dropping the keys below it. REQUIRES: mu_ held.
+  void RaiseFloor(OriginState& state, uint64_t floor);
+  OriginState& StateOf(std::string_view origin);  // REQUIRES: mu_ held
 
+  const size_t capacity_;
   mutable std::mutex mu_;
   std::unordered_map<std::string, OriginState> origins_;  // GUARDED_BY(mu_)
+  // Recent keys in the order they were recorded (entries already dropped are skipped).
+  std::deque<std::pair<OriginState*, uint64_t>> order_;  // GUARDED_BY(mu_)
+  size_t recent_count_ = 0;                              // GUARDED_BY(mu_)
 };
 
 }  // namespace kvs::replication

@@ -47,6 +47,9 @@ struct ReplicationOptions {
   std::chrono::milliseconds bootstrap_timeout{3000};
   std::chrono::milliseconds sync_timeout{5000};  // per chunk
   size_t transfer_chunk_bytes = 4u << 20;
+  // Keys of this many recent updates are kept (AppliedTracker): a peer that lacks only those
+  // gets them without a walk of the store.
+  size_t recent_updates = 65536;
   SenderOptions sender;
 };
 
@@ -61,7 +64,9 @@ class Replicator {
   // Records a local write as applied and queues it for every live shard peer.
   void OnLocalWrite(const std::string& key, const store::Entry& entry);
   // Records a local write as applied when there is no peer to send it to.
-  void RecordLocalWrite(std::string_view origin, uint64_t seq) { applied_.Record(origin, seq); }
+  void RecordLocalWrite(std::string_view origin, uint64_t seq, std::string_view key) {
+    applied_.Record(origin, seq, key);
+  }
   // Whether this replica has shard peers to broadcast to.
   bool has_peers() const { return has_peers_.load(std::memory_order_acquire); }
   // Blocks (bounded) until this replica has applied every same-shard dependency in `m`,
@@ -141,6 +146,10 @@ class Replicator {
   // The entries `wanted` from walk position `cursor` on, in walk order, about `max_bytes` of
   // them (at least one), into reply.updates; reply.next_cursor says where the next chunk
   // starts (none: the walk is done).
+  // CollectChunk over just `keys` (the keys of recent updates), no walk of the store.
+  void ChunkFromKeys(std::vector<std::string> keys, uint64_t cursor, uint64_t max_bytes,
+                     const std::function<bool(const store::EntryView&)>& wanted,
+                     SyncReply& reply) const;
   void CollectChunk(uint64_t cursor, uint64_t max_bytes,
                     const std::function<bool(const store::EntryView&)>& wanted,
                     SyncReply& reply) const;
@@ -200,6 +209,8 @@ class Replicator {
   std::atomic<uint64_t> pending_dropped_{0};
   std::atomic<uint64_t> misrouted_{0};
   std::atomic<uint64_t> chunks_sent_{0};
+  std::atomic<uint64_t> syncs_from_recent_{0};
+  std::atomic<uint64_t> syncs_walked_{0};
   std::atomic<uint64_t> chunks_received_{0};
   std::atomic<uint64_t> transfer_bytes_received_{0};
   std::atomic<uint64_t> transfers_failed_{0};
