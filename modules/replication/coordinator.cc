@@ -105,7 +105,7 @@ store::WriteResult Coordinator::Write(const std::string& key, std::string value,
   if (written) {
     replicator_.OnLocalWrite(key, *written);
   } else if (stored_seq != 0) {
-    replicator_.RecordLocalWrite(origin_, stored_seq, key);
+    replicator_.RecordLocalWrite(origin_, stored_seq);
   }
   return result;
 }

@@ -63,10 +63,9 @@ class Replicator {
   // --- write path (Coordinator) ---
   // Records a local write as applied and queues it for every live shard peer.
   void OnLocalWrite(const std::string& key, const store::Entry& entry);
-  // Records a local write as applied when there is no peer to send it to.
-  void RecordLocalWrite(std::string_view origin, uint64_t seq, std::string_view key) {
-    applied_.Record(origin, seq, key);
-  }
+  // Records a local write as applied when there is no peer to send it to (and so nobody to
+  // ask for it: its key is not kept among the recent ones).
+  void RecordLocalWrite(std::string_view origin, uint64_t seq) { applied_.Record(origin, seq); }
   // Whether this replica has shard peers to broadcast to.
   bool has_peers() const { return has_peers_.load(std::memory_order_acquire); }
   // Blocks (bounded) until this replica has applied every same-shard dependency in `m`,
