@@ -86,6 +86,7 @@ store::WriteResult Coordinator::Write(const std::string& key, std::string value,
         // Numbered under the key's lock so that a skipped write never consumes a number.
         const uint64_t seq = seq_.fetch_add(1, std::memory_order_acq_rel) + 1;
         causal::Metadata after = client.metadata;
+        replicator_.PruneSatisfied(after);
         causal::Observe(after, origin_, seq);
         wire_out = causal::Encode(after);
         store::Entry entry;
@@ -157,6 +158,7 @@ OpResult Coordinator::Get(const std::string& key, const ClientContext& client) {
       }
     }
     causal::Metadata merged = client.metadata;
+    replicator_.PruneSatisfied(merged);
     causal::Observe(merged, dot_origin, dot_seq);
     result.metadata = causal::Encode(merged);
     return result;
@@ -170,6 +172,7 @@ OpResult Coordinator::Get(const std::string& key, const ClientContext& client) {
   causal::Metadata merged = client.metadata;
   if (const auto* stored_meta = std::get_if<causal::Metadata>(&stored);
       stored_meta != nullptr && causal::MergeInto(merged, *stored_meta)) {
+    replicator_.PruneSatisfied(merged);
     result.metadata = causal::Encode(merged);
   } else {
     result.metadata = std::string(client.wire);

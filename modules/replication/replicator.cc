@@ -3,6 +3,8 @@
 #include <Poco/Logger.h>
 
 #include <algorithm>
+#include <iterator>
+#include <memory>
 #include <thread>
 #include <tuple>
 #include <variant>
@@ -420,6 +422,57 @@ void Replicator::AntiEntropyRound() {
   if (full_sync_wanted_.load(std::memory_order_acquire)) CatchUp();
   for (const std::string& peer : ShardPeers(/*live_only=*/true)) SyncWith(peer);
   CollectTombstones();
+  RefreshStable();
+}
+
+void Replicator::RefreshStable() {
+  // The minimum over every member of the shard (down ones included: a member we have no
+  // vector for makes nothing stable).
+  causal::VersionVector stable = applied_.Snapshot();
+  {
+    std::lock_guard lock(peer_vv_mu_);
+    for (const std::string& member : ShardPeers(/*live_only=*/false)) {
+      auto it = peer_vv_.find(member);
+      if (it == peer_vv_.end()) {
+        stable.clear();
+        break;
+      }
+      for (auto s = stable.begin(); s != stable.end();) {
+        auto theirs = it->second.find(s->first);
+        if (theirs == it->second.end()) {
+          s = stable.erase(s);
+        } else {
+          s->second = std::min(s->second, theirs->second);
+          ++s;
+        }
+      }
+    }
+  }
+  for (auto s = stable.begin(); s != stable.end();) {
+    s = SameShardOrigin(s->first) ? std::next(s) : stable.erase(s);
+  }
+  stable_.store(std::make_shared<const causal::VersionVector>(std::move(stable)));
+}
+
+bool Replicator::PruneSatisfied(causal::Metadata& m) const {
+  if (m.vv.empty()) return false;
+  const uint64_t barrier = cluster_.Config()->barrier_epoch;
+  const std::shared_ptr<const causal::VersionVector> stable = stable_.load();
+  bool changed = false;
+  for (auto it = m.vv.begin(); it != m.vv.end();) {
+    bool drop = causal::OriginEpoch(it->first) < barrier;
+    if (!drop && stable != nullptr) {
+      auto s = stable->find(it->first);
+      drop = s != stable->end() && it->second <= s->second;
+    }
+    if (drop) {
+      it = m.vv.erase(it);
+      changed = true;
+    } else {
+      ++it;
+    }
+  }
+  return changed;
 }
 
 bool Replicator::CatchUp() {

@@ -276,5 +276,37 @@ TEST_F(ReplicatorTest, DeltaOfRecentWritesIsAnsweredWithoutAWalkAndMatchesOne) {
   EXPECT_EQ(rb_.replicator.AppliedVector(), ra_.replicator.AppliedVector());
 }
 
+causal::Metadata Parse(const std::string& wire) {
+  auto decoded = causal::Decode(wire);
+  EXPECT_TRUE(std::holds_alternative<causal::Metadata>(decoded)) << wire;
+  return std::get<causal::Metadata>(decoded);
+}
+
+TEST_F(ReplicatorTest, MetadataDropsWritesEveryMemberHasApplied) {
+  const OpResult first = ra_.coordinator.Put("k1", "v", ctx_);
+  const causal::Metadata after_first = Parse(first.metadata);
+  ASSERT_EQ(after_first.vv.size(), 1u);
+  causal::Metadata m = after_first;
+  ra_.replicator.AntiEntropyRound();
+  EXPECT_FALSE(ra_.replicator.PruneSatisfied(m)) << "b has reported nothing yet";
+  Pull(rb_, ra_);  // b applies the write...
+  ra_.replicator.AntiEntropyRound();
+  EXPECT_FALSE(ra_.replicator.PruneSatisfied(m)) << "...but a has not heard so yet";
+  Pull(rb_, ra_);  // b's request tells a its vector
+  ra_.replicator.AntiEntropyRound();
+  EXPECT_TRUE(ra_.replicator.PruneSatisfied(m));
+  EXPECT_TRUE(m.vv.empty());
+  // A write made with that metadata names only itself: the first write is satisfied everywhere.
+  const OpResult second =
+      ra_.coordinator.Put("k2", "v", ClientContext{first.metadata, after_first});
+  const causal::Metadata after_second = Parse(second.metadata);
+  ASSERT_EQ(after_second.vv.size(), 1u);
+  EXPECT_EQ(after_second.vv.begin()->second, 2u);
+  // Origins this shard does not know (another shard's writers) are left for their shard.
+  causal::Metadata other{0, {{"127.0.0.9:1#5.0", 7}}};
+  EXPECT_FALSE(ra_.replicator.PruneSatisfied(other));
+  EXPECT_EQ(other.vv.size(), 1u);
+}
+
 }  // namespace
 }  // namespace kvs::replication

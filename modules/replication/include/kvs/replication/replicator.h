@@ -127,6 +127,13 @@ class Replicator {
   // After a reshard barrier: drop buffered broadcasts of the old layout.
   void ResetAfterBarrier();
 
+  // Removes from `m` the entries no replica needs to check any more: writes of origins from
+  // before the last reshard barrier (moved under it: satisfied everywhere), and writes of this
+  // shard's origins that every member of the shard has applied, as last reported (a member
+  // that joins or restarts serves only after loading what a member has). Metadata then names
+  // the live writers, not the history of restarts and reshards. True when `m` changed.
+  bool PruneSatisfied(causal::Metadata& m) const;
+
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   causal::VersionVector AppliedVector() const { return applied_.Snapshot(); }
   std::string MetricsText() const;
@@ -168,6 +175,8 @@ class Replicator {
   std::vector<std::string> ShardPeers(bool live_only) const;
   bool WaitReady(std::chrono::steady_clock::time_point deadline);
   void CollectTombstones();
+  // Recomputes stable_ from the members' last reported vectors.
+  void RefreshStable();
 
   store::Store& store_;
   causal::HybridClock& clock_;
@@ -193,6 +202,9 @@ class Replicator {
   std::deque<Update> pending_;  // GUARDED_BY(pending_mu_)
 
   std::mutex pull_mu_;  // held by the request thread pulling missing dependencies
+
+  // For this shard's origins, the sequence numbers every member has applied (null: unknown).
+  std::atomic<std::shared_ptr<const causal::VersionVector>> stable_;
 
   std::atomic<bool> full_sync_wanted_{false};
   std::atomic<bool> has_peers_{false};
