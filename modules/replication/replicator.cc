@@ -243,7 +243,8 @@ void Replicator::ChunkFromKeys(std::vector<std::string> keys, uint64_t cursor, u
   });
   uint64_t bytes = 0;
   for (size_t i = 0; i < order.size(); ++i) {
-    const auto& [position, key] = order[i];
+    const uint64_t position = order[i].first;
+    const std::string* key = order[i].second;
     if (i > 0 && *key == *order[i - 1].second) continue;  // listed twice
     if (max_bytes > 0 && bytes >= max_bytes && position != order[i - 1].first) {
       reply.next_cursor = position;

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Scale benchmark (issue 11): how a replica's background work grows with the data set.
+#
+#   bench/scale.sh                      key counts from SCALE_KEYS (default "100000 1000000")
+#   SCALE_KEYS="1000000 10000000" bench/scale.sh
+#
+# For each key count: a 3-replica shard of local kvs-server processes on 127.0.0.2-4 (disk
+# mode, fsync=interval so that loading is quick; values of 100 bytes), loaded with that many
+# keys through all three nodes, then:
+#   idle       CPU of each node over 10 s with no traffic, in % of one core;
+#   restart    kill -9 of replica 3 and a start on its data directory: seconds until /health
+#              says ready with every key;
+#   empty      kill -9 of replica 3, its data directory deleted (a new, empty member): seconds
+#              until it is ready with every key (a streamed transfer from a peer);
+#   pause      replica 3 stopped (SIGSTOP) for 10 s while the others take PUTs over the key
+#              space, then resumed: bytes it received by anti-entropy (kvs_transfer_*) and
+#              its catch-up time.
+# Results go to stdout and to bench/RESULTS.md, section "Scale" (replaced if present).
+# Every server it starts is stopped on exit (also on failure or Ctrl-C). Loopback only.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="$ROOT/${KVS_BUILD_DIR:-build-bench}"
+SERVER="$BUILD/app/kvs-server"
+BENCH="$BUILD/bench/kvs-bench"
+KEYS_LIST="${SCALE_KEYS:-100000 1000000}"
+PORT=18490
+RESULTS="$ROOT/bench/RESULTS.md"
+
+log() { printf '==> %s\n' "$*"; }
+die() {
+  printf 'scale.sh: %s\n' "$*" >&2
+  exit 1
+}
+
+WORK="$(mktemp -d /tmp/kvs-scale.XXXXXX)"
+declare -a PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    [[ -n "$pid" ]] || continue
+    kill -CONT "$pid" 2>/dev/null || true
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+command -v curl >/dev/null || die "needs curl"
+log "building kvs-server and kvs-bench (Release) in $BUILD"
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD" -j"$(nproc)" --target kvs-server kvs-bench >/dev/null
+
+addr() { echo "127.0.0.$(($1 + 2)):$PORT"; }
+VIEW="$(addr 0),$(addr 1),$(addr 2)"
+
+start_node() {
+  local i="$1"
+  env -i PATH="$PATH" SOCKET_ADDRESS="$(addr "$i")" VIEW="$VIEW" SHARD_COUNT=1 \
+    KVS_HTTP_BIND="127.0.0.$((i + 2))" KVS_STORAGE_DIR="$WORK/data-$i" \
+    KVS_STORAGE_FSYNC=interval "$SERVER" >>"$WORK/node-$i.log" 2>&1 &
+  PIDS[i]=$!
+}
+
+stop_node() {
+  local i="$1"
+  kill -KILL "${PIDS[i]}" 2>/dev/null || true
+  wait "${PIDS[i]}" 2>/dev/null || true
+  PIDS[i]=""
+}
+
+# ready_with I N: node I answers /health with "ready":true and "keys":N.
+ready_with() {
+  curl -s --max-time 1 "http://$(addr "$1")/health" 2>/dev/null |
+    grep -q "\"keys\":$2[,}].*\"ready\":true\|\"ready\":true.*\"keys\":$2[,}]"
+}
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# wait_ready I N TIMEOUT_S: polls every 20 ms; prints the seconds it took.
+wait_ready() {
+  local i="$1" n="$2" timeout="$3" start
+  start=$(now_ms)
+  while ! ready_with "$i" "$n"; do
+    if (($(now_ms) - start > timeout * 1000)); then
+      tail -5 "$WORK/node-$i.log" >&2
+      die "node $(addr "$i") not ready with $n keys within ${timeout}s"
+    fi
+    sleep 0.02
+  done
+  awk -v ms="$(($(now_ms) - start))" 'BEGIN { printf "%.2f", ms / 1000 }'
+}
+
+metric() {
+  curl -s --max-time 2 "http://$(addr "$1")/metrics" |
+    awk -v m="$2" '$1 == m { v += $2 } END { printf "%.0f", v + 0 }'
+}
+
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+declare -a ROWS=()
+for keys in $KEYS_LIST; do
+  log "$keys keys: starting 3 replicas on $VIEW"
+  rm -rf "$WORK"/data-*
+  for i in 0 1 2; do start_node "$i"; done
+  for i in 0 1 2; do wait_ready "$i" 0 30 >/dev/null; done
+
+  log "$keys keys: loading (kvs-bench --preload, 100-byte values, 32 connections)"
+  load_start=$(date +%s)
+  "$BENCH" --targets="$VIEW" --threads=1 --connections=32 --keys="$keys" --preload \
+    --value-size=100 --mix=get:100 --duration=1 --warmup=0 --quiet >/dev/null
+  for i in 0 1 2; do wait_ready "$i" "$keys" 600 >/dev/null; done
+  log "$keys keys: loaded and replicated in $(($(date +%s) - load_start)) s"
+
+  sleep 3 # the last anti-entropy rounds and snapshots of the load settle
+  hz=$(getconf CLK_TCK)
+  declare -a before=()
+  for i in 0 1 2; do before[i]=$(ticks "${PIDS[i]}"); done
+  sleep 10
+  idle=""
+  for i in 0 1 2; do
+    pct=$(awk -v t="$(($(ticks "${PIDS[i]}") - before[i]))" -v hz="$hz" \
+      'BEGIN { printf "%.1f", t * 100 / (hz * 10) }')
+    idle+="${idle:+ / }$pct"
+  done
+  log "$keys keys: idle CPU per node (% of a core, 10 s): $idle"
+
+  stop_node 2
+  start_node 2
+  restart=$(wait_ready 2 "$keys" 120)
+  log "$keys keys: restart to ready with its disk: ${restart} s"
+
+  stop_node 2
+  rm -rf "$WORK/data-2"
+  start_node 2
+  empty=$(wait_ready 2 "$keys" 600)
+  log "$keys keys: empty replica ready with every key: ${empty} s"
+
+  bytes_before=$(metric 2 kvs_transfer_received_bytes_total)
+  kill -STOP "${PIDS[2]}"
+  "$BENCH" --targets="$(addr 0),$(addr 1)" --threads=1 --connections=8 --keys="$keys" \
+    --value-size=100 --mix=put:100 --duration=10 --warmup=0 --quiet \
+    --json="$WORK/pause.json" >/dev/null
+  puts=$(grep -o '"requests": *[0-9]*' "$WORK/pause.json" | head -1 | grep -o '[0-9]*$' || echo "?")
+  kill -CONT "${PIDS[2]}"
+  sleep 3 # a few anti-entropy rounds
+  bytes=$(($(metric 2 kvs_transfer_received_bytes_total) - bytes_before))
+  log "$keys keys: 10 s pause under $puts PUTs: $bytes bytes received by anti-entropy after it"
+
+  ROWS+=("| $keys | $idle | $restart | $empty | $puts | $bytes |")
+  for i in 0 1 2; do stop_node "$i"; done
+done
+
+table="$(
+  cat <<EOF
+## Scale
+
+\`bench/scale.sh\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores): a 3-replica shard of local processes on 127.0.0.2-4, disk mode with \`KVS_STORAGE_FSYNC=interval\` (to load quickly), 100-byte values loaded by kvs-bench \`--preload\` through all three nodes. Idle: CPU of each node over 10 s with no traffic, 3 s after the load's replication finished. Restart: kill -9 of replica 3 and a start on its data directory, until \`/health\` says ready with every key. Empty: the same with its data directory deleted (a new empty member; the whole shard streams from a peer in 4 MiB chunks). Pause: replica 3 stopped (SIGSTOP) for 10 s while kvs-bench PUTs to the other two (8 connections, uniform random keys), then resumed; bytes = \`kvs_transfer_received_bytes_total\` at replica 3, 3 s after it resumed (what anti-entropy sent it; broadcasts queued at its peers come on top).
+
+| keys | idle CPU per node (% of a core) | restart to ready (s) | empty replica ready (s) | PUTs during the pause | anti-entropy bytes after the pause |
+|---:|---|---:|---:|---:|---:|
+$(printf '%s\n' "${ROWS[@]}")
+EOF
+)"
+printf '\n%s\n' "$table"
+if [[ -f "$RESULTS" ]] && grep -q '^## Scale$' "$RESULTS"; then
+  # Replace the old section (up to the next "## " heading or the end).
+  awk -v t="$table" '
+    /^## Scale$/ { print t; skip = 1; next }
+    skip && /^## / { skip = 0; print ""; }
+    !skip { print }' "$RESULTS" >"$WORK/results" && cat "$WORK/results" >"$RESULTS"
+else
+  printf '\n%s\n' "$table" >>"$RESULTS"
+fi
+log "wrote the Scale section of $RESULTS"
