@@ -3,6 +3,7 @@
 #
 #   bench/scale.sh                      key counts from SCALE_KEYS (default "100000 1000000")
 #   SCALE_KEYS="1000000 10000000" bench/scale.sh
+#   SCALE_KEEP_LOGS=DIR                 copy the nodes' logs to DIR at the end
 #
 # For each key count: a 3-replica shard of local kvs-server processes on 127.0.0.2-4 (disk
 # mode, fsync=interval so that loading is quick; values of 100 bytes), loaded with that many
@@ -43,6 +44,9 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
+  if [[ -n "${SCALE_KEEP_LOGS:-}" ]]; then
+    mkdir -p "$SCALE_KEEP_LOGS" && cp "$WORK"/node-*.log "$SCALE_KEEP_LOGS"/ 2>/dev/null || true
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT

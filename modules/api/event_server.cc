@@ -734,6 +734,10 @@ void EventServer::Loop::Finish(Conn& c, const Response& response, const Answerin
 
 void EventServer::Loop::Respond(Conn& c, const Response& response, bool keep_alive, bool http10,
                                 bool is_head) {
+  // A large body (a state-transfer chunk: MiBs) is copied once, not grown into by doubling.
+  if (!is_head && response.body.size() > (64u << 10)) {
+    c.out.reserve(c.out.size() + 512 + response.body.size());
+  }
   AppendResponseHead(c.out, response.status, response.content_type, response.allow,
                      response.body.size(), keep_alive, http10 && keep_alive, date_);
   if (!is_head) c.out += response.body;

@@ -33,10 +33,9 @@ bool AppliedTracker::Apply(OriginState& state, uint64_t seq) {
 void AppliedTracker::RaiseFloor(OriginState& state, uint64_t floor) {
   if (floor <= state.floor) return;
   state.floor = floor;
-  while (!state.recent.empty() && state.recent.front().first < floor) {
-    state.recent.pop_front();
-    --recent_count_;
-  }
+  const auto end = state.recent.lower_bound(floor);
+  recent_count_ -= static_cast<size_t>(std::distance(state.recent.begin(), end));
+  state.recent.erase(state.recent.begin(), end);
 }
 
 void AppliedTracker::Record(std::string_view origin, uint64_t seq) {
@@ -54,10 +53,7 @@ void AppliedTracker::Record(std::string_view origin, uint64_t seq, std::string_v
     return;
   }
   if (seq < state.floor) return;
-  // Almost always the newest of its origin; a late one is put in its place.
-  auto at = state.recent.end();
-  while (at != state.recent.begin() && std::prev(at)->first > seq) --at;
-  state.recent.emplace(at, seq, std::string(key));
+  state.recent.emplace_hint(state.recent.end(), seq, std::string(key));
   ++recent_count_;
   order_.emplace_back(&state, seq);
   // Room: the oldest recorded key goes, and its origin's floor past it.
@@ -98,14 +94,10 @@ std::optional<std::vector<std::string>> AppliedTracker::KeysAfter(const causal::
     const uint64_t newest = state.above.empty() ? state.contiguous : *state.above.rbegin();
     if (newest <= have) continue;
     if (state.floor > have + 1) return std::nullopt;  // some of them have no key here
-    auto from = std::upper_bound(state.recent.begin(), state.recent.end(), have,
-                                 [](uint64_t seq, const std::pair<uint64_t, std::string>& item) {
-                                   return seq < item.first;
-                                 });
-    if (keys.size() + static_cast<size_t>(state.recent.end() - from) > max_keys) {
-      return std::nullopt;
+    for (auto from = state.recent.upper_bound(have); from != state.recent.end(); ++from) {
+      if (keys.size() >= max_keys) return std::nullopt;
+      keys.push_back(from->second);
     }
-    for (; from != state.recent.end(); ++from) keys.push_back(from->second);
   }
   return keys;
 }

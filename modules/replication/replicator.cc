@@ -3,6 +3,7 @@
 #include <Poco/Logger.h>
 
 #include <algorithm>
+#include <future>
 #include <iterator>
 #include <memory>
 #include <thread>
@@ -99,7 +100,7 @@ bool Replicator::Owned(const Update& u) const {
   return mine && cluster_.ShardForKey(u.key) == mine;
 }
 
-bool Replicator::ApplyOne(const Update& u) {
+bool Replicator::ApplyOne(const Update& u, bool keep_key) {
   clock_.Observe(u.entry.version.hlc);
   const bool changed = store_.ApplyIfNewer(u.key, u.entry).written;
   // Logged after the store holds it, and before the vector claims it: a vector that a peer
@@ -111,7 +112,11 @@ bool Replicator::ApplyOne(const Update& u) {
       journal_->LogApplied(u.entry.version.origin, u.entry.version.seq);
     }
   }
-  applied_.Record(u.entry.version.origin, u.entry.version.seq, u.key);
+  if (keep_key) {
+    applied_.Record(u.entry.version.origin, u.entry.version.seq, u.key);
+  } else {
+    applied_.Record(u.entry.version.origin, u.entry.version.seq);
+  }
   return changed;
 }
 
@@ -324,42 +329,64 @@ bool Replicator::SyncWith(const std::string& peer, bool full,
   size_t changed = 0;
   const auto start = Clock::now();
   auto next_progress_log = start + std::chrono::seconds(2);
-  while (true) {
+  // One chunk is fetched (and decoded) on a helper thread while the one before is applied
+  // here: the answerer's walk and the wire overlap this side's work. At most two chunks are
+  // in memory.
+  struct Fetched {
+    uint64_t cursor = 0;  // the request's
+    size_t body_bytes = 0;
+    std::optional<SyncReply> reply;
+    std::string error;
+  };
+  auto fetch = [this, &peer, deadline](SyncRequest req) {
+    Fetched out;
+    out.cursor = req.cursor;
     auto timeout = options_.sync_timeout;
     if (deadline) {
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now());
-      if (left <= std::chrono::milliseconds(0)) return false;
+      if (left <= std::chrono::milliseconds(0)) {
+        out.error = "no time left";
+        return out;
+      }
       timeout = std::min(timeout, left);
     }
     const net::CallResult result =
-        client_.Call(peer, "POST", "/internal/sync", EncodeSyncRequest(request), timeout);
-    std::string error = result.error;
-    std::optional<SyncReply> reply;
-    if (result.ok()) {
-      reply = DecodeSyncReply(result.body, error);
-      if (reply && reply->next_cursor && *reply->next_cursor <= request.cursor) {
-        error = "its next cursor does not move forward";
-        reply.reset();
-      }
+        client_.Call(peer, "POST", "/internal/sync", EncodeSyncRequest(req), timeout);
+    out.error = result.error;
+    out.body_bytes = result.body.size();
+    if (!result.ok()) return out;
+    out.reply = DecodeSyncReply(result.body, out.error);
+    if (out.reply && out.reply->next_cursor && *out.reply->next_cursor <= req.cursor) {
+      out.error = "its next cursor does not move forward";
+      out.reply.reset();
     }
-    if (!reply) {
-      if (st.chunks > 0 || result.ok()) {
+    return out;
+  };
+  Fetched current = fetch(request);
+  while (true) {
+    if (!current.reply) {
+      if (st.chunks > 0 || current.body_bytes > 0) {
         transfers_failed_.fetch_add(1, std::memory_order_relaxed);
         Log().warning("transfer from %s broke off after %s chunks (%s entries): %s", peer,
-                      std::to_string(st.chunks), std::to_string(st.entries), error);
+                      std::to_string(st.chunks), std::to_string(st.entries), current.error);
       }
       return false;
     }
-    if (!answerer_vv) answerer_vv = reply->vv;
-    changed += ApplySyncUpdates(reply->updates);
+    SyncReply& reply = *current.reply;
+    std::future<Fetched> next;
+    if (reply.next_cursor) {
+      request.cursor = *reply.next_cursor;
+      next = std::async(std::launch::async, fetch, request);
+    }
+    if (!answerer_vv) answerer_vv = reply.vv;
+    changed += ApplySyncUpdates(reply.updates, /*keep_keys=*/!full);
     ++st.chunks;
-    st.entries += reply->updates.size();
-    st.bytes += result.body.size();
+    st.entries += reply.updates.size();
+    st.bytes += current.body_bytes;
     chunks_received_.fetch_add(1, std::memory_order_relaxed);
-    transfer_bytes_received_.fetch_add(result.body.size(), std::memory_order_relaxed);
-    if (!reply->next_cursor) break;
-    request.cursor = *reply->next_cursor;
+    transfer_bytes_received_.fetch_add(current.body_bytes, std::memory_order_relaxed);
+    if (!next.valid()) break;
     if (Clock::now() >= next_progress_log) {
       next_progress_log = Clock::now() + std::chrono::seconds(2);
       // The cursor is a hash position: how far it is through 2^64 is how far the walk is.
@@ -368,6 +395,7 @@ bool Replicator::SyncWith(const std::string& peer, bool full,
                         std::to_string(st.entries), std::to_string(st.bytes >> 20),
                         std::to_string(st.chunks), std::to_string(static_cast<int>(done * 100)));
     }
+    current = next.get();
   }
   changed += FinishSync(*answerer_vv);
   {
@@ -385,7 +413,7 @@ bool Replicator::SyncWith(const std::string& peer, bool full,
   return true;
 }
 
-size_t Replicator::ApplySyncUpdates(const std::vector<Update>& updates) {
+size_t Replicator::ApplySyncUpdates(const std::vector<Update>& updates, bool keep_keys) {
   // The answerer's state is causally closed; applying it in clock order keeps every
   // intermediate state closed too (a causally later write has a larger hybrid clock). Across
   // the chunks of a stream it is not: the causal gate covers that, since the vector is raised
@@ -400,7 +428,7 @@ size_t Replicator::ApplySyncUpdates(const std::vector<Update>& updates) {
   size_t changed = 0;
   for (const Update* u : ordered) {
     if (Owned(*u)) {
-      changed += ApplyOne(*u);
+      changed += ApplyOne(*u, keep_keys);
     } else {
       misrouted_.fetch_add(1, std::memory_order_relaxed);
     }

@@ -209,7 +209,15 @@ std::optional<SyncRequest> DecodeSyncRequest(std::string_view text, std::string&
 }
 
 std::string EncodeSyncReply(const SyncReply& reply) {
-  std::string out(reply.next_cursor ? kSyncChunkMagic : kSyncReplyMagic);
+  // Sized once: a chunk is MiBs, and growing it by doubling copied it over and over.
+  size_t size = 64 + reply.vv.size() * 64;
+  for (const Update& u : reply.updates) {
+    size += u.key.size() + u.entry.value.size() + u.entry.version.origin.size() +
+            u.entry.meta.size() + 7 * 22;
+  }
+  std::string out;
+  out.reserve(size);
+  out += reply.next_cursor ? kSyncChunkMagic : kSyncReplyMagic;
   AppendNetstring(out, causal::Encode(causal::Metadata{0, reply.vv}));
   if (reply.next_cursor) AppendNetstring(out, std::to_string(*reply.next_cursor));
   AppendNetstring(out, std::to_string(reply.updates.size()));

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -56,7 +57,7 @@ class AppliedTracker {
     uint64_t contiguous = 0;
     std::set<uint64_t> above;
     uint64_t floor = 1;
-    std::deque<std::pair<uint64_t, std::string>> recent;  // by seq
+    std::map<uint64_t, std::string> recent;  // seq -> key (a sync applies in any seq order)
   };
   static void Advance(OriginState& state);
   // Applies (origin, seq); false when it was applied already. REQUIRES: mu_ held.

@@ -85,8 +85,9 @@ class Replicator {
   std::optional<size_t> TryApplyBatch(const ReplicateBatch& batch);
   SyncReply AnswerSync(const SyncRequest& request);
   // Applies what a peer answered to our sync request (a whole answer, or a stream's chunks
-  // in turn); returns how many entries changed.
-  size_t ApplySyncUpdates(const std::vector<Update>& updates);
+  // in turn); returns how many entries changed. `keep_keys`: remember their keys among the
+  // recent ones (a delta); a full transfer, which comes in no useful order, does not.
+  size_t ApplySyncUpdates(const std::vector<Update>& updates, bool keep_keys = true);
   // After the last chunk of a stream: raises the applied vector to `vv`, the answerer's vector
   // from the stream's first chunk.
   size_t FinishSync(const causal::VersionVector& vv);
@@ -161,8 +162,9 @@ class Replicator {
                     SyncReply& reply) const;
   // Whether this node, under its current layout, keeps `u`.
   bool Owned(const Update& u) const;
-  // Stores one update and records it applied; true when the store changed.
-  bool ApplyOne(const Update& u);
+  // Stores one update and records it applied (with its key among the recent ones when
+  // `keep_key`); true when the store changed.
+  bool ApplyOne(const Update& u, bool keep_key = true);
   // True when every update `u` causally depends on (in this shard) is applied here.
   bool Deliverable(const Update& u) const;
   // Applies buffered updates that became deliverable. REQUIRES: pending_mu_ held.
