@@ -15,6 +15,11 @@ namespace {
 
 Poco::Logger& Log() { return Poco::Logger::get("kvs.replication"); }
 
+// What an entry counts for against a chunk's max_bytes (about its size on the wire).
+uint64_t TransferBytes(std::string_view key, const store::EntryView& entry) {
+  return key.size() + entry.value.size() + entry.meta.size() + entry.version.origin.size() + 32;
+}
+
 std::string_view OriginAddress(std::string_view origin) {
   return origin.substr(0, origin.rfind('#'));
 }
@@ -257,8 +262,7 @@ void Replicator::ChunkFromKeys(std::vector<std::string> keys, uint64_t cursor, u
     }
     store_.Read(*key, [&](const store::EntryView& entry) {
       if (!wanted(entry)) return;
-      bytes +=
-          key->size() + entry.value.size() + entry.meta.size() + entry.version.origin.size() + 32;
+      bytes += TransferBytes(*key, entry);
       reply.updates.push_back(Update{*key, entry.ToEntry()});
     });
   }
@@ -298,8 +302,7 @@ void Replicator::CollectChunk(uint64_t cursor, uint64_t max_bytes,
     store_.ForEachInStripe(stripe, [&](std::string_view key, const store::EntryView& entry) {
       const uint64_t position = store::Store::WalkPosition(key);
       if (position < cursor || (limit && position >= *limit) || !wanted(entry)) return;
-      const uint64_t size =
-          key.size() + entry.value.size() + entry.meta.size() + entry.version.origin.size() + 32;
+      const uint64_t size = TransferBytes(key, entry);
       items.push_back(Item{position, size, Update{std::string(key), entry.ToEntry()}});
       bytes += size;
       if (bytes > 2 * max_bytes) trim();
@@ -333,14 +336,12 @@ bool Replicator::SyncWith(const std::string& peer, bool full,
   // here: the answerer's walk and the wire overlap this side's work. At most two chunks are
   // in memory.
   struct Fetched {
-    uint64_t cursor = 0;  // the request's
     size_t body_bytes = 0;
     std::optional<SyncReply> reply;
     std::string error;
   };
   auto fetch = [this, &peer, deadline](SyncRequest req) {
     Fetched out;
-    out.cursor = req.cursor;
     auto timeout = options_.sync_timeout;
     if (deadline) {
       const auto left =

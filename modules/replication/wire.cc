@@ -54,11 +54,15 @@ bool ReadNetstring(std::string_view in, size_t& pos, std::string_view& bytes) {
   return true;
 }
 
-bool ReadNumber(std::string_view in, size_t& pos, uint64_t& value) {
-  std::string_view text;
-  if (!ReadNetstring(in, pos, text)) return false;
+// A decimal u64 and nothing else (no sign, no space, no overflow).
+bool ParseDecimal(std::string_view text, uint64_t& value) {
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   return ec == std::errc() && end == text.data() + text.size();
+}
+
+bool ReadNumber(std::string_view in, size_t& pos, uint64_t& value) {
+  std::string_view text;
+  return ReadNetstring(in, pos, text) && ParseDecimal(text, value);
 }
 
 void AppendUpdateBinary(std::string& out, const Update& u) {
@@ -119,11 +123,10 @@ constexpr std::string_view kBatchMagic = "KVB1";
 constexpr std::string_view kSyncReplyMagic = "KVS1";
 constexpr std::string_view kSyncChunkMagic = "KVS2";
 
-// A decimal u64 with nothing else (no sign, no space, no overflow).
+// ParseDecimal for a JSON member: throws (caught by Guarded) when it is not one.
 uint64_t ParseU64(const std::string& text) {
   uint64_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+  if (!ParseDecimal(text, value)) {
     throw Poco::DataFormatException("not an unsigned 64-bit number: " + text);
   }
   return value;

@@ -184,7 +184,7 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
   std::error_code ec;
   for (const auto& file : std::filesystem::directory_iterator(dir_->path(), ec)) {
     const std::string name = file.path().filename().string();
-    if (name == "wal-next.tmp") {  // a segment being zero-filled ahead of use: never used yet
+    if (name == kPreparedSegmentName) {  // being zero-filled ahead of use: never used yet
       std::filesystem::remove(file.path(), ec);
     } else if (name.starts_with("snap-") && name.ends_with(".kvs.tmp")) {
       Log().information("storage: removing %s, a snapshot left unfinished", name);

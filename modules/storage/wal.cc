@@ -134,7 +134,7 @@ Wal::Wal(std::string dir, uint64_t segment, int fd, const WalOptions& options)
   if (options_.segment_bytes > 0) preparer_ = std::thread([this] { Prepare(); });
 }
 
-std::string Wal::PreparedPath() const { return dir_ + "/" + kPreparedSegment; }
+std::string Wal::PreparedPath() const { return dir_ + "/" + kPreparedSegmentName; }
 
 void Wal::Prepare() {
   std::unique_lock lock(prep_mu_);

@@ -137,7 +137,7 @@ TEST(WalTest, FullSegmentsAreFollowedByNewPreallocatedOnes) {
     EXPECT_GE(st.st_blocks * 512, 4096) << n;
   }
   // The segment the background thread had ready for the next rotation is gone with the log.
-  EXPECT_NE(::stat((dir.path() + "/wal-next.tmp").c_str(), &st), 0);
+  EXPECT_NE(::stat((dir.path() + "/" + kPreparedSegmentName).c_str(), &st), 0);
   std::vector<std::string> read;
   for (uint64_t n = 1; n <= last; ++n) {
     for (std::string& p : Payloads(dir.path() + "/" + SegmentName(n))) read.push_back(p);

@@ -41,6 +41,9 @@ struct WalOptions {
 
 // File name of segment `n` in a data directory.
 std::string SegmentName(uint64_t n);
+// File name of the segment a log zero-fills ahead of use (not a segment yet: recovery
+// removes one left behind).
+inline constexpr const char* kPreparedSegmentName = "wal-next.tmp";
 
 class Wal {
  public:
@@ -95,10 +98,9 @@ class Wal {
   bool Sync();
   bool OpenNextSegment();
   void Notify();
-  // The preparer thread: keeps one zero-filled segment ready under kPreparedSegment.
+  // The preparer thread: keeps one zero-filled segment ready under kPreparedSegmentName.
   void Prepare();
   std::string PreparedPath() const;
-  static constexpr const char* kPreparedSegment = "wal-next.tmp";
 
   const std::string dir_;
   const WalOptions options_;
@@ -140,7 +142,7 @@ class Wal {
 
   std::mutex prep_mu_;
   std::condition_variable prep_cv_;
-  bool prepared_ = false;    // GUARDED_BY(prep_mu_): kPreparedSegment is ready to be used
+  bool prepared_ = false;    // GUARDED_BY(prep_mu_): kPreparedSegmentName is ready to be used
   bool prep_retry_ = false;  // GUARDED_BY(prep_mu_): a failed preparation may be tried again
   bool prep_stop_ = false;   // GUARDED_BY(prep_mu_)
   std::thread preparer_;

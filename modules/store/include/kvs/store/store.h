@@ -180,7 +180,7 @@ class Store {
   // Looked up by string_view (no key copy to find one).
   struct TransparentHash {
     using is_transparent = void;
-    size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+    size_t operator()(std::string_view key) const { return KeyHashCompare::hash(key); }
   };
   using TombstoneSet = std::unordered_set<std::string, TransparentHash, std::equal_to<>>;
   struct Stripe {
