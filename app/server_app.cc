@@ -392,7 +392,12 @@ int ServerApp::main(const std::vector<std::string>&) {
   Poco::Util::Timer heartbeat_timer;
   Poco::Util::Timer anti_entropy_timer;
   heartbeat_timer.scheduleAtFixedRate(
-      new FunctionTask("heartbeat", [&detector] { detector.Tick(); }), 0,
+      new FunctionTask("heartbeat",
+                       [&detector, &reconfigurator] {
+                         detector.Tick();
+                         reconfigurator.CheckFreeze();  // a reshard whose coordinator vanished
+                       }),
+      0,
       detector.tick_interval().count());
   anti_entropy_timer.scheduleAtFixedRate(new FunctionTask("anti-entropy",
                                                           [&replicator] {

@@ -738,8 +738,12 @@ void EventServer::Loop::Respond(Conn& c, const Response& response, bool keep_ali
   if (!is_head && response.body.size() > (64u << 10)) {
     c.out.reserve(c.out.size() + 512 + response.body.size());
   }
+  std::string extra;
+  if (!response.header_name.empty()) {
+    extra.append(response.header_name).append(": ").append(response.header_value);
+  }
   AppendResponseHead(c.out, response.status, response.content_type, response.allow,
-                     response.body.size(), keep_alive, http10 && keep_alive, date_);
+                     response.body.size(), keep_alive, http10 && keep_alive, date_, extra);
   if (!is_head) c.out += response.body;
 }
 

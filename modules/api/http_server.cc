@@ -65,6 +65,9 @@ class Handler final : public Poco::Net::HTTPRequestHandler {
     response.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(answer.status));
     response.setContentType(std::string(answer.content_type));
     if (!answer.allow.empty()) response.set("Allow", std::string(answer.allow));
+    if (!answer.header_name.empty()) {
+      response.set(std::string(answer.header_name), answer.header_value);
+    }
     response.sendBuffer(answer.body.data(), answer.body.size());
   }
 

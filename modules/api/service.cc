@@ -219,7 +219,8 @@ Response Service::Route(const Request& request, bool may_block) {
   if (path == "/metrics") {
     if (method != "GET") return MethodNotAllowed(method, "GET");
     Response response;
-    response.body = metrics_.Render(store_.live_count()) + replicator_.MetricsText();
+    response.body = metrics_.Render(replicator_.OwnedLiveCount()) + replicator_.MetricsText() +
+                    reconfigurator_.MetricsText();
     if (journal_ != nullptr) response.body += journal_->MetricsText();
     response.content_type = "text/plain; version=0.0.4";
     return response;
@@ -477,7 +478,7 @@ Response Service::HandleShard(const Request& request, std::string_view rest) {
   if (config->ShardOf(cluster_.self()) != id) return Forward(*id, request, "");
   return Json(200, JsonObject()
                        .Str("message", "Key count of shard ID retrieved successfully")
-                       .Int("shard-id-key-count", store_.live_count())
+                       .Int("shard-id-key-count", replicator_.OwnedLiveCount())
                        .Finish());
 }
 
@@ -519,7 +520,11 @@ Response Service::HandleReshard(std::string_view body) {
   }
   const replication::ChangeOutcome outcome = reconfigurator_.ReshardTo(static_cast<int>(count));
   if (outcome.status != 200) return ErrorResponse(outcome.status, outcome.error, kMethod);
-  return Message(200, "Resharding done successfully");
+  // The SPEC's body, byte for byte; how each shard's data moved rides in a header.
+  Response response = Message(200, "Resharding done successfully");
+  response.header_name = "Kvs-Reshard";
+  response.header_value = outcome.report;
+  return response;
 }
 
 Response Service::HandleHealth() const {
@@ -531,7 +536,7 @@ Response Service::HandleHealth() const {
   } else {
     body.Null("shard-id");
   }
-  body.Int("keys", store_.live_count())
+  body.Int("keys", replicator_.OwnedLiveCount())
       .Str("origin", coordinator_.origin())
       .Bool("ready", replicator_.ready());
   if (journal_ != nullptr) body.RawJson("storage", journal_->HealthJson());
@@ -563,6 +568,10 @@ Response Service::HandleInternal(std::string_view method, std::string_view path,
   if (path == "/internal/sync" && method == "POST") {
     auto request = replication::DecodeSyncRequest(body, error);
     if (!request) return ErrorResponse(400, "Bad sync request: " + error, method);
+    // A reshard stages from replicas that hold their shard's data, never from one loading it.
+    if (request->range && !replicator_.ready()) {
+      return ErrorResponse(503, "Replica is still loading its data", method);
+    }
     return Json(200, replication::EncodeSyncReply(replicator_.AnswerSync(*request)));
   }
   if (path == "/internal/heartbeat" && method == "GET") {
@@ -600,17 +609,27 @@ Response Service::HandleInternal(std::string_view method, std::string_view path,
     const bool adopted = reconfigurator_.Adopt(*config);
     return Json(200, JsonObject().Bool("adopted", adopted).Finish());
   }
-  if (path == "/internal/ingest" && method == "POST") {
-    auto batch = replication::DecodeBatch(body, error);
-    if (!batch) return ErrorResponse(400, "Bad ingest batch: " + error, method);
-    const size_t changed = reconfigurator_.Ingest(batch->updates);
-    return Json(200, JsonObject().Int("applied", static_cast<int64_t>(changed)).Finish());
+  if (path == "/internal/reshard/stage" && method == "POST") {
+    auto config = replication::DecodeConfig(body, error);
+    if (!config) return ErrorResponse(400, "Bad configuration: " + error, method);
+    reconfigurator_.Stage(*config);
+    return Json(200, "{}");
+  }
+  if (path == "/internal/reshard/progress" && method == "GET") {
+    uint64_t epoch = 0;
+    const std::string_view text = query.starts_with("epoch=") ? query.substr(6) : "";
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), epoch);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+      return ErrorResponse(400, "Bad reshard step", method);
+    }
+    return Json(200, replication::EncodeStagingProgress(reconfigurator_.Progress(epoch)));
   }
   if (path == "/internal/catch-up" && method == "POST") {
     if (!replicator_.CatchUp()) return ErrorResponse(503, "No shard peer answered", method);
     return Json(200, JsonObject().Int("keys", store_.live_count()).Finish());
   }
-  if ((path == "/internal/reshard/prepare" || path == "/internal/reshard/abort") &&
+  if ((path == "/internal/reshard/prepare" || path == "/internal/reshard/abort" ||
+       path == "/internal/reshard/finish") &&
       method == "POST") {
     auto parsed = RequestBody::Parse(body);
     int64_t epoch = 0;
@@ -621,6 +640,12 @@ Response Service::HandleInternal(std::string_view method, std::string_view path,
     if (path == "/internal/reshard/abort") {
       reconfigurator_.Abort(static_cast<uint64_t>(epoch));
       return Json(200, "{}");
+    }
+    if (path == "/internal/reshard/finish") {
+      replication::StagingProgress progress;
+      const std::string failed = reconfigurator_.Finish(static_cast<uint64_t>(epoch), progress);
+      if (!failed.empty()) return ErrorResponse(503, failed, method);
+      return Json(200, replication::EncodeStagingProgress(progress));
     }
     if (!reconfigurator_.Prepare(static_cast<uint64_t>(epoch))) {
       return ErrorResponse(503, "Writes still in progress", method);

@@ -2,7 +2,9 @@
 
 #include <Poco/Logger.h>
 
+#include <future>
 #include <map>
+#include <thread>
 
 #include "kvs/cluster/hash_ring.h"
 
@@ -72,6 +74,15 @@ bool Reconfigurator::Adopt(const cluster::ClusterConfig& config) {
     if (!took_part && shard_after) replicator_.RequestFullSync();
     coordinator_.StartEpoch(config.epoch);
     replicator_.ResetAfterBarrier();
+    // Broadcast to the new shard peers before the first write of the new epoch.
+    replicator_.RefreshPeers();
+    {
+      std::lock_guard freeze(freeze_mu_);
+      frozen_for_epoch_ = 0;
+    }
+    // Writes reopen before the walk below: it drops only keys this node no longer owns (and
+    // tombstones from before the barrier, which a new write replaces with a newer entry).
+    coordinator_.Thaw();
     size_t dropped = 0;
     if (shard_after) {
       dropped = store_.EraseIf([&](std::string_view key, const store::EntryView& entry) {
@@ -81,14 +92,10 @@ bool Reconfigurator::Adopt(const cluster::ClusterConfig& config) {
     } else {
       dropped = store_.EraseIf([](std::string_view, const store::EntryView&) { return true; });
     }
+    // What the staging brought is owned now (and what it brought for another layout was
+    // just dropped).
+    EndStaging(/*adopted=*/true);
     Log().information("reshard committed: dropped %z entries this node no longer owns", dropped);
-    // Broadcast to the new shard peers before the first write of the new epoch.
-    replicator_.RefreshPeers();
-    {
-      std::lock_guard freeze(freeze_mu_);
-      frozen_for_epoch_ = 0;
-    }
-    coordinator_.Thaw();
   } else if (shard_after && shard_after != shard_before) {
     replicator_.RequestFullSync();  // joined a shard: its data comes with the next round
   }
@@ -104,6 +111,216 @@ void Reconfigurator::FetchConfigFrom(const std::string& peer) {
   if (auto config = DecodeConfig(result.body, error)) Adopt(*config);
 }
 
+Reconfigurator::~Reconfigurator() { EndStaging(/*adopted=*/true); }
+
+// --- staging (phase 1 of an online reshard, at every node) ---
+
+void Reconfigurator::Stage(const cluster::ClusterConfig& next) {
+  std::lock_guard end(staging_end_mu_);
+  {
+    std::lock_guard lock(staging_mu_);
+    if (staging_ != nullptr && staging_->next.epoch == next.epoch) {
+      staging_->last_contact = std::chrono::steady_clock::now();
+      return;  // asked again (a retried call): already under way
+    }
+  }
+  if (next.epoch <= cluster_.Config()->epoch) return;  // stale: that layout is not ahead
+  auto staging = std::make_unique<Staging>();
+  staging->next = next;
+  staging->current = cluster_.Config();
+  staging->old_shard = staging->current->ShardOf(cluster_.self());
+  staging->new_shard = next.ShardOf(cluster_.self());
+  staging->progress.epoch = next.epoch;
+  staging->progress.shard = staging->new_shard.value_or(-1);
+  staging->progress.phase = StagingProgress::Phase::kStreaming;
+  staging->last_contact = std::chrono::steady_clock::now();
+  std::unique_ptr<Staging> previous;
+  {
+    std::lock_guard lock(staging_mu_);
+    previous = std::move(staging_);
+  }
+  if (previous != nullptr) {  // a reshard that never finished: its keys go
+    StopWorker(*previous);
+    DropStaged(*previous);
+  }
+  // Every node holds tombstones from now on (its replicas may be someone's source), and its
+  // sync answers leave out the keys it stages.
+  replicator_.SetStaging(true);
+  Staging& st = *staging;
+  {
+    std::lock_guard lock(staging_mu_);
+    staging_ = std::move(staging);
+  }
+  Log().information("reshard to epoch %s: staging the keys of shard %s of the next layout",
+                    std::to_string(next.epoch),
+                    st.new_shard ? std::to_string(*st.new_shard) : std::string("none"));
+  st.worker = std::thread([this, &st] { StageLoop(st); });
+}
+
+void Reconfigurator::StageLoop(Staging& st) {
+  auto set_phase = [&](StagingProgress::Phase phase, std::string error = {}) {
+    std::lock_guard lock(staging_mu_);
+    st.progress.phase = phase;
+    st.progress.error = std::move(error);
+  };
+  if (!st.new_shard) {  // in no shard of the next layout: nothing to pull
+    set_phase(StagingProgress::Phase::kCaughtUp);
+    return;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  uint64_t applied = 0;
+  for (int source = 0; source < st.current->shard_count(); ++source) {
+    if (source == st.old_shard) continue;  // this node has those keys already
+    if (st.stop.load()) return;
+    if (std::string error = PullRange(st, source, /*full=*/true, /*all_members=*/false, applied);
+        !error.empty()) {
+      Log().warning("reshard to epoch %s: staging failed: %s", std::to_string(st.next.epoch),
+                    error);
+      set_phase(StagingProgress::Phase::kFailed, error);
+      return;
+    }
+  }
+  uint64_t entries = 0;
+  {
+    std::lock_guard lock(staging_mu_);
+    entries = st.progress.entries;
+  }
+  Log().information("reshard to epoch %s: shard %d's range streamed in: %s entries, %s ms",
+                    std::to_string(st.next.epoch), *st.new_shard, std::to_string(entries),
+                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::steady_clock::now() - start)
+                                       .count()));
+  set_phase(StagingProgress::Phase::kCatchingUp);
+  // Catch-up passes (deltas: the writes made meanwhile) until the barrier stops them, so that
+  // the barrier itself ships only the last few.
+  int failures = 0;
+  while (!st.stop.load()) {
+    uint64_t delta = 0;
+    std::string error;
+    for (int source = 0; source < st.current->shard_count() && error.empty(); ++source) {
+      if (source != st.old_shard) error = PullRange(st, source, false, false, delta);
+    }
+    if (!error.empty() && ++failures >= 5) {
+      set_phase(StagingProgress::Phase::kFailed, error);
+      return;
+    }
+    if (error.empty()) failures = 0;
+    {
+      std::lock_guard lock(staging_mu_);
+      st.progress.last_delta = delta;
+      if (error.empty()) {
+        st.progress.phase = delta <= options_.caught_up_entries
+                                ? StagingProgress::Phase::kCaughtUp
+                                : StagingProgress::Phase::kCatchingUp;
+      }
+    }
+    std::unique_lock lock(staging_mu_);
+    staging_cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return st.stop.load(); });
+  }
+}
+
+std::string Reconfigurator::PullRange(Staging& st, int source, bool full, bool all_members,
+                                      uint64_t& applied) {
+  const std::string self = cluster_.self().ToString();
+  const KeyRange range{st.next.shard_count(), *st.new_shard};
+  int answered = 0;
+  std::string last_error = "no live member";
+  for (const cluster::Address& member : st.current->shards[static_cast<size_t>(source)]) {
+    if (member == cluster_.self() || !cluster_.InView(member)) continue;
+    if (st.stop.load() && !all_members) break;
+    SyncRequest request{self, full ? causal::VersionVector{} : st.have[source], full, 0,
+                        replicator_.transfer_chunk_bytes(), range};
+    Replicator::TransferStats stats;
+    const std::optional<causal::VersionVector> vv = replicator_.StreamFrom(
+        member.ToString(), std::move(request), std::nullopt,
+        [&](std::vector<Update>& updates) {
+          uint64_t bytes = 0;
+          for (const Update& u : updates) bytes += u.key.size() + u.entry.value.size();
+          applied += StageEntries(updates);
+          staged_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+          std::lock_guard lock(staging_mu_);
+          st.progress.entries += updates.size();
+          st.progress.bytes += bytes;
+        },
+        &stats, "reshard staging");
+    if (!vv) {
+      last_error = member.ToString() + ": " + stats.error;
+      continue;
+    }
+    ++answered;
+    // Everything the answerer's vector covers is now here (or overwritten by newer).
+    for (const auto& [origin, seq] : *vv) {
+      uint64_t& held = st.have[source][origin];
+      held = std::max(held, seq);
+    }
+    if (!all_members) break;
+  }
+  if (answered == 0) {
+    return "no replica of shard " + std::to_string(source) + " gave its keys (" + last_error + ")";
+  }
+  return std::string();
+}
+
+size_t Reconfigurator::StageEntries(std::vector<Update>& updates) {
+  size_t changed = 0;
+  for (const Update& u : updates) {
+    clock_.Observe(u.entry.version.hlc);
+    const bool written = store_.ApplyIfNewer(u.key, u.entry).written;
+    // Not recorded as applied: these origins belong to other shards, and once the reshard
+    // commits they are behind its barrier. Recovery keeps them only if the log holds the
+    // commit's layout after them.
+    if (written && journal_ != nullptr) journal_->LogEntry(u.key, u.entry, false);
+    changed += written;
+  }
+  staged_entries_.fetch_add(updates.size(), std::memory_order_relaxed);
+  return changed;
+}
+
+StagingProgress Reconfigurator::Progress(uint64_t epoch) {
+  std::lock_guard lock(staging_mu_);
+  if (staging_ == nullptr || staging_->next.epoch != epoch) {
+    StagingProgress none;
+    none.epoch = epoch;
+    return none;
+  }
+  staging_->last_contact = std::chrono::steady_clock::now();
+  return staging_->progress;
+}
+
+void Reconfigurator::StopWorker(Staging& st) {
+  {
+    std::lock_guard lock(staging_mu_);
+    st.stop.store(true);
+  }
+  staging_cv_.notify_all();
+  if (st.worker.joinable()) st.worker.join();
+}
+
+void Reconfigurator::DropStaged(const Staging& st) {
+  if (!st.new_shard) return;
+  const std::optional<int> mine = cluster_.MyShard();
+  const size_t dropped = store_.EraseIf([&](std::string_view key, const store::EntryView&) {
+    return !mine || cluster_.ShardForKey(key) != mine;
+  });
+  Log().information("reshard to epoch %s abandoned: %z staged entries dropped",
+                    std::to_string(st.next.epoch), dropped);
+}
+
+void Reconfigurator::EndStaging(bool adopted) {
+  std::lock_guard end(staging_end_mu_);
+  std::unique_ptr<Staging> st;
+  {
+    std::lock_guard lock(staging_mu_);
+    st = std::move(staging_);
+  }
+  if (st == nullptr) return;
+  StopWorker(*st);
+  if (!adopted) DropStaged(*st);
+  replicator_.SetStaging(false);
+}
+
+// --- the barrier (phases 2 and 3, at every node) ---
+
 bool Reconfigurator::Prepare(uint64_t epoch) {
   {
     std::lock_guard lock(freeze_mu_);
@@ -116,7 +333,67 @@ bool Reconfigurator::Prepare(uint64_t epoch) {
   return drained;
 }
 
+std::string Reconfigurator::Finish(uint64_t epoch, StagingProgress& out) {
+  std::lock_guard end(staging_end_mu_);
+  Staging* st = nullptr;
+  {
+    std::lock_guard lock(staging_mu_);
+    if (staging_ != nullptr && staging_->next.epoch == epoch) st = staging_.get();
+  }
+  if (st == nullptr) return "no staging for epoch " + std::to_string(epoch);
+  StopWorker(*st);
+  {
+    std::lock_guard lock(staging_mu_);
+    st->last_contact = std::chrono::steady_clock::now();
+    if (st->progress.phase == StagingProgress::Phase::kFailed) return st->progress.error;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  uint64_t delta = 0;
+  if (st->new_shard) {
+    // Writes are held everywhere: every live replica's state is final. A write acknowledged
+    // by one replica may not have reached the others, so each one is asked.
+    for (int source = 0; source < st->current->shard_count(); ++source) {
+      if (source == st->old_shard) continue;
+      if (std::string error = PullRange(*st, source, false, /*all_members=*/true, delta);
+          !error.empty()) {
+        return error;
+      }
+    }
+    // The keys that stay in this node's shard: the same, from its own peers.
+    if (st->old_shard) {
+      for (const cluster::Address& peer : st->current->shards[static_cast<size_t>(*st->old_shard)]) {
+        if (peer == cluster_.self() || !cluster_.InView(peer)) continue;
+        if (!replicator_.SyncWith(peer.ToString())) {
+          Log().warning("reshard to epoch %s: shard peer %s did not answer the last sync",
+                        std::to_string(epoch), peer.ToString());
+        }
+      }
+    }
+  }
+  // The old owners drop these keys at the commit: they must be on disk here first.
+  if (journal_ != nullptr && !journal_->Flush(std::chrono::seconds(10))) {
+    return "the log could not be flushed";
+  }
+  {
+    std::lock_guard lock(staging_mu_);
+    st->progress.last_delta = delta;
+    out = st->progress;
+  }
+  Log().information("reshard to epoch %s: last delta %s entries in %s ms", std::to_string(epoch),
+                    std::to_string(delta),
+                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::steady_clock::now() - start)
+                                       .count()));
+  return std::string();
+}
+
 void Reconfigurator::Abort(uint64_t epoch) {
+  bool staged = false;
+  {
+    std::lock_guard lock(staging_mu_);
+    staged = staging_ != nullptr && staging_->next.epoch == epoch;
+  }
+  if (staged) EndStaging(/*adopted=*/false);
   {
     std::lock_guard lock(freeze_mu_);
     if (frozen_for_epoch_ != epoch) return;
@@ -127,6 +404,19 @@ void Reconfigurator::Abort(uint64_t epoch) {
 }
 
 void Reconfigurator::CheckFreeze() {
+  uint64_t stale_staging = 0;
+  {
+    std::lock_guard lock(staging_mu_);
+    if (staging_ != nullptr &&
+        std::chrono::steady_clock::now() - staging_->last_contact >= options_.staging_lease) {
+      stale_staging = staging_->next.epoch;
+    }
+  }
+  if (stale_staging != 0) {
+    Log().warning("reshard to epoch %s: its coordinator stopped asking; staging dropped",
+                  std::to_string(stale_staging));
+    EndStaging(/*adopted=*/false);
+  }
   uint64_t epoch = 0;
   {
     std::lock_guard lock(freeze_mu_);
@@ -141,33 +431,35 @@ void Reconfigurator::CheckFreeze() {
   Abort(epoch);
 }
 
-size_t Reconfigurator::Ingest(const std::vector<Update>& updates) {
-  size_t changed = 0;
-  for (const Update& u : updates) {
-    clock_.Observe(u.entry.version.hlc);
-    const bool written = store_.ApplyIfNewer(u.key, u.entry).written;
-    // Moved under a barrier: its origin is satisfied by construction, not recorded as applied.
-    if (written && journal_ != nullptr) journal_->LogEntry(u.key, u.entry, false);
-    changed += written;
+std::vector<net::CallResult> Reconfigurator::CallAll(const std::vector<cluster::Address>& nodes,
+                                                     const std::string& method,
+                                                     const std::string& path,
+                                                     const std::string& body) {
+  std::vector<std::future<net::CallResult>> calls;
+  calls.reserve(nodes.size());
+  for (const cluster::Address& node : nodes) {
+    calls.push_back(std::async(std::launch::async, [this, &node, &method, &path, &body] {
+      return client_.Call(node.ToString(), method, path, body, options_.call_timeout);
+    }));
   }
-  // The coordinator drops these keys at their old owners once every new owner has answered:
-  // they must be on disk first.
-  if (journal_ != nullptr && changed > 0) journal_->Flush(std::chrono::seconds(10));
-  return changed;
+  std::vector<net::CallResult> results;
+  results.reserve(nodes.size());
+  for (auto& call : calls) results.push_back(call.get());
+  return results;
 }
 
 std::string Reconfigurator::ForAll(const std::vector<cluster::Address>& nodes,
                                    const std::string& method, const std::string& path,
                                    const std::string& body) {
-  for (const cluster::Address& node : nodes) {
-    const net::CallResult result =
-        client_.Call(node.ToString(), method, path, body, options_.call_timeout);
-    if (!result.ok()) return node.ToString() + ": " + Describe(result);
+  const std::vector<net::CallResult> results = CallAll(nodes, method, path, body);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (!results[i].ok()) return nodes[i].ToString() + ": " + Describe(results[i]);
   }
   return std::string();
 }
 
 void Reconfigurator::AbortEverywhere(const std::vector<cluster::Address>& nodes, uint64_t epoch) {
+  reshards_failed_.fetch_add(1, std::memory_order_relaxed);
   const std::string body = "{\"epoch\":" + std::to_string(epoch) + "}";
   for (const cluster::Address& node : nodes) {
     client_.Call(node.ToString(), "POST", "/internal/reshard/abort", body,
@@ -211,103 +503,214 @@ ChangeOutcome Reconfigurator::AddMember(int shard, const cluster::Address& node)
   return {};
 }
 
+std::string Reconfigurator::StageEverywhere(const std::vector<cluster::Address>& nodes,
+                                            const cluster::ClusterConfig& next) {
+  using Clock = std::chrono::steady_clock;
+  if (std::string failed = ForAll(nodes, "POST", "/internal/reshard/stage", EncodeConfig(next));
+      !failed.empty()) {
+    return "node " + failed + " could not start staging";
+  }
+  const std::string path = "/internal/reshard/progress?epoch=" + std::to_string(next.epoch);
+  std::vector<int> unreachable(nodes.size(), 0);
+  uint64_t last_total = 0;
+  auto last_progress = Clock::now();
+  auto next_log = Clock::now() + std::chrono::seconds(2);
+  while (true) {
+    const std::vector<net::CallResult> results = CallAll(nodes, "GET", path, "");
+    std::map<int, StagingProgress> by_shard;
+    bool all_caught_up = true;
+    uint64_t total = 0;
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const std::string name = nodes[i].ToString();
+      std::string error;
+      const auto progress = results[i].ok() ? DecodeStagingProgress(results[i].body, error)
+                                            : std::nullopt;
+      if (!progress) {
+        // A node that stops answering is given a few polls (it may be busy), not forever.
+        if (++unreachable[i] >= 20) {
+          return "node " + name + " stopped answering (" +
+                 (results[i].ok() ? error : Describe(results[i])) + ")";
+        }
+        all_caught_up = false;
+        continue;
+      }
+      unreachable[i] = 0;
+      if (progress->phase == StagingProgress::Phase::kFailed) {
+        return "node " + name + " could not stage its keys: " + progress->error;
+      }
+      if (progress->phase == StagingProgress::Phase::kIdle) {
+        return "node " + name + " is not staging (restarted?)";
+      }
+      all_caught_up = all_caught_up && progress->phase == StagingProgress::Phase::kCaughtUp;
+      total += progress->entries;
+      if (progress->shard >= 0) {
+        StagingProgress& shard = by_shard[progress->shard];
+        shard.shard = progress->shard;
+        shard.entries += progress->entries;
+        shard.bytes += progress->bytes;
+        shard.last_delta += progress->last_delta;
+        shard.phase = std::min(shard.phase == StagingProgress::Phase::kIdle
+                                   ? StagingProgress::Phase::kCaughtUp
+                                   : shard.phase,
+                               progress->phase);
+      }
+    }
+    {
+      std::lock_guard lock(report_mu_);
+      coordinated_ = by_shard;
+    }
+    if (all_caught_up) return std::string();
+    if (total != last_total) {
+      last_total = total;
+      last_progress = Clock::now();
+    } else if (Clock::now() - last_progress > options_.call_timeout) {
+      return "staging made no progress for " +
+             std::to_string(options_.call_timeout.count() / 1000) + " s";
+    }
+    if (Clock::now() >= next_log) {
+      next_log = Clock::now() + std::chrono::seconds(2);
+      std::string line;
+      for (const auto& [shard, p] : by_shard) {
+        line += " shard " + std::to_string(shard) + ": " + std::string(ToString(p.phase)) + ", " +
+                std::to_string(p.entries) + " entries (" + std::to_string(p.bytes >> 20) +
+                " MiB);";
+      }
+      Log().information("reshard to epoch %s: staging:%s", std::to_string(next.epoch), line);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
 ChangeOutcome Reconfigurator::ReshardTo(int shard_count) {
+  using Clock = std::chrono::steady_clock;
   std::lock_guard change(change_mu_);
-  const auto started = std::chrono::steady_clock::now();
+  const auto started = Clock::now();
   const std::shared_ptr<const cluster::ClusterConfig> current = cluster_.Config();
   const std::vector<cluster::Address> live = cluster_.View();
   const cluster::ClusterConfig next = cluster::Reshard(*current, live, shard_count);
   const std::string epoch_body = "{\"epoch\":" + std::to_string(next.epoch) + "}";
   Log().information("reshard: %d -> %d shards over %z nodes (epoch %s)", current->shard_count(),
                     shard_count, live.size(), std::to_string(next.epoch));
+  auto fail = [&](const std::string& why) -> ChangeOutcome {
+    Log().warning("reshard to epoch %s failed: %s", std::to_string(next.epoch), why);
+    AbortEverywhere(live, next.epoch);
+    return {503, "Resharding failed: " + why, ""};
+  };
 
-  // 1. Barrier: every node stops taking writes and lets those in progress finish.
+  // 1. Every node pulls the keys it will own, while the cluster serves reads and writes.
+  if (std::string failed = StageEverywhere(live, next); !failed.empty()) return fail(failed);
+  const auto staged = Clock::now();
+
+  // 2. The barrier: writes held everywhere while each node takes the last delta.
+  const auto hold_start = Clock::now();
   if (std::string failed = ForAll(live, "POST", "/internal/reshard/prepare", epoch_body);
       !failed.empty()) {
-    AbortEverywhere(live, next.epoch);
-    return {503, "Resharding failed: node " + failed + " could not pause writes"};
+    return fail("node " + failed + " could not pause writes");
+  }
+  const std::vector<net::CallResult> finished =
+      CallAll(live, "POST", "/internal/reshard/finish", epoch_body);
+  std::map<int, StagingProgress> by_shard;
+  for (size_t i = 0; i < live.size(); ++i) {
+    std::string error;
+    const auto progress =
+        finished[i].ok() ? DecodeStagingProgress(finished[i].body, error) : std::nullopt;
+    if (!progress) {
+      return fail("node " + live[i].ToString() + " could not take its last keys: " +
+                  (finished[i].ok() ? error : Describe(finished[i])));
+    }
+    if (progress->shard < 0) continue;
+    StagingProgress& shard = by_shard[progress->shard];
+    shard.shard = progress->shard;
+    shard.phase = StagingProgress::Phase::kCaughtUp;
+    shard.entries += progress->entries;
+    shard.bytes += progress->bytes;
+    shard.last_delta += progress->last_delta;
   }
 
-  // 2. Gather every key from every live replica of every old shard (LWW-merged, so a write
-  //    acknowledged by any one replica is kept).
-  std::map<std::string, store::Entry> all;
-  const std::string full_request =
-      EncodeSyncRequest(SyncRequest{cluster_.self().ToString(), {}, /*full=*/true});
-  for (int shard = 0; shard < current->shard_count(); ++shard) {
-    int answered = 0;
-    for (const cluster::Address& member : current->shards[static_cast<size_t>(shard)]) {
-      if (!cluster_.InView(member)) continue;
-      const net::CallResult result = client_.Call(member.ToString(), "POST", "/internal/sync",
-                                                  full_request, options_.call_timeout);
-      std::string error;
-      auto reply = result.ok() ? DecodeSyncReply(result.body, error) : std::nullopt;
-      if (!reply) continue;
-      ++answered;
-      for (Update& u : reply->updates) {
-        auto [it, inserted] = all.try_emplace(u.key, u.entry);
-        if (!inserted && u.entry.version.Wins(it->second.version)) it->second = std::move(u.entry);
-      }
-    }
-    if (answered == 0 && !current->shards[static_cast<size_t>(shard)].empty()) {
-      AbortEverywhere(live, next.epoch);
-      return {503, "Resharding failed: no replica of shard " + std::to_string(shard) + " answered"};
-    }
-  }
-
-  // 3. Send each key to every member of its new shard, whether it changes shard or not: a
-  //    replica may lack a write its peer acknowledged just before the barrier, and entries
-  //    from before the barrier are not offered by anti-entropy afterwards.
-  const cluster::HashRing old_ring(std::max(current->shard_count(), 1));
-  const cluster::HashRing new_ring(shard_count);
-  std::vector<Update> updates;
-  updates.reserve(all.size());
-  for (auto& [key, entry] : all) updates.push_back(Update{key, std::move(entry)});
-  std::vector<std::vector<const Update*>> by_shard(static_cast<size_t>(shard_count));
-  size_t moved = 0, live_keys = 0;
-  for (const Update& u : updates) {
-    const int to = new_ring.ShardFor(u.key);
-    if (current->shard_count() == 0 || old_ring.ShardFor(u.key) != to) ++moved;
-    live_keys += u.entry.tombstone ? 0 : 1;
-    by_shard[static_cast<size_t>(to)].push_back(&u);
-  }
-  Log().information("reshard: %z keys (%z live) gathered; %z change shard", updates.size(),
-                    live_keys, moved);
-  size_t sent = 0;
-  for (int shard = 0; shard < shard_count; ++shard) {
-    const std::vector<const Update*>& batch = by_shard[static_cast<size_t>(shard)];
-    for (size_t begin = 0; begin < batch.size(); begin += options_.ingest_chunk) {
-      const size_t end = std::min(batch.size(), begin + options_.ingest_chunk);
-      const std::vector<const Update*> chunk(batch.begin() + static_cast<long>(begin),
-                                             batch.begin() + static_cast<long>(end));
-      const std::string body = EncodeBatch(cluster_.self().ToString(), chunk);
-      if (std::string failed =
-              ForAll(next.shards[static_cast<size_t>(shard)], "POST", "/internal/ingest", body);
-          !failed.empty()) {
-        AbortEverywhere(live, next.epoch);
-        return {503, "Resharding failed: node " + failed + " could not take its keys"};
-      }
-      sent += end - begin;
-      Log().information("reshard: %z / %z keys placed", sent, updates.size());
-    }
-  }
-
-  // 4. Commit: every node switches to the new layout and reopens writes.
+  // 3. Commit: every node switches to the new layout and reopens writes.
   const std::string config_body = EncodeConfig(next);
+  std::vector<cluster::Address> others;
   for (const cluster::Address& node : live) {
-    if (node == cluster_.self()) continue;
-    const net::CallResult result = client_.Call(node.ToString(), "POST", "/internal/config",
-                                                config_body, options_.call_timeout);
-    if (!result.ok()) {
+    if (node != cluster_.self()) others.push_back(node);
+  }
+  const std::vector<net::CallResult> committed = CallAll(others, "POST", "/internal/config",
+                                                         config_body);
+  for (size_t i = 0; i < others.size(); ++i) {
+    if (!committed[i].ok()) {
       Log().warning("reshard: %s did not take the commit (%s); it will by heartbeat",
-                    node.ToString(), Describe(result));
+                    others[i].ToString(), Describe(committed[i]));
     }
   }
   Adopt(next);
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::steady_clock::now() - started);
-  Log().information("reshard done: %d shards, %z keys, %z moved, %s ms", shard_count,
-                    updates.size(), moved, std::to_string(took.count()));
-  return {};
+  const auto done = Clock::now();
+  auto ms = [](Clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  const int64_t held_ms = ms(done - hold_start);
+  last_hold_ms_.store(static_cast<uint64_t>(held_ms), std::memory_order_relaxed);
+  last_reshard_ms_.store(static_cast<uint64_t>(ms(done - started)), std::memory_order_relaxed);
+  reshards_done_.fetch_add(1, std::memory_order_relaxed);
+  {
+    std::lock_guard lock(report_mu_);
+    coordinated_ = by_shard;
+  }
+  std::string report = "{\"epoch\":" + std::to_string(next.epoch) +
+                       ",\"shards\":" + std::to_string(shard_count) +
+                       ",\"took_ms\":" + std::to_string(ms(done - started)) +
+                       ",\"staging_ms\":" + std::to_string(ms(staged - started)) +
+                       ",\"writes_held_ms\":" + std::to_string(held_ms) + ",\"by_shard\":[";
+  std::string line;
+  for (const auto& [shard, p] : by_shard) {
+    if (report.back() != '[') report += ",";
+    report += "{\"shard\":" + std::to_string(shard) + ",\"entries\":" +
+              std::to_string(p.entries) + ",\"bytes\":" + std::to_string(p.bytes) +
+              ",\"last_delta\":" + std::to_string(p.last_delta) + "}";
+    line += " shard " + std::to_string(shard) + ": " + std::to_string(p.entries) + " entries (" +
+            std::to_string(p.bytes >> 20) + " MiB, last delta " + std::to_string(p.last_delta) +
+            ");";
+  }
+  report += "]}";
+  Log().information("reshard done: %d shards in %s ms (staging %s ms, writes held %s ms);%s",
+                    shard_count, std::to_string(ms(done - started)),
+                    std::to_string(ms(staged - started)), std::to_string(held_ms), line);
+  return {200, "", report};
+}
+
+std::string Reconfigurator::MetricsText() const {
+  std::string out;
+  auto metric = [&](const char* name, const char* type, const char* help, const std::string& v) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+           name + " " + v + "\n";
+  };
+  metric("kvs_reshards_total", "counter", "Reshards this node coordinated to their end.",
+         std::to_string(reshards_done_.load()));
+  metric("kvs_reshard_failures_total", "counter", "Reshards this node coordinated that failed.",
+         std::to_string(reshards_failed_.load()));
+  metric("kvs_reshard_last_duration_seconds", "gauge",
+         "Length of the last reshard this node coordinated.",
+         std::to_string(static_cast<double>(last_reshard_ms_.load()) / 1000.0));
+  metric("kvs_reshard_last_writes_held_seconds", "gauge",
+         "How long the last reshard this node coordinated held writes (its barrier).",
+         std::to_string(static_cast<double>(last_hold_ms_.load()) / 1000.0));
+  metric("kvs_reshard_staged_entries_total", "counter",
+         "Entries this node pulled while staging reshards.", std::to_string(staged_entries_.load()));
+  metric("kvs_reshard_staged_bytes_total", "counter",
+         "Key and value bytes this node pulled while staging reshards.",
+         std::to_string(staged_bytes_.load()));
+  metric("kvs_reshard_staging", "gauge", "1 while this node stages keys for a reshard.",
+         replicator_.staging() ? "1" : "0");
+  std::lock_guard lock(report_mu_);
+  if (!coordinated_.empty()) {
+    out +=
+        "# HELP kvs_reshard_shard_entries Entries the members of each shard of the next layout "
+        "have pulled (the reshard this node coordinates, or its last one).\n"
+        "# TYPE kvs_reshard_shard_entries gauge\n";
+    for (const auto& [shard, p] : coordinated_) {
+      out += "kvs_reshard_shard_entries{shard=\"" + std::to_string(shard) + "\"} " +
+             std::to_string(p.entries) + "\n";
+    }
+  }
+  return out;
 }
 
 }  // namespace kvs::replication

@@ -10,6 +10,8 @@
 #include <tuple>
 #include <variant>
 
+#include "kvs/cluster/hash_ring.h"
+
 namespace kvs::replication {
 namespace {
 
@@ -210,11 +212,20 @@ SyncReply Replicator::AnswerSync(const SyncRequest& request) {
     return reply;
   }
   const uint64_t barrier = cluster_.Config()->barrier_epoch;
-  auto wanted = [&](const store::EntryView& entry) {
+  // Only keys this node owns now: while a reshard stages, the store also holds keys of the
+  // next layout that are not ours yet. A staging pull (`range`) wants, of those, the keys a
+  // shard of the next layout will own.
+  const bool foreign_keys = staging_.load(std::memory_order_acquire);
+  const std::optional<int> mine = cluster_.MyShard();
+  std::optional<cluster::HashRing> next_ring;
+  if (request.range) next_ring.emplace(request.range->shards);
+  auto wanted = [&](std::string_view key, const store::EntryView& entry) {
     if (!request.full && causal::OriginEpoch(entry.version.origin) < barrier) return false;
     auto it = request.vv.find(entry.version.origin);
     const uint64_t covered = it == request.vv.end() ? 0 : it->second;
-    return entry.version.seq > covered;
+    if (entry.version.seq <= covered) return false;
+    if ((foreign_keys || next_ring) && cluster_.ShardForKey(key) != mine) return false;
+    return !next_ring || next_ring->ShardFor(key) == request.range->shard;
   };
   // A delta the recent keys cover: just those keys' entries, no walk of the store. (A later
   // chunk whose keys are no longer all kept walks from its cursor instead: same answer.)
@@ -228,7 +239,7 @@ SyncReply Replicator::AnswerSync(const SyncRequest& request) {
   syncs_walked_.fetch_add(1, std::memory_order_relaxed);
   if (request.max_bytes == 0) {  // an asker that does not stream: everything at once
     store_.ForEach([&](std::string_view key, const store::EntryView& entry) {
-      if (wanted(entry)) reply.updates.push_back(Update{std::string(key), entry.ToEntry()});
+      if (wanted(key, entry)) reply.updates.push_back(Update{std::string(key), entry.ToEntry()});
     });
     return reply;
   }
@@ -238,7 +249,7 @@ SyncReply Replicator::AnswerSync(const SyncRequest& request) {
 }
 
 void Replicator::ChunkFromKeys(std::vector<std::string> keys, uint64_t cursor, uint64_t max_bytes,
-                               const std::function<bool(const store::EntryView&)>& wanted,
+                               const Wanted& wanted,
                                SyncReply& reply) const {
   // In walk order from the cursor, as a walk's chunks are, so that chunks from keys and from
   // walks can follow each other in one stream.
@@ -261,7 +272,7 @@ void Replicator::ChunkFromKeys(std::vector<std::string> keys, uint64_t cursor, u
       return;
     }
     store_.Read(*key, [&](const store::EntryView& entry) {
-      if (!wanted(entry)) return;
+      if (!wanted(*key, entry)) return;
       bytes += TransferBytes(*key, entry);
       reply.updates.push_back(Update{*key, entry.ToEntry()});
     });
@@ -269,7 +280,7 @@ void Replicator::ChunkFromKeys(std::vector<std::string> keys, uint64_t cursor, u
 }
 
 void Replicator::CollectChunk(uint64_t cursor, uint64_t max_bytes,
-                              const std::function<bool(const store::EntryView&)>& wanted,
+                              const Wanted& wanted,
                               SyncReply& reply) const {
   struct Item {
     uint64_t position;
@@ -301,7 +312,7 @@ void Replicator::CollectChunk(uint64_t cursor, uint64_t max_bytes,
        stripe < store::Store::stripe_count(); ++stripe) {
     store_.ForEachInStripe(stripe, [&](std::string_view key, const store::EntryView& entry) {
       const uint64_t position = store::Store::WalkPosition(key);
-      if (position < cursor || (limit && position >= *limit) || !wanted(entry)) return;
+      if (position < cursor || (limit && position >= *limit) || !wanted(key, entry)) return;
       const uint64_t size = TransferBytes(key, entry);
       items.push_back(Item{position, size, Update{std::string(key), entry.ToEntry()}});
       bytes += size;
@@ -320,16 +331,15 @@ void Replicator::CollectChunk(uint64_t cursor, uint64_t max_bytes,
   for (Item& item : items) reply.updates.push_back(std::move(item.update));
 }
 
-bool Replicator::SyncWith(const std::string& peer, bool full,
-                          std::optional<std::chrono::steady_clock::time_point> deadline,
-                          TransferStats* stats) {
+std::optional<causal::VersionVector> Replicator::StreamFrom(
+    const std::string& peer, SyncRequest request,
+    std::optional<std::chrono::steady_clock::time_point> deadline,
+    const std::function<void(std::vector<Update>&)>& apply, TransferStats* stats,
+    const char* what) {
   using Clock = std::chrono::steady_clock;
   TransferStats local;
   TransferStats& st = stats != nullptr ? *stats : local;
-  SyncRequest request{self_, applied_.Snapshot(), full, 0, options_.transfer_chunk_bytes};
-  if (journal_ != nullptr) journal_->Flush(options_.sync_timeout);  // see AnswerSync
   std::optional<causal::VersionVector> answerer_vv;
-  size_t changed = 0;
   const auto start = Clock::now();
   auto next_progress_log = start + std::chrono::seconds(2);
   // One chunk is fetched (and decoded) on a helper thread while the one before is applied
@@ -354,9 +364,12 @@ bool Replicator::SyncWith(const std::string& peer, bool full,
     }
     const net::CallResult result =
         client_.Call(peer, "POST", "/internal/sync", EncodeSyncRequest(req), timeout);
-    out.error = result.error;
+    out.error = result.status == 0 ? result.error
+                                   : "status " + std::to_string(result.status) + " " +
+                                         result.body.substr(0, 200);
     out.body_bytes = result.body.size();
     if (!result.ok()) return out;
+    out.error.clear();
     out.reply = DecodeSyncReply(result.body, out.error);
     if (out.reply && out.reply->next_cursor && *out.reply->next_cursor <= req.cursor) {
       out.error = "its next cursor does not move forward";
@@ -369,10 +382,12 @@ bool Replicator::SyncWith(const std::string& peer, bool full,
     if (!current.reply) {
       if (st.chunks > 0 || current.body_bytes > 0) {
         transfers_failed_.fetch_add(1, std::memory_order_relaxed);
-        Log().warning("transfer from %s broke off after %s chunks (%s entries): %s", peer,
-                      std::to_string(st.chunks), std::to_string(st.entries), current.error);
+        Log().warning("%s from %s broke off after %s chunks (%s entries): %s", std::string(what),
+                      peer, std::to_string(st.chunks), std::to_string(st.entries),
+                      current.error);
       }
-      return false;
+      if (stats != nullptr) stats->error = current.error;
+      return std::nullopt;
     }
     SyncReply& reply = *current.reply;
     std::future<Fetched> next;
@@ -381,10 +396,10 @@ bool Replicator::SyncWith(const std::string& peer, bool full,
       next = std::async(std::launch::async, fetch, request);
     }
     if (!answerer_vv) answerer_vv = reply.vv;
-    changed += ApplySyncUpdates(reply.updates, /*keep_keys=*/!full);
     ++st.chunks;
     st.entries += reply.updates.size();
     st.bytes += current.body_bytes;
+    apply(reply.updates);
     chunks_received_.fetch_add(1, std::memory_order_relaxed);
     transfer_bytes_received_.fetch_add(current.body_bytes, std::memory_order_relaxed);
     if (!next.valid()) break;
@@ -392,23 +407,40 @@ bool Replicator::SyncWith(const std::string& peer, bool full,
       next_progress_log = Clock::now() + std::chrono::seconds(2);
       // The cursor is a hash position: how far it is through 2^64 is how far the walk is.
       const double done = static_cast<double>(request.cursor) / 18446744073709551616.0;
-      Log().information("transfer from %s: %s entries, %s MiB in %s chunks, %s%% of the keys", peer,
-                        std::to_string(st.entries), std::to_string(st.bytes >> 20),
-                        std::to_string(st.chunks), std::to_string(static_cast<int>(done * 100)));
+      Log().information("%s from %s: %s entries, %s MiB in %s chunks, %s%% of the keys",
+                        std::string(what), peer, std::to_string(st.entries),
+                        std::to_string(st.bytes >> 20), std::to_string(st.chunks),
+                        std::to_string(static_cast<int>(done * 100)));
     }
     current = next.get();
   }
+  if (st.chunks > 1) {
+    Log().information(
+        "%s from %s done: %s entries, %s MiB in %s chunks, %s ms", std::string(what), peer,
+        std::to_string(st.entries), std::to_string(st.bytes >> 20), std::to_string(st.chunks),
+        std::to_string(
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()));
+  }
+  return answerer_vv;
+}
+
+bool Replicator::SyncWith(const std::string& peer, bool full,
+                          std::optional<std::chrono::steady_clock::time_point> deadline,
+                          TransferStats* stats) {
+  if (journal_ != nullptr) journal_->Flush(options_.sync_timeout);  // see AnswerSync
+  size_t changed = 0;
+  const std::optional<causal::VersionVector> answerer_vv = StreamFrom(
+      peer, SyncRequest{self_, applied_.Snapshot(), full, 0, options_.transfer_chunk_bytes},
+      deadline,
+      [&](std::vector<Update>& updates) {
+        changed += ApplySyncUpdates(updates, /*keep_keys=*/!full);
+      },
+      stats, "transfer");
+  if (!answerer_vv) return false;
   changed += FinishSync(*answerer_vv);
   {
     std::lock_guard lock(peer_vv_mu_);
     peer_vv_[peer] = *answerer_vv;
-  }
-  if (st.chunks > 1) {
-    Log().information(
-        "transfer from %s done: %s entries, %s MiB in %s chunks, %s ms", peer,
-        std::to_string(st.entries), std::to_string(st.bytes >> 20), std::to_string(st.chunks),
-        std::to_string(
-            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()));
   }
   if (changed > 0) Log().information("anti-entropy: %z entries from %s", changed, peer);
   return true;
@@ -523,7 +555,18 @@ void Replicator::ResetAfterBarrier() {
   pending_.clear();
 }
 
+int64_t Replicator::OwnedLiveCount() const {
+  if (!staging()) return store_.live_count();
+  const std::optional<int> mine = cluster_.MyShard();
+  int64_t count = 0;
+  store_.ForEach([&](std::string_view key, const store::EntryView& entry) {
+    if (!entry.tombstone && cluster_.ShardForKey(key) == mine) ++count;
+  });
+  return count;
+}
+
 void Replicator::CollectTombstones() {
+  if (staging()) return;  // a reshard's staging pulls must see every delete
   const std::vector<std::string> members = ShardPeers(/*live_only=*/false);
   std::vector<causal::VersionVector> vectors;
   vectors.push_back(applied_.Snapshot());

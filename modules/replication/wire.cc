@@ -5,6 +5,8 @@
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 
+#include <algorithm>
+#include <array>
 #include <charconv>
 #include <variant>
 
@@ -122,6 +124,8 @@ bool ReadUpdatesBinary(std::string_view in, size_t& pos, std::vector<Update>& ou
 constexpr std::string_view kBatchMagic = "KVB1";
 constexpr std::string_view kSyncReplyMagic = "KVS1";
 constexpr std::string_view kSyncChunkMagic = "KVS2";
+// A sync range's ring is built per request (1024 points a shard): bound it.
+constexpr int kMaxShards = 256;
 
 // ParseDecimal for a JSON member: throws (caught by Guarded) when it is not one.
 uint64_t ParseU64(const std::string& text) {
@@ -193,6 +197,10 @@ std::string EncodeSyncRequest(const SyncRequest& request) {
   if (request.full) out += ",\"full\":true";
   if (request.cursor != 0) out += ",\"cursor\":\"" + std::to_string(request.cursor) + "\"";
   if (request.max_bytes != 0) out += ",\"max_bytes\":" + std::to_string(request.max_bytes);
+  if (request.range) {
+    out += ",\"range\":{\"shards\":" + std::to_string(request.range->shards) +
+           ",\"shard\":" + std::to_string(request.range->shard) + "}";
+  }
   out += "}";
   return out;
 }
@@ -206,6 +214,15 @@ std::optional<SyncRequest> DecodeSyncRequest(std::string_view text, std::string&
     if (object->has("cursor")) request.cursor = ParseU64(object->getValue<std::string>("cursor"));
     if (object->has("max_bytes")) {
       request.max_bytes = ParseU64(object->get("max_bytes").convert<std::string>());
+    }
+    if (object->has("range")) {
+      Object::Ptr range = object->getObject("range");
+      if (range.isNull()) throw Poco::DataFormatException("range is not an object");
+      KeyRange r{range->getValue<int>("shards"), range->getValue<int>("shard")};
+      if (r.shards < 1 || r.shards > kMaxShards || r.shard < 0 || r.shard >= r.shards) {
+        throw Poco::DataFormatException("range out of bounds");
+      }
+      request.range = r;
     }
     return request;
   });
@@ -273,6 +290,45 @@ std::string EncodeConfig(const cluster::ClusterConfig& config) {
   }
   out += "]}";
   return out;
+}
+
+namespace {
+constexpr std::array<std::string_view, 5> kPhaseNames = {"idle", "streaming", "catching-up",
+                                                          "caught-up", "failed"};
+}  // namespace
+
+std::string_view ToString(StagingProgress::Phase phase) {
+  return kPhaseNames.at(static_cast<size_t>(phase));
+}
+
+std::string EncodeStagingProgress(const StagingProgress& p) {
+  std::string out = "{\"epoch\":" + std::to_string(p.epoch) +
+                    ",\"shard\":" + std::to_string(p.shard) + ",\"phase\":\"" +
+                    std::string(ToString(p.phase)) + "\",\"entries\":" + std::to_string(p.entries) +
+                    ",\"bytes\":" + std::to_string(p.bytes) +
+                    ",\"last_delta\":" + std::to_string(p.last_delta) + ",\"error\":";
+  AppendJsonString(out, p.error);
+  out += "}";
+  return out;
+}
+
+std::optional<StagingProgress> DecodeStagingProgress(std::string_view text, std::string& error) {
+  return Guarded(error, [&]() -> StagingProgress {
+    Object::Ptr object = ParseObject(text);
+    StagingProgress p;
+    p.epoch = object->getValue<uint64_t>("epoch");
+    p.shard = object->getValue<int>("shard");
+    if (p.shard < -1) throw Poco::DataFormatException("bad shard");
+    const std::string phase = object->getValue<std::string>("phase");
+    const auto it = std::find(kPhaseNames.begin(), kPhaseNames.end(), phase);
+    if (it == kPhaseNames.end()) throw Poco::DataFormatException("unknown phase " + phase);
+    p.phase = static_cast<StagingProgress::Phase>(it - kPhaseNames.begin());
+    p.entries = object->getValue<uint64_t>("entries");
+    p.bytes = object->getValue<uint64_t>("bytes");
+    p.last_delta = object->getValue<uint64_t>("last_delta");
+    p.error = object->getValue<std::string>("error");
+    return p;
+  });
 }
 
 std::optional<cluster::ClusterConfig> DecodeConfig(std::string_view text, std::string& error) {

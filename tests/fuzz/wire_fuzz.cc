@@ -109,8 +109,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   RoundTrip(input, wire::DecodeSyncRequest, wire::EncodeSyncRequest,
             [](const wire::SyncRequest& a, const wire::SyncRequest& b) {
               return a.from == b.from && a.vv == b.vv && a.full == b.full && a.cursor == b.cursor &&
-                     a.max_bytes == b.max_bytes;
+                     a.max_bytes == b.max_bytes && a.range == b.range;
             });
+  RoundTrip(input, wire::DecodeStagingProgress, wire::EncodeStagingProgress,
+            [](const wire::StagingProgress& a, const wire::StagingProgress& b) { return a == b; });
   RoundTrip(input, wire::DecodeSyncReply, wire::EncodeSyncReply,
             [](const wire::SyncReply& a, const wire::SyncReply& b) {
               return a.vv == b.vv && SameUpdates(a.updates, b.updates) &&

@@ -60,9 +60,19 @@ TEST(WireTest, StreamedSyncRoundTrip) {
   for (const char* bad :
        {R"({"from":"a","vv":{},"cursor":"-1"})",
         R"({"from":"a","vv":{},"cursor":"18446744073709551616"})",
-        R"({"from":"a","vv":{},"cursor":" 1"})", R"({"from":"a","vv":{},"max_bytes":-5})"}) {
+        R"({"from":"a","vv":{},"cursor":" 1"})", R"({"from":"a","vv":{},"max_bytes":-5})",
+        R"({"from":"a","vv":{},"range":{"shards":3,"shard":3}})",
+        R"({"from":"a","vv":{},"range":{"shards":0,"shard":0}})",
+        R"({"from":"a","vv":{},"range":{"shards":100000,"shard":1}})",
+        R"({"from":"a","vv":{},"range":{"shards":3}})", R"({"from":"a","vv":{},"range":7})"}) {
     EXPECT_FALSE(DecodeSyncRequest(bad, error).has_value()) << bad;
   }
+  // A reshard's staging pull names the range of the next layout it wants.
+  SyncRequest ranged{"a:1", {}, true, 0, 4096, KeyRange{3, 2}};
+  request = DecodeSyncRequest(EncodeSyncRequest(ranged), error);
+  ASSERT_TRUE(request.has_value()) << error;
+  ASSERT_TRUE(request->range.has_value());
+  EXPECT_EQ(*request->range, (KeyRange{3, 2}));
 
   SyncReply chunk{{{"x#1", 7}}, {MakeUpdate("k", "v", false)}, 123456789012345ull};
   const std::string bytes = EncodeSyncReply(chunk);

@@ -67,10 +67,12 @@ std::string_view ReasonPhrase(int status);
 std::string HttpDate(int64_t unix_seconds);
 
 // Appends a response head with Content-Length `body_size`. `date` may be empty (no Date
-// header); `allow` is added when non-empty. `keep_alive` false adds "Connection: close"; an
-// HTTP/1.0 client that asked for keep-alive (`http10_keep_alive`) gets "Connection: keep-alive".
+// header); `allow` is added when non-empty, as is `extra` (one "Name: value" line without its
+// CRLF). `keep_alive` false adds "Connection: close"; an HTTP/1.0 client that asked for
+// keep-alive (`http10_keep_alive`) gets "Connection: keep-alive".
 void AppendResponseHead(std::string& out, int status, std::string_view content_type,
                         std::string_view allow, size_t body_size, bool keep_alive,
-                        bool http10_keep_alive, std::string_view date);
+                        bool http10_keep_alive, std::string_view date,
+                        std::string_view extra = {});
 
 }  // namespace kvs::api

@@ -39,6 +39,9 @@ struct Response {
   std::string body;
   std::string_view content_type = "application/json";
   std::string_view allow;  // for 405: the methods the path accepts
+  // An extra header (name and value; the value holds no CR or LF), e.g. a reshard's report.
+  std::string_view header_name;
+  std::string header_value;
   // Non-zero: the answer acknowledges a write that must be durable first; the front end holds
   // it until Service::journal() reports this log position durable (or answers
   // StorageFailure() if the log failed).

@@ -135,31 +135,52 @@ class Replicator {
   // the live writers, not the history of restarts and reshards. True when `m` changed.
   bool PruneSatisfied(causal::Metadata& m) const;
 
+  // --- online reshard (Reconfigurator) ---
+  // While a reshard stages, the store also holds keys this node will own only in the next
+  // layout: sync answers and key counts leave them out, and no replica purges tombstones (a
+  // staging pull must see every delete made while it runs).
+  void SetStaging(bool staging) { staging_.store(staging, std::memory_order_release); }
+  bool staging() const { return staging_.load(std::memory_order_acquire); }
+  size_t transfer_chunk_bytes() const { return options_.transfer_chunk_bytes; }
+  // Live keys this node owns under its current layout.
+  int64_t OwnedLiveCount() const;
+
+  struct TransferStats {
+    size_t chunks = 0;
+    size_t entries = 0;
+    uint64_t bytes = 0;
+    std::string error;  // why the stream broke off
+  };
+  // Streams `request` from `peer` chunk by chunk (each within sync_timeout, all before
+  // `deadline` when one is given), handing each chunk's updates to `apply` in turn. Returns
+  // the answerer's vector from the first chunk once the whole stream arrived, or nullopt.
+  // `what` names the transfer in progress logs.
+  std::optional<causal::VersionVector> StreamFrom(
+      const std::string& peer, SyncRequest request,
+      std::optional<std::chrono::steady_clock::time_point> deadline,
+      const std::function<void(std::vector<Update>&)>& apply, TransferStats* stats,
+      const char* what);
+
+  // Pulls from `peer` what this replica lacks (everything with `full`) through StreamFrom, and
+  // raises the applied vector at the end; true when the whole stream arrived.
+  bool SyncWith(const std::string& peer, bool full = false,
+                std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt,
+                TransferStats* stats = nullptr);
+
   bool ready() const { return ready_.load(std::memory_order_acquire); }
   causal::VersionVector AppliedVector() const { return applied_.Snapshot(); }
   std::string MetricsText() const;
 
  private:
-  struct TransferStats {
-    size_t chunks = 0;
-    size_t entries = 0;
-    uint64_t bytes = 0;
-  };
-  // Pulls from `peer`, chunk by chunk (each within sync_timeout, and all before `deadline`
-  // when one is given); true when the whole stream arrived.
-  bool SyncWith(const std::string& peer, bool full = false,
-                std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt,
-                TransferStats* stats = nullptr);
+  using Wanted = std::function<bool(std::string_view key, const store::EntryView&)>;
   // The entries `wanted` from walk position `cursor` on, in walk order, about `max_bytes` of
   // them (at least one), into reply.updates; reply.next_cursor says where the next chunk
   // starts (none: the walk is done).
+  void CollectChunk(uint64_t cursor, uint64_t max_bytes, const Wanted& wanted,
+                    SyncReply& reply) const;
   // CollectChunk over just `keys` (the keys of recent updates), no walk of the store.
   void ChunkFromKeys(std::vector<std::string> keys, uint64_t cursor, uint64_t max_bytes,
-                     const std::function<bool(const store::EntryView&)>& wanted,
-                     SyncReply& reply) const;
-  void CollectChunk(uint64_t cursor, uint64_t max_bytes,
-                    const std::function<bool(const store::EntryView&)>& wanted,
-                    SyncReply& reply) const;
+                     const Wanted& wanted, SyncReply& reply) const;
   // Whether this node, under its current layout, keeps `u`.
   bool Owned(const Update& u) const;
   // Stores one update and records it applied (with its key among the recent ones when
@@ -209,6 +230,7 @@ class Replicator {
   std::atomic<std::shared_ptr<const causal::VersionVector>> stable_;
 
   std::atomic<bool> full_sync_wanted_{false};
+  std::atomic<bool> staging_{false};
   std::atomic<bool> has_peers_{false};
   std::atomic<bool> ready_{false};
   std::mutex ready_mu_;

@@ -27,19 +27,29 @@ struct ReplicateBatch {
   std::vector<Update> updates;
 };
 // POST /internal/sync
-//   {"from":A,"vv":{origin:seq},"full":bool,"cursor":"<u64>","max_bytes":N}   -> SyncReply
+//   {"from":A,"vv":{origin:seq},"full":bool,"cursor":"<u64>","max_bytes":N,"range":R}
+//   -> SyncReply
 // `full` asks for every entry, including those moved in by a reshard (a new or restarted
 // member); otherwise entries written before the last reshard barrier are not offered again.
 // With max_bytes > 0 the answer is one chunk of a stream: the entries from walk position
 // `cursor` on, about max_bytes of them, and the cursor of the next chunk (none: the last).
 // The asker sends the same vv in every chunk of a stream. Without max_bytes (0, or absent:
 // older peers) the answer holds every entry at once.
+// With "range":{"shards":M,"shard":s} (an online reshard staging data for its next layout)
+// the answer holds only the keys the answerer owns now that shard s of an M-shard ring
+// would own.
+struct KeyRange {
+  int shards = 0;
+  int shard = 0;
+  bool operator==(const KeyRange&) const = default;
+};
 struct SyncRequest {
   std::string from;
   causal::VersionVector vv;
   bool full = false;
   uint64_t cursor = 0;
   uint64_t max_bytes = 0;
+  std::optional<KeyRange> range = std::nullopt;
 };
 // KVS1 netstring(vv) count updates...                (the whole answer, or a stream's last chunk)
 // KVS2 netstring(vv) netstring(next cursor) count updates...   (a chunk with more to come)
@@ -59,6 +69,23 @@ std::optional<SyncRequest> DecodeSyncRequest(std::string_view json, std::string&
 
 std::string EncodeSyncReply(const SyncReply& reply);
 std::optional<SyncReply> DecodeSyncReply(std::string_view json, std::string& error);
+
+// GET /internal/reshard/progress?epoch=E   (a node's staging for an online reshard)
+//   {"epoch":E,"shard":S,"phase":P,"entries":N,"bytes":B,"last_delta":D,"error":"..."}
+struct StagingProgress {
+  enum class Phase { kIdle, kStreaming, kCatchingUp, kCaughtUp, kFailed };
+  uint64_t epoch = 0;
+  int shard = -1;  // its shard in the next layout (-1: none, nothing to pull)
+  Phase phase = Phase::kIdle;
+  uint64_t entries = 0;     // entries pulled so far
+  uint64_t bytes = 0;       // bytes of the chunks that carried them
+  uint64_t last_delta = 0;  // entries the last catch-up pass brought
+  std::string error;        // kFailed: why
+  bool operator==(const StagingProgress&) const = default;
+};
+std::string_view ToString(StagingProgress::Phase phase);
+std::string EncodeStagingProgress(const StagingProgress& progress);
+std::optional<StagingProgress> DecodeStagingProgress(std::string_view json, std::string& error);
 
 // GET /internal/config       {"epoch":E,"shards":[["a:1","b:1"],...]}
 std::string EncodeConfig(const cluster::ClusterConfig& config);
