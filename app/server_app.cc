@@ -347,7 +347,7 @@ int ServerApp::main(const std::vector<std::string>&) {
   // node. Peers fill in what happened meanwhile (Replicator::Bootstrap, a delta) before the
   // node reports ready.
   if (journal->enabled()) {
-    replication::StoreRecovery sink(store, clock, replicator);
+    replication::StoreRecovery sink(store, clock, replicator, plan.self);
     const storage::RecoveryReport report = journal->Recover(sink);
     if (!report.ok) {
       std::cerr << "kvs-server: error: " << report.error << std::endl;
@@ -362,9 +362,10 @@ int ServerApp::main(const std::vector<std::string>&) {
       }
     }
     const std::optional<int> mine = cluster_state.MyShard();
-    const size_t dropped = store.EraseIf([&](std::string_view key, const store::EntryView&) {
-      return !mine || cluster_state.ShardForKey(key) != mine;
-    });
+    const size_t dropped =
+        sink.dropped() + store.EraseIf([&](std::string_view key, const store::EntryView&) {
+          return !mine || cluster_state.ShardForKey(key) != mine;
+        });
     replicator.SetRecovered(sink.has_data(), report.repaired);
     std::string summary = "storage: recovered " + std::to_string(store.live_count()) +
                           " live keys (" + std::to_string(store.size()) + " entries) from " +
@@ -397,8 +398,7 @@ int ServerApp::main(const std::vector<std::string>&) {
                          detector.Tick();
                          reconfigurator.CheckFreeze();  // a reshard whose coordinator vanished
                        }),
-      0,
-      detector.tick_interval().count());
+      0, detector.tick_interval().count());
   anti_entropy_timer.scheduleAtFixedRate(new FunctionTask("anti-entropy",
                                                           [&replicator] {
                                                             if (replicator.ready())

@@ -3,6 +3,8 @@
 #
 #   bench/scale.sh                      key counts from SCALE_KEYS (default "100000 1000000")
 #   SCALE_KEYS="1000000 10000000" bench/scale.sh
+#   SCALE_RESHARD_KEYS="..."            key counts of the reshard part (default SCALE_KEYS;
+#                                       "" skips it); SCALE_SHARD_KEYS likewise for the first
 #   SCALE_KEEP_LOGS=DIR                 copy the nodes' logs to DIR at the end
 #
 # For each key count: a 3-replica shard of local kvs-server processes on 127.0.0.2-4 (disk
@@ -16,6 +18,11 @@
 #   pause      replica 3 stopped (SIGSTOP) for 10 s while the others take PUTs over the key
 #              space, then resumed: bytes it received by anti-entropy (kvs_transfer_*) and
 #              its catch-up time.
+# Then, for each key count of the reshard part: 6 nodes on 127.0.0.2-7 in 2 shards of 3,
+# loaded with that many keys, and a reshard to 3 shards while kvs-bench sends 50/50 GET/PUT
+# over all six nodes (8 connections, uniform random keys): the reshard's total time, how long
+# writes were held (its Kvs-Reshard header: the longest barrier of any node), and the
+# client's p99, max latency and errors over a run that spans the reshard.
 # Results go to stdout and to bench/RESULTS.md, section "Scale" (replaced if present).
 # Every server it starts is stopped on exit (also on failure or Ctrl-C). Loopback only.
 set -euo pipefail
@@ -25,6 +32,8 @@ BUILD="$ROOT/${KVS_BUILD_DIR:-build-bench}"
 SERVER="$BUILD/app/kvs-server"
 BENCH="$BUILD/bench/kvs-bench"
 KEYS_LIST="${SCALE_KEYS:-100000 1000000}"
+SHARD_KEYS="${SCALE_SHARD_KEYS-$KEYS_LIST}"
+RESHARD_KEYS="${SCALE_RESHARD_KEYS-$KEYS_LIST}"
 PORT=18490
 RESULTS="$ROOT/bench/RESULTS.md"
 
@@ -59,10 +68,11 @@ cmake --build "$BUILD" -j"$(nproc)" --target kvs-server kvs-bench >/dev/null
 
 addr() { echo "127.0.0.$(($1 + 2)):$PORT"; }
 VIEW="$(addr 0),$(addr 1),$(addr 2)"
+SHARDS=1
 
 start_node() {
   local i="$1"
-  env -i PATH="$PATH" SOCKET_ADDRESS="$(addr "$i")" VIEW="$VIEW" SHARD_COUNT=1 \
+  env -i PATH="$PATH" SOCKET_ADDRESS="$(addr "$i")" VIEW="$VIEW" SHARD_COUNT="$SHARDS" \
     KVS_HTTP_BIND="127.0.0.$((i + 2))" KVS_STORAGE_DIR="$WORK/data-$i" \
     KVS_STORAGE_FSYNC=interval "$SERVER" >>"$WORK/node-$i.log" 2>&1 &
   PIDS[i]=$!
@@ -105,7 +115,7 @@ metric() {
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 declare -a ROWS=()
-for keys in $KEYS_LIST; do
+for keys in $SHARD_KEYS; do
   log "$keys keys: starting 3 replicas on $VIEW"
   rm -rf "$WORK"/data-*
   for i in 0 1 2; do start_node "$i"; done
@@ -157,6 +167,63 @@ for keys in $KEYS_LIST; do
   for i in 0 1 2; do stop_node "$i"; done
 done
 
+# --- reshard 2 -> 3 under load ---
+declare -a RESHARD_ROWS=()
+VIEW="$(addr 0),$(addr 1),$(addr 2),$(addr 3),$(addr 4),$(addr 5)"
+SHARDS=2
+# live_total: the sum of the live keys each shard reports.
+live_total() {
+  curl -s --max-time 5 "http://$(addr 0)/key-value-store-shard/shard-ids" |
+    grep -o '\[[0-9,]*\]' | tr -d '[]' | tr ',' '\n' | while read -r id; do
+    curl -s --max-time 30 "http://$(addr 0)/key-value-store-shard/shard-id-key-count/$id" |
+      grep -o '"shard-id-key-count":[0-9]*' | grep -o '[0-9]*$'
+  done | awk '{ s += $1 } END { print s + 0 }'
+}
+json_number() { grep -o "\"$2\": *[0-9.]*" "$1" | head -1 | grep -o '[0-9.]*$'; }
+for keys in $RESHARD_KEYS; do
+  log "$keys keys: starting 6 nodes in 2 shards on $VIEW"
+  rm -rf "$WORK"/data-*
+  for i in 0 1 2 3 4 5; do start_node "$i"; done
+  for i in 0 1 2 3 4 5; do wait_ready "$i" 0 30 >/dev/null; done
+  "$BENCH" --targets="$VIEW" --threads=1 --connections=32 --keys="$keys" --preload \
+    --value-size=100 --mix=get:100 --duration=1 --warmup=0 --quiet >/dev/null
+  start=$(now_ms)
+  until [[ "$(live_total)" == "$keys" ]]; do
+    (($(now_ms) - start < 600000)) || die "the 2 shards never held $keys keys"
+    sleep 0.5
+  done
+  log "$keys keys: loaded"
+  sleep 3
+  # The client runs past the reshard's expected end (about 70k keys a second at 1M).
+  duration=$((8 + keys / 70000))
+  "$BENCH" --targets="$VIEW" --threads=1 --connections=8 --keys="$keys" --value-size=100 \
+    --mix=get:50,put:50 --duration="$duration" --warmup=0 --quiet \
+    --json="$WORK/reshard.json" >/dev/null &
+  bench_pid=$!
+  sleep 3
+  t0=$(now_ms)
+  answer=$(curl -s -D "$WORK/reshard.head" --max-time 600 -X PUT \
+    -H 'Content-Type: application/json' -d '{"shard-count":3}' \
+    "http://$(addr 0)/key-value-store-shard/reshard")
+  took=$(awk -v ms="$(($(now_ms) - t0))" 'BEGIN { printf "%.2f", ms / 1000 }')
+  wait "$bench_pid" || die "kvs-bench failed during the reshard"
+  [[ "$answer" == '{"message":"Resharding done successfully"}' ]] || die "reshard answered: $answer"
+  report=$(grep -i '^Kvs-Reshard:' "$WORK/reshard.head" | tr -d '\r')
+  held=$(grep -o '"writes_held_ms":[0-9]*' <<<"$report" | grep -o '[0-9]*$')
+  moved=$(grep -o '"entries":[0-9]*' <<<"$report" | grep -o '[0-9]*$' | awk '{ s += $1 } END { print s + 0 }')
+  j="$WORK/reshard.json"
+  p99=$(json_number "$j" p99)
+  max=$(json_number "$j" max)
+  requests=$(json_number "$j" requests)
+  errors=$(($(json_number "$j" http_errors) + $(json_number "$j" transport_errors)))
+  total=$(live_total)
+  log "$keys keys: reshard 2 -> 3 in $took s, writes held $held ms, $moved entries pulled;" \
+    "client: $requests requests, p99 $p99 ms, max $max ms, $errors errors; $total keys after"
+  [[ "$total" == "$keys" ]] || die "after the reshard the shards hold $total keys, not $keys"
+  RESHARD_ROWS+=("| $keys | $took | $held | $moved | $requests | $p99 | $max | $errors |")
+  for i in 0 1 2 3 4 5; do stop_node "$i"; done
+done
+
 table="$(
   cat <<EOF
 ## Scale
@@ -166,6 +233,12 @@ table="$(
 | keys | idle CPU per node (% of a core) | restart to ready (s) | empty replica ready (s) | PUTs during the pause | anti-entropy bytes after the pause |
 |---:|---|---:|---:|---:|---:|
 $(printf '%s\n' "${ROWS[@]}")
+
+Reshard 2 -> 3 under load: 6 nodes on 127.0.0.2-7 in 2 shards of 3 (same settings), loaded with the key count, then \`PUT /key-value-store-shard/reshard {"shard-count":3}\` at node 1 while kvs-bench sends 50/50 GET/PUT over all six nodes (8 connections, uniform random keys, \`--duration\` = 8 s + 1 s per 70k keys, started 3 s before the reshard). Time: until the reshard's answer. Writes held: \`writes_held_ms\` of the answer's \`Kvs-Reshard\` header (the longest any node held writes, barrier to reopening). Entries pulled: what the members of the new shards streamed in (each member pulls its range). Latency and errors: the client's whole run. Every key is counted after.
+
+| keys | reshard (s) | writes held (ms) | entries pulled | client requests | client p99 (ms) | client max (ms) | client errors |
+|---:|---:|---:|---:|---:|---:|---:|---:|
+$(printf '%s\n' "${RESHARD_ROWS[@]}")
 EOF
 )"
 printf '\n%s\n' "$table"

@@ -315,8 +315,7 @@ std::string HttpDate(int64_t unix_seconds) {
 
 void AppendResponseHead(std::string& out, int status, std::string_view content_type,
                         std::string_view allow, size_t body_size, bool keep_alive,
-                        bool http10_keep_alive, std::string_view date,
-                        std::string_view extra) {
+                        bool http10_keep_alive, std::string_view date, std::string_view extra) {
   char number[24];
   out += "HTTP/1.1 ";
   auto end = std::to_chars(number, number + sizeof number, status).ptr;

@@ -288,15 +288,25 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
   // reshard barrier is up and is routed again afterwards (the key may have moved).
   std::optional<replication::Coordinator::WriteTicket> ticket;
   std::optional<int> shard;
-  if (request.sender_epoch > cluster_.Config()->epoch) {
+  // Routing with an older layout than the sender's would send the request back to it; and a
+  // client whose metadata names a write of a newer layout (a reshard that committed at other
+  // nodes first) must not be served from this node's old copy of a key that moved.
+  uint64_t layout_wanted = request.sender_epoch;
+  for (const auto& [origin, seq] : metadata.vv) {
+    layout_wanted = std::max(layout_wanted, causal::OriginEpoch(origin));
+  }
+  if (layout_wanted > cluster_.Config()->epoch) {
     if (!may_block) return WouldBlock();
-    // Routing with an older layout than the sender's would send the request back to it.
     const auto deadline = std::chrono::steady_clock::now() + kLayoutCatchUpWait;
-    while (cluster_.Config()->epoch < request.sender_epoch &&
+    while (cluster_.Config()->epoch < layout_wanted &&
            std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
+    if (cluster_.Config()->epoch < layout_wanted) {
+      return ErrorResponse(503, "Node has not caught up with the cluster layout yet", method);
+    }
   }
+  const uint64_t layout_seen = cluster_.layout_version();
   for (int attempt = 0;; ++attempt) {
     const std::optional<int> owner = cluster_.ShardForKey(key);
     if (!owner) return ErrorResponse(503, "Node does not know the cluster layout yet", method);
@@ -324,6 +334,12 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
   using Kind = replication::OpResult::Kind;
   if (method == "GET") {
     replication::OpResult result = coordinator_.Get(key, client);
+    if (cluster_.layout_version() != layout_seen) {
+      // A reshard committed while this read ran: the key may have moved away and been dropped
+      // here (a wrong 404, or an old copy). Route it again under the new layout.
+      if (!may_block) return WouldBlock();
+      return HandleKeyValue(request, encoded_key, may_block);
+    }
     if (result.kind == Kind::kUnavailable) return ErrorResponse(503, result.error, method);
     if (result.kind == Kind::kNotFound) {
       return Json(404, JsonObject()
@@ -606,8 +622,9 @@ Response Service::HandleInternal(std::string_view method, std::string_view path,
   if (path == "/internal/config" && method == "POST") {
     auto config = replication::DecodeConfig(body, error);
     if (!config) return ErrorResponse(400, "Bad configuration: " + error, method);
-    const bool adopted = reconfigurator_.Adopt(*config);
-    return Json(200, JsonObject().Bool("adopted", adopted).Finish());
+    uint64_t held_ms = 0;
+    const bool adopted = reconfigurator_.Adopt(*config, &held_ms);
+    return Json(200, replication::EncodeConfigAnswer({adopted, held_ms}));
   }
   if (path == "/internal/reshard/stage" && method == "POST") {
     auto config = replication::DecodeConfig(body, error);

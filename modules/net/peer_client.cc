@@ -94,6 +94,8 @@ CallResult PeerClient::Call(const std::string& peer, std::string_view method,
         "call %s %s to %s failed on a reused connection (%s); "
         "retrying on a fresh one",
         std::string(method), path, peer, result.error);
+    // The other idle connections to it are as old: the retry must not take one of them.
+    Forget(peer);
   }
   return result;
 }

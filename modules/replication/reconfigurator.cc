@@ -48,7 +48,7 @@ void Reconfigurator::Start() {
   replicator_.Bootstrap();
 }
 
-bool Reconfigurator::Adopt(const cluster::ClusterConfig& config) {
+bool Reconfigurator::Adopt(const cluster::ClusterConfig& config, uint64_t* held_ms) {
   std::lock_guard lock(adopt_mu_);
   const std::shared_ptr<const cluster::ClusterConfig> before = cluster_.Config();
   const std::optional<int> shard_before = before->ShardOf(cluster_.self());
@@ -78,6 +78,11 @@ bool Reconfigurator::Adopt(const cluster::ClusterConfig& config) {
     replicator_.RefreshPeers();
     {
       std::lock_guard freeze(freeze_mu_);
+      if (took_part && held_ms != nullptr) {
+        *held_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::steady_clock::now() - frozen_since_)
+                                             .count());
+      }
       frozen_for_epoch_ = 0;
     }
     // Writes reopen before the walk below: it drops only keys this node no longer owns (and
@@ -228,8 +233,12 @@ std::string Reconfigurator::PullRange(Staging& st, int source, bool full, bool a
   for (const cluster::Address& member : st.current->shards[static_cast<size_t>(source)]) {
     if (member == cluster_.self() || !cluster_.InView(member)) continue;
     if (st.stop.load() && !all_members) break;
-    SyncRequest request{self, full ? causal::VersionVector{} : st.have[source], full, 0,
-                        replicator_.transfer_chunk_bytes(), range};
+    SyncRequest request{self,
+                        full ? causal::VersionVector{} : st.have[source],
+                        full,
+                        0,
+                        replicator_.transfer_chunk_bytes(),
+                        range};
     Replicator::TransferStats stats;
     const std::optional<causal::VersionVector> vv = replicator_.StreamFrom(
         member.ToString(), std::move(request), std::nullopt,
@@ -302,6 +311,9 @@ void Reconfigurator::DropStaged(const Staging& st) {
   const size_t dropped = store_.EraseIf([&](std::string_view key, const store::EntryView&) {
     return !mine || cluster_.ShardForKey(key) != mine;
   });
+  // The staged entries are in the log: the layout logged again after them drops them at
+  // recovery too (see StoreRecovery::OnLayout).
+  if (journal_ != nullptr) journal_->LogLayout(EncodeConfig(*cluster_.Config()));
   Log().information("reshard to epoch %s abandoned: %z staged entries dropped",
                     std::to_string(st.next.epoch), dropped);
 }
@@ -361,7 +373,8 @@ std::string Reconfigurator::Finish(uint64_t epoch, StagingProgress& out) {
     }
     // The keys that stay in this node's shard: the same, from its own peers.
     if (st->old_shard) {
-      for (const cluster::Address& peer : st->current->shards[static_cast<size_t>(*st->old_shard)]) {
+      for (const cluster::Address& peer :
+           st->current->shards[static_cast<size_t>(*st->old_shard)]) {
         if (peer == cluster_.self() || !cluster_.InView(peer)) continue;
         if (!replicator_.SyncWith(peer.ToString())) {
           Log().warning("reshard to epoch %s: shard peer %s did not answer the last sync",
@@ -434,12 +447,13 @@ void Reconfigurator::CheckFreeze() {
 std::vector<net::CallResult> Reconfigurator::CallAll(const std::vector<cluster::Address>& nodes,
                                                      const std::string& method,
                                                      const std::string& path,
-                                                     const std::string& body) {
+                                                     const std::string& body,
+                                                     std::chrono::milliseconds timeout) {
   std::vector<std::future<net::CallResult>> calls;
   calls.reserve(nodes.size());
   for (const cluster::Address& node : nodes) {
-    calls.push_back(std::async(std::launch::async, [this, &node, &method, &path, &body] {
-      return client_.Call(node.ToString(), method, path, body, options_.call_timeout);
+    calls.push_back(std::async(std::launch::async, [this, &node, &method, &path, &body, timeout] {
+      return client_.Call(node.ToString(), method, path, body, timeout);
     }));
   }
   std::vector<net::CallResult> results;
@@ -450,8 +464,8 @@ std::vector<net::CallResult> Reconfigurator::CallAll(const std::vector<cluster::
 
 std::string Reconfigurator::ForAll(const std::vector<cluster::Address>& nodes,
                                    const std::string& method, const std::string& path,
-                                   const std::string& body) {
-  const std::vector<net::CallResult> results = CallAll(nodes, method, path, body);
+                                   const std::string& body, std::chrono::milliseconds timeout) {
+  const std::vector<net::CallResult> results = CallAll(nodes, method, path, body, timeout);
   for (size_t i = 0; i < nodes.size(); ++i) {
     if (!results[i].ok()) return nodes[i].ToString() + ": " + Describe(results[i]);
   }
@@ -506,7 +520,8 @@ ChangeOutcome Reconfigurator::AddMember(int shard, const cluster::Address& node)
 std::string Reconfigurator::StageEverywhere(const std::vector<cluster::Address>& nodes,
                                             const cluster::ClusterConfig& next) {
   using Clock = std::chrono::steady_clock;
-  if (std::string failed = ForAll(nodes, "POST", "/internal/reshard/stage", EncodeConfig(next));
+  if (std::string failed = ForAll(nodes, "POST", "/internal/reshard/stage", EncodeConfig(next),
+                                  options_.call_timeout);
       !failed.empty()) {
     return "node " + failed + " could not start staging";
   }
@@ -516,15 +531,16 @@ std::string Reconfigurator::StageEverywhere(const std::vector<cluster::Address>&
   auto last_progress = Clock::now();
   auto next_log = Clock::now() + std::chrono::seconds(2);
   while (true) {
-    const std::vector<net::CallResult> results = CallAll(nodes, "GET", path, "");
+    const std::vector<net::CallResult> results =
+        CallAll(nodes, "GET", path, "", options_.call_timeout);
     std::map<int, StagingProgress> by_shard;
     bool all_caught_up = true;
     uint64_t total = 0;
     for (size_t i = 0; i < nodes.size(); ++i) {
       const std::string name = nodes[i].ToString();
       std::string error;
-      const auto progress = results[i].ok() ? DecodeStagingProgress(results[i].body, error)
-                                            : std::nullopt;
+      const auto progress =
+          results[i].ok() ? DecodeStagingProgress(results[i].body, error) : std::nullopt;
       if (!progress) {
         // A node that stops answering is given a few polls (it may be busy), not forever.
         if (++unreachable[i] >= 20) {
@@ -572,8 +588,7 @@ std::string Reconfigurator::StageEverywhere(const std::vector<cluster::Address>&
       std::string line;
       for (const auto& [shard, p] : by_shard) {
         line += " shard " + std::to_string(shard) + ": " + std::string(ToString(p.phase)) + ", " +
-                std::to_string(p.entries) + " entries (" + std::to_string(p.bytes >> 20) +
-                " MiB);";
+                std::to_string(p.entries) + " entries (" + std::to_string(p.bytes >> 20) + " MiB);";
       }
       Log().information("reshard to epoch %s: staging:%s", std::to_string(next.epoch), line);
     }
@@ -603,12 +618,13 @@ ChangeOutcome Reconfigurator::ReshardTo(int shard_count) {
 
   // 2. The barrier: writes held everywhere while each node takes the last delta.
   const auto hold_start = Clock::now();
-  if (std::string failed = ForAll(live, "POST", "/internal/reshard/prepare", epoch_body);
+  if (std::string failed = ForAll(live, "POST", "/internal/reshard/prepare", epoch_body,
+                                  options_.barrier_call_timeout);
       !failed.empty()) {
     return fail("node " + failed + " could not pause writes");
   }
   const std::vector<net::CallResult> finished =
-      CallAll(live, "POST", "/internal/reshard/finish", epoch_body);
+      CallAll(live, "POST", "/internal/reshard/finish", epoch_body, options_.barrier_call_timeout);
   std::map<int, StagingProgress> by_shard;
   for (size_t i = 0; i < live.size(); ++i) {
     std::string error;
@@ -627,26 +643,32 @@ ChangeOutcome Reconfigurator::ReshardTo(int shard_count) {
     shard.last_delta += progress->last_delta;
   }
 
-  // 3. Commit: every node switches to the new layout and reopens writes.
-  const std::string config_body = EncodeConfig(next);
-  std::vector<cluster::Address> others;
-  for (const cluster::Address& node : live) {
-    if (node != cluster_.self()) others.push_back(node);
+  // 3. Commit: every node (this one too, at the same time) switches to the new layout,
+  //    reopens writes, then drops what it no longer owns; each says how long it held writes.
+  if (Clock::now() - hold_start > options_.barrier_limit) {
+    return fail("the barrier took longer than " +
+                std::to_string(options_.barrier_limit.count() / 1000) + " s");
   }
-  const std::vector<net::CallResult> committed = CallAll(others, "POST", "/internal/config",
-                                                         config_body);
-  for (size_t i = 0; i < others.size(); ++i) {
-    if (!committed[i].ok()) {
-      Log().warning("reshard: %s did not take the commit (%s); it will by heartbeat",
-                    others[i].ToString(), Describe(committed[i]));
-    }
-  }
-  Adopt(next);
-  const auto done = Clock::now();
+  const std::vector<net::CallResult> committed =
+      CallAll(live, "POST", "/internal/config", EncodeConfig(next), options_.barrier_call_timeout);
   auto ms = [](Clock::duration d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
   };
-  const int64_t held_ms = ms(done - hold_start);
+  int64_t held_ms = 0;
+  for (size_t i = 0; i < live.size(); ++i) {
+    std::string error;
+    const auto answer =
+        committed[i].ok() ? DecodeConfigAnswer(committed[i].body, error) : std::nullopt;
+    if (!answer) {
+      Log().warning("reshard: %s did not take the commit (%s); it will by heartbeat",
+                    live[i].ToString(), committed[i].ok() ? error : Describe(committed[i]));
+      held_ms = std::max(held_ms, ms(Clock::now() - hold_start));  // at most this long
+      continue;
+    }
+    held_ms = std::max(held_ms, static_cast<int64_t>(answer->held_ms));
+  }
+  Adopt(next);  // in case the call to itself failed
+  const auto done = Clock::now();
   last_hold_ms_.store(static_cast<uint64_t>(held_ms), std::memory_order_relaxed);
   last_reshard_ms_.store(static_cast<uint64_t>(ms(done - started)), std::memory_order_relaxed);
   reshards_done_.fetch_add(1, std::memory_order_relaxed);
@@ -662,8 +684,8 @@ ChangeOutcome Reconfigurator::ReshardTo(int shard_count) {
   std::string line;
   for (const auto& [shard, p] : by_shard) {
     if (report.back() != '[') report += ",";
-    report += "{\"shard\":" + std::to_string(shard) + ",\"entries\":" +
-              std::to_string(p.entries) + ",\"bytes\":" + std::to_string(p.bytes) +
+    report += "{\"shard\":" + std::to_string(shard) + ",\"entries\":" + std::to_string(p.entries) +
+              ",\"bytes\":" + std::to_string(p.bytes) +
               ",\"last_delta\":" + std::to_string(p.last_delta) + "}";
     line += " shard " + std::to_string(shard) + ": " + std::to_string(p.entries) + " entries (" +
             std::to_string(p.bytes >> 20) + " MiB, last delta " + std::to_string(p.last_delta) +
@@ -693,7 +715,8 @@ std::string Reconfigurator::MetricsText() const {
          "How long the last reshard this node coordinated held writes (its barrier).",
          std::to_string(static_cast<double>(last_hold_ms_.load()) / 1000.0));
   metric("kvs_reshard_staged_entries_total", "counter",
-         "Entries this node pulled while staging reshards.", std::to_string(staged_entries_.load()));
+         "Entries this node pulled while staging reshards.",
+         std::to_string(staged_entries_.load()));
   metric("kvs_reshard_staged_bytes_total", "counter",
          "Key and value bytes this node pulled while staging reshards.",
          std::to_string(staged_bytes_.load()));

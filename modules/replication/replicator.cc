@@ -249,8 +249,7 @@ SyncReply Replicator::AnswerSync(const SyncRequest& request) {
 }
 
 void Replicator::ChunkFromKeys(std::vector<std::string> keys, uint64_t cursor, uint64_t max_bytes,
-                               const Wanted& wanted,
-                               SyncReply& reply) const {
+                               const Wanted& wanted, SyncReply& reply) const {
   // In walk order from the cursor, as a walk's chunks are, so that chunks from keys and from
   // walks can follow each other in one stream.
   std::vector<std::pair<uint64_t, const std::string*>> order;
@@ -279,8 +278,7 @@ void Replicator::ChunkFromKeys(std::vector<std::string> keys, uint64_t cursor, u
   }
 }
 
-void Replicator::CollectChunk(uint64_t cursor, uint64_t max_bytes,
-                              const Wanted& wanted,
+void Replicator::CollectChunk(uint64_t cursor, uint64_t max_bytes, const Wanted& wanted,
                               SyncReply& reply) const {
   struct Item {
     uint64_t position;
@@ -364,9 +362,9 @@ std::optional<causal::VersionVector> Replicator::StreamFrom(
     }
     const net::CallResult result =
         client_.Call(peer, "POST", "/internal/sync", EncodeSyncRequest(req), timeout);
-    out.error = result.status == 0 ? result.error
-                                   : "status " + std::to_string(result.status) + " " +
-                                         result.body.substr(0, 200);
+    out.error = result.status == 0
+                    ? result.error
+                    : "status " + std::to_string(result.status) + " " + result.body.substr(0, 200);
     out.body_bytes = result.body.size();
     if (!result.ok()) return out;
     out.error.clear();
@@ -383,8 +381,7 @@ std::optional<causal::VersionVector> Replicator::StreamFrom(
       if (st.chunks > 0 || current.body_bytes > 0) {
         transfers_failed_.fetch_add(1, std::memory_order_relaxed);
         Log().warning("%s from %s broke off after %s chunks (%s entries): %s", std::string(what),
-                      peer, std::to_string(st.chunks), std::to_string(st.entries),
-                      current.error);
+                      peer, std::to_string(st.chunks), std::to_string(st.entries), current.error);
       }
       if (stats != nullptr) stats->error = current.error;
       return std::nullopt;

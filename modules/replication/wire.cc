@@ -294,7 +294,7 @@ std::string EncodeConfig(const cluster::ClusterConfig& config) {
 
 namespace {
 constexpr std::array<std::string_view, 5> kPhaseNames = {"idle", "streaming", "catching-up",
-                                                          "caught-up", "failed"};
+                                                         "caught-up", "failed"};
 }  // namespace
 
 std::string_view ToString(StagingProgress::Phase phase) {
@@ -328,6 +328,21 @@ std::optional<StagingProgress> DecodeStagingProgress(std::string_view text, std:
     p.last_delta = object->getValue<uint64_t>("last_delta");
     p.error = object->getValue<std::string>("error");
     return p;
+  });
+}
+
+std::string EncodeConfigAnswer(const ConfigAnswer& answer) {
+  return std::string("{\"adopted\":") + (answer.adopted ? "true" : "false") +
+         ",\"held_ms\":" + std::to_string(answer.held_ms) + "}";
+}
+
+std::optional<ConfigAnswer> DecodeConfigAnswer(std::string_view text, std::string& error) {
+  return Guarded(error, [&]() -> ConfigAnswer {
+    Object::Ptr object = ParseObject(text);
+    ConfigAnswer answer;
+    answer.adopted = object->getValue<bool>("adopted");
+    if (object->has("held_ms")) answer.held_ms = object->getValue<uint64_t>("held_ms");
+    return answer;
   });
 }
 

@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -498,7 +499,15 @@ class ReshardUnderWritesTest : public ShardingTest {
   // Reshards from `from` to `to` shards at node `at` while kWriters clients write, then checks
   // the answers, the layout, the counts and that everything acknowledged is readable.
   void ReshardUnderWrites(int from, int to, int at) {
-    const std::string phase = "reshard " + std::to_string(from) + " -> " + std::to_string(to);
+    ChangeUnderWrites(
+        "reshard " + std::to_string(from) + " -> " + std::to_string(to), from, to,
+        [&] { return Reshard(at, to); }, kReshardDone);
+  }
+
+  // Runs `change` (a layout change from `from` to `to` shards, answering `want`) while
+  // kWriters clients write, then checks as ReshardUnderWrites says.
+  void ChangeUnderWrites(const std::string& phase, int from, int to,
+                         const std::function<HttpResponse()>& change, const char* want) {
     SCOPED_TRACE(phase);
     std::vector<Endpoint> endpoints;
     for (int i : AllNodes()) endpoints.push_back(node(i));
@@ -536,7 +545,7 @@ class ReshardUnderWritesTest : public ShardingTest {
                                          milliseconds(20000), milliseconds(2));
     const auto reshard_start = steady_clock::now();
     resharding = true;
-    const HttpResponse reshard = Reshard(at, to);
+    const HttpResponse reshard = change();
     resharding = false;
     const milliseconds reshard_took = Since(reshard_start);
     const int done_at_reshard = done;
@@ -548,9 +557,8 @@ class ReshardUnderWritesTest : public ShardingTest {
     for (Writer& writer : writers_) writer.next += writer.next % 2;  // Next round: a fresh key.
 
     EXPECT_TRUE(warmed) << "the writers did only " << done << " writes before the reshard";
-    ASSERT_TRUE(IsJson(reshard, 200, kReshardDone)) << "reshard to " << to << " at node " << at + 1
-                                                    << " after " << reshard_took.count() << " ms";
-    ReportTime(phase + " shards under " + std::to_string(kWriters) + " writers", reshard_took);
+    ASSERT_TRUE(IsJson(reshard, 200, want)) << phase << " after " << reshard_took.count() << " ms";
+    ReportTime(phase + " under " + std::to_string(kWriters) + " writers", reshard_took);
     EXPECT_TRUE(after) << "the writers did only " << done - done_at_reshard
                        << " writes after the reshard";
 
@@ -644,6 +652,27 @@ TEST_F(ReshardUnderWritesTest, WritesDuringReshardAreNeverLost) {
     ReshardUnderWrites(shard_counts[i - 1], shard_counts[i], static_cast<int>(i) % kNodes);
     if (HasFatalFailure()) return;
   }
+}
+
+// add-member while clients write: the new member loads its shard's data (streamed) while the
+// others keep taking writes, answers 200 only once it holds them, and then serves every
+// acknowledged write itself (reads go round robin over every node, the new one included).
+TEST_F(ReshardUnderWritesTest, WritesDuringAddMemberAreNeverLost) {
+  ASSERT_TRUE(WriteKeys("pre-", kPreloaded, kNodes, kShards));
+  for (Writer& writer : writers_) writer.context = context_;
+  int added = -1;
+  ASSERT_TRUE(cluster().AddNode({.with_shard_count = false, .extra_env = {}}, &added));
+  const PollResult joined = WaitForViews(AllNodes(), added, /*present=*/true, kViewTimeout);
+  ASSERT_TRUE(joined) << "the new node is not in every view\n" << DescribeViews(AllNodes());
+  ChangeUnderWrites(
+      "add-member of node " + std::to_string(added + 1) + " to shard 1", kShards, kShards,
+      [&] {
+        return Send(node(1), "PUT", "/key-value-store-shard/add-member/1",
+                    http_test::AddressBody(cluster().address(added)), kShardOpTimeout);
+      },
+      kAddedToShard);
+  const HttpResponse own_id = GetShardInfo(node(added), "node-shard-id");
+  EXPECT_EQ(ParseNodeShardId(own_id), 1) << http_test::Describe(own_id);
 }
 
 }  // namespace

@@ -113,6 +113,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             });
   RoundTrip(input, wire::DecodeStagingProgress, wire::EncodeStagingProgress,
             [](const wire::StagingProgress& a, const wire::StagingProgress& b) { return a == b; });
+  RoundTrip(input, wire::DecodeConfigAnswer, wire::EncodeConfigAnswer,
+            [](const wire::ConfigAnswer& a, const wire::ConfigAnswer& b) { return a == b; });
   RoundTrip(input, wire::DecodeSyncReply, wire::EncodeSyncReply,
             [](const wire::SyncReply& a, const wire::SyncReply& b) {
               return a.vv == b.vv && SameUpdates(a.updates, b.updates) &&

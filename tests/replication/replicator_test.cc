@@ -7,6 +7,7 @@
 #include <functional>
 #include <set>
 
+#include "kvs/cluster/hash_ring.h"
 #include "kvs/replication/coordinator.h"
 
 namespace kvs::replication {
@@ -21,8 +22,8 @@ ReplicationOptions WithRecent(size_t recent_updates) {
 struct Replica {
   // `recent_updates`: how many recent keys it keeps (0: every sync it answers walks).
   explicit Replica(const cluster::Address& self, const std::vector<cluster::Address>& members,
-                   size_t recent_updates = ReplicationOptions{}.recent_updates)
-      : cluster(self, members, cluster::InitialAssignment(members, 1)),
+                   size_t recent_updates = ReplicationOptions{}.recent_updates, int shards = 1)
+      : cluster(self, members, cluster::InitialAssignment(members, shards)),
         replicator(store, clock, cluster, peers, WithRecent(recent_updates)),
         coordinator(store, clock, replicator, self.ToString() + "#1") {
     // Peers are out of the view here, so bootstrap and anti-entropy leave them alone.
@@ -306,6 +307,83 @@ TEST_F(ReplicatorTest, MetadataDropsWritesEveryMemberHasApplied) {
   causal::Metadata other{0, {{"127.0.0.9:1#5.0", 7}}};
   EXPECT_FALSE(ra_.replicator.PruneSatisfied(other));
   EXPECT_EQ(other.vv.size(), 1u);
+}
+
+// An online reshard's staging pull: the answer holds exactly the keys that the asked shard of
+// the next layout will own, each once across the ranges, and a delta from the vector it
+// returned brings just the writes made since, in that range.
+TEST_F(ReplicatorTest, RangeSyncAnswersExactlyTheKeysOfAShardOfTheNextLayout) {
+  constexpr int kKeys = 300;
+  for (int i = 0; i < kKeys; ++i) ra_.coordinator.Put("k" + std::to_string(i), "v", ctx_);
+  const cluster::HashRing next(3);
+  std::set<std::string> seen;
+  std::vector<causal::VersionVector> vectors;
+  for (int shard = 0; shard < 3; ++shard) {
+    SyncRequest request{"c", {}, /*full=*/true, 0, 1024, KeyRange{3, shard}};
+    size_t in_range = 0;
+    for (uint64_t chunks = 0;; ++chunks) {
+      ASSERT_LT(chunks, 1000u) << "the stream does not end";
+      SyncReply reply = ra_.replicator.AnswerSync(request);
+      if (chunks == 0) vectors.push_back(reply.vv);
+      for (const Update& u : reply.updates) {
+        EXPECT_EQ(next.ShardFor(u.key), shard) << u.key;
+        EXPECT_TRUE(seen.insert(u.key).second) << u.key << " sent twice";
+        ++in_range;
+      }
+      if (!reply.next_cursor) break;
+      request.cursor = *reply.next_cursor;
+    }
+    EXPECT_GT(in_range, 0u) << "shard " << shard;
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kKeys));
+  // Writes after the stream: a delta from its vector brings those in the range, no others.
+  ra_.coordinator.Put("k1", "again", ctx_);
+  ra_.coordinator.Put("k2", "again", ctx_);
+  ra_.coordinator.Delete("k3", ctx_);
+  for (int shard = 0; shard < 3; ++shard) {
+    std::set<std::string> expected;
+    for (const char* key : {"k1", "k2", "k3"}) {
+      if (next.ShardFor(key) == shard) expected.insert(key);
+    }
+    SyncReply delta = ra_.replicator.AnswerSync(
+        SyncRequest{"c", vectors[static_cast<size_t>(shard)], false, 0, 1024, KeyRange{3, shard}});
+    std::set<std::string> got;
+    for (const Update& u : delta.updates) got.insert(u.key);
+    EXPECT_EQ(got, expected) << "shard " << shard;
+  }
+}
+
+// While a reshard stages, a node's store also holds keys it will own only in the next layout:
+// they stay out of its sync answers and key counts, and no tombstone is collected meanwhile.
+TEST(ReplicatorStagingTest, StagedKeysStayOutOfAnswersAndCountsAndTombstonesAreKept) {
+  const cluster::Address a{"127.0.0.1", 1}, b{"127.0.0.1", 2}, c{"127.0.0.1", 3}, d{"127.0.0.1", 4};
+  Replica ra{a, {a, b, c, d}, ReplicationOptions{}.recent_updates, /*shards=*/2};
+  const causal::Metadata none;
+  const ClientContext ctx{"", none};
+  ASSERT_EQ(ra.cluster.MyShard(), 0);
+  std::string foreign, own;
+  for (int i = 0; foreign.empty() || own.empty(); ++i) {
+    const std::string key = "key" + std::to_string(i);
+    (ra.cluster.ShardForKey(key) == 0 ? own : foreign) = key;
+  }
+  ASSERT_EQ(ra.coordinator.Put(own, "mine", ctx).kind, OpResult::Kind::kCreated);
+  ra.replicator.SetStaging(true);
+  store::Entry staged{"staged", false, store::Version{ra.clock.Now(), "127.0.0.1:2#1.0", 1}, ""};
+  ASSERT_TRUE(ra.store.ApplyIfNewer(foreign, staged).written);
+  EXPECT_EQ(ra.replicator.OwnedLiveCount(), 1);
+  SyncReply full = ra.replicator.AnswerSync(SyncRequest{"c", {}, true, 0, 1 << 20});
+  ASSERT_EQ(full.updates.size(), 1u);
+  EXPECT_EQ(full.updates[0].key, own);
+  // A delete now, with every member's vector covering it: kept while the staging runs.
+  ra.coordinator.Delete(own, ctx);
+  for (const cluster::Address& peer : {c}) {
+    ra.replicator.AnswerSync(SyncRequest{peer.ToString(), ra.replicator.AppliedVector()});
+  }
+  ra.replicator.AntiEntropyRound();
+  ASSERT_TRUE(ra.store.Get(own).has_value()) << "tombstone collected during a staging";
+  ra.replicator.SetStaging(false);
+  ra.replicator.AntiEntropyRound();
+  EXPECT_FALSE(ra.store.Get(own).has_value()) << "tombstone kept after the staging ended";
 }
 
 }  // namespace

@@ -72,7 +72,6 @@ std::string HttpDate(int64_t unix_seconds);
 // keep-alive (`http10_keep_alive`) gets "Connection: keep-alive".
 void AppendResponseHead(std::string& out, int status, std::string_view content_type,
                         std::string_view allow, size_t body_size, bool keep_alive,
-                        bool http10_keep_alive, std::string_view date,
-                        std::string_view extra = {});
+                        bool http10_keep_alive, std::string_view date, std::string_view extra = {});
 
 }  // namespace kvs::api

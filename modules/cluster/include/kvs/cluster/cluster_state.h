@@ -33,6 +33,8 @@ class ClusterState {
   bool RemoveFromView(const Address& node);
 
   std::shared_ptr<const ClusterConfig> Config() const;
+  // Changes whenever the layout does: a request can tell that one changed while it ran.
+  uint64_t layout_version() const { return layout_version_.load(std::memory_order_acquire); }
   void SetConfig(ClusterConfig config);
   // Replaces the configuration when ShouldAdopt() says so; returns whether it did.
   bool AdoptConfig(const ClusterConfig& config);

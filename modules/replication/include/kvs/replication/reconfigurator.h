@@ -20,9 +20,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
-#include <optional>
 #include <vector>
 
 #include "kvs/causal/hybrid_clock.h"
@@ -39,6 +39,11 @@ struct ReconfigureOptions {
   std::chrono::milliseconds drain_wait{5000};     // prepare: in-flight writes to finish
   std::chrono::milliseconds freeze_limit{60000};  // a frozen node thaws by itself after this
   std::chrono::milliseconds call_timeout{30000};  // each node-to-node step
+  // Each step under the barrier (prepare, finish, commit). A coordinator that finds the
+  // barrier older than barrier_limit before it commits aborts instead; both keep the commit
+  // well inside freeze_limit, after which a frozen node reopens by itself.
+  std::chrono::milliseconds barrier_call_timeout{10000};
+  std::chrono::milliseconds barrier_limit{30000};
   // A staging pass that brings fewer entries than this counts as caught up: the barrier
   // then ships about that much.
   size_t caught_up_entries = 2000;
@@ -50,7 +55,8 @@ struct ReconfigureOptions {
 struct ChangeOutcome {
   int status = 200;
   std::string error;
-  std::string report = std::string();  // reshard: a one-line JSON summary with each shard's progress
+  std::string report =
+      std::string();  // reshard: a one-line JSON summary with each shard's progress
 };
 
 class Reconfigurator {
@@ -64,8 +70,9 @@ class Reconfigurator {
   void Start();
 
   // Adopts `config` if it is newer (see cluster::ShouldAdopt) and applies its consequences
-  // here. Returns whether it was adopted.
-  bool Adopt(const cluster::ClusterConfig& config);
+  // here. Returns whether it was adopted. `held_ms` (optional): for the commit of a reshard
+  // this node froze for, how long its writes were held.
+  bool Adopt(const cluster::ClusterConfig& config, uint64_t* held_ms = nullptr);
   // A heartbeat showed `peer` at a newer epoch: fetch and adopt its configuration.
   void FetchConfigFrom(const std::string& peer);
 
@@ -93,8 +100,8 @@ class Reconfigurator {
   struct Staging {
     cluster::ClusterConfig next;
     std::shared_ptr<const cluster::ClusterConfig> current;  // the layout it started under
-    std::optional<int> old_shard;  // this node's shard now
-    std::optional<int> new_shard;  // and in `next`
+    std::optional<int> old_shard;                           // this node's shard now
+    std::optional<int> new_shard;                           // and in `next`
     // Source shard -> the vector of what this node holds of its range (joined over the
     // pulls): the next pull asks only for what it does not cover.
     std::map<int, causal::VersionVector> have;
@@ -103,13 +110,14 @@ class Reconfigurator {
     std::atomic<bool> stop{false};
     std::thread worker;
   };
-  // Runs `method path body` against every node of `nodes` at once.
+  // Runs `method path body` against every node of `nodes` at once, each within `timeout`.
   std::vector<net::CallResult> CallAll(const std::vector<cluster::Address>& nodes,
                                        const std::string& method, const std::string& path,
-                                       const std::string& body);
+                                       const std::string& body, std::chrono::milliseconds timeout);
   // CallAll; the first failure, or "".
   std::string ForAll(const std::vector<cluster::Address>& nodes, const std::string& method,
-                     const std::string& path, const std::string& body);
+                     const std::string& path, const std::string& body,
+                     std::chrono::milliseconds timeout);
   void AbortEverywhere(const std::vector<cluster::Address>& nodes, uint64_t epoch);
   // Phase 1 of ReshardTo: stage everywhere and wait until every node has caught up.
   std::string StageEverywhere(const std::vector<cluster::Address>& nodes,
@@ -148,8 +156,8 @@ class Reconfigurator {
 
   std::mutex staging_end_mu_;  // Stage/Finish/EndStaging run one at a time
   mutable std::mutex staging_mu_;
-  std::condition_variable staging_cv_;       // wakes the worker's pauses when stopping
-  std::unique_ptr<Staging> staging_;         // GUARDED_BY(staging_mu_) (the pointer)
+  std::condition_variable staging_cv_;  // wakes the worker's pauses when stopping
+  std::unique_ptr<Staging> staging_;    // GUARDED_BY(staging_mu_) (the pointer)
 
   std::atomic<uint64_t> staged_entries_{0};
   std::atomic<uint64_t> staged_bytes_{0};

@@ -1,13 +1,20 @@
 // Puts what storage recovery reads back into the node: entries into the store (last writer
 // wins, so replay order does not matter), applied marks and vectors into the Replicator, the
 // clock past every recovered write, and the last layout for the caller to adopt.
+// Each layout record drops, as the node did when it adopted that layout, the entries it does
+// not own under it: the keys a reshard moved away (not logged one by one), and those a
+// reshard staged and then abandoned (the abort logs the layout again). Without that, an old
+// copy of a key could come back when a later layout gives the key to this node again.
 // Thread-safety: used by one thread, before the node serves.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "kvs/causal/hybrid_clock.h"
+#include "kvs/cluster/address.h"
+#include "kvs/cluster/hash_ring.h"
 #include "kvs/replication/replicator.h"
 #include "kvs/storage/journal.h"
 #include "kvs/store/store.h"
@@ -16,25 +23,34 @@ namespace kvs::replication {
 
 class StoreRecovery : public storage::RecoverySink {
  public:
-  StoreRecovery(store::Store& store, causal::HybridClock& clock, Replicator& replicator)
-      : store_(store), clock_(clock), replicator_(replicator) {}
+  StoreRecovery(store::Store& store, causal::HybridClock& clock, Replicator& replicator,
+                cluster::Address self)
+      : store_(store), clock_(clock), replicator_(replicator), self_(std::move(self)) {}
 
   void OnEntry(storage::LoggedEntry&& e) override;
   void OnApplied(std::string_view origin, uint64_t seq) override;
   void OnRaise(const causal::VersionVector& vv) override;
   void OnPurge(const std::string& key, std::string_view origin, uint64_t seq) override;
-  void OnLayout(std::string&& layout) override { layout_ = std::move(layout); }
+  void OnLayout(std::string&& layout) override;
 
   // The last layout recovered ("" when none): the wire form of EncodeConfig.
   const std::string& layout() const { return layout_; }
   bool has_data() const { return has_data_; }
+  // Entries dropped at layout records (no longer owned at that point of the log).
+  size_t dropped() const { return dropped_; }
 
  private:
   store::Store& store_;
   causal::HybridClock& clock_;
   Replicator& replicator_;
+  const cluster::Address self_;
   std::string layout_;
   bool has_data_ = false;
+  // Ownership under the last layout record replayed (none yet: nothing is dropped).
+  std::optional<cluster::HashRing> ring_;
+  std::optional<int> mine_;
+  bool unowned_since_layout_ = false;  // an entry it does not own came after that record
+  size_t dropped_ = 0;
 };
 
 }  // namespace kvs::replication

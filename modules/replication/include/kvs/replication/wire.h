@@ -87,6 +87,16 @@ std::string_view ToString(StagingProgress::Phase phase);
 std::string EncodeStagingProgress(const StagingProgress& progress);
 std::optional<StagingProgress> DecodeStagingProgress(std::string_view json, std::string& error);
 
+// POST /internal/config answer: {"adopted":bool,"held_ms":N}: whether the node took the
+// layout, and for a reshard's commit how long its writes were held (barrier to reopening).
+struct ConfigAnswer {
+  bool adopted = false;
+  uint64_t held_ms = 0;
+  bool operator==(const ConfigAnswer&) const = default;
+};
+std::string EncodeConfigAnswer(const ConfigAnswer& answer);
+std::optional<ConfigAnswer> DecodeConfigAnswer(std::string_view json, std::string& error);
+
 // GET /internal/config       {"epoch":E,"shards":[["a:1","b:1"],...]}
 std::string EncodeConfig(const cluster::ClusterConfig& config);
 std::optional<cluster::ClusterConfig> DecodeConfig(std::string_view json, std::string& error);
