@@ -196,7 +196,8 @@ size_t Replicator::ApplyBatchLocked(const ReplicateBatch& batch) {
 }
 
 SyncReply Replicator::AnswerSync(const SyncRequest& request) {
-  {
+  // What the asker has applied (a staging pull sends what it holds of our range instead).
+  if (!request.range) {
     std::lock_guard lock(peer_vv_mu_);
     peer_vv_[request.from] = request.vv;
   }
