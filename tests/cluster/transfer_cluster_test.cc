@@ -139,6 +139,11 @@ TEST_F(CatchUpTest, RestartedReplicaCatchesUpFromRecentUpdatesWithoutAWalk) {
   ASSERT_TRUE(Eventually([&] { return GetKeyCount(node(2), 0) == kBefore; }, milliseconds(20000),
                          milliseconds(100)));
   ASSERT_TRUE(cluster().Kill(2));
+  // Once the others see it gone they stop queueing broadcasts for it: what it misses from here
+  // on can only come back by a sync (a broadcast still queued for it could otherwise deliver
+  // the writes on its return, and then there is nothing to sync).
+  ASSERT_TRUE(WaitForViews({0, 1}, 2, /*present=*/false, milliseconds(20000)))
+      << DescribeViews({0, 1});
   for (int i = kBefore; i < kBefore + kWhileDown; ++i) {
     ASSERT_EQ(PutKey(node(i % 2), Key(i), Value(i), "").status, 201) << Key(i);
   }
