@@ -13,11 +13,6 @@ namespace {
 
 Poco::Logger& Log() { return Poco::Logger::get("kvs.reconfigure"); }
 
-std::string Describe(const net::CallResult& result) {
-  if (result.status == 0) return result.error;
-  return "status " + std::to_string(result.status) + " " + result.body.substr(0, 200);
-}
-
 }  // namespace
 
 Reconfigurator::Reconfigurator(store::Store& store, causal::HybridClock& clock,
@@ -467,7 +462,7 @@ std::string Reconfigurator::ForAll(const std::vector<cluster::Address>& nodes,
                                    const std::string& body, std::chrono::milliseconds timeout) {
   const std::vector<net::CallResult> results = CallAll(nodes, method, path, body, timeout);
   for (size_t i = 0; i < nodes.size(); ++i) {
-    if (!results[i].ok()) return nodes[i].ToString() + ": " + Describe(results[i]);
+    if (!results[i].ok()) return nodes[i].ToString() + ": " + results[i].Describe();
   }
   return std::string();
 }
@@ -499,7 +494,7 @@ ChangeOutcome Reconfigurator::AddMember(int shard, const cluster::Address& node)
         client_.Call(peer.ToString(), "POST", "/internal/config", body, options_.call_timeout);
     if (!result.ok()) {
       Log().warning("add-member: %s did not take the new layout: %s", peer.ToString(),
-                    Describe(result));
+                    result.Describe());
     }
   }
   Adopt(next);
@@ -511,7 +506,7 @@ ChangeOutcome Reconfigurator::AddMember(int shard, const cluster::Address& node)
         client_.Call(node.ToString(), "POST", "/internal/catch-up", "{}", options_.call_timeout);
     if (!result.ok()) {
       return {503, "New member " + node.ToString() +
-                       " could not load the shard's data: " + Describe(result)};
+                       " could not load the shard's data: " + result.Describe()};
     }
   }
   return {};
@@ -545,7 +540,7 @@ std::string Reconfigurator::StageEverywhere(const std::vector<cluster::Address>&
         // A node that stops answering is given a few polls (it may be busy), not forever.
         if (++unreachable[i] >= 20) {
           return "node " + name + " stopped answering (" +
-                 (results[i].ok() ? error : Describe(results[i])) + ")";
+                 (results[i].ok() ? error : results[i].Describe()) + ")";
         }
         all_caught_up = false;
         continue;
@@ -632,7 +627,7 @@ ChangeOutcome Reconfigurator::ReshardTo(int shard_count) {
         finished[i].ok() ? DecodeStagingProgress(finished[i].body, error) : std::nullopt;
     if (!progress) {
       return fail("node " + live[i].ToString() + " could not take its last keys: " +
-                  (finished[i].ok() ? error : Describe(finished[i])));
+                  (finished[i].ok() ? error : finished[i].Describe()));
     }
     if (progress->shard < 0) continue;
     StagingProgress& shard = by_shard[progress->shard];
@@ -661,7 +656,7 @@ ChangeOutcome Reconfigurator::ReshardTo(int shard_count) {
         committed[i].ok() ? DecodeConfigAnswer(committed[i].body, error) : std::nullopt;
     if (!answer) {
       Log().warning("reshard: %s did not take the commit (%s); it will by heartbeat",
-                    live[i].ToString(), committed[i].ok() ? error : Describe(committed[i]));
+                    live[i].ToString(), committed[i].ok() ? error : committed[i].Describe());
       held_ms = std::max(held_ms, ms(Clock::now() - hold_start));  // at most this long
       continue;
     }

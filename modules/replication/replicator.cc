@@ -363,9 +363,7 @@ std::optional<causal::VersionVector> Replicator::StreamFrom(
     }
     const net::CallResult result =
         client_.Call(peer, "POST", "/internal/sync", EncodeSyncRequest(req), timeout);
-    out.error = result.status == 0
-                    ? result.error
-                    : "status " + std::to_string(result.status) + " " + result.body.substr(0, 200);
+    out.error = result.Describe();
     out.body_bytes = result.body.size();
     if (!result.ok()) return out;
     out.error.clear();

@@ -20,6 +20,11 @@ struct CallResult {
   std::string error;  // transport failure: refused, timed out, reset, ...
 
   bool ok() const { return status >= 200 && status < 300; }
+  // For logs and errors: the transport failure, or the status and the start of the body.
+  std::string Describe() const {
+    if (status == 0) return error;
+    return "status " + std::to_string(status) + " " + body.substr(0, 200);
+  }
 };
 
 class PeerClient {
