@@ -10,7 +10,7 @@
 #   KVS_TEST_JOBS      parallel test processes (default: number of cores)
 #   KVS_SANITIZERS     sanitizer builds to test after the normal one (default "address thread":
 #                      ASan + UBSan, TSan; "" skips them; clang)
-#   KVS_FUZZ_SECONDS   seconds each libFuzzer target runs, in the address build (default 30; 0
+#   KVS_FUZZ_SECONDS   seconds each libFuzzer target runs, in the address build (default 20; 0
 #                      skips fuzzing; needs libclang-rt-14-dev)
 set -euo pipefail
 
@@ -32,7 +32,7 @@ ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$JOBS" --timeout 900
 # <build>-<sanitizer>/reports; any report fails the run. Suppressions, each with its reason:
 # tests/sanitizers/. The address build also has the libFuzzer targets (KVS_FUZZ=ON).
 SANITIZERS="${KVS_SANITIZERS-address thread}"
-FUZZ_SECONDS="${KVS_FUZZ_SECONDS:-30}"
+FUZZ_SECONDS="${KVS_FUZZ_SECONDS:-20}"
 SANITIZED_TESTS='^(ReplicaDurabilityTest\.KilledReplicaServesEveryWriteItAcknowledged)$'
 
 # Runs every tests/fuzz/<x>_fuzz.cc target of build tree $1 for FUZZ_SECONDS from a copy of its
