@@ -588,7 +588,7 @@ Response Service::HandleInternal(std::string_view method, std::string_view path,
     if (request->range && !replicator_.ready()) {
       return ErrorResponse(503, "Replica is still loading its data", method);
     }
-    return Json(200, replication::EncodeSyncReply(replicator_.AnswerSync(*request)));
+    return Json(200, replication::EncodeSyncReply(replicator_.AnswerSync(*request, /*wire=*/true)));
   }
   if (path == "/internal/heartbeat" && method == "GET") {
     if (query.starts_with("from=")) {

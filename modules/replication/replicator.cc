@@ -195,7 +195,7 @@ size_t Replicator::ApplyBatchLocked(const ReplicateBatch& batch) {
   return changed;
 }
 
-SyncReply Replicator::AnswerSync(const SyncRequest& request) {
+SyncReply Replicator::AnswerSync(const SyncRequest& request, bool wire) {
   // What the asker has applied (a staging pull sends what it holds of our range instead).
   if (!request.range) {
     std::lock_guard lock(peer_vv_mu_);
@@ -244,7 +244,7 @@ SyncReply Replicator::AnswerSync(const SyncRequest& request) {
     });
     return reply;
   }
-  CollectChunk(request.cursor, request.max_bytes, wanted, reply);
+  CollectChunk(request.cursor, request.max_bytes, wanted, reply, wire);
   chunks_sent_.fetch_add(1, std::memory_order_relaxed);
   return reply;
 }
@@ -279,55 +279,60 @@ void Replicator::ChunkFromKeys(std::vector<std::string> keys, uint64_t cursor, u
   }
 }
 
-void Replicator::CollectChunk(uint64_t cursor, uint64_t max_bytes, const Wanted& wanted,
-                              SyncReply& reply) const {
-  struct Item {
-    uint64_t position;
-    uint64_t bytes;
-    Update update;
-  };
-  std::vector<Item> items;
+std::optional<uint64_t> Replicator::ChunkLimit(uint64_t cursor, uint64_t max_bytes,
+                                               const Wanted& wanted) const {
+  std::vector<std::pair<uint64_t, uint64_t>> sizes;  // (position, bytes) of wanted entries
   uint64_t bytes = 0;
-  std::optional<uint64_t> limit;  // positions from here on are left to the next chunk
-  // Keeps the lowest positions that fit in max_bytes (at least one item, and every entry of
-  // one position together), so that memory stays within about twice a chunk.
-  auto trim = [&] {
-    std::sort(items.begin(), items.end(),
-              [](const Item& a, const Item& b) { return a.position < b.position; });
-    size_t kept = 0;
-    uint64_t total = 0;
-    while (kept < items.size() && (kept == 0 || total + items[kept].bytes <= max_bytes ||
-                                   items[kept].position == items[kept - 1].position)) {
-      total += items[kept].bytes;
-      ++kept;
-    }
-    if (kept < items.size()) {
-      limit = items[kept].position;
-      items.resize(kept);
-    }
-    bytes = total;
-  };
   for (size_t stripe = store::Store::StripeOfPosition(cursor);
        stripe < store::Store::stripe_count(); ++stripe) {
     store_.ForEachInStripe(stripe, [&](std::string_view key, const store::EntryView& entry) {
       const uint64_t position = store::Store::WalkPosition(key);
-      if (position < cursor || (limit && position >= *limit) || !wanted(key, entry)) return;
+      if (position < cursor || !wanted(key, entry)) return;
       const uint64_t size = TransferBytes(key, entry);
-      items.push_back(Item{position, size, Update{std::string(key), entry.ToEntry()}});
+      sizes.emplace_back(position, size);
       bytes += size;
-      if (bytes > 2 * max_bytes) trim();
     });
-    if (limit || bytes >= max_bytes) {
-      trim();
-      if (!limit && stripe + 1 < store::Store::stripe_count()) {
-        limit = store::Store::FirstPositionOfStripe(stripe + 1);
-      }
-      break;
+    if (bytes < max_bytes) continue;
+    // Stripes hold consecutive position ranges: the chunk ends inside this one, or with it.
+    std::sort(sizes.begin(), sizes.end());
+    size_t kept = 0;
+    uint64_t total = 0;
+    while (kept < sizes.size() && (kept == 0 || total + sizes[kept].second <= max_bytes ||
+                                   sizes[kept].first == sizes[kept - 1].first)) {
+      total += sizes[kept].second;
+      ++kept;
     }
+    if (kept < sizes.size()) return sizes[kept].first;
+    if (stripe + 1 < store::Store::stripe_count()) {
+      return store::Store::FirstPositionOfStripe(stripe + 1);
+    }
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+void Replicator::CollectChunk(uint64_t cursor, uint64_t max_bytes, const Wanted& wanted,
+                              SyncReply& reply, bool wire) const {
+  // Two walks: the first finds where the chunk ends from positions and sizes alone, the
+  // second copies (or encodes) just the entries of [cursor, limit). Copying every entry of
+  // the walk and sorting the copies, as before, cost more than the second walk.
+  const std::optional<uint64_t> limit = ChunkLimit(cursor, max_bytes, wanted);
+  const size_t last =
+      limit ? store::Store::StripeOfPosition(*limit - 1) : store::Store::stripe_count() - 1;
+  if (wire) reply.wire_updates.reserve(max_bytes + max_bytes / 4);
+  for (size_t stripe = store::Store::StripeOfPosition(cursor); stripe <= last; ++stripe) {
+    store_.ForEachInStripe(stripe, [&](std::string_view key, const store::EntryView& entry) {
+      const uint64_t position = store::Store::WalkPosition(key);
+      if (position < cursor || (limit && position >= *limit) || !wanted(key, entry)) return;
+      if (wire) {
+        AppendEntryWire(reply.wire_updates, key, entry);
+        ++reply.wire_count;
+      } else {
+        reply.updates.push_back(Update{std::string(key), entry.ToEntry()});
+      }
+    });
   }
   reply.next_cursor = limit;
-  reply.updates.reserve(items.size());
-  for (Item& item : items) reply.updates.push_back(std::move(item.update));
 }
 
 std::optional<causal::VersionVector> Replicator::StreamFrom(
@@ -374,7 +379,15 @@ std::optional<causal::VersionVector> Replicator::StreamFrom(
     }
     return out;
   };
+  auto ms_since = [](Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t);
+  };
+  auto waiting = Clock::now();
   Fetched current = fetch(request);
+  st.waited += ms_since(waiting);
+  // A stream of more than one chunk is a bulk transfer: no snapshot until it ends (see
+  // Journal::SnapshotHold).
+  std::optional<storage::Journal::SnapshotHold> hold;
   while (true) {
     if (!current.reply) {
       if (st.chunks > 0 || current.body_bytes > 0) {
@@ -388,6 +401,7 @@ std::optional<causal::VersionVector> Replicator::StreamFrom(
     SyncReply& reply = *current.reply;
     std::future<Fetched> next;
     if (reply.next_cursor) {
+      if (!hold) hold.emplace(journal_);
       request.cursor = *reply.next_cursor;
       next = std::async(std::launch::async, fetch, request);
     }
@@ -395,7 +409,9 @@ std::optional<causal::VersionVector> Replicator::StreamFrom(
     ++st.chunks;
     st.entries += reply.updates.size();
     st.bytes += current.body_bytes;
+    const auto applying = Clock::now();
     apply(reply.updates);
+    st.applied += ms_since(applying);
     chunks_received_.fetch_add(1, std::memory_order_relaxed);
     transfer_bytes_received_.fetch_add(current.body_bytes, std::memory_order_relaxed);
     if (!next.valid()) break;
@@ -408,14 +424,17 @@ std::optional<causal::VersionVector> Replicator::StreamFrom(
                         std::to_string(st.bytes >> 20), std::to_string(st.chunks),
                         std::to_string(static_cast<int>(done * 100)));
     }
+    waiting = Clock::now();
     current = next.get();
+    st.waited += ms_since(waiting);
   }
   if (st.chunks > 1) {
     Log().information(
-        "%s from %s done: %s entries, %s MiB in %s chunks, %s ms", std::string(what), peer,
-        std::to_string(st.entries), std::to_string(st.bytes >> 20), std::to_string(st.chunks),
-        std::to_string(
-            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()));
+        "%s from %s done: %s entries, %s MiB in %s chunks, %s ms (waiting for chunks %s ms, "
+        "applying %s ms)",
+        std::string(what), peer, std::to_string(st.entries), std::to_string(st.bytes >> 20),
+        std::to_string(st.chunks), std::to_string(ms_since(start).count()),
+        std::to_string(st.waited.count()), std::to_string(st.applied.count()));
   }
   return answerer_vv;
 }

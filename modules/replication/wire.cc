@@ -36,7 +36,8 @@ void AppendVersionVector(std::string& out, const causal::VersionVector& vv) {
 // length-prefixed form is encoded and decoded in one pass with no escaping (the replication
 // and reshard paths move every write through here).
 void AppendNetstring(std::string& out, std::string_view bytes) {
-  out += std::to_string(bytes.size());
+  char length[24];
+  out.append(length, std::to_chars(length, length + sizeof length, bytes.size()).ptr);
   out.push_back(':');
   out.append(bytes);
   out.push_back(',');
@@ -67,14 +68,26 @@ bool ReadNumber(std::string_view in, size_t& pos, uint64_t& value) {
   return ReadNetstring(in, pos, text) && ParseDecimal(text, value);
 }
 
+void AppendNumber(std::string& out, uint64_t value) {
+  char digits[24];
+  AppendNetstring(
+      out, std::string_view(digits, std::to_chars(digits, digits + sizeof digits, value).ptr));
+}
+
+void AppendFields(std::string& out, std::string_view key, std::string_view value, bool tombstone,
+                  uint64_t hlc, std::string_view origin, uint64_t seq, std::string_view meta) {
+  AppendNetstring(out, key);
+  AppendNetstring(out, value);
+  AppendNetstring(out, tombstone ? "t" : "v");
+  AppendNumber(out, hlc);
+  AppendNetstring(out, origin);
+  AppendNumber(out, seq);
+  AppendNetstring(out, meta);
+}
+
 void AppendUpdateBinary(std::string& out, const Update& u) {
-  AppendNetstring(out, u.key);
-  AppendNetstring(out, u.entry.value);
-  AppendNetstring(out, u.entry.tombstone ? "t" : "v");
-  AppendNetstring(out, std::to_string(u.entry.version.hlc));
-  AppendNetstring(out, u.entry.version.origin);
-  AppendNetstring(out, std::to_string(u.entry.version.seq));
-  AppendNetstring(out, u.entry.meta);
+  AppendFields(out, u.key, u.entry.value, u.entry.tombstone, u.entry.version.hlc,
+               u.entry.version.origin, u.entry.version.seq, u.entry.meta);
 }
 
 bool ReadUpdateBinary(std::string_view in, size_t& pos, Update& u) {
@@ -228,9 +241,14 @@ std::optional<SyncRequest> DecodeSyncRequest(std::string_view text, std::string&
   });
 }
 
+void AppendEntryWire(std::string& out, std::string_view key, const store::EntryView& entry) {
+  AppendFields(out, key, entry.value, entry.tombstone, entry.version.hlc, entry.version.origin,
+               entry.version.seq, entry.meta);
+}
+
 std::string EncodeSyncReply(const SyncReply& reply) {
   // Sized once: a chunk is MiBs, and growing it by doubling copied it over and over.
-  size_t size = 64 + reply.vv.size() * 64;
+  size_t size = 64 + reply.vv.size() * 64 + reply.wire_updates.size();
   for (const Update& u : reply.updates) {
     size += u.key.size() + u.entry.value.size() + u.entry.version.origin.size() +
             u.entry.meta.size() + 7 * 22;
@@ -240,8 +258,9 @@ std::string EncodeSyncReply(const SyncReply& reply) {
   out += reply.next_cursor ? kSyncChunkMagic : kSyncReplyMagic;
   AppendNetstring(out, causal::Encode(causal::Metadata{0, reply.vv}));
   if (reply.next_cursor) AppendNetstring(out, std::to_string(*reply.next_cursor));
-  AppendNetstring(out, std::to_string(reply.updates.size()));
+  AppendNumber(out, reply.updates.size() + reply.wire_count);
   for (const Update& u : reply.updates) AppendUpdateBinary(out, u);
+  out += reply.wire_updates;
   return out;
 }
 

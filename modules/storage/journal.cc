@@ -328,7 +328,10 @@ void Journal::SnapshotLoop() {
     if (stop_) break;
     const uint64_t threshold =
         std::max(options_.snapshot_min_log_bytes, last_snapshot_bytes_.load() / 2);
-    if (LogBytes() < threshold || Clock::now() < next_try || !wal()->healthy()) continue;
+    if (LogBytes() < threshold || Clock::now() < next_try || !wal()->healthy() ||
+        snapshot_holds_.load() > 0) {
+      continue;
+    }
     lock.unlock();
     std::string error;
     if (!SnapshotNow(error)) {

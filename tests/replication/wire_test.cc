@@ -38,7 +38,7 @@ TEST(WireTest, SyncRoundTrip) {
   ASSERT_TRUE(request.has_value()) << error;
   EXPECT_EQ(request->vv.at("y#2"), 9u);
   auto reply =
-      DecodeSyncReply(EncodeSyncReply({{{"x#1", 7}}, {MakeUpdate("k", "v", false)}, {}}), error);
+      DecodeSyncReply(EncodeSyncReply({{{"x#1", 7}}, {MakeUpdate("k", "v", false)}, {}, {}, 0}), error);
   ASSERT_TRUE(reply.has_value()) << error;
   EXPECT_EQ(reply->vv.at("x#1"), 7u);
   ASSERT_EQ(reply->updates.size(), 1u);
@@ -74,7 +74,7 @@ TEST(WireTest, StreamedSyncRoundTrip) {
   ASSERT_TRUE(request->range.has_value());
   EXPECT_EQ(*request->range, (KeyRange{3, 2}));
 
-  SyncReply chunk{{{"x#1", 7}}, {MakeUpdate("k", "v", false)}, 123456789012345ull};
+  SyncReply chunk{{{"x#1", 7}}, {MakeUpdate("k", "v", false)}, 123456789012345ull, {}, 0};
   const std::string bytes = EncodeSyncReply(chunk);
   EXPECT_TRUE(bytes.starts_with("KVS2"));
   auto reply = DecodeSyncReply(bytes, error);

@@ -83,7 +83,9 @@ class Replicator {
   // ApplyBatch without waiting: nullopt (nothing applied) when another thread is applying
   // (a large sync reply may hold the buffer for a while).
   std::optional<size_t> TryApplyBatch(const ReplicateBatch& batch);
-  SyncReply AnswerSync(const SyncRequest& request);
+  // `wire`: a chunk taken by walking the store comes in reply.wire_updates (the HTTP path,
+  // which only encodes the reply) instead of reply.updates.
+  SyncReply AnswerSync(const SyncRequest& request, bool wire = false);
   // Applies what a peer answered to our sync request (a whole answer, or a stream's chunks
   // in turn); returns how many entries changed. `keep_keys`: remember their keys among the
   // recent ones (a delta); a full transfer, which comes in no useful order, does not.
@@ -149,6 +151,10 @@ class Replicator {
     size_t chunks = 0;
     size_t entries = 0;
     uint64_t bytes = 0;
+    // Time this side spent waiting for chunks (the answerer's walk, the wire, decoding) and
+    // applying them: which of the two a transfer is bound by.
+    std::chrono::milliseconds waited{0};
+    std::chrono::milliseconds applied{0};
     std::string error;  // why the stream broke off
   };
   // Streams `request` from `peer` chunk by chunk (each within sync_timeout, all before
@@ -173,11 +179,17 @@ class Replicator {
 
  private:
   using Wanted = std::function<bool(std::string_view key, const store::EntryView&)>;
-  // The entries `wanted` from walk position `cursor` on, in walk order, about `max_bytes` of
-  // them (at least one), into reply.updates; reply.next_cursor says where the next chunk
-  // starts (none: the walk is done).
-  void CollectChunk(uint64_t cursor, uint64_t max_bytes, const Wanted& wanted,
-                    SyncReply& reply) const;
+  // The entries `wanted` with walk positions from `cursor` on, about `max_bytes` of them (at
+  // least one; entries of one position together), into reply.updates (`wire`: into
+  // reply.wire_updates); reply.next_cursor says where the next chunk starts (none: the walk
+  // is done).
+  void CollectChunk(uint64_t cursor, uint64_t max_bytes, const Wanted& wanted, SyncReply& reply,
+                    bool wire) const;
+  // Where a chunk from `cursor` of about `max_bytes` ends (the first position left out; none:
+  // it runs to the end of the walk). Walks the stripes from the cursor's until one completes
+  // the chunk, keeping only each wanted entry's (position, size).
+  std::optional<uint64_t> ChunkLimit(uint64_t cursor, uint64_t max_bytes,
+                                     const Wanted& wanted) const;
   // CollectChunk over just `keys` (the keys of recent updates), no walk of the store.
   void ChunkFromKeys(std::vector<std::string> keys, uint64_t cursor, uint64_t max_bytes,
                      const Wanted& wanted, SyncReply& reply) const;

@@ -59,7 +59,16 @@ struct SyncReply {
   causal::VersionVector vv;
   std::vector<Update> updates;
   std::optional<uint64_t> next_cursor;
+  // More updates, already in wire form (AppendEntryWire), sent after `updates`: an answerer
+  // encodes a walk's chunk straight from its store, with no copy of each entry in between.
+  // DecodeSyncReply never fills these (it decodes every update into `updates`).
+  std::string wire_updates;
+  size_t wire_count = 0;
 };
+
+// Appends the entry of `key`, seen in place in the store, to `out` in the wire form of a sync
+// reply's updates.
+void AppendEntryWire(std::string& out, std::string_view key, const store::EntryView& entry);
 
 std::string EncodeBatch(const std::string& from, const std::vector<const Update*>& updates);
 std::optional<ReplicateBatch> DecodeBatch(std::string_view json, std::string& error);

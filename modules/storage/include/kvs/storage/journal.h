@@ -117,6 +117,25 @@ class Journal {
   // Takes a snapshot now (tests, tools). False with `error` when it could not.
   bool SnapshotNow(std::string& error);
 
+  // While a hold lives, the log's size triggers no snapshot: a bulk transfer (a bootstrap, a
+  // full catch-up, a reshard's staging pull) would otherwise snapshot the growing store again
+  // and again (each a copy of all of it) while it loads. The log then holds the transfer, and
+  // the first check after the last hold ends snapshots as usual. Holds are counted; any thread.
+  class SnapshotHold {
+   public:
+    explicit SnapshotHold(Journal* journal) : journal_(journal) {
+      if (journal_ != nullptr) journal_->snapshot_holds_.fetch_add(1);
+    }
+    ~SnapshotHold() {
+      if (journal_ != nullptr) journal_->snapshot_holds_.fetch_sub(1);
+    }
+    SnapshotHold(const SnapshotHold&) = delete;
+    SnapshotHold& operator=(const SnapshotHold&) = delete;
+
+   private:
+    Journal* journal_;
+  };
+
   // What recovery read (zeros until it has run).
   RecoveryReport recovery_report() const;
   std::string MetricsText() const;
@@ -153,6 +172,7 @@ class Journal {
   std::atomic<uint64_t> log_base_lsn_{0};         // appended LSN at the last snapshot's rotation
   std::atomic<uint64_t> recovered_log_bytes_{0};  // log bytes found at start, not yet snapshotted
   std::atomic<uint64_t> last_snapshot_bytes_{0};
+  std::atomic<int> snapshot_holds_{0};
   std::atomic<uint64_t> snapshots_{0};
   std::atomic<uint64_t> snapshot_failures_{0};
   std::atomic<uint64_t> last_snapshot_micros_{0};
