@@ -8,6 +8,7 @@
 #include <Poco/Net/NetException.h>
 #include <Poco/StreamCopier.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace kvs::net {
@@ -77,7 +78,20 @@ CallResult PeerClient::Call(const std::string& peer, std::string_view method,
       Poco::Net::HTTPResponse response;
       std::istream& in = session->http.receiveResponse(response);
       result.body.clear();
-      Poco::StreamCopier::copyToString(in, result.body);
+      if (response.hasContentLength() && response.getContentLength64() > 0) {
+        // Read straight into a buffer of the announced size (a sync chunk is MiBs: growing a
+        // string by doubling copies it and faults in fresh pages again and again). Capped, so
+        // that a bogus length costs nothing; a shorter body is cut to what arrived.
+        constexpr int64_t kReserveCap = 64ll << 20;
+        const auto length =
+            static_cast<size_t>(std::min(response.getContentLength64(), kReserveCap));
+        result.body.resize(length);
+        in.read(result.body.data(), static_cast<std::streamsize>(length));
+        result.body.resize(static_cast<size_t>(in.gcount()));
+        if (in.good()) Poco::StreamCopier::copyToString(in, result.body);
+      } else {
+        Poco::StreamCopier::copyToString(in, result.body);
+      }
       result.status = static_cast<int>(response.getStatus());
       result.error.clear();
       if (response.getKeepAlive()) Release(peer, std::move(session));

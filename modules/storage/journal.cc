@@ -328,8 +328,9 @@ void Journal::SnapshotLoop() {
     if (stop_) break;
     const uint64_t threshold =
         std::max(options_.snapshot_min_log_bytes, last_snapshot_bytes_.load() / 2);
-    if (LogBytes() < threshold || Clock::now() < next_try || !wal()->healthy() ||
-        snapshot_holds_.load() > 0) {
+    if (LogBytes() < threshold || Clock::now() < next_try || !wal()->healthy()) continue;
+    if (snapshot_holds_.load() > 0) {
+      snapshots_deferred_.fetch_add(1);
       continue;
     }
     lock.unlock();
@@ -379,6 +380,10 @@ std::string Journal::MetricsText() const {
          static_cast<double>(LogBytes()));
   metric("kvs_storage_snapshots_total", "counter", "Snapshots written.",
          static_cast<double>(snapshots_.load()));
+  metric("kvs_storage_snapshots_deferred_total", "counter",
+         "Snapshot checks that found the log due for a snapshot during a bulk transfer "
+         "(snapshots wait for its end).",
+         static_cast<double>(snapshots_deferred_.load()));
   metric("kvs_storage_snapshot_failures_total", "counter", "Snapshots that failed.",
          static_cast<double>(snapshot_failures_.load()));
   metric("kvs_storage_snapshot_bytes", "gauge", "Size of the newest snapshot.",

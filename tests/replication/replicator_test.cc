@@ -150,16 +150,27 @@ uint64_t ChunkBytes(const SyncReply& reply) {
 }
 
 // `to` pulls from `from` as SyncWith does, in chunks of `max_bytes`, calling `between` after
-// each chunk but the last. Returns the number of chunks.
+// each chunk but the last. `wire`: as over HTTP, the answerer encodes walked chunks straight
+// from its store, and each reply goes through the wire encoding and back. Returns the number
+// of chunks.
 size_t StreamPull(
-    Replica& to, Replica& from, uint64_t max_bytes, const std::function<void()>& between = [] {}) {
+    Replica& to, Replica& from, uint64_t max_bytes, const std::function<void()>& between = [] {},
+    bool wire = false) {
   SyncRequest request{to.cluster.self().ToString(), to.replicator.AppliedVector()};
   request.max_bytes = max_bytes;
   std::optional<causal::VersionVector> first_vv;
   std::set<std::string> seen;
   size_t chunks = 0;
   while (true) {
-    SyncReply reply = from.replicator.AnswerSync(request);
+    SyncReply reply = from.replicator.AnswerSync(request, wire);
+    if (wire) {
+      std::string error;
+      std::optional<SyncReply> decoded = DecodeSyncReply(EncodeSyncReply(reply), error);
+      EXPECT_TRUE(decoded.has_value()) << error;
+      if (!decoded) break;
+      EXPECT_TRUE(reply.wire_count > 0 || reply.updates.size() == decoded->updates.size());
+      reply = std::move(*decoded);
+    }
     ++chunks;
     if (!first_vv) first_vv = reply.vv;
     uint64_t largest = 0;
@@ -192,15 +203,30 @@ TEST_F(ReplicatorTest, StreamedSyncSendsEveryEntryOnceInBoundedChunks) {
     for (int i = 0; i < 3000; ++i) r->coordinator.Put("key" + std::to_string(i), value, ctx_);
     for (int i = 0; i < 100; ++i) r->coordinator.Delete("key" + std::to_string(i * 7), ctx_);
   }
-  for (Replica* from : {&ra_, &rc, &rd}) {
-    const cluster::Address e{"127.0.0.1", 5};
-    Replica to{e, {from->cluster.self(), e}};
-    const size_t chunks = StreamPull(to, *from, 16 * 1024);
-    EXPECT_GE(chunks, 30u);  // ~0.8 MB in 16 KiB chunks
-    EXPECT_EQ(to.store.size(), 3000u);
-    EXPECT_EQ(to.store.live_count(), 2900);
-    EXPECT_EQ(to.replicator.AppliedVector(), from->replicator.AppliedVector());
-    EXPECT_EQ(Pull(to, *from), 0u);  // nothing left
+  for (bool wire : {false, true}) {
+    for (Replica* from : {&ra_, &rc, &rd}) {
+      SCOPED_TRACE(std::string(wire ? "wire, " : "") + from->cluster.self().ToString());
+      const cluster::Address e{"127.0.0.1", 5};
+      Replica to{e, {from->cluster.self(), e}};
+      const size_t chunks = StreamPull(
+          to, *from, 16 * 1024, [] {}, wire);
+      EXPECT_GE(chunks, 30u);  // ~0.8 MB in 16 KiB chunks
+      EXPECT_EQ(to.store.size(), 3000u);
+      EXPECT_EQ(to.store.live_count(), 2900);
+      EXPECT_EQ(to.replicator.AppliedVector(), from->replicator.AppliedVector());
+      EXPECT_EQ(Pull(to, *from), 0u);  // nothing left
+      // Every entry arrived as the answerer holds it (values, versions, tombstones).
+      from->store.ForEach([&](std::string_view key, const store::EntryView& entry) {
+        const std::optional<store::Entry> got = to.store.Get(std::string(key));
+        ASSERT_TRUE(got.has_value()) << key;
+        EXPECT_EQ(got->value, entry.value);
+        EXPECT_EQ(got->tombstone, entry.tombstone);
+        EXPECT_EQ(got->version.hlc, entry.version.hlc);
+        EXPECT_EQ(got->version.origin, entry.version.origin);
+        EXPECT_EQ(got->version.seq, entry.version.seq);
+        EXPECT_EQ(got->meta, entry.meta);
+      });
+    }
   }
 }
 
@@ -208,13 +234,16 @@ TEST_F(ReplicatorTest, StreamedSyncNeverClaimsWritesMadeWhileItRan) {
   for (int i = 0; i < 2000; ++i) ra_.coordinator.Put("key" + std::to_string(i), "old", ctx_);
   int round = 0;
   // Between chunks, a overwrites keys on both sides of the cursor and adds new ones.
-  StreamPull(rb_, ra_, 8 * 1024, [&] {
-    ++round;
-    for (int i = 0; i < 2000; i += 97) {
-      ra_.coordinator.Put("key" + std::to_string(i), "new" + std::to_string(round), ctx_);
-    }
-    ra_.coordinator.Put("fresh" + std::to_string(round), "x", ctx_);
-  });
+  StreamPull(
+      rb_, ra_, 8 * 1024,
+      [&] {
+        ++round;
+        for (int i = 0; i < 2000; i += 97) {
+          ra_.coordinator.Put("key" + std::to_string(i), "new" + std::to_string(round), ctx_);
+        }
+        ra_.coordinator.Put("fresh" + std::to_string(round), "x", ctx_);
+      },
+      /*wire=*/true);
   ASSERT_GT(round, 5);
   // Whatever b's vector covers, b holds (or holds something newer).
   const causal::VersionVector vv = rb_.replicator.AppliedVector();

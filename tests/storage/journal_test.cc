@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
+#include <thread>
 
 #include "temp_dir.h"
 
@@ -175,6 +177,35 @@ TEST_F(JournalTest, SnapshotTruncatesTheLogAndRecoveryCombinesBoth) {
   EXPECT_EQ(recovered.store.Get("k70")->value, "v70");
   EXPECT_FALSE(std::filesystem::exists(unfinished));
   EXPECT_EQ(recovered.applied["n:1#1.0"], 500u);
+}
+
+// A bulk transfer holds snapshots: the log, however due, is not snapshotted until the hold
+// ends, and then it is.
+TEST_F(JournalTest, SnapshotHoldDefersSnapshotsUntilItEnds) {
+  std::string error;
+  auto dir = DataDir::Open(root_.path(), "n:1", "c", ++now_, error);
+  ASSERT_TRUE(dir) << error;
+  JournalOptions options;
+  options.snapshot_min_log_bytes = 1;  // always due
+  options.snapshot_check_period = std::chrono::milliseconds(2);
+  Journal journal(std::move(dir), options);
+  TestSink live;
+  ASSERT_TRUE(journal.Recover(live).ok);
+  ASSERT_TRUE(journal.Start(error)) << error;
+  auto hold = std::make_unique<Journal::SnapshotHold>(&journal);
+  journal.StartSnapshots(
+      live.store, [] { return causal::VersionVector{}; }, [] { return "LS"; });
+  WriteEntries(journal, live, 1, 10);
+  auto poll = [](const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    return done();
+  };
+  ASSERT_TRUE(poll([&] { return journal.snapshots_deferred() >= 3; }));
+  EXPECT_EQ(journal.snapshots(), 0u);
+  hold.reset();
+  EXPECT_TRUE(poll([&] { return journal.snapshots() >= 1; }));
+  journal.Stop();
 }
 
 TEST_F(JournalTest, TornTailIsCutAtTheLastWholeRecord) {

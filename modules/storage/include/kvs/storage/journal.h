@@ -135,6 +135,9 @@ class Journal {
    private:
     Journal* journal_;
   };
+  // Snapshots taken, and snapshot checks that found the log due for one but a hold in place.
+  uint64_t snapshots() const { return snapshots_.load(); }
+  uint64_t snapshots_deferred() const { return snapshots_deferred_.load(); }
 
   // What recovery read (zeros until it has run).
   RecoveryReport recovery_report() const;
@@ -173,6 +176,7 @@ class Journal {
   std::atomic<uint64_t> recovered_log_bytes_{0};  // log bytes found at start, not yet snapshotted
   std::atomic<uint64_t> last_snapshot_bytes_{0};
   std::atomic<int> snapshot_holds_{0};
+  std::atomic<uint64_t> snapshots_deferred_{0};
   std::atomic<uint64_t> snapshots_{0};
   std::atomic<uint64_t> snapshot_failures_{0};
   std::atomic<uint64_t> last_snapshot_micros_{0};
