@@ -10,7 +10,7 @@
 # For each key count: a 3-replica shard of local kvs-server processes on 127.0.0.2-4 (disk
 # mode, fsync=interval so that loading is quick; values of 100 bytes), loaded with that many
 # keys through all three nodes, then:
-#   idle       CPU of each node over 10 s with no traffic, in % of one core;
+#   idle       CPU of each node over 10 s with no traffic (after the load settled), in % of one core;
 #   restart    kill -9 of replica 3 and a start on its data directory: seconds until /health
 #              says ready with every key;
 #   empty      kill -9 of replica 3, its data directory deleted (a new, empty member): seconds
@@ -108,6 +108,39 @@ wait_ready() {
   awk -v ms="$(($(now_ms) - start))" 'BEGIN { printf "%.2f", ms / 1000 }'
 }
 
+# quiet_state: one line of every node's counters of background work, and whether any node is
+# writing a snapshot.
+quiet_state() {
+  local i
+  for i in 0 1 2; do
+    curl -s --max-time 2 "http://$(addr "$i")/metrics" | awk '
+      $1 == "kvs_storage_snapshot_running" || $1 == "kvs_storage_snapshots_total" ||
+      $1 == "kvs_anti_entropy_updates_applied_total" ||
+      $1 == "kvs_transfer_chunks_received_total" { printf "%s=%s ", $1, $2 }'
+  done
+}
+
+# wait_quiet TIMEOUT_S: until no node writes a snapshot and no counter of background work
+# moved for 5 s (then 2 s more, for good measure); prints the seconds it took.
+wait_quiet() {
+  local timeout="$1" start last now same=0
+  start=$(now_ms)
+  last="$(quiet_state)"
+  while ((same < 5)); do
+    (($(now_ms) - start > timeout * 1000)) && die "nodes still busy after ${timeout}s: $last"
+    sleep 1
+    now="$(quiet_state)"
+    if [[ "$now" == "$last" && "$now" != *"snapshot_running=1"* ]]; then
+      same=$((same + 1))
+    else
+      same=0
+    fi
+    last="$now"
+  done
+  sleep 2
+  awk -v ms="$(($(now_ms) - start))" 'BEGIN { printf "%.0f", ms / 1000 }'
+}
+
 metric() {
   curl -s --max-time 2 "http://$(addr "$1")/metrics" |
     awk -v m="$2" '$1 == m { v += $2 } END { printf "%.0f", v + 0 }'
@@ -129,7 +162,10 @@ for keys in $SHARD_KEYS; do
   for i in 0 1 2; do wait_ready "$i" "$keys" 600 >/dev/null; done
   log "$keys keys: loaded and replicated in $(($(date +%s) - load_start)) s"
 
-  sleep 3 # the last anti-entropy rounds and snapshots of the load settle
+  # The load's own background work settles first: a snapshot the load triggered (at 10M keys
+  # one takes ~30 s) and anti-entropy repairs of broadcasts that timed out under the load.
+  settle=$(wait_quiet 600)
+  log "$keys keys: settled ${settle} s after the load (no snapshot running, no repair for 5 s)"
   hz=$(getconf CLK_TCK)
   declare -a before=()
   for i in 0 1 2; do before[i]=$(ticks "${PIDS[i]}"); done
@@ -229,7 +265,7 @@ table="$(
   cat <<EOF
 ## Scale
 
-\`bench/scale.sh\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores): a 3-replica shard of local processes on 127.0.0.2-4, disk mode with \`KVS_STORAGE_FSYNC=interval\` (to load quickly), 100-byte values loaded by kvs-bench \`--preload\` through all three nodes. Idle: CPU of each node over 10 s with no traffic, 3 s after the load's replication finished. Restart: kill -9 of replica 3 and a start on its data directory, until \`/health\` says ready with every key. Empty: the same with its data directory deleted (a new empty member; the whole shard streams from a peer in 4 MiB chunks). Pause: replica 3 stopped (SIGSTOP) for 10 s while kvs-bench PUTs to the other two (8 connections, uniform random keys), then resumed; bytes = \`kvs_transfer_received_bytes_total\` at replica 3, 3 s after it resumed (what anti-entropy sent it; broadcasts queued at its peers come on top).
+\`bench/scale.sh\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores): a 3-replica shard of local processes on 127.0.0.2-4, disk mode with \`KVS_STORAGE_FSYNC=interval\` (to load quickly), 100-byte values loaded by kvs-bench \`--preload\` through all three nodes. Idle: CPU of each node over 10 s with no traffic, once the load's background work settled (no node writing a snapshot, and no anti-entropy repair or transfer chunk anywhere for 5 s, then 2 s more). Restart: kill -9 of replica 3 and a start on its data directory, until \`/health\` says ready with every key. Empty: the same with its data directory deleted (a new empty member; the whole shard streams from a peer in 4 MiB chunks). Pause: replica 3 stopped (SIGSTOP) for 10 s while kvs-bench PUTs to the other two (8 connections, uniform random keys), then resumed; bytes = \`kvs_transfer_received_bytes_total\` at replica 3, 3 s after it resumed (what anti-entropy sent it; broadcasts queued at its peers come on top).
 
 | keys | idle CPU per node (% of a core) | restart to ready (s) | empty replica ready (s) | PUTs during the pause | anti-entropy bytes after the pause |
 |---:|---|---:|---:|---:|---:|

@@ -283,6 +283,11 @@ bool Journal::SnapshotNow(std::string& error) {
     return false;
   }
   std::lock_guard one(snapshot_mu_);
+  snapshot_running_.store(true);
+  struct Done {
+    std::atomic<bool>& running;
+    ~Done() { running.store(false); }
+  } done{snapshot_running_};
   const auto start = Clock::now();
   const uint64_t lsn_before = w->appended_lsn();
   const std::optional<uint64_t> segment = w->Rotate(std::chrono::seconds(10));
@@ -380,6 +385,8 @@ std::string Journal::MetricsText() const {
          static_cast<double>(LogBytes()));
   metric("kvs_storage_snapshots_total", "counter", "Snapshots written.",
          static_cast<double>(snapshots_.load()));
+  metric("kvs_storage_snapshot_running", "gauge", "1 while a snapshot is being written.",
+         snapshot_running_.load() ? 1.0 : 0.0);
   metric("kvs_storage_snapshots_deferred_total", "counter",
          "Snapshot checks that found the log due for a snapshot during a bulk transfer "
          "(snapshots wait for its end).",

@@ -177,6 +177,7 @@ class Journal {
   std::atomic<uint64_t> last_snapshot_bytes_{0};
   std::atomic<int> snapshot_holds_{0};
   std::atomic<uint64_t> snapshots_deferred_{0};
+  std::atomic<bool> snapshot_running_{false};
   std::atomic<uint64_t> snapshots_{0};
   std::atomic<uint64_t> snapshot_failures_{0};
   std::atomic<uint64_t> last_snapshot_micros_{0};
