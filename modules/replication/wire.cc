@@ -180,7 +180,7 @@ auto Guarded(std::string& error, Fn&& fn) -> decltype(std::optional(fn())) {
 std::string EncodeBatch(const std::string& from, const std::vector<const Update*>& updates) {
   std::string out(kBatchMagic);
   AppendNetstring(out, from);
-  AppendNetstring(out, std::to_string(updates.size()));
+  AppendNumber(out, updates.size());
   for (const Update* u : updates) AppendUpdateBinary(out, *u);
   return out;
 }
@@ -257,7 +257,7 @@ std::string EncodeSyncReply(const SyncReply& reply) {
   out.reserve(size);
   out += reply.next_cursor ? kSyncChunkMagic : kSyncReplyMagic;
   AppendNetstring(out, causal::Encode(causal::Metadata{0, reply.vv}));
-  if (reply.next_cursor) AppendNetstring(out, std::to_string(*reply.next_cursor));
+  if (reply.next_cursor) AppendNumber(out, *reply.next_cursor);
   AppendNumber(out, reply.updates.size() + reply.wire_count);
   for (const Update& u : reply.updates) AppendUpdateBinary(out, u);
   out += reply.wire_updates;

@@ -37,8 +37,8 @@ TEST(WireTest, SyncRoundTrip) {
   auto request = DecodeSyncRequest(EncodeSyncRequest({"a:1", {{"x#1", 5}, {"y#2", 9}}}), error);
   ASSERT_TRUE(request.has_value()) << error;
   EXPECT_EQ(request->vv.at("y#2"), 9u);
-  auto reply =
-      DecodeSyncReply(EncodeSyncReply({{{"x#1", 7}}, {MakeUpdate("k", "v", false)}, {}, {}, 0}), error);
+  auto reply = DecodeSyncReply(
+      EncodeSyncReply({{{"x#1", 7}}, {MakeUpdate("k", "v", false)}, {}, {}, 0}), error);
   ASSERT_TRUE(reply.has_value()) << error;
   EXPECT_EQ(reply->vv.at("x#1"), 7u);
   ASSERT_EQ(reply->updates.size(), 1u);
