@@ -4,15 +4,18 @@
 
 namespace kvs::replication {
 
-void StoreRecovery::OnEntry(storage::LoggedEntry&& e) {
-  clock_.Observe(e.entry.version.hlc);
-  has_data_ = true;
+void StoreRecovery::OnEntry(const storage::LoggedEntryRef& e) {
+  clock_.Observe(e.entry.hlc);
+  // The flags are read before they are written: threads loading a snapshot together do not
+  // take turns owning their cache line for every entry.
+  if (!has_data_.load(std::memory_order_relaxed)) has_data_.store(true, std::memory_order_relaxed);
   // Nothing is served yet, so the vector may be set before the store holds the entry.
-  if (e.record_applied) replicator_.RestoreApplied(e.entry.version.origin, e.entry.version.seq);
-  if (ring_ && !unowned_since_layout_ && (!mine_ || ring_->ShardFor(e.key) != *mine_)) {
-    unowned_since_layout_ = true;
+  if (e.record_applied) replicator_.RestoreApplied(e.entry.origin, e.entry.seq);
+  if (ring_ && !unowned_since_layout_.load(std::memory_order_relaxed) &&
+      (!mine_ || ring_->ShardFor(e.key) != *mine_)) {
+    unowned_since_layout_.store(true, std::memory_order_relaxed);
   }
-  store_.ApplyIfNewer(e.key, std::move(e.entry));
+  store_.ApplyIfNewer(e.key, e.entry);
 }
 
 void StoreRecovery::OnLayout(std::string&& layout) {
@@ -23,7 +26,7 @@ void StoreRecovery::OnLayout(std::string&& layout) {
   const std::optional<int> mine = config->ShardOf(self_);
   const int shards = config->shard_count();
   const bool same_ownership = ring_ && ring_->shard_count() == shards && mine_ == mine;
-  if (!same_ownership || unowned_since_layout_) {
+  if (!same_ownership || unowned_since_layout_.load(std::memory_order_relaxed)) {
     if (shards > 0 && mine) {
       const cluster::HashRing ring(shards);
       dropped_ += store_.EraseIf([&](std::string_view key, const store::EntryView&) {
@@ -39,16 +42,16 @@ void StoreRecovery::OnLayout(std::string&& layout) {
     ring_.reset();
   }
   mine_ = mine;
-  unowned_since_layout_ = false;
+  unowned_since_layout_.store(false, std::memory_order_relaxed);
 }
 
 void StoreRecovery::OnApplied(std::string_view origin, uint64_t seq) {
-  has_data_ = true;
+  has_data_.store(true, std::memory_order_relaxed);
   replicator_.RestoreApplied(origin, seq);
 }
 
 void StoreRecovery::OnRaise(const causal::VersionVector& vv) {
-  if (!vv.empty()) has_data_ = true;
+  if (!vv.empty()) has_data_.store(true, std::memory_order_relaxed);
   replicator_.RestoreRaise(vv);
 }
 

@@ -125,23 +125,30 @@ void EncodeEntryBody(std::string& out, std::string_view key, std::string_view va
   PutVarint(out, seq);
 }
 
-bool DecodeEntryBody(PayloadReader& in, LoggedEntry& out) {
+bool DecodeEntryBody(PayloadReader& in, LoggedEntryRef& out) {
   uint8_t flags = 0;
-  std::string_view key, value, meta, origin;
-  uint64_t hlc = 0, seq = 0;
-  if (!in.Byte(flags) || flags > 3 || !in.String(key) || !in.String(value) || !in.String(meta) ||
-      !in.String(origin) || !in.Varint(hlc) || !in.Varint(seq)) {
+  if (!in.Byte(flags) || flags > 3 || !in.String(out.key) || !in.String(out.entry.value) ||
+      !in.String(out.entry.meta) || !in.String(out.entry.origin) || !in.Varint(out.entry.hlc) ||
+      !in.Varint(out.entry.seq)) {
     return false;
   }
-  out.key.assign(key);
-  out.entry.value.assign(value);
-  out.entry.meta.assign(meta);
   out.entry.tombstone = (flags & 1) != 0;
-  out.entry.version.hlc = hlc;
-  out.entry.version.origin.assign(origin);
-  out.entry.version.seq = seq;
   out.record_applied = (flags & 2) != 0;
   return true;
+}
+
+bool DecodeEntryBody(PayloadReader& in, LoggedEntry& out) {
+  LoggedEntryRef ref;
+  if (!DecodeEntryBody(in, ref)) return false;
+  out = ref.ToOwned();
+  return true;
+}
+
+bool DecodeEntryRecord(std::string_view payload, LoggedEntryRef& out) {
+  PayloadReader in(payload);
+  uint8_t type = 0;
+  return in.Byte(type) && type == static_cast<uint8_t>(RecordType::kEntry) &&
+         DecodeEntryBody(in, out) && in.done();
 }
 
 void EncodeEntryTo(std::string& out, std::string_view key, const store::Entry& entry,

@@ -17,6 +17,27 @@ WriteResult Store::ApplyIfNewer(const std::string& key, Entry entry) {
   });
 }
 
+WriteResult Store::ApplyIfNewer(std::string_view key, const EntryRef& entry) {
+  Stripe& stripe = StripeFor(key);
+  std::shared_lock traverse_lock(stripe.traverse_mu);
+  Map::accessor acc;
+  const bool inserted = stripe.map.insert(acc, StoredKey::Borrow(key));
+  bool was_live = false, was_tombstone = false;
+  if (!inserted) {
+    const Record& current = acc->second;
+    if (!Version::Wins(entry.hlc, entry.origin, current.hlc(), origins_.Get(current.origin()))) {
+      return WriteResult{false, !current.tombstone()};
+    }
+    was_live = !current.tombstone();
+    was_tombstone = current.tombstone();
+  }
+  AccountTransition(was_live, !entry.tombstone);
+  IndexTombstone(stripe, key, was_tombstone, entry.tombstone);
+  acc->second.Assign(entry.value, entry.meta, entry.tombstone, entry.hlc,
+                     origins_.Intern(entry.origin), entry.seq);
+  return WriteResult{true, was_live};
+}
+
 size_t Store::tombstone_count() const {
   size_t total = 0;
   for (const Stripe& stripe : stripes_) {

@@ -21,12 +21,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string error;
   const bool ok = kvs::storage::LoadSnapshot(
       path, [](kvs::storage::SnapshotHeader&&) {},
-      [&](kvs::storage::LoggedEntry&& e) {
+      [&](const kvs::storage::LoggedEntryRef& e) {
         ++seen;
         std::string body;
         kvs::storage::EncodeEntryBody(body, e.key, e.entry.value, e.entry.meta, e.entry.tombstone,
-                                      e.entry.version.hlc, e.entry.version.origin,
-                                      e.entry.version.seq, e.record_applied);
+                                      e.entry.hlc, e.entry.origin, e.entry.seq, e.record_applied);
         kvs::storage::PayloadReader in(body);
         kvs::storage::LoggedEntry again;
         if (!kvs::storage::DecodeEntryBody(in, again) || !in.done() || again.key != e.key ||

@@ -68,16 +68,16 @@ TEST_F(RecoveryTest, EachLayoutRecordDropsWhatTheNodeNoLongerOwns) {
   ASSERT_FALSE(stays.empty() || leaves.empty() || arrives.empty());
 
   Layout(two);
-  recovery.OnEntry(Staged(stays));
-  recovery.OnEntry(Staged(leaves));
+  recovery.OnEntry(storage::LoggedEntryRef::Of(Staged(stays)));
+  recovery.OnEntry(storage::LoggedEntryRef::Of(Staged(leaves)));
   // A staging that was abandoned: its keys, then the same layout logged again.
-  recovery.OnEntry(Staged(arrives));
+  recovery.OnEntry(storage::LoggedEntryRef::Of(Staged(arrives)));
   Layout(two);
   EXPECT_FALSE(store_.Get(arrives).has_value()) << "an abandoned staging's key came back";
   EXPECT_TRUE(store_.Get(stays).has_value());
   EXPECT_TRUE(store_.Get(leaves).has_value());
   // A staging that committed: its keys stay, and what moved away goes.
-  recovery.OnEntry(Staged(arrives));
+  recovery.OnEntry(storage::LoggedEntryRef::Of(Staged(arrives)));
   Layout(three);
   EXPECT_TRUE(store_.Get(arrives).has_value());
   EXPECT_TRUE(store_.Get(stays).has_value());

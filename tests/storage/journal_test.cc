@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <map>
+#include <mutex>
 #include <thread>
 
 #include "temp_dir.h"
@@ -16,10 +17,15 @@ using std::chrono::milliseconds;
 // Collects what recovery delivers into a store and a vector, as the node does.
 class TestSink : public RecoverySink {
  public:
-  void OnEntry(LoggedEntry&& e) override {
-    if (e.record_applied) applied[e.entry.version.origin] = e.entry.version.seq;
-    store.ApplyIfNewer(e.key, std::move(e.entry));
+  explicit TestSink(bool concurrent = false) : concurrent(concurrent) {}
+  void OnEntry(const LoggedEntryRef& e) override {
+    if (e.record_applied) {
+      std::lock_guard lock(mu);
+      applied[std::string(e.entry.origin)] = e.entry.seq;
+    }
+    store.ApplyIfNewer(e.key, e.entry);
   }
+  bool ConcurrentEntries() const override { return concurrent; }
   void OnApplied(std::string_view origin, uint64_t seq) override {
     applied[std::string(origin)] = seq;
   }
@@ -33,6 +39,8 @@ class TestSink : public RecoverySink {
   }
   void OnLayout(std::string&& l) override { layout = std::move(l); }
 
+  const bool concurrent;
+  std::mutex mu;
   store::Store store;
   causal::VersionVector applied;
   std::string layout;
@@ -54,6 +62,7 @@ class JournalTest : public ::testing::Test {
     EXPECT_TRUE(dir) << error;
     JournalOptions options;
     options.repair = repair;
+    options.recovery_threads = recovery_threads_;
     options.snapshot_min_log_bytes = 1ull << 40;  // snapshots only when a test asks
     return std::make_unique<Journal>(std::move(dir), options);
   }
@@ -96,6 +105,7 @@ class JournalTest : public ::testing::Test {
 
   TempDir root_;
   uint64_t now_ = 1;
+  unsigned recovery_threads_ = 0;
 };
 
 TEST_F(JournalTest, DisabledJournalLogsNothing) {
@@ -177,6 +187,50 @@ TEST_F(JournalTest, SnapshotTruncatesTheLogAndRecoveryCombinesBoth) {
   EXPECT_EQ(recovered.store.Get("k70")->value, "v70");
   EXPECT_FALSE(std::filesystem::exists(unfinished));
   EXPECT_EQ(recovered.applied["n:1#1.0"], 500u);
+}
+
+// A sink that takes entries on several threads gets the snapshot from decoder threads and the
+// log after it, in order: the result is the store a one-thread recovery rebuilds.
+TEST_F(JournalTest, DecoderThreadsRecoverTheSameStoreAsOne) {
+  TestSink live;
+  auto journal = Reopen(live);
+  journal->StartSnapshots(
+      live.store, [] { return causal::VersionVector{{"n:1#1.0", 30000}}; }, [] { return "LS"; });
+  WriteEntries(*journal, live, 1, 30000);
+  std::string error;
+  ASSERT_TRUE(journal->SnapshotNow(error)) << error;
+  // After the snapshot: overwrites and deletes of snapshotted keys, and new keys.
+  uint64_t lsn = 0;
+  for (int i = 1; i <= 30000; i += 97) {
+    const std::string key = "k" + std::to_string(i);
+    const store::Entry e = MakeEntry(i % 2 ? "after" : "", 40000u + i, i % 2 == 0);
+    live.store.ApplyIfNewer(key, e);
+    lsn = journal->LogEntry(key, e);
+  }
+  EXPECT_EQ(journal->Wait(lsn, milliseconds(5000)), Wal::State::kDurable);
+  WriteEntries(*journal, live, 30001, 500);
+  journal->Stop();
+  journal.reset();
+
+  for (unsigned threads : {1u, 3u}) {
+    recovery_threads_ = threads;
+    TestSink recovered(/*concurrent=*/true);
+    RecoveryReport report;
+    journal = Reopen(recovered, &report);
+    ASSERT_TRUE(report.ok) << report.error;
+    EXPECT_EQ(report.snapshot_entries, 30000u);
+    EXPECT_EQ(recovered.store.size(), live.store.size()) << threads << " threads";
+    live.store.ForEach([&](std::string_view key, const store::EntryView& want) {
+      const auto got = recovered.store.Get(std::string(key));
+      ASSERT_TRUE(got.has_value()) << key;
+      EXPECT_EQ(got->value, want.value) << key;
+      EXPECT_EQ(got->tombstone, want.tombstone) << key;
+      EXPECT_EQ(got->version.hlc, want.version.hlc) << key;
+    });
+    EXPECT_EQ(recovered.applied["n:1#1.0"], 30500u);
+    journal->Stop();
+    journal.reset();
+  }
 }
 
 // A bulk transfer holds snapshots: the log, however due, is not snapshotted until the hold

@@ -5,9 +5,11 @@
 // not own under it: the keys a reshard moved away (not logged one by one), and those a
 // reshard staged and then abandoned (the abort logs the layout again). Without that, an old
 // copy of a key could come back when a later layout gives the key to this node again.
-// Thread-safety: used by one thread, before the node serves.
+// Thread-safety: used before the node serves; OnEntry may run on several threads at once
+// (a snapshot's chunks), everything else on one thread, never concurrently with OnEntry.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,7 +29,8 @@ class StoreRecovery : public storage::RecoverySink {
                 cluster::Address self)
       : store_(store), clock_(clock), replicator_(replicator), self_(std::move(self)) {}
 
-  void OnEntry(storage::LoggedEntry&& e) override;
+  void OnEntry(const storage::LoggedEntryRef& e) override;
+  bool ConcurrentEntries() const override { return true; }
   void OnApplied(std::string_view origin, uint64_t seq) override;
   void OnRaise(const causal::VersionVector& vv) override;
   void OnPurge(const std::string& key, std::string_view origin, uint64_t seq) override;
@@ -35,7 +38,7 @@ class StoreRecovery : public storage::RecoverySink {
 
   // The last layout recovered ("" when none): the wire form of EncodeConfig.
   const std::string& layout() const { return layout_; }
-  bool has_data() const { return has_data_; }
+  bool has_data() const { return has_data_.load(std::memory_order_relaxed); }
   // Entries dropped at layout records (no longer owned at that point of the log).
   size_t dropped() const { return dropped_; }
 
@@ -45,11 +48,12 @@ class StoreRecovery : public storage::RecoverySink {
   Replicator& replicator_;
   const cluster::Address self_;
   std::string layout_;
-  bool has_data_ = false;
+  std::atomic<bool> has_data_{false};
   // Ownership under the last layout record replayed (none yet: nothing is dropped).
   std::optional<cluster::HashRing> ring_;
   std::optional<int> mine_;
-  bool unowned_since_layout_ = false;  // an entry it does not own came after that record
+  // An entry it does not own came after that record.
+  std::atomic<bool> unowned_since_layout_{false};
   size_t dropped_ = 0;
 };
 

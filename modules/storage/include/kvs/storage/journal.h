@@ -38,13 +38,20 @@ struct JournalOptions {
   // Damaged log or snapshot: cut there and go on (the node then catches up from its peers)
   // instead of refusing to start.
   bool repair = false;
+  // Threads that decode a snapshot's entries at recovery (for a sink whose OnEntry is
+  // thread-safe); 0: one per core.
+  unsigned recovery_threads = 0;
 };
 
-// Receives what recovery reads, in order.
+// Receives what recovery reads, in order; an entry's views are valid during the call only.
+// A sink that says ConcurrentEntries() gets a snapshot's entries on several threads at once
+// and in no set order (each key appears once in a snapshot); everything else, and every log
+// record, comes on one thread in log order, after the snapshot's entries.
 class RecoverySink {
  public:
   virtual ~RecoverySink() = default;
-  virtual void OnEntry(LoggedEntry&& entry) = 0;
+  virtual void OnEntry(const LoggedEntryRef& entry) = 0;
+  virtual bool ConcurrentEntries() const { return false; }
   virtual void OnApplied(std::string_view origin, uint64_t seq) = 0;
   virtual void OnRaise(const causal::VersionVector& vv) = 0;
   virtual void OnPurge(const std::string& key, std::string_view origin, uint64_t seq) = 0;
@@ -148,6 +155,7 @@ class Journal {
  private:
   void SnapshotLoop();
   uint64_t LogBytes() const;
+  unsigned RecoveryThreads() const;
   // Appends a record payload to the log; 0 when there is none (disabled, not started).
   uint64_t Append(std::string_view payload);
 

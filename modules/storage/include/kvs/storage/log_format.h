@@ -95,6 +95,22 @@ void EncodeEntryBody(std::string& out, std::string_view key, std::string_view va
                      uint64_t seq, bool record_applied);
 bool DecodeEntryBody(PayloadReader& in, LoggedEntry& out);
 
+// An entry record decoded in place: views into the payload it was decoded from (valid while
+// that is). Recovery applies these straight to the store: no copies per entry.
+struct LoggedEntryRef {
+  std::string_view key;
+  store::EntryRef entry;
+  bool record_applied = true;
+
+  static LoggedEntryRef Of(const LoggedEntry& e) {
+    return LoggedEntryRef{e.key, store::EntryRef::Of(e.entry), e.record_applied};
+  }
+  LoggedEntry ToOwned() const { return LoggedEntry{std::string(key), entry.ToEntry(), record_applied}; }
+};
+bool DecodeEntryBody(PayloadReader& in, LoggedEntryRef& out);
+// A whole kEntry record (type byte, body, nothing after it) decoded in place.
+bool DecodeEntryRecord(std::string_view payload, LoggedEntryRef& out);
+
 std::string EncodeEntry(std::string_view key, const store::Entry& entry, bool record_applied);
 // EncodeEntry into `out` (cleared first), so a caller can reuse one buffer.
 void EncodeEntryTo(std::string& out, std::string_view key, const store::Entry& entry,

@@ -38,11 +38,15 @@ struct SnapshotHeader {
   causal::VersionVector applied;
 };
 
-// Reads a snapshot: `on_header` once, then `on_entry` for each entry. False with `error`
-// (naming the offset) when the file is damaged or incomplete; entries before the damage have
-// been delivered.
+// Reads a snapshot: `on_header` once, then `on_entry` for each entry (views into the file's
+// bytes, valid during the call). False with `error` (naming the offset) when the file is
+// damaged or incomplete; entries before the damage have been delivered.
+// threads > 1: that many threads decode the entry chunks while the caller reads the file, so
+// `on_entry` runs on several threads at once, in no set order (each key appears once in a
+// snapshot), and must be thread-safe; on damage, entries of whole chunks after it may have
+// been delivered too. threads <= 1: all on the calling thread, in file order.
 bool LoadSnapshot(const std::string& path, const std::function<void(SnapshotHeader&&)>& on_header,
-                  const std::function<void(LoggedEntry&&)>& on_entry, uint64_t& entries,
-                  std::string& error);
+                  const std::function<void(const LoggedEntryRef&)>& on_entry, uint64_t& entries,
+                  std::string& error, unsigned threads = 1);
 
 }  // namespace kvs::storage

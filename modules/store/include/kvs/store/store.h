@@ -50,8 +50,13 @@ struct Version {
   // True when this version wins over `other` under last-writer-wins.
   bool Wins(const Version& other) const { return Wins(other.hlc, other.origin); }
   bool Wins(uint64_t other_hlc, std::string_view other_origin) const {
+    return Wins(hlc, origin, other_hlc, other_origin);
+  }
+  // Whether (hlc, origin) wins over (other_hlc, other_origin).
+  static bool Wins(uint64_t hlc, std::string_view origin, uint64_t other_hlc,
+                   std::string_view other_origin) {
     if (hlc != other_hlc) return hlc > other_hlc;
-    return std::string_view(origin) > other_origin;
+    return origin > other_origin;
   }
 };
 
@@ -79,6 +84,25 @@ struct EntryView {
 
   Entry ToEntry() const {
     return Entry{std::string(value), tombstone, Version{version.hlc, version.origin, version.seq},
+                 std::string(meta)};
+  }
+};
+
+// An entry given as views of someone else's bytes (a record being decoded): what a bulk load
+// hands the store without building an Entry first. Valid only while those bytes are.
+struct EntryRef {
+  std::string_view value;
+  bool tombstone = false;
+  uint64_t hlc = 0;
+  std::string_view origin;
+  uint64_t seq = 0;
+  std::string_view meta;
+
+  static EntryRef Of(const Entry& e) {
+    return EntryRef{e.value, e.tombstone, e.version.hlc, e.version.origin, e.version.seq, e.meta};
+  }
+  Entry ToEntry() const {
+    return Entry{std::string(value), tombstone, Version{hlc, std::string(origin), seq},
                  std::string(meta)};
   }
 };
@@ -112,6 +136,9 @@ class Store {
 
   // Stores `entry` unless the key already holds a version that wins over it (replica apply).
   WriteResult ApplyIfNewer(const std::string& key, Entry entry);
+  // The same from views (recovery, which decodes millions of records): no Entry is built, the
+  // record's block is filled straight from `entry`'s bytes.
+  WriteResult ApplyIfNewer(std::string_view key, const EntryRef& entry);
 
   // Number of live keys (tombstones excluded).
   int64_t live_count() const { return live_count_.load(std::memory_order_relaxed); }
