@@ -3,11 +3,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cinttypes>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <exception>
@@ -206,7 +205,11 @@ class ChunkDecoders {
     bad_offset = bad_offset_;
     return !failed_;
   }
-  uint64_t entries() const { return entries_.load(); }
+  // Entries decoded so far; complete once Finish() returned.
+  uint64_t entries() {
+    std::lock_guard lock(mu_);
+    return entries_;
+  }
 
  private:
   static constexpr size_t kQueued = 8;
@@ -234,8 +237,8 @@ class ChunkDecoders {
       } catch (const std::exception&) {
         // on_entry could not take an entry (e.g. too many origins): the chunk is refused.
       }
-      entries_.fetch_add(n);
       lock.lock();
+      entries_ += n;
       --busy_;
       if (!ok && (!failed_ || job.offset < bad_offset_)) {
         failed_ = true;
@@ -250,13 +253,13 @@ class ChunkDecoders {
   const std::function<void(const LoggedEntryRef&)>& on_entry_;
   std::mutex mu_;
   std::condition_variable has_work_, has_room_, idle_;
-  std::deque<Job> jobs_;             // GUARDED_BY(mu_)
-  std::vector<std::string> spare_;   // GUARDED_BY(mu_): emptied buffers to reuse
-  size_t busy_ = 0;                  // GUARDED_BY(mu_): chunks being decoded
-  bool closing_ = false;             // GUARDED_BY(mu_)
-  bool failed_ = false;              // GUARDED_BY(mu_)
-  uint64_t bad_offset_ = 0;          // GUARDED_BY(mu_)
-  std::atomic<uint64_t> entries_{0};
+  std::deque<Job> jobs_;            // GUARDED_BY(mu_)
+  std::vector<std::string> spare_;  // GUARDED_BY(mu_): emptied buffers to reuse
+  size_t busy_ = 0;                 // GUARDED_BY(mu_): chunks being decoded
+  bool closing_ = false;            // GUARDED_BY(mu_)
+  bool failed_ = false;             // GUARDED_BY(mu_)
+  uint64_t bad_offset_ = 0;         // GUARDED_BY(mu_)
+  uint64_t entries_ = 0;            // GUARDED_BY(mu_)
   std::vector<std::thread> workers_;
 };
 

@@ -8,13 +8,8 @@ std::optional<Entry> Store::Get(const std::string& key) const {
   return out;
 }
 
-WriteResult Store::ApplyIfNewer(const std::string& key, Entry entry) {
-  return Mutate(key, [&](const EntryView* current) -> std::optional<Entry> {
-    if (current != nullptr && !entry.version.Wins(current->version.hlc, current->version.origin)) {
-      return std::nullopt;
-    }
-    return std::move(entry);
-  });
+WriteResult Store::ApplyIfNewer(const std::string& key, const Entry& entry) {
+  return ApplyIfNewer(std::string_view(key), EntryRef::Of(entry));
 }
 
 WriteResult Store::ApplyIfNewer(std::string_view key, const EntryRef& entry) {

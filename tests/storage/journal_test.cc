@@ -195,7 +195,11 @@ TEST_F(JournalTest, DecoderThreadsRecoverTheSameStoreAsOne) {
   TestSink live;
   auto journal = Reopen(live);
   journal->StartSnapshots(
-      live.store, [] { return causal::VersionVector{{"n:1#1.0", 30000}}; }, [] { return "LS"; });
+      live.store,
+      [] {
+        return causal::VersionVector{{"n:1#1.0", 30000}};
+      },
+      [] { return "LS"; });
   WriteEntries(*journal, live, 1, 30000);
   std::string error;
   ASSERT_TRUE(journal->SnapshotNow(error)) << error;

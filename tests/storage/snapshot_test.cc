@@ -152,8 +152,8 @@ TEST(SnapshotTest, AnUndecodableChunkIsNamedByItsOffsetWithDecoderThreads) {
     payload.assign(1, static_cast<char>(RecordType::kSnapshotEntries));
     PutVarint(payload, claimed);
     for (int i = 0; i < real; ++i) {
-      EncodeEntryBody(payload, "k" + std::to_string(file.size()) + "-" + std::to_string(i), "v",
-                      "", false, 5, "n:1#1", 1, false);
+      EncodeEntryBody(payload, "k" + std::to_string(file.size()) + "-" + std::to_string(i), "v", "",
+                      false, 5, "n:1#1", 1, false);
     }
     const uint64_t offset = file.size();
     AppendFramed(file, payload);

@@ -105,7 +105,9 @@ struct LoggedEntryRef {
   static LoggedEntryRef Of(const LoggedEntry& e) {
     return LoggedEntryRef{e.key, store::EntryRef::Of(e.entry), e.record_applied};
   }
-  LoggedEntry ToOwned() const { return LoggedEntry{std::string(key), entry.ToEntry(), record_applied}; }
+  LoggedEntry ToOwned() const {
+    return LoggedEntry{std::string(key), entry.ToEntry(), record_applied};
+  }
 };
 bool DecodeEntryBody(PayloadReader& in, LoggedEntryRef& out);
 // A whole kEntry record (type byte, body, nothing after it) decoded in place.

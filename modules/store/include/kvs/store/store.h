@@ -135,7 +135,7 @@ class Store {
   WriteResult Mutate(const std::string& key, Decide&& decide);
 
   // Stores `entry` unless the key already holds a version that wins over it (replica apply).
-  WriteResult ApplyIfNewer(const std::string& key, Entry entry);
+  WriteResult ApplyIfNewer(const std::string& key, const Entry& entry);
   // The same from views (recovery, which decodes millions of records): no Entry is built, the
   // record's block is filled straight from `entry`'s bytes.
   WriteResult ApplyIfNewer(std::string_view key, const EntryRef& entry);
