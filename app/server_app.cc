@@ -362,10 +362,12 @@ int ServerApp::main(const std::vector<std::string>&) {
       }
     }
     const std::optional<int> mine = cluster_state.MyShard();
-    const size_t dropped =
-        sink.dropped() + store.EraseIf([&](std::string_view key, const store::EntryView&) {
-          return !mine || cluster_state.ShardForKey(key) != mine;
-        });
+    size_t dropped = sink.dropped();
+    if (!sink.HoldsOnlyOwned(cluster_state.Config()->shard_count(), mine)) {
+      dropped += store.EraseIf([&](std::string_view key, const store::EntryView&) {
+        return !mine || cluster_state.ShardForKey(key) != mine;
+      });
+    }
     replicator.SetRecovered(sink.has_data(), report.repaired);
     std::string summary = "storage: recovered " + std::to_string(store.live_count()) +
                           " live keys (" + std::to_string(store.size()) + " entries) from " +

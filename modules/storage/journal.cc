@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "entry_decoders.h"
 #include "kvs/json/json_writer.h"
 #include "kvs/storage/snapshot.h"
 
@@ -26,6 +27,10 @@ uint64_t FileSize(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
 }
+
+// Log replay hands entries to the decoder threads in batches of about this size.
+constexpr uint64_t kReplayBatchEntries = 8192;
+constexpr size_t kReplayBatchBytes = 1 << 20;
 
 constexpr char kRepairHint[] =
     "; start with --storage-repair to cut the data there and catch up from the shard's peers";
@@ -64,6 +69,7 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
         [&](SnapshotHeader&& h) {
           header = std::move(h);
           sink.OnLayout(std::string(header.layout));
+          sink.ExpectEntries(header.estimated_entries);
         },
         [&](const LoggedEntryRef& e) { sink.OnEntry(e); }, report.snapshot_entries, error,
         sink.ConcurrentEntries() ? RecoveryThreads() : 1);
@@ -106,6 +112,37 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
   LoggedEntryRef entry;
   bool cut = false;
   uint64_t log_bytes = 0;
+  // With a sink that takes entries concurrently, runs of entry records go to decoder threads
+  // in batches, and every other record waits until the entries before it are in (a purge or a
+  // layout depends on them). Entries are applied last-writer-wins, so a batch's order does not
+  // matter; the applied vector, which does care, is fed here, in log order.
+  const std::function<void(const LoggedEntryRef&)> on_entry = [&](const LoggedEntryRef& e) {
+    sink.OnEntry(e);
+  };
+  std::optional<EntryDecoders> decoders;
+  if (sink.ConcurrentEntries() && RecoveryThreads() > 1) {
+    decoders.emplace(RecoveryThreads(), on_entry);
+  }
+  std::string batch;
+  uint64_t batch_entries = 0;
+  std::vector<std::string> batch_starts;  // "segment at offset" of each batch's first record
+  auto submit_batch = [&] {
+    if (batch_entries == 0) return true;
+    const bool queued = decoders->SubmitBodies(batch, batch_entries, batch_starts.size() - 1);
+    batch.clear();
+    batch_entries = 0;
+    return queued;
+  };
+  // Everything batched so far is in the store: true, or false with `why` set.
+  std::string why_not_applied;
+  auto drain = [&] {
+    if (!decoders) return true;
+    uint64_t bad = 0;
+    if (submit_batch() && decoders->Finish(bad)) return true;
+    decoders->Finish(bad);
+    why_not_applied = "log entries from " + batch_starts.at(bad) + " could not be applied";
+    return false;
+  };
   for (size_t i = 0; i < replay.size(); ++i) {
     const std::string path = dir_->SegmentPath(replay[i]);
     const bool last = i + 1 == replay.size();
@@ -123,11 +160,30 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
         // Entries, nearly every record, are decoded in place; the rest into `record`.
         if (DecodeEntryRecord(payload, entry)) {
           ++report.log_records;
-          sink.OnEntry(entry);
+          if (!decoders) {
+            sink.OnEntry(entry);
+            continue;
+          }
+          if (entry.record_applied) sink.OnApplied(entry.entry.origin, entry.entry.seq);
+          if (batch_entries == 0) {
+            batch_starts.push_back(path + " offset " + std::to_string(reader.offset()));
+          }
+          // The body without its type byte, and without the "record applied" flag: that
+          // part is done above.
+          const size_t at = batch.size();
+          batch.append(payload.substr(1));
+          batch[at] = static_cast<char>(batch[at] & ~kEntryFlagRecordApplied);
+          if (++batch_entries >= kReplayBatchEntries || batch.size() >= kReplayBatchBytes) {
+            if (!submit_batch()) {
+              drain();
+              return fail(why_not_applied);
+            }
+          }
           continue;
         }
         if (DecodeLogRecord(payload, record) && record.type != RecordType::kEntry) {
           ++report.log_records;
+          if (!drain()) return fail(why_not_applied);
           switch (record.type) {
             case RecordType::kApplied:
               sink.OnApplied(record.origin, record.seq);
@@ -180,6 +236,7 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
     }
     if (cut) break;
   }
+  if (!drain()) return fail(why_not_applied);
   recovered_log_bytes_ += log_bytes;
 
   // Leftovers: segments a finished snapshot covers, older snapshots, temporary files.

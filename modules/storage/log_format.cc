@@ -116,7 +116,8 @@ bool PayloadReader::Fail() {
 void EncodeEntryBody(std::string& out, std::string_view key, std::string_view value,
                      std::string_view meta, bool tombstone, uint64_t hlc, std::string_view origin,
                      uint64_t seq, bool record_applied) {
-  out.push_back(static_cast<char>((tombstone ? 1 : 0) | (record_applied ? 2 : 0)));
+  out.push_back(static_cast<char>((tombstone ? kEntryFlagTombstone : 0) |
+                                  (record_applied ? kEntryFlagRecordApplied : 0)));
   PutString(out, key);
   PutString(out, value);
   PutString(out, meta);
@@ -132,8 +133,8 @@ bool DecodeEntryBody(PayloadReader& in, LoggedEntryRef& out) {
       !in.Varint(out.entry.seq)) {
     return false;
   }
-  out.entry.tombstone = (flags & 1) != 0;
-  out.record_applied = (flags & 2) != 0;
+  out.entry.tombstone = (flags & kEntryFlagTombstone) != 0;
+  out.record_applied = (flags & kEntryFlagRecordApplied) != 0;
   return true;
 }
 

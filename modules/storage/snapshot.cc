@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <condition_variable>
@@ -15,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "entry_decoders.h"
 #include "kvs/storage/data_dir.h"
 
 namespace kvs::storage {
@@ -141,130 +143,6 @@ std::optional<SnapshotInfo> WriteSnapshot(const std::string& dir, uint64_t segme
   return info;
 }
 
-namespace {
-
-// Decodes the entries of one kSnapshotEntries record (`in` just past its type byte) and hands
-// each to `on_entry`; counts them into `n`. False when the record is malformed.
-bool DecodeChunk(PayloadReader& in, const std::function<void(const LoggedEntryRef&)>& on_entry,
-                 uint64_t& n) {
-  uint64_t count = 0;
-  if (!in.Varint(count)) return false;
-  LoggedEntryRef entry;
-  for (uint64_t i = 0; i < count; ++i) {
-    if (!DecodeEntryBody(in, entry)) return false;
-    on_entry(entry);
-    ++n;
-  }
-  return in.done();
-}
-
-// Decodes entry chunks on worker threads while the caller reads the file: chunks are whole,
-// checksummed records and hold distinct keys, so the order in which they reach the store does
-// not matter. At most kQueued chunks wait (bounded memory); their buffers are reused.
-class ChunkDecoders {
- public:
-  ChunkDecoders(unsigned threads, const std::function<void(const LoggedEntryRef&)>& on_entry)
-      : on_entry_(on_entry) {
-    for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { Work(); });
-  }
-  ~ChunkDecoders() {
-    {
-      std::lock_guard lock(mu_);
-      closing_ = true;
-    }
-    has_work_.notify_all();
-    for (std::thread& t : workers_) t.join();
-  }
-  ChunkDecoders(const ChunkDecoders&) = delete;
-  ChunkDecoders& operator=(const ChunkDecoders&) = delete;
-
-  // Queues a copy of `payload` (a chunk record at file offset `offset`); waits while the queue
-  // is full. False once a worker found a bad chunk (nothing more is queued then).
-  bool Submit(std::string_view payload, uint64_t offset) {
-    std::unique_lock lock(mu_);
-    has_room_.wait(lock, [&] { return jobs_.size() < kQueued || failed_; });
-    if (failed_) return false;
-    std::string buffer;
-    if (!spare_.empty()) {
-      buffer = std::move(spare_.back());
-      spare_.pop_back();
-    }
-    lock.unlock();
-    buffer.assign(payload);
-    lock.lock();
-    jobs_.push_back(Job{std::move(buffer), offset});
-    lock.unlock();
-    has_work_.notify_one();
-    return true;
-  }
-
-  // Waits until every queued chunk is decoded. False with the first bad chunk's offset.
-  bool Finish(uint64_t& bad_offset) {
-    std::unique_lock lock(mu_);
-    idle_.wait(lock, [&] { return jobs_.empty() && busy_ == 0; });
-    bad_offset = bad_offset_;
-    return !failed_;
-  }
-  // Entries decoded so far; complete once Finish() returned.
-  uint64_t entries() {
-    std::lock_guard lock(mu_);
-    return entries_;
-  }
-
- private:
-  static constexpr size_t kQueued = 8;
-  struct Job {
-    std::string payload;
-    uint64_t offset;
-  };
-
-  void Work() {
-    std::unique_lock lock(mu_);
-    while (true) {
-      has_work_.wait(lock, [&] { return closing_ || !jobs_.empty(); });
-      if (jobs_.empty()) return;  // closing
-      Job job = std::move(jobs_.front());
-      jobs_.pop_front();
-      ++busy_;
-      lock.unlock();
-      has_room_.notify_one();
-      PayloadReader in(job.payload);
-      uint8_t type = 0;
-      uint64_t n = 0;
-      bool ok = false;
-      try {
-        ok = in.Byte(type) && DecodeChunk(in, on_entry_, n);
-      } catch (const std::exception&) {
-        // on_entry could not take an entry (e.g. too many origins): the chunk is refused.
-      }
-      lock.lock();
-      entries_ += n;
-      --busy_;
-      if (!ok && (!failed_ || job.offset < bad_offset_)) {
-        failed_ = true;
-        bad_offset_ = job.offset;
-        has_room_.notify_all();
-      }
-      if (spare_.size() < kQueued) spare_.push_back(std::move(job.payload));
-      if (jobs_.empty() && busy_ == 0) idle_.notify_all();
-    }
-  }
-
-  const std::function<void(const LoggedEntryRef&)>& on_entry_;
-  std::mutex mu_;
-  std::condition_variable has_work_, has_room_, idle_;
-  std::deque<Job> jobs_;            // GUARDED_BY(mu_)
-  std::vector<std::string> spare_;  // GUARDED_BY(mu_): emptied buffers to reuse
-  size_t busy_ = 0;                 // GUARDED_BY(mu_): chunks being decoded
-  bool closing_ = false;            // GUARDED_BY(mu_)
-  bool failed_ = false;             // GUARDED_BY(mu_)
-  uint64_t bad_offset_ = 0;         // GUARDED_BY(mu_)
-  uint64_t entries_ = 0;            // GUARDED_BY(mu_)
-  std::vector<std::thread> workers_;
-};
-
-}  // namespace
-
 bool LoadSnapshot(const std::string& path, const std::function<void(SnapshotHeader&&)>& on_header,
                   const std::function<void(const LoggedEntryRef&)>& on_entry, uint64_t& entries,
                   std::string& error, unsigned threads) {
@@ -279,7 +157,7 @@ bool LoadSnapshot(const std::string& path, const std::function<void(SnapshotHead
     return false;
   };
   auto damaged = [&](const std::string& why) { return damaged_at(reader.offset(), why); };
-  std::optional<ChunkDecoders> decoders;
+  std::optional<EntryDecoders> decoders;
   if (threads > 1) decoders.emplace(threads, on_entry);
   // Entries decoded on this thread (threads == 1) or by the decoders, once they are done.
   auto finish = [&](uint64_t& bad_offset) {
@@ -290,11 +168,13 @@ bool LoadSnapshot(const std::string& path, const std::function<void(SnapshotHead
   };
   uint64_t bad_offset = 0;
   bool have_header = false;
+  std::optional<SnapshotHeader> pending_header;
   uint64_t chunks = 0;
   std::string_view payload;
   while (true) {
     const auto status = reader.Next(payload);
     if (status != RecordFileReader::Status::kRecord) {
+      if (pending_header) on_header(std::move(*pending_header));  // damage before any chunk
       // A bad chunk a decoder found lies before this point: report that one.
       if (!finish(bad_offset)) return damaged_at(bad_offset, "bad entry chunk");
       if (status == RecordFileReader::Status::kEnd) return damaged("snapshot has no footer");
@@ -313,9 +193,25 @@ bool LoadSnapshot(const std::string& path, const std::function<void(SnapshotHead
         return damaged("not a kvs snapshot header");
       }
       header.layout.assign(layout);
-      on_header(std::move(header));
+      pending_header = std::move(header);
       have_header = true;
       continue;
+    }
+    if (pending_header) {
+      // Handed over with the first chunk (or the footer), which sizes the estimate.
+      uint64_t count = 0;
+      PayloadReader peek(payload.substr(1));
+      if (type == static_cast<uint8_t>(RecordType::kSnapshotEntries) && peek.Varint(count)) {
+        const double per_byte =
+            static_cast<double>(count) / static_cast<double>(payload.size() + kHeaderBytes);
+        // No entry body is shorter than 16 bytes (flags, four lengths, a 9-byte clock): a
+        // count that claims more is damage, and must not size anything.
+        pending_header->estimated_entries =
+            std::min(static_cast<uint64_t>(per_byte * static_cast<double>(reader.file_size())),
+                     reader.file_size() / 16);
+      }
+      on_header(std::move(*pending_header));
+      pending_header.reset();
     }
     if (type == static_cast<uint8_t>(RecordType::kSnapshotEntries)) {
       if (decoders) {

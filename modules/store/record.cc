@@ -1,5 +1,8 @@
 #include "kvs/store/record.h"
 
+#include <tbb/scalable_allocator.h>
+
+#include <new>
 #include <stdexcept>
 #include <utility>
 
@@ -83,7 +86,8 @@ void Record::Assign(std::string_view value, std::string_view meta, bool tombston
   if (value.size() > kSizeMask) throw std::length_error("value too large for the store");
   const uint32_t meta_size = static_cast<uint32_t>(meta.size());
   const size_t bytes = value.size() + (meta.empty() ? 0 : sizeof meta_size + meta.size());
-  char* data = bytes == 0 ? nullptr : new char[bytes];
+  char* data = bytes == 0 ? nullptr : static_cast<char*>(scalable_malloc(bytes));
+  if (data == nullptr && bytes != 0) throw std::bad_alloc();
   if (!value.empty()) std::memcpy(data, value.data(), value.size());
   if (!meta.empty()) {
     std::memcpy(data + value.size(), &meta_size, sizeof meta_size);
@@ -99,7 +103,7 @@ void Record::Assign(std::string_view value, std::string_view meta, bool tombston
 }
 
 void Record::Free() {
-  delete[] data_;
+  scalable_free(data_);
   data_ = nullptr;
 }
 

@@ -48,6 +48,14 @@ size_t Store::size() const {
   return total;
 }
 
+void Store::Reserve(size_t entries) {
+  const size_t per_stripe = entries / kStripes + 1;
+  for (Stripe& stripe : stripes_) {
+    std::unique_lock lock(stripe.traverse_mu);
+    if (stripe.map.bucket_count() < per_stripe) stripe.map.rehash(per_stripe);
+  }
+}
+
 void Store::ForEach(const std::function<void(std::string_view, const EntryView&)>& visit) const {
   for (size_t stripe = 0; stripe < kStripes; ++stripe) ForEachInStripe(stripe, visit);
 }

@@ -27,6 +27,7 @@ class TestSink : public RecoverySink {
   }
   bool ConcurrentEntries() const override { return concurrent; }
   void OnApplied(std::string_view origin, uint64_t seq) override {
+    std::lock_guard lock(mu);
     applied[std::string(origin)] = seq;
   }
   void OnRaise(const causal::VersionVector& vv) override {
@@ -234,6 +235,54 @@ TEST_F(JournalTest, DecoderThreadsRecoverTheSameStoreAsOne) {
     EXPECT_EQ(recovered.applied["n:1#1.0"], 30500u);
     journal->Stop();
     journal.reset();
+  }
+}
+
+// Log replay on decoder threads applies every record after the entries before it: a purge
+// must find the tombstone it purges, so an older write that follows the purge is what
+// remains. Were the purge run before the tombstone was in, the tombstone would win instead.
+// Enough keys for several batches between the purges and the layouts.
+TEST_F(JournalTest, DecoderThreadsKeepEveryRecordAfterTheEntriesBeforeIt) {
+  constexpr int kKeys = 20000;
+  {
+    TestSink live;
+    auto journal = Reopen(live);
+    uint64_t lsn = 0;
+    for (int i = 0; i < kKeys; ++i) {
+      const std::string key = "k" + std::to_string(i);
+      lsn = journal->LogEntry(key, MakeEntry("", 100000u + i, /*tombstone=*/true));
+    }
+    journal->LogLayout("L1");
+    for (int i = 0; i < kKeys; ++i) {
+      journal->LogPurge("k" + std::to_string(i), "n:1#1.0", 100000u + i);
+    }
+    for (int i = 0; i < kKeys; ++i) {
+      const std::string key = "k" + std::to_string(i);
+      lsn = journal->LogEntry(key, MakeEntry("old" + std::to_string(i), 1u + i));
+    }
+    lsn = journal->LogLayout("L2");
+    EXPECT_EQ(journal->Wait(lsn, milliseconds(5000)), Wal::State::kDurable);
+    journal->Stop();
+  }
+  for (unsigned threads : {1u, 2u, 3u}) {
+    recovery_threads_ = threads;
+    TestSink recovered(/*concurrent=*/true);
+    RecoveryReport report;
+    auto journal = Reopen(recovered, &report);
+    ASSERT_TRUE(report.ok) << report.error;
+    EXPECT_EQ(report.log_records, 3u * kKeys + 2) << threads << " threads";
+    EXPECT_EQ(recovered.layout, "L2");
+    EXPECT_EQ(recovered.store.size(), static_cast<size_t>(kKeys)) << threads << " threads";
+    EXPECT_EQ(recovered.store.live_count(), kKeys) << threads << " threads";
+    for (int i = 0; i < kKeys; i += 101) {
+      const auto got = recovered.store.Get("k" + std::to_string(i));
+      ASSERT_TRUE(got.has_value()) << i;
+      EXPECT_FALSE(got->tombstone) << i;
+      EXPECT_EQ(got->value, "old" + std::to_string(i));
+    }
+    // The applied vector follows the log's order: the last entry logged sets it.
+    EXPECT_EQ(recovered.applied["n:1#1.0"], static_cast<uint64_t>(kKeys));
+    journal->Stop();
   }
 }
 

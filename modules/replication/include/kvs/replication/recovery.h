@@ -31,6 +31,7 @@ class StoreRecovery : public storage::RecoverySink {
 
   void OnEntry(const storage::LoggedEntryRef& e) override;
   bool ConcurrentEntries() const override { return true; }
+  void ExpectEntries(uint64_t entries) override { store_.Reserve(entries); }
   void OnApplied(std::string_view origin, uint64_t seq) override;
   void OnRaise(const causal::VersionVector& vv) override;
   void OnPurge(const std::string& key, std::string_view origin, uint64_t seq) override;
@@ -41,6 +42,13 @@ class StoreRecovery : public storage::RecoverySink {
   bool has_data() const { return has_data_.load(std::memory_order_relaxed); }
   // Entries dropped at layout records (no longer owned at that point of the log).
   size_t dropped() const { return dropped_; }
+  // True when every recovered entry belongs to shard `mine` of `shard_count`: the last layout
+  // replayed gave this node that shard, and no entry after it was someone else's. The caller
+  // then need not walk the store to drop unowned keys.
+  bool HoldsOnlyOwned(int shard_count, std::optional<int> mine) const {
+    return ring_ && mine && mine_ == mine && ring_->shard_count() == shard_count &&
+           !unowned_since_layout_.load(std::memory_order_relaxed);
+  }
 
  private:
   store::Store& store_;

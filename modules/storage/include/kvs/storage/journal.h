@@ -52,6 +52,8 @@ class RecoverySink {
   virtual ~RecoverySink() = default;
   virtual void OnEntry(const LoggedEntryRef& entry) = 0;
   virtual bool ConcurrentEntries() const { return false; }
+  // About how many entries are coming (a snapshot's estimate), before the first of them.
+  virtual void ExpectEntries(uint64_t /*entries*/) {}
   virtual void OnApplied(std::string_view origin, uint64_t seq) = 0;
   virtual void OnRaise(const causal::VersionVector& vv) = 0;
   virtual void OnPurge(const std::string& key, std::string_view origin, uint64_t seq) = 0;

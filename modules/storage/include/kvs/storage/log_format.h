@@ -52,6 +52,10 @@ enum class RecordType : uint8_t {
 
 uint32_t Crc32(std::string_view bytes);
 
+// An entry body's first byte: these flags.
+inline constexpr uint8_t kEntryFlagTombstone = 1;
+inline constexpr uint8_t kEntryFlagRecordApplied = 2;  // the write also advanced the applied vector
+
 // A whole framed sync mark is this long; WriteSyncMark fills one in place.
 inline constexpr size_t kSyncMarkPayloadBytes = 9;
 inline constexpr size_t kSyncMarkBytes = kHeaderBytes + kSyncMarkPayloadBytes;

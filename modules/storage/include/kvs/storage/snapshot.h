@@ -36,9 +36,13 @@ struct SnapshotHeader {
   uint64_t segment = 0;
   std::string layout;
   causal::VersionVector applied;
+  // Not stored: how many entries the file holds, estimated from its size and its first chunk
+  // (0 when it has none), so that a reader can size its map before the entries arrive.
+  uint64_t estimated_entries = 0;
 };
 
-// Reads a snapshot: `on_header` once, then `on_entry` for each entry (views into the file's
+// Reads a snapshot: `on_header` once (once the first chunk is read: see estimated_entries),
+// then `on_entry` for each entry (views into the file's
 // bytes, valid during the call). False with `error` (naming the offset) when the file is
 // damaged or incomplete; entries before the damage have been delivered.
 // threads > 1: that many threads decode the entry chunks while the caller reads the file, so

@@ -144,6 +144,9 @@ class Store {
   int64_t live_count() const { return live_count_.load(std::memory_order_relaxed); }
   // Number of entries including tombstones.
   size_t size() const;
+  // Sizes the map for about `entries` entries in all, so that a bulk load of that many does not
+  // grow it step by step. Like a walk, it holds each stripe exclusively in turn.
+  void Reserve(size_t entries);
 
   // Removes every entry for which `doomed(std::string_view key, const EntryView& entry)` is
   // true. Returns how many went.
