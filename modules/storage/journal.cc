@@ -137,9 +137,9 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
   std::string why_not_applied;
   auto drain = [&] {
     if (!decoders) return true;
+    submit_batch();  // refused only after a failed batch, which Finish reports
     uint64_t bad = 0;
-    if (submit_batch() && decoders->Finish(bad)) return true;
-    decoders->Finish(bad);
+    if (decoders->Finish(bad)) return true;
     why_not_applied = "log entries from " + batch_starts.at(bad) + " could not be applied";
     return false;
   };

@@ -42,9 +42,9 @@ struct SnapshotHeader {
 };
 
 // Reads a snapshot: `on_header` once (once the first chunk is read: see estimated_entries),
-// then `on_entry` for each entry (views into the file's
-// bytes, valid during the call). False with `error` (naming the offset) when the file is
-// damaged or incomplete; entries before the damage have been delivered.
+// then `on_entry` for each entry (views into the file's bytes, valid during the call). False
+// with `error` (naming the offset) when the file is damaged or incomplete; entries before the
+// damage have been delivered.
 // threads > 1: that many threads decode the entry chunks while the caller reads the file, so
 // `on_entry` runs on several threads at once, in no set order (each key appears once in a
 // snapshot), and must be thread-safe; on damage, entries of whole chunks after it may have
