@@ -80,22 +80,10 @@ bool Reconfigurator::Adopt(const cluster::ClusterConfig& config, uint64_t* held_
       }
       frozen_for_epoch_ = 0;
     }
-    // Writes reopen before the walk below: it drops only keys this node no longer owns (and
-    // tombstones from before the barrier, which a new write replaces with a newer entry).
+    // Writes reopen before the walk that drops what this node no longer owns, and the walk
+    // runs after this returns (the commit's answer does not wait for it).
     coordinator_.Thaw();
-    size_t dropped = 0;
-    if (shard_after) {
-      dropped = store_.EraseIf([&](std::string_view key, const store::EntryView& entry) {
-        return cluster_.ShardForKey(key) != shard_after ||
-               (entry.tombstone && causal::OriginEpoch(entry.version.origin) < config.epoch);
-      });
-    } else {
-      dropped = store_.EraseIf([](std::string_view, const store::EntryView&) { return true; });
-    }
-    // What the staging brought is owned now (and what it brought for another layout was
-    // just dropped).
-    EndStaging(/*adopted=*/true);
-    Log().information("reshard committed: dropped %z entries this node no longer owns", dropped);
+    StartDrop(shard_after, config.epoch);
   } else if (shard_after && shard_after != shard_before) {
     replicator_.RequestFullSync();  // joined a shard: its data comes with the next round
   }
@@ -111,11 +99,49 @@ void Reconfigurator::FetchConfigFrom(const std::string& peer) {
   if (auto config = DecodeConfig(result.body, error)) Adopt(*config);
 }
 
-Reconfigurator::~Reconfigurator() { EndStaging(/*adopted=*/true); }
+Reconfigurator::~Reconfigurator() {
+  WaitForDrop();
+  EndStaging(/*adopted=*/true);
+}
+
+void Reconfigurator::StartDrop(std::optional<int> shard, uint64_t epoch) {
+  WaitForDrop();
+  // Until the drop ends, sync answers and key counts leave out the keys this node does not
+  // own, as while staging (a node that missed the barrier has no staging of its own).
+  replicator_.SetStaging(true);
+  std::lock_guard lock(drop_mu_);
+  drop_ = std::thread([this, shard, epoch] {
+    const auto start = std::chrono::steady_clock::now();
+    // Keys of other shards, and tombstones from before the barrier (a new write replaces
+    // such a tombstone with a newer entry). Writes reopened before this walk, but they reach
+    // only keys this node owns, which it keeps.
+    const size_t dropped =
+        store_.EraseIf([&](std::string_view key, const store::EntryView& entry) {
+          return !shard || cluster_.ShardForKey(key) != shard ||
+                 (entry.tombstone && causal::OriginEpoch(entry.version.origin) < epoch);
+        });
+    // What the staging brought is owned now (and what it brought for another layout was just
+    // dropped).
+    EndStaging(/*adopted=*/true);
+    replicator_.SetStaging(false);
+    Log().information("reshard committed: dropped %z entries this node no longer owns in %s ms",
+                      dropped,
+                      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::steady_clock::now() - start)
+                                         .count()));
+  });
+}
+
+void Reconfigurator::WaitForDrop() {
+  std::lock_guard lock(drop_mu_);
+  if (drop_.joinable()) drop_.join();
+}
 
 // --- staging (phase 1 of an online reshard, at every node) ---
 
 void Reconfigurator::Stage(const cluster::ClusterConfig& next) {
+  // The last commit's drop walks keys this node does not own: it must not meet new staged ones.
+  WaitForDrop();
   std::lock_guard end(staging_end_mu_);
   {
     std::lock_guard lock(staging_mu_);
@@ -341,6 +367,8 @@ bool Reconfigurator::Prepare(uint64_t epoch) {
 }
 
 std::string Reconfigurator::Finish(uint64_t epoch, StagingProgress& out) {
+  using Clock = std::chrono::steady_clock;
+  const auto called = Clock::now();
   std::lock_guard end(staging_end_mu_);
   Staging* st = nullptr;
   {
@@ -351,10 +379,18 @@ std::string Reconfigurator::Finish(uint64_t epoch, StagingProgress& out) {
   StopWorker(*st);
   {
     std::lock_guard lock(staging_mu_);
-    st->last_contact = std::chrono::steady_clock::now();
+    st->last_contact = Clock::now();
     if (st->progress.phase == StagingProgress::Phase::kFailed) return st->progress.error;
   }
-  const auto start = std::chrono::steady_clock::now();
+  // Where the barrier's time goes: the worker's last pass, the pulls from the sources, the
+  // sync with this shard's peers, the log flush.
+  auto since = [](Clock::time_point t) {
+    return std::to_string(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count());
+  };
+  const std::string stop_ms = since(called);
+  auto step = Clock::now();
+  std::string pull_ms = "0", sync_ms = "0";
   uint64_t delta = 0;
   if (st->new_shard) {
     // Writes are held everywhere: every live replica's state is final. A write acknowledged
@@ -366,6 +402,8 @@ std::string Reconfigurator::Finish(uint64_t epoch, StagingProgress& out) {
         return error;
       }
     }
+    pull_ms = since(step);
+    step = Clock::now();
     // The keys that stay in this node's shard: the same, from its own peers.
     if (st->old_shard) {
       for (const cluster::Address& peer :
@@ -377,6 +415,8 @@ std::string Reconfigurator::Finish(uint64_t epoch, StagingProgress& out) {
         }
       }
     }
+    sync_ms = since(step);
+    step = Clock::now();
   }
   // The old owners drop these keys at the commit: they must be on disk here first.
   if (journal_ != nullptr && !journal_->Flush(std::chrono::seconds(10))) {
@@ -387,11 +427,11 @@ std::string Reconfigurator::Finish(uint64_t epoch, StagingProgress& out) {
     st->progress.last_delta = delta;
     out = st->progress;
   }
-  Log().information("reshard to epoch %s: last delta %s entries in %s ms", std::to_string(epoch),
-                    std::to_string(delta),
-                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       std::chrono::steady_clock::now() - start)
-                                       .count()));
+  Log().information(
+      "reshard to epoch %s: last delta %s entries in %s ms (staging stopped in %s ms, sources "
+      "%s ms, shard peers %s ms, log flush %s ms)",
+      std::to_string(epoch), std::to_string(delta), since(called), stop_ms, pull_ms, sync_ms,
+      since(step));
   return std::string();
 }
 

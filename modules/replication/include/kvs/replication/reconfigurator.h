@@ -137,6 +137,11 @@ class Reconfigurator {
   void StopWorker(Staging& staging);
   // Drops the keys this node does not own under its current layout (what a staging brought).
   void DropStaged(const Staging& staging);
+  // After a reshard commit: on a background thread, drops what this node no longer owns
+  // (`shard`: its shard now; none drops everything) and then ends the staging. Joins the
+  // previous drop first.
+  void StartDrop(std::optional<int> shard, uint64_t epoch);
+  void WaitForDrop();
 
   store::Store& store_;
   causal::HybridClock& clock_;
@@ -153,6 +158,9 @@ class Reconfigurator {
   std::mutex freeze_mu_;
   std::chrono::steady_clock::time_point frozen_since_;  // GUARDED_BY(freeze_mu_)
   uint64_t frozen_for_epoch_ = 0;                       // GUARDED_BY(freeze_mu_); 0: not frozen
+
+  std::mutex drop_mu_;              // guards drop_ (never held by the drop thread itself)
+  std::thread drop_;                // GUARDED_BY(drop_mu_): the last commit's drop
 
   std::mutex staging_end_mu_;  // Stage/Finish/EndStaging run one at a time
   mutable std::mutex staging_mu_;
