@@ -10,7 +10,8 @@
 # For each key count: a 3-replica shard of local kvs-server processes on 127.0.0.2-4 (disk
 # mode, fsync=interval so that loading is quick; values of 100 bytes), loaded with that many
 # keys through all three nodes, then:
-#   idle       CPU of each node over 10 s with no traffic (after the load settled), in % of one core;
+#   idle       CPU of each node over 30 s with no traffic (after the load settled), in % of one
+#              core (the scheduler's runtime of its threads);
 #   restart    kill -9 of replica 3 and a start on its data directory: seconds until /health
 #              says ready with every key;
 #   empty      kill -9 of replica 3, its data directory deleted (a new, empty member): seconds
@@ -146,7 +147,16 @@ metric() {
     awk -v m="$2" '$1 == m { v += $2 } END { printf "%.0f", v + 0 }'
 }
 
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# cpu_ns PID: nanoseconds process PID has run on a CPU, summed over its threads (the
+# scheduler's own runtime, /proc/PID/task/*/schedstat), rather than utime+stime from
+# /proc/PID/stat, which counts 10 ms ticks: an idle node earns a few of them in 10 s.
+cpu_ns() {
+  local total=0 task
+  for task in /proc/"$1"/task/*; do
+    total=$((total + $(awk '{ print $1 }' "$task/schedstat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
 
 declare -a ROWS=()
 for keys in $SHARD_KEYS; do
@@ -166,17 +176,18 @@ for keys in $SHARD_KEYS; do
   # one takes ~30 s) and anti-entropy repairs of broadcasts that timed out under the load.
   settle=$(wait_quiet 600)
   log "$keys keys: settled ${settle} s after the load (no snapshot running, no repair for 5 s)"
-  hz=$(getconf CLK_TCK)
   declare -a before=()
-  for i in 0 1 2; do before[i]=$(ticks "${PIDS[i]}"); done
-  sleep 10
+  for i in 0 1 2; do before[i]=$(cpu_ns "${PIDS[i]}"); done
+  idle_start=$(date +%s%N)
+  sleep 30
+  idle_ns=$(($(date +%s%N) - idle_start))
   idle=""
   for i in 0 1 2; do
-    pct=$(awk -v t="$(($(ticks "${PIDS[i]}") - before[i]))" -v hz="$hz" \
-      'BEGIN { printf "%.1f", t * 100 / (hz * 10) }')
+    pct=$(awk -v t="$(($(cpu_ns "${PIDS[i]}") - before[i]))" -v ns="$idle_ns" \
+      'BEGIN { printf "%.2f", t * 100 / ns }')
     idle+="${idle:+ / }$pct"
   done
-  log "$keys keys: idle CPU per node (% of a core, 10 s): $idle"
+  log "$keys keys: idle CPU per node (% of a core, 30 s): $idle"
 
   stop_node 2
   start_node 2
@@ -265,7 +276,7 @@ table="$(
   cat <<EOF
 ## Scale
 
-\`bench/scale.sh\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores): a 3-replica shard of local processes on 127.0.0.2-4, disk mode with \`KVS_STORAGE_FSYNC=interval\` (to load quickly), 100-byte values loaded by kvs-bench \`--preload\` through all three nodes. Idle: CPU of each node over 10 s with no traffic, once the load's background work settled (no node writing a snapshot, and no anti-entropy repair anywhere for 5 s, then 2 s more). Restart: kill -9 of replica 3 and a start on its data directory, until \`/health\` says ready with every key. Empty: the same with its data directory deleted (a new empty member; the whole shard streams from a peer in 4 MiB chunks). Pause: replica 3 stopped (SIGSTOP) for 10 s while kvs-bench PUTs to the other two (8 connections, uniform random keys), then resumed; bytes = \`kvs_transfer_received_bytes_total\` at replica 3, 3 s after it resumed (what anti-entropy sent it; broadcasts queued at its peers come on top).
+\`bench/scale.sh\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores): a 3-replica shard of local processes on 127.0.0.2-4, disk mode with \`KVS_STORAGE_FSYNC=interval\` (to load quickly), 100-byte values loaded by kvs-bench \`--preload\` through all three nodes. Idle: CPU of each node over 30 s with no traffic (the scheduler's runtime of its threads, /proc/PID/task/*/schedstat), once the load's background work settled (no node writing a snapshot, and no anti-entropy repair anywhere for 5 s, then 2 s more). Restart: kill -9 of replica 3 and a start on its data directory, until \`/health\` says ready with every key. Empty: the same with its data directory deleted (a new empty member; the whole shard streams from a peer in 4 MiB chunks). Pause: replica 3 stopped (SIGSTOP) for 10 s while kvs-bench PUTs to the other two (8 connections, uniform random keys), then resumed; bytes = \`kvs_transfer_received_bytes_total\` at replica 3, 3 s after it resumed (what anti-entropy sent it; broadcasts queued at its peers come on top).
 
 | keys | idle CPU per node (% of a core) | restart to ready (s) | empty replica ready (s) | PUTs during the pause | anti-entropy bytes after the pause |
 |---:|---|---:|---:|---:|---:|
