@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kvs::cluster {
@@ -20,6 +22,37 @@ TEST(HashRingTest, StableHashTestVectors) {
 TEST(HashRingTest, SingleShardOwnsEverything) {
   HashRing ring(1);
   for (int i = 0; i < 100; ++i) EXPECT_EQ(ring.ShardFor("k" + std::to_string(i)), 0);
+}
+
+// The ring as its header defines it, looked up by a scan of every point: the indexed lookup
+// must give the same shard for every key, wrap-around (a hash past the last point) included.
+TEST(HashRingTest, EveryKeyGoesToTheShardOfTheFirstPointAtOrAfterItsHash) {
+  for (int shards : {2, 3, 7}) {
+    std::vector<std::pair<uint64_t, int>> points;
+    for (int shard = 0; shard < shards; ++shard) {
+      for (int v = 0; v < HashRing::kVirtualNodes; ++v) {
+        points.emplace_back(
+            StableHash("shard:" + std::to_string(shard) + ":" + std::to_string(v)), shard);
+      }
+    }
+    const HashRing ring(shards);
+    int wrapped = 0;
+    for (int i = 0; i < 40000; ++i) {
+      const std::string key = "key" + std::to_string(i);
+      const uint64_t h = StableHash(key);
+      // The point with the smallest hash >= h; none: the smallest of all (wrap around).
+      const std::pair<uint64_t, int>* next = nullptr;
+      const std::pair<uint64_t, int>* first = nullptr;
+      for (const auto& p : points) {
+        if (first == nullptr || p.first < first->first) first = &p;
+        if (p.first >= h && (next == nullptr || p.first < next->first)) next = &p;
+      }
+      if (next == nullptr) ++wrapped;
+      const int expected = (next != nullptr ? next : first)->second;
+      ASSERT_EQ(ring.ShardFor(key), expected) << key << " with " << shards << " shards";
+    }
+    EXPECT_GT(wrapped, 0) << "no key's hash was past the last point: wrap-around untested";
+  }
 }
 
 std::vector<int> Loads(const HashRing& ring, int keys) {
