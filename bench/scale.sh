@@ -18,7 +18,9 @@
 #              until it is ready with every key (a streamed transfer from a peer);
 #   pause      replica 3 stopped (SIGSTOP) for 10 s while the others take PUTs over the key
 #              space, then resumed: bytes it received by anti-entropy (kvs_transfer_*) and
-#              its catch-up time.
+#              its catch-up time;
+#   metadata   a client session writing while each replica in turn is killed and restarted
+#              from its disk, 10 times: how many origins its causal metadata names.
 # Then, for each key count of the reshard part: 6 nodes on 127.0.0.2-7 in 2 shards of 3,
 # loaded with that many keys, and a reshard to 3 shards while kvs-bench sends 50/50 GET/PUT
 # over all six nodes (8 connections, uniform random keys): the reshard's total time, how long
@@ -211,7 +213,35 @@ for keys in $SHARD_KEYS; do
   bytes=$(($(metric 2 kvs_transfer_received_bytes_total) - bytes_before))
   log "$keys keys: 10 s pause under $puts PUTs: $bytes bytes received by anti-entropy after it"
 
-  ROWS+=("| $keys | $idle | $restart | $empty | $puts | $bytes |")
+  # A session that passes its metadata along while each replica in turn is killed (-9) and
+  # restarted from its disk (a new incarnation: a new origin) and then written at: what the
+  # metadata names after 10 restarts, and after the replicas have reported what they applied.
+  session=""
+  session_put() {
+    local answer
+    answer=$(curl -s --max-time 30 -X PUT -H 'Content-Type: application/json' \
+      -d "{\"value\":\"v$2\",\"causal-metadata\":\"$session\"}" \
+      "http://$(addr "$1")/key-value-store/scale-session-$2")
+    session=$(sed -n 's/.*"causal-metadata":"\([^"]*\)".*/\1/p' <<<"$answer")
+    [[ -n "$session" ]] || die "session PUT at node $(addr "$1") answered: $answer"
+  }
+  origins() { [[ "$session" == *"|"?* ]] && tr ',' '\n' <<<"${session#*|}" | wc -l || echo 0; }
+  most=0
+  for round in $(seq 0 9); do
+    n=$((round % 3))
+    stop_node "$n"
+    session_put $(((n + 1) % 3)) "$round-a"
+    start_node "$n"
+    wait_ready "$n" "$((keys + 2 * round + 1))" 600 >/dev/null
+    session_put "$n" "$round-b"
+    (($(origins) > most)) && most=$(origins)
+  done
+  sleep 3 # anti-entropy rounds: every replica reports what it applied
+  session_put 0 "after"
+  meta_after="$(origins) origin(s), ${#session} bytes"
+  log "$keys keys: session metadata over 10 restarts: at most $most origins; after: $meta_after"
+
+  ROWS+=("| $keys | $idle | $restart | $empty | $puts | $bytes | $most | $meta_after |")
   for i in 0 1 2; do stop_node "$i"; done
 done
 
@@ -276,10 +306,10 @@ table="$(
   cat <<EOF
 ## Scale
 
-\`bench/scale.sh\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores): a 3-replica shard of local processes on 127.0.0.2-4, disk mode with \`KVS_STORAGE_FSYNC=interval\` (to load quickly), 100-byte values loaded by kvs-bench \`--preload\` through all three nodes. Idle: CPU of each node over 30 s with no traffic (the scheduler's runtime of its threads, /proc/PID/task/*/schedstat), once the load's background work settled (no node writing a snapshot, and no anti-entropy repair anywhere for 5 s, then 2 s more). Restart: kill -9 of replica 3 and a start on its data directory, until \`/health\` says ready with every key. Empty: the same with its data directory deleted (a new empty member; the whole shard streams from a peer in 4 MiB chunks). Pause: replica 3 stopped (SIGSTOP) for 10 s while kvs-bench PUTs to the other two (8 connections, uniform random keys), then resumed; bytes = \`kvs_transfer_received_bytes_total\` at replica 3, 3 s after it resumed (what anti-entropy sent it; broadcasts queued at its peers come on top).
+\`bench/scale.sh\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores): a 3-replica shard of local processes on 127.0.0.2-4, disk mode with \`KVS_STORAGE_FSYNC=interval\` (to load quickly), 100-byte values loaded by kvs-bench \`--preload\` through all three nodes. Idle: CPU of each node over 30 s with no traffic (the scheduler's runtime of its threads, /proc/PID/task/*/schedstat), once the load's background work settled (no node writing a snapshot, and no anti-entropy repair anywhere for 5 s, then 2 s more). Restart: kill -9 of replica 3 and a start on its data directory, until \`/health\` says ready with every key. Empty: the same with its data directory deleted (a new empty member; the whole shard streams from a peer in 4 MiB chunks). Pause: replica 3 stopped (SIGSTOP) for 10 s while kvs-bench PUTs to the other two (8 connections, uniform random keys), then resumed; bytes = \`kvs_transfer_received_bytes_total\` at replica 3, 3 s after it resumed (what anti-entropy sent it; broadcasts queued at its peers come on top). Metadata: one client session (curl, passing the \`causal-metadata\` it got back) while replica 1, 2, 3, 1, ... is killed (-9) and restarted from its disk ten times; before each restart the session writes at the next replica, after it at the restarted one (an origin of its new incarnation); "most" = the most origins the session's metadata named after any of those writes; "after" = its origins and bytes after one more write, 3 s after the last restart.
 
-| keys | idle CPU per node (% of a core) | restart to ready (s) | empty replica ready (s) | PUTs during the pause | anti-entropy bytes after the pause |
-|---:|---|---:|---:|---:|---:|
+| keys | idle CPU per node (% of a core) | restart to ready (s) | empty replica ready (s) | PUTs during the pause | anti-entropy bytes after the pause | session metadata: most origins over 10 restarts | session metadata after them |
+|---:|---|---:|---:|---:|---:|---:|---|
 $(printf '%s\n' "${ROWS[@]}")
 
 Reshard 2 -> 3 under load: 6 nodes on 127.0.0.2-7 in 2 shards of 3 (same settings), loaded with the key count, then \`PUT /key-value-store-shard/reshard {"shard-count":3}\` at node 1 while kvs-bench sends 50/50 GET/PUT over all six nodes (8 connections, uniform random keys, \`--duration\` = 8 s + 1 s per 70k keys, started 3 s before the reshard). Time: until the reshard's answer. Writes held: \`writes_held_ms\` of the answer's \`Kvs-Reshard\` header (the longest any node held writes, barrier to reopening). Entries pulled: what the members of the new shards streamed in (each member pulls its range). Latency and errors: the client's whole run. Every key is counted after.
