@@ -18,7 +18,7 @@ FailureDetector::FailureDetector(ClusterState& state, Transport transport,
       heartbeat_period_(heartbeat_period),
       failure_timeout_(failure_timeout),
       pool_(io_threads) {
-  const auto now = Clock::now();  // everyone gets one failure timeout of grace at start
+  const auto now = Clock::now();  // everyone gets one failure timeout of grace (see Tick)
   for (const Address& node : state_.View()) {
     if (!(node == state_.self())) known_[node].last_ok = now;
   }
@@ -35,6 +35,13 @@ void FailureDetector::Tick() {
   std::vector<Address> silent;
   {
     std::lock_guard lock(mu_);
+    if (!ticked_) {
+      // The grace period starts with the first tick, not at construction: a node recovering
+      // a large data set from disk (seconds) heard nobody meanwhile, and must not then tell
+      // the cluster that every peer is down.
+      ticked_ = true;
+      for (auto& [address, peer] : known_) peer.last_ok = std::max(peer.last_ok, now);
+    }
     for (auto& [address, peer] : known_) {
       if (!peer.in_flight && now - peer.last_ping >= heartbeat_period_) {
         peer.in_flight = true;

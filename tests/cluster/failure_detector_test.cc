@@ -76,6 +76,18 @@ TEST_F(FailureDetectorTest, SilentPeerIsRemovedAndOthersAreTold) {
   EXPECT_TRUE(TickUntil(detector_, [&] { return net_.CountNotices(A(3), false) >= 1; }));
 }
 
+// A node starts ticking only once it has recovered its data, which may take longer than the
+// failure timeout: its peers get their grace from the first tick, and are not reported down
+// for the silence of the recovery.
+TEST_F(FailureDetectorTest, GraceStartsAtTheFirstTickNotAtConstruction) {
+  std::this_thread::sleep_for(milliseconds(150));  // the recovery: no tick, past the timeout
+  detector_.Tick();
+  EXPECT_TRUE(state_.InView(A(2)));
+  EXPECT_TRUE(state_.InView(A(3)));
+  EXPECT_EQ(net_.CountNotices(A(2), false), 0u);
+  EXPECT_EQ(net_.CountNotices(A(3), false), 0u);
+}
+
 TEST_F(FailureDetectorTest, PeerThatAnswersAgainIsAddedBack) {
   {
     std::lock_guard lock(net_.mu);

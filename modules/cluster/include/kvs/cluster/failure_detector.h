@@ -62,6 +62,7 @@ class FailureDetector {
   const std::chrono::milliseconds failure_timeout_;
   std::mutex mu_;
   std::map<Address, Peer> known_;  // GUARDED_BY(mu_); every node but self
+  bool ticked_ = false;            // GUARDED_BY(mu_): Tick() has run
   WorkerPool pool_;                // last member: its threads stop before the rest goes
 };
 
