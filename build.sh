@@ -42,7 +42,7 @@ HEALTH_TIMEOUT=60    # seconds to wait for all nodes to answer /health with "rea
 DOCKERD_TIMEOUT=30   # seconds to wait for a freshly started dockerd
 DOCKERD_LOG=/var/log/kvs-dockerd.log
 
-BUILD_PKGS=(libpoco-dev libtbb-dev libgtest-dev libxxhash-dev cmake g++ make)
+BUILD_PKGS=(libpoco-dev libtbb-dev libgtest-dev libxxhash-dev libisal-dev cmake g++ make)
 DEPLOY_PKGS=(docker.io iptables nftables curl iproute2)
 LOCAL_PKGS=(curl iproute2)
 

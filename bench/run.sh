@@ -124,7 +124,7 @@ MAX_OTHER="${BENCH_MAX_OTHER:-0.25}"  # cores other processes may use before a r
 RETRIES="${BENCH_RETRIES:-2}"         # repeats of a disturbed run
 RETRY_BUDGET="${BENCH_RETRY_BUDGET:-420}"  # no more repeats once the script has run this long (s)
 
-BUILD_PKGS=(cmake g++ make libpoco-dev libtbb-dev libgtest-dev libxxhash-dev)
+BUILD_PKGS=(cmake g++ make libpoco-dev libtbb-dev libgtest-dev libxxhash-dev libisal-dev)
 
 CLK_TCK="$(getconf CLK_TCK)"
 NPROC="$(nproc)"

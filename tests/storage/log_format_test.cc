@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "temp_dir.h"
@@ -18,6 +19,16 @@ store::Entry MakeEntry(std::string value, uint64_t hlc, std::string origin, uint
   e.version = store::Version{hlc, std::move(origin), seq};
   e.meta = std::move(meta);
   return e;
+}
+
+// Every record and snapshot on disk carries this checksum: its values must never change
+// (CRC-32 as zlib and gzip compute it; "123456789" is the standard check string).
+TEST(LogFormatTest, Crc32IsZlibsCrc32) {
+  EXPECT_EQ(Crc32(""), 0x00000000u);
+  EXPECT_EQ(Crc32("123456789"), 0xcbf43926u);
+  EXPECT_EQ(Crc32("a"), 0xe8b7be43u);
+  // Long enough for the folding code path, with a tail that is not a multiple of 16 bytes.
+  EXPECT_EQ(Crc32(std::string(1000, 'x')), 0x3b41c9e6u);
 }
 
 // Reads every record of `path`; returns the payloads and the final status.
