@@ -6,6 +6,18 @@
 // thread-safe. Invariant: an interned origin string never moves or dies before its table.
 #pragma once
 
+// KVS_TSAN: this translation unit is built with ThreadSanitizer (GCC or clang).
+#if defined(__SANITIZE_THREAD__)
+#define KVS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define KVS_TSAN 1
+#endif
+#endif
+#ifndef KVS_TSAN
+#define KVS_TSAN 0
+#endif
+
 #include <atomic>
 #include <cstdint>
 #include <cstring>

@@ -10,18 +10,6 @@
 #include <tbb/concurrent_hash_map.h>
 #include <tbb/scalable_allocator.h>
 
-// KVS_TSAN: this translation unit is built with ThreadSanitizer (GCC or clang).
-#if defined(__SANITIZE_THREAD__)
-#define KVS_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define KVS_TSAN 1
-#endif
-#endif
-#ifndef KVS_TSAN
-#define KVS_TSAN 0
-#endif
-
 #include <array>
 #include <atomic>
 #include <cstdint>
