@@ -115,11 +115,10 @@ void Reconfigurator::StartDrop(std::optional<int> shard, uint64_t epoch) {
     // Keys of other shards, and tombstones from before the barrier (a new write replaces
     // such a tombstone with a newer entry). Writes reopened before this walk, but they reach
     // only keys this node owns, which it keeps.
-    const size_t dropped =
-        store_.EraseIf([&](std::string_view key, const store::EntryView& entry) {
-          return !shard || cluster_.ShardForKey(key) != shard ||
-                 (entry.tombstone && causal::OriginEpoch(entry.version.origin) < epoch);
-        });
+    const size_t dropped = store_.EraseIf([&](std::string_view key, const store::EntryView& entry) {
+      return !shard || cluster_.ShardForKey(key) != shard ||
+             (entry.tombstone && causal::OriginEpoch(entry.version.origin) < epoch);
+    });
     // What the staging brought is owned now (and what it brought for another layout was just
     // dropped).
     EndStaging(/*adopted=*/true);

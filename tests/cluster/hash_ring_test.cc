@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,8 +31,8 @@ TEST(HashRingTest, EveryKeyGoesToTheShardOfTheFirstPointAtOrAfterItsHash) {
     std::vector<std::pair<uint64_t, int>> points;
     for (int shard = 0; shard < shards; ++shard) {
       for (int v = 0; v < HashRing::kVirtualNodes; ++v) {
-        points.emplace_back(
-            StableHash("shard:" + std::to_string(shard) + ":" + std::to_string(v)), shard);
+        points.emplace_back(StableHash("shard:" + std::to_string(shard) + ":" + std::to_string(v)),
+                            shard);
       }
     }
     const HashRing ring(shards);

@@ -159,8 +159,8 @@ class Reconfigurator {
   std::chrono::steady_clock::time_point frozen_since_;  // GUARDED_BY(freeze_mu_)
   uint64_t frozen_for_epoch_ = 0;                       // GUARDED_BY(freeze_mu_); 0: not frozen
 
-  std::mutex drop_mu_;              // guards drop_ (never held by the drop thread itself)
-  std::thread drop_;                // GUARDED_BY(drop_mu_): the last commit's drop
+  std::mutex drop_mu_;  // guards drop_ (never held by the drop thread itself)
+  std::thread drop_;    // GUARDED_BY(drop_mu_): the last commit's drop
 
   std::mutex staging_end_mu_;  // Stage/Finish/EndStaging run one at a time
   mutable std::mutex staging_mu_;
