@@ -40,7 +40,7 @@ void FailureDetector::Tick() {
       // a large data set from disk (seconds) heard nobody meanwhile, and must not then tell
       // the cluster that every peer is down.
       ticked_ = true;
-      for (auto& [address, peer] : known_) peer.last_ok = std::max(peer.last_ok, now);
+      for (auto& [address, peer] : known_) peer.last_ok = now;
     }
     for (auto& [address, peer] : known_) {
       if (!peer.in_flight && now - peer.last_ping >= heartbeat_period_) {
