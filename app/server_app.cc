@@ -34,6 +34,7 @@
 #include "kvs/replication/wire.h"
 #include "kvs/storage/data_dir.h"
 #include "kvs/storage/journal.h"
+#include "kvs/store/memory.h"
 #include "kvs/store/store.h"
 
 namespace kvs::app {
@@ -161,6 +162,11 @@ int ServerApp::main(const std::vector<std::string>&) {
   if (repair_text != "true" && repair_text != "false") {
     return StartupError("kvs.storage.repair '" + repair_text + "' must be true or false");
   }
+  const std::string huge_pages_text = cfg.getString("kvs.store.huge_pages");
+  if (huge_pages_text != "true" && huge_pages_text != "false") {
+    return StartupError("kvs.store.huge_pages '" + huge_pages_text + "' must be true or false");
+  }
+  store::SetHugePages(huge_pages_text == "true");
   const std::string cluster_id = cfg.getString("kvs.cluster.id");
   if (cluster_id.empty() || cluster_id.find_first_of("\n\r") != std::string::npos) {
     return StartupError("kvs.cluster.id must be a non-empty single line");

@@ -1,5 +1,6 @@
 #include "entry_decoders.h"
 
+#include <algorithm>
 #include <exception>
 
 namespace kvs::storage {
@@ -17,9 +18,38 @@ bool DecodeChunk(PayloadReader& in, const std::function<void(const LoggedEntryRe
   return in.done();
 }
 
+bool DecodeChunkPrefetching(PayloadReader& in,
+                            const std::function<void(const LoggedEntryRef&)>& on_entry,
+                            const PrefetchFn& prefetch, uint64_t& n,
+                            std::vector<LoggedEntryRef>& scratch) {
+  uint64_t count = 0;
+  if (!in.Varint(count)) return false;
+  scratch.clear();
+  LoggedEntryRef entry;
+  for (uint64_t i = 0; i < count; ++i) {
+    if (!DecodeEntryBody(in, entry)) return false;
+    scratch.push_back(entry);
+  }
+  if (!in.done()) return false;
+  // Entry i is applied while the node of entry i + kAhead and the bucket of entry i + 2 kAhead
+  // are on their way into the cache.
+  constexpr size_t kAhead = 8;
+  const size_t total = scratch.size();
+  for (size_t i = 0; i < std::min(total, 2 * kAhead); ++i) prefetch(scratch[i].key, false);
+  for (size_t i = 0; i < std::min(total, kAhead); ++i) prefetch(scratch[i].key, true);
+  for (size_t i = 0; i < total; ++i) {
+    if (i + 2 * kAhead < total) prefetch(scratch[i + 2 * kAhead].key, false);
+    if (i + kAhead < total) prefetch(scratch[i + kAhead].key, true);
+    on_entry(scratch[i]);
+    ++n;
+  }
+  return true;
+}
+
 EntryDecoders::EntryDecoders(unsigned threads,
-                             const std::function<void(const LoggedEntryRef&)>& on_entry)
-    : on_entry_(on_entry) {
+                             const std::function<void(const LoggedEntryRef&)>& on_entry,
+                             PrefetchFn prefetch)
+    : on_entry_(on_entry), prefetch_(std::move(prefetch)) {
   for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { Work(); });
 }
 
@@ -70,6 +100,7 @@ uint64_t EntryDecoders::entries() {
 }
 
 void EntryDecoders::Work() {
+  std::vector<LoggedEntryRef> scratch;
   std::unique_lock lock(mu_);
   while (true) {
     has_work_.wait(lock, [&] { return closing_ || !jobs_.empty(); });
@@ -84,7 +115,9 @@ void EntryDecoders::Work() {
     uint64_t n = 0;
     bool ok = false;
     try {
-      ok = in.Byte(type) && DecodeChunk(in, on_entry_, n);
+      ok =
+          in.Byte(type) && (prefetch_ ? DecodeChunkPrefetching(in, on_entry_, prefetch_, n, scratch)
+                                      : DecodeChunk(in, on_entry_, n));
     } catch (const std::exception&) {
       // on_entry could not take an entry (e.g. too many origins): the chunk is refused.
     }

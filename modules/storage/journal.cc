@@ -84,6 +84,11 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
     } else {
       return fail("damaged snapshot " + error + kRepairHint);
     }
+    Log().information(
+        "storage: snapshot %s read: %s entries in %s ms", SnapshotName(newest),
+        std::to_string(report.snapshot_entries),
+        std::to_string(
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count()));
     first_segment = newest;
     recovered_log_bytes_ = 0;
     last_snapshot_bytes_ = FileSize(path);
@@ -121,7 +126,8 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
   };
   std::optional<EntryDecoders> decoders;
   if (sink.ConcurrentEntries() && RecoveryThreads() > 1) {
-    decoders.emplace(RecoveryThreads(), on_entry);
+    decoders.emplace(RecoveryThreads(), on_entry,
+                     [&](std::string_view key, bool node) { sink.PrefetchEntry(key, node); });
   }
   std::string batch;
   uint64_t batch_entries = 0;
@@ -143,10 +149,10 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
     why_not_applied = "log entries from " + batch_starts.at(bad) + " could not be applied";
     return false;
   };
+  RecordFileReader reader;  // one for every segment: its buffer is reused
   for (size_t i = 0; i < replay.size(); ++i) {
     const std::string path = dir_->SegmentPath(replay[i]);
     const bool last = i + 1 == replay.size();
-    RecordFileReader reader;
     if (!reader.Open(path)) return fail(path + ": " + reader.error());
     ++report.segments;
     std::string_view payload;

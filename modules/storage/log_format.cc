@@ -254,6 +254,11 @@ RecordFileReader::~RecordFileReader() {
 }
 
 bool RecordFileReader::Open(const std::string& path) {
+  if (fd_ >= 0) ::close(fd_);
+  file_size_ = pos_ = record_offset_ = buf_offset_ = 0;
+  buf_size_ = 0;
+  saw_mark_ = false;
+  error_.clear();
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) {
     error_ = std::string("cannot open: ") + std::strerror(errno);
@@ -271,31 +276,38 @@ bool RecordFileReader::Open(const std::string& path) {
 bool RecordFileReader::Fill(size_t n) {
   if (pos_ + n > file_size_) return false;
   const size_t consumed = static_cast<size_t>(pos_ - buf_offset_);
-  const size_t have = buf_.size() - consumed;
+  const size_t have = buf_size_ - consumed;
   if (have >= n) return true;
   // Only now drop what was consumed: one move of fewer than `n` bytes per read.
   if (consumed > 0) {
-    buf_.erase(0, consumed);
+    std::memmove(buf_.get(), buf_.get() + consumed, have);
+    buf_size_ = have;
     buf_offset_ = pos_;
   }
-  const uint64_t end = buf_offset_ + buf_.size();
+  const uint64_t end = buf_offset_ + buf_size_;
   const size_t want = static_cast<size_t>(
       std::min<uint64_t>(std::max<uint64_t>(n - have, kReadChunk), file_size_ - end));
-  const size_t old = buf_.size();
-  buf_.resize(old + want);
+  if (buf_size_ + want > buf_capacity_) {
+    const size_t capacity = std::max(buf_size_ + want, buf_capacity_ * 2);
+    auto grown = std::make_unique_for_overwrite<char[]>(capacity);
+    if (buf_size_ > 0) std::memcpy(grown.get(), buf_.get(), buf_size_);
+    buf_ = std::move(grown);
+    buf_capacity_ = capacity;
+  }
   size_t got_total = 0;
   while (got_total < want) {
-    const ssize_t got = ::pread(fd_, buf_.data() + old + got_total, want - got_total,
+    const ssize_t got = ::pread(fd_, buf_.get() + buf_size_ + got_total, want - got_total,
                                 static_cast<off_t>(end + got_total));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
-      buf_.resize(old + got_total);
+      buf_size_ += got_total;
       error_ = got < 0 ? std::string("read error: ") + std::strerror(errno)
                        : std::string("file shrank while reading");
       return false;
     }
     got_total += static_cast<size_t>(got);
   }
+  buf_size_ += want;
   return true;
 }
 
@@ -386,7 +398,7 @@ RecordFileReader::Status RecordFileReader::Next(std::string_view& payload) {
       return Status::kTorn;
     }
     if (!Fill(kHeaderBytes)) return Status::kIoError;
-    const char* h = buf_.data() + (pos_ - buf_offset_);
+    const char* h = buf_.get() + (pos_ - buf_offset_);
     const uint32_t length = GetFixed32(h);
     const uint32_t length_check = GetFixed32(h + 4);
     const uint32_t crc = GetFixed32(h + 8);
@@ -405,7 +417,7 @@ RecordFileReader::Status RecordFileReader::Next(std::string_view& payload) {
       return Status::kTorn;
     }
     if (!Fill(kHeaderBytes + length)) return Status::kIoError;
-    const char* record = buf_.data() + (pos_ - buf_offset_);
+    const char* record = buf_.get() + (pos_ - buf_offset_);
     payload = std::string_view(record + kHeaderBytes, length);
     if (Crc32(payload) != crc) {
       return Judge(std::string_view(record, kHeaderBytes + length), "record checksum mismatch");

@@ -1,7 +1,5 @@
 #include "kvs/store/record.h"
 
-#include <tbb/scalable_allocator.h>
-
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
@@ -11,25 +9,6 @@ namespace kvs::store {
 namespace {
 
 std::atomic<uint64_t> next_table_id{1};
-
-// Value blocks come from oneTBB's scalable allocator (fewer page-fault-heavy heap growths when
-// recovery loads millions of them). Under ThreadSanitizer they come from malloc, for the reason
-// the map's nodes do (store.h): tbbmalloc is not instrumented, and TSan would report a block
-// freed by one thread and handed out again to another as a race.
-void* AllocateBlock(size_t bytes) {
-#if KVS_TSAN
-  return std::malloc(bytes);
-#else
-  return scalable_malloc(bytes);
-#endif
-}
-void FreeBlock(void* block) {
-#if KVS_TSAN
-  std::free(block);
-#else
-  scalable_free(block);
-#endif
-}
 
 // The origin this thread interned last, per table: local writes intern the same origin over
 // and over, and this spares them the table's lock.
@@ -106,15 +85,26 @@ void Record::Assign(std::string_view value, std::string_view meta, bool tombston
   if (value.size() > kSizeMask) throw std::length_error("value too large for the store");
   const uint32_t meta_size = static_cast<uint32_t>(meta.size());
   const size_t bytes = value.size() + (meta.empty() ? 0 : sizeof meta_size + meta.size());
-  char* data = bytes == 0 ? nullptr : static_cast<char*>(AllocateBlock(bytes));
-  if (data == nullptr && bytes != 0) throw std::bad_alloc();
+  // A block of the same size is written over in place (an overwrite of a value with one of the
+  // same length, the common case): no allocation, no free, no fresh memory. Not when the new
+  // bytes come from the block itself.
+  const size_t old_bytes = BlockBytes();
+  const auto inside_block = [&](std::string_view bytes_in) {
+    return !bytes_in.empty() && bytes_in.data() < data_ + old_bytes &&
+           bytes_in.data() + bytes_in.size() > data_;
+  };
+  const bool reuse =
+      bytes != 0 && bytes == old_bytes && !inside_block(value) && !inside_block(meta);
+  char* data = reuse || bytes == 0 ? data_ : static_cast<char*>(AllocateBlock(bytes));
   if (!value.empty()) std::memcpy(data, value.data(), value.size());
   if (!meta.empty()) {
     std::memcpy(data + value.size(), &meta_size, sizeof meta_size);
     std::memcpy(data + value.size() + sizeof meta_size, meta.data(), meta.size());
   }
-  Free();
-  data_ = data;
+  if (!reuse) {
+    Free();
+    data_ = bytes == 0 ? nullptr : data;
+  }
   hlc_ = hlc;
   seq_ = seq;
   origin_ = origin;

@@ -33,6 +33,17 @@ WriteResult Store::ApplyIfNewer(std::string_view key, const EntryRef& entry) {
   return WriteResult{true, was_live};
 }
 
+void Store::Prefetch(std::string_view key, bool node) const {
+  const size_t hash = KeyHashCompare::hash(key);
+  const Stripe& stripe = stripes_[StripeOfPosition(hash)];
+  if (!node) {
+    stripe.map.PrefetchBucket(hash);
+    return;
+  }
+  std::shared_lock traverse_lock(stripe.traverse_mu);
+  stripe.map.PrefetchFirstNode(hash);
+}
+
 size_t Store::tombstone_count() const {
   size_t total = 0;
   for (const Stripe& stripe : stripes_) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -26,6 +27,10 @@ class TestSink : public RecoverySink {
     store.ApplyIfNewer(e.key, e.entry);
   }
   bool ConcurrentEntries() const override { return concurrent; }
+  void PrefetchEntry(std::string_view key, bool node) override {
+    store.Prefetch(key, node);
+    (node ? node_prefetches : bucket_prefetches).fetch_add(1);
+  }
   void OnApplied(std::string_view origin, uint64_t seq) override {
     std::lock_guard lock(mu);
     applied[std::string(origin)] = seq;
@@ -41,6 +46,7 @@ class TestSink : public RecoverySink {
   void OnLayout(std::string&& l) override { layout = std::move(l); }
 
   const bool concurrent;
+  std::atomic<uint64_t> bucket_prefetches{0}, node_prefetches{0};
   std::mutex mu;
   store::Store store;
   causal::VersionVector applied;
@@ -233,6 +239,12 @@ TEST_F(JournalTest, DecoderThreadsRecoverTheSameStoreAsOne) {
       EXPECT_EQ(got->version.hlc, want.version.hlc) << key;
     });
     EXPECT_EQ(recovered.applied["n:1#1.0"], 30500u);
+    // With decoder threads, each replayed log entry was prefetched (bucket, then node) before
+    // it was applied; one thread applies them as they come.
+    const uint64_t log_entries = report.log_records;
+    EXPECT_GE(log_entries, 30000u / 97 + 500);
+    EXPECT_EQ(recovered.bucket_prefetches.load(), threads > 1 ? log_entries : 0u);
+    EXPECT_EQ(recovered.node_prefetches.load(), threads > 1 ? log_entries : 0u);
     journal->Stop();
     journal.reset();
   }

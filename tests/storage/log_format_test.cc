@@ -130,6 +130,34 @@ TEST_F(RecordFileTest, ReadsWholeFile) {
   EXPECT_EQ(end, RecordFileReader::Status::kEnd);
 }
 
+TEST_F(RecordFileTest, AReaderOpenedAgainReadsOnlyTheNewFile) {
+  // A big file first (its buffer grows past one read), then a small one, then the big again.
+  const std::string big_path = dir_.path() + "/big";
+  std::vector<std::string> big;
+  std::string bytes;
+  for (int i = 0; i < 3000; ++i) {
+    big.push_back(
+        EncodeEntry("k" + std::to_string(i), MakeEntry(std::string(700, 'v'), i, "o", i), true));
+    AppendFramed(bytes, big.back());
+  }
+  WriteFile(big_path, bytes);
+  WriteThree();
+  RecordFileReader reader;
+  for (const auto& [path, want] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {big_path, big}, {path_, payloads_}, {big_path, big}}) {
+    ASSERT_TRUE(reader.Open(path));
+    std::vector<std::string> got;
+    std::string_view payload;
+    RecordFileReader::Status end;
+    while ((end = reader.Next(payload)) == RecordFileReader::Status::kRecord) {
+      got.emplace_back(payload);
+    }
+    EXPECT_EQ(end, RecordFileReader::Status::kEnd) << path << ": " << reader.error();
+    EXPECT_EQ(got, want) << path;
+  }
+  EXPECT_FALSE(reader.Open(dir_.path() + "/missing"));
+}
+
 TEST_F(RecordFileTest, EveryCutInsideTheLastRecordsIsATornTailAtTheLastWholeRecord) {
   const std::string bytes = WriteThree();
   // Every byte offset inside the last two records.

@@ -24,6 +24,33 @@ TEST(StoreTest, GetMissingKeyIsEmpty) {
   EXPECT_EQ(store.live_count(), 0);
 }
 
+TEST(StoreTest, PrefetchChangesNothingEvenWhileTheMapGrows) {
+  Store store;
+  store.Prefetch("absent", false);
+  store.Prefetch("absent", true);
+  // One thread prefetches keys, present or not, while another inserts enough to make every
+  // stripe grow its bucket table.
+  std::atomic<bool> done{false};
+  std::thread prefetcher([&] {
+    for (int round = 0; !done.load(); ++round) {
+      for (int i = 0; i < 1000; ++i) {
+        const std::string key = "key" + std::to_string((i * 37 + round) % 40000);
+        store.Prefetch(key, false);
+        store.Prefetch(key, true);
+      }
+    }
+  });
+  const Entry entry = MakeEntry("v", 1, "o");
+  for (int i = 0; i < 20000; ++i) {
+    ASSERT_TRUE(store.ApplyIfNewer("key" + std::to_string(i), entry).written);
+  }
+  done.store(true);
+  prefetcher.join();
+  EXPECT_EQ(store.size(), 20000u);
+  EXPECT_FALSE(store.Get("absent").has_value());
+  EXPECT_EQ(store.Get("key19999")->value, "v");
+}
+
 TEST(StoreTest, ApplyThenGetReturnsEntry) {
   Store store;
   WriteResult r = store.ApplyIfNewer("k", MakeEntry("v", 10));

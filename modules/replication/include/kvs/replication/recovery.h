@@ -31,6 +31,7 @@ class StoreRecovery : public storage::RecoverySink {
 
   void OnEntry(const storage::LoggedEntryRef& e) override;
   bool ConcurrentEntries() const override { return true; }
+  void PrefetchEntry(std::string_view key, bool node) override { store_.Prefetch(key, node); }
   void ExpectEntries(uint64_t entries) override { store_.Reserve(entries); }
   void OnApplied(std::string_view origin, uint64_t seq) override;
   void OnRaise(const causal::VersionVector& vv) override;

@@ -52,6 +52,9 @@ class RecoverySink {
   virtual ~RecoverySink() = default;
   virtual void OnEntry(const LoggedEntryRef& entry) = 0;
   virtual bool ConcurrentEntries() const { return false; }
+  // A hint that the entry of `key` comes soon (EntryDecoders' PrefetchFn); with ConcurrentEntries
+  // only, and from the same threads as OnEntry.
+  virtual void PrefetchEntry(std::string_view /*key*/, bool /*node*/) {}
   // About how many entries are coming (a snapshot's estimate), before the first of them.
   virtual void ExpectEntries(uint64_t /*entries*/) {}
   virtual void OnApplied(std::string_view origin, uint64_t seq) = 0;

@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -154,7 +155,8 @@ class RecordFileReader {
   RecordFileReader(const RecordFileReader&) = delete;
   RecordFileReader& operator=(const RecordFileReader&) = delete;
 
-  // False (with error()) when the file cannot be opened.
+  // False (with error()) when the file cannot be opened. A reader may be opened again on
+  // another file: it starts afresh there, keeping only its buffer's memory.
   bool Open(const std::string& path);
   // The next record's payload in `payload` (valid until the next call). On kTorn/kDamaged,
   // offset() is where the bad record starts and error() says why.
@@ -183,7 +185,11 @@ class RecordFileReader {
   uint64_t pos_ = 0;            // file offset of the next unread record
   uint64_t record_offset_ = 0;  // start of the last record looked at
   bool saw_mark_ = false;       // a sync mark was read before pos_
-  std::string buf_;             // file bytes from buf_offset_
+  // File bytes from buf_offset_: buf_size_ of them in a buffer of buf_capacity_ (not a string:
+  // growing one zero-fills what is read over at once).
+  std::unique_ptr<char[]> buf_;
+  size_t buf_size_ = 0;
+  size_t buf_capacity_ = 0;
   uint64_t buf_offset_ = 0;
   std::string error_;
 };

@@ -6,18 +6,6 @@
 // thread-safe. Invariant: an interned origin string never moves or dies before its table.
 #pragma once
 
-// KVS_TSAN: this translation unit is built with ThreadSanitizer (GCC or clang).
-#if defined(__SANITIZE_THREAD__)
-#define KVS_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define KVS_TSAN 1
-#endif
-#endif
-#ifndef KVS_TSAN
-#define KVS_TSAN 0
-#endif
-
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -27,6 +15,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+
+#include "kvs/store/memory.h"
 
 namespace kvs::store {
 
@@ -92,12 +82,12 @@ class StoredKey {
       SetInline(text);
       return;
     }
-    char* p = new char[text.size()];
+    char* p = static_cast<char*>(AllocateBlock(text.size()));
     std::memcpy(p, text.data(), text.size());
     SetHeap(p, static_cast<uint32_t>(text.size()), kOwned);
   }
   void Release() {
-    if (static_cast<uint8_t>(bytes_[kTag]) == kOwned) delete[] HeapPointer();
+    if (static_cast<uint8_t>(bytes_[kTag]) == kOwned) FreeBlock(const_cast<char*>(HeapPointer()));
   }
 
   char bytes_[kSize];
@@ -185,6 +175,11 @@ class Record {
   static constexpr uint32_t kSizeMask = kHasMeta - 1;
 
   size_t ValueSize() const { return size_and_flags_ & kSizeMask; }
+  // Size of the heap block (0 when there is none).
+  size_t BlockBytes() const {
+    if ((size_and_flags_ & kHasMeta) == 0) return ValueSize();
+    return ValueSize() + sizeof(uint32_t) + meta().size();
+  }
   void Free();
 
   char* data_ = nullptr;  // value bytes, then (with kHasMeta) a 4-byte length and the meta

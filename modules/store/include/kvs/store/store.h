@@ -8,7 +8,6 @@
 #pragma once
 
 #include <tbb/concurrent_hash_map.h>
-#include <tbb/scalable_allocator.h>
 
 #include <array>
 #include <atomic>
@@ -159,6 +158,9 @@ class Store {
   void ForEachInStripe(size_t stripe,
                        const std::function<void(std::string_view, const EntryView&)>& visit) const;
   static constexpr size_t stripe_count() { return kStripes; }
+  // A hint that `key` is about to be written or read: brings its bucket (node = false) or,
+  // issued a little later, its first node (node = true) into the cache. Changes nothing.
+  void Prefetch(std::string_view key, bool node) const;
   // A key's place in walk order (its hash). Stripes hold consecutive ranges of it, stripe i
   // the positions with i in their top 6 bits, so a walk in pieces can stop at any position
   // and go on from there (a chunked state transfer).
@@ -183,17 +185,30 @@ class Store {
     static size_t hash(const StoredKey& key) { return hash(key.view()); }
     static bool equal(const StoredKey& a, const StoredKey& b) { return a == b; }
   };
-  // Nodes come from oneTBB's scalable allocator: it packs the 64-byte node without the
-  // 16 bytes of header and rounding that malloc adds (README "Memory"). Under ThreadSanitizer
-  // they come from std::allocator instead: tbbmalloc is not instrumented, so TSan cannot see
-  // that a block it hands out again was freed (and synchronised) by another thread, and
-  // reports every reuse as a race inside node construction.
-#if KVS_TSAN
-  using NodeAllocator = std::allocator<std::pair<const StoredKey, Record>>;
-#else
-  using NodeAllocator = tbb::scalable_allocator<std::pair<const StoredKey, Record>>;
-#endif
-  using Map = tbb::concurrent_hash_map<StoredKey, Record, KeyHashCompare, NodeAllocator>;
+  // Nodes come from the store's pool (memory.h): tbbmalloc packs the 64-byte node without the
+  // 16 bytes of header and rounding that malloc adds (README "Memory"), in huge pages.
+  using NodeAllocator = PoolAllocator<std::pair<const StoredKey, Record>>;
+  using BaseMap = tbb::concurrent_hash_map<StoredKey, Record, KeyHashCompare, NodeAllocator>;
+  // The map, and a prefetch of where a key lives. It reaches into oneTBB's protected bucket
+  // table (hash_map_base: my_mask, get_bucket, bucket::node_list), which nothing public
+  // exposes; memory latency on this VM (~300-400 ns a miss) made each log record replayed at
+  // recovery wait for two or three of them in turn (README "Recovery").
+  class Map : public BaseMap {
+   public:
+    using BaseMap::BaseMap;
+    // Prefetches the bucket of `hash`. Reads only the map object (mask, segment table).
+    void PrefetchBucket(size_t hash) const noexcept {
+      __builtin_prefetch(this->get_bucket(hash & this->my_mask.load(std::memory_order_acquire)));
+    }
+    // Prefetches the first node of the bucket of `hash` (a read of the bucket). REQUIRES: the
+    // stripe's traversal lock, shared (no clear or swap meanwhile).
+    void PrefetchFirstNode(size_t hash) const noexcept {
+      const auto* bucket = this->get_bucket(hash & this->my_mask.load(std::memory_order_acquire));
+      const auto* node = bucket->node_list.load(std::memory_order_relaxed);
+      // Small values are oneTBB's markers (empty, needs rehash), not nodes.
+      if (reinterpret_cast<uintptr_t>(node) > 63) __builtin_prefetch(node);
+    }
+  };
   static constexpr size_t kStripes = 64;
   // Looked up by string_view (no key copy to find one).
   struct TransparentHash {
