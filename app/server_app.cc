@@ -137,6 +137,7 @@ int ServerApp::main(const std::vector<std::string>&) {
                             "kvs.net.call_timeout_ms",
                             "kvs.storage.fsync_interval_ms",
                             "kvs.storage.snapshot_min_log_bytes",
+                            "kvs.storage.snapshot_log_percent",
                             "kvs.storage.segment_bytes"}) {
       if (!error.empty()) break;
       if (auto v = ReadCount(cfg, key, error)) out[key] = *v;
@@ -224,6 +225,8 @@ int ServerApp::main(const std::vector<std::string>&) {
     journal_options.wal.fsync_interval = ms("kvs.storage.fsync_interval_ms");
     journal_options.snapshot_min_log_bytes =
         static_cast<uint64_t>(counts.at("kvs.storage.snapshot_min_log_bytes"));
+    journal_options.snapshot_log_percent =
+        static_cast<uint64_t>(counts.at("kvs.storage.snapshot_log_percent"));
     journal_options.wal.segment_bytes =
         static_cast<uint64_t>(counts.at("kvs.storage.segment_bytes"));
     journal_options.repair = repair_text == "true";

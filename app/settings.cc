@@ -98,7 +98,11 @@ const std::vector<Tunable>& Tunables() {
       {"kvs.storage.fsync_interval_ms", "1000", "fsync period with kvs.storage.fsync=interval"},
       {"kvs.storage.snapshot_min_log_bytes", "8388608",
        "a snapshot (and log truncation) starts once the log holds this many bytes and at least "
-       "half the size of the last snapshot"},
+       "kvs.storage.snapshot_log_percent of the last snapshot's size"},
+      {"kvs.storage.snapshot_log_percent", "25",
+       "a snapshot starts once the log holds this percentage of the last snapshot's size (and "
+       "kvs.storage.snapshot_min_log_bytes): lower = less log to replay at a restart, more "
+       "snapshot writing under writes"},
       {"kvs.storage.segment_bytes", "4194304",
        "size of a log segment; each is zero-filled ahead of use (a background thread "
        "prepares the next) so that an fsync flushes only data; 0 = segments grow as written"},

@@ -1509,7 +1509,7 @@ storage_section() {
       printf "| %.1f MiB | %.1f MiB (%.1f×) | %.1f MiB (%.1f×) | %s / %s | %.1f / %.1f MiB | **%.2f×** | %s |\n", live / 1048576, peak / 1048576, peak / live,
         end / 1048576, end / live, s0, s1, fa / 1048576, fp / 1048576, r, (r <= 3 ? "met" : "**not met**") }'
     echo
-    echo "Files in the data dir after waiting: ${ST_OVERWRITE_FILES:-none}. The server's own figures then: newest snapshot $(mib "${f[12]:-0}") (\`$M_SNAPSHOT_BYTES\`), log not yet covered by a snapshot $(mib "${f[11]:-0}") (\`$M_LOG_PENDING\`); a snapshot starts when that log reaches max(\`kvs.storage.snapshot_min_log_bytes\`, half the newest snapshot)."
+    echo "Files in the data dir after waiting: ${ST_OVERWRITE_FILES:-none}. The server's own figures then: newest snapshot $(mib "${f[12]:-0}") (\`$M_SNAPSHOT_BYTES\`), log not yet covered by a snapshot $(mib "${f[11]:-0}") (\`$M_LOG_PENDING\`); a snapshot starts when that log reaches max(\`kvs.storage.snapshot_min_log_bytes\`, \`kvs.storage.snapshot_log_percent\` of the newest snapshot)."
     echo
   fi
   echo "### Commands (storage)"

@@ -406,7 +406,8 @@ void Journal::SnapshotLoop() {
     loop_cv_.wait_for(lock, options_.snapshot_check_period, [&] { return stop_; });
     if (stop_) break;
     const uint64_t threshold =
-        std::max(options_.snapshot_min_log_bytes, last_snapshot_bytes_.load() / 2);
+        std::max(options_.snapshot_min_log_bytes,
+                 last_snapshot_bytes_.load() / 100 * options_.snapshot_log_percent);
     if (LogBytes() < threshold || Clock::now() < next_try || !wal()->healthy()) continue;
     if (snapshot_holds_.load() > 0) {
       snapshots_deferred_.fetch_add(1);

@@ -31,9 +31,11 @@ namespace kvs::storage {
 
 struct JournalOptions {
   WalOptions wal;
-  // A snapshot is taken when the log holds this many bytes and at least half the size of the
-  // last snapshot (so log + snapshot stay within about 1.5x the snapshot).
+  // A snapshot is taken when the log holds this many bytes and at least snapshot_log_percent
+  // of the last snapshot's size (so log + snapshot stay within about 1.25x the snapshot, and
+  // recovery replays at most that much log).
   uint64_t snapshot_min_log_bytes = 8ull << 20;
+  uint64_t snapshot_log_percent = 25;
   std::chrono::milliseconds snapshot_check_period{500};
   // Damaged log or snapshot: cut there and go on (the node then catches up from its peers)
   // instead of refusing to start.
