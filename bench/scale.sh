@@ -13,7 +13,8 @@
 #   idle       CPU of each node over 30 s with no traffic (after the load settled), in % of one
 #              core (the scheduler's runtime of its threads);
 #   restart    kill -9 of replica 3 and a start on its data directory: seconds until /health
-#              says ready with every key;
+#              says ready with every key; then the same after PUTs that filled its log to just
+#              below the size that starts its next snapshot (the most log a restart replays);
 #   empty      kill -9 of replica 3, its data directory deleted (a new, empty member): seconds
 #              until it is ready with every key (a streamed transfer from a peer);
 #   pause      replica 3 stopped (SIGSTOP) for 10 s while the others take PUTs over the key
@@ -196,6 +197,30 @@ for keys in $SHARD_KEYS; do
   restart=$(wait_ready 2 "$keys" 120)
   log "$keys keys: restart to ready with its disk: ${restart} s"
 
+  # The same with as much log to replay as there can be: PUTs (overwrites of the loaded keys)
+  # until replica 3's log is within 3% of the size that starts its next snapshot, then kill -9
+  # and restart. Each kvs-bench run is sized to what is left (~170 bytes of log per PUT).
+  snaps_before=$(metric 2 kvs_storage_snapshots_total)
+  while true; do
+    log_bytes=$(metric 2 kvs_storage_log_bytes)
+    threshold=$(metric 2 kvs_storage_snapshot_threshold_bytes)
+    left=$((threshold * 97 / 100 - log_bytes))
+    ((left > 0)) || break
+    "$BENCH" --targets="$VIEW" --threads=1 --connections=32 --keys="$keys" --value-size=100 \
+      --mix=put:100 --requests=$((left / 170 < 100000 ? left / 170 + 1 : 100000)) \
+      --duration=60 --warmup=0 --quiet >/dev/null
+  done
+  for i in 0 1 2; do wait_ready "$i" "$keys" 120 >/dev/null; done
+  replay_snaps=$(($(metric 2 kvs_storage_snapshots_total) - snaps_before))
+  replay_log=$(metric 2 kvs_storage_log_bytes)
+  stop_node 2
+  start_node 2
+  restart_long=$(wait_ready 2 "$keys" 120)
+  replayed=$(curl -s --max-time 2 "http://$(addr 2)/health" |
+    grep -o '"recovered_log_records":[0-9]*' | grep -o '[0-9]*$')
+  log "$keys keys: restart to ready with the longest log ($replay_log bytes, $replayed records;" \
+    "$replay_snaps snapshot(s) while writing it): ${restart_long} s"
+
   stop_node 2
   rm -rf "$WORK/data-2"
   start_node 2
@@ -252,7 +277,7 @@ for keys in $SHARD_KEYS; do
   bytes=$(($(metric 2 kvs_transfer_received_bytes_total) - bytes_before))
   log "$keys keys: 10 s pause under $puts PUTs: $bytes bytes received by anti-entropy after it"
 
-  ROWS+=("| $keys | $idle | $restart | $empty | $puts | $bytes | $most | $meta_after |")
+  ROWS+=("| $keys | $idle | $restart | $restart_long ($replayed log records) | $empty | $puts | $bytes | $most | $meta_after |")
   for i in 0 1 2; do stop_node "$i"; done
 done
 
@@ -317,10 +342,10 @@ table="$(
   cat <<EOF
 ## Scale
 
-\`bench/scale.sh\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores): a 3-replica shard of local processes on 127.0.0.2-4, disk mode with \`KVS_STORAGE_FSYNC=interval\` (to load quickly), 100-byte values loaded by kvs-bench \`--preload\` through all three nodes. Idle: CPU of each node over 30 s with no traffic (the scheduler's runtime of its threads, /proc/PID/task/*/schedstat), once the load's background work settled (no node writing a snapshot, and no anti-entropy repair anywhere for 5 s, then 2 s more). Restart: kill -9 of replica 3 and a start on its data directory, until \`/health\` says ready with every key. Empty: the same with its data directory deleted (a new empty member; the whole shard streams from a peer in 4 MiB chunks). Pause: replica 3 stopped (SIGSTOP) for 10 s while kvs-bench PUTs to the other two (8 connections, uniform random keys), then resumed; bytes = \`kvs_transfer_received_bytes_total\` at replica 3, 3 s after it resumed (what anti-entropy sent it; broadcasts queued at its peers come on top). Metadata: one client session (curl, passing the \`causal-metadata\` it got back) while replica 1, 2, 3, 1, ... is killed (-9) and restarted from its disk ten times; before each restart the session writes at the next replica, after it at the restarted one (an origin of its new incarnation); "most" = the most origins the session's metadata named after any of those writes; "after" = its origins and bytes after one more write, 3 s after the last restart.
+\`bench/scale.sh\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores): a 3-replica shard of local processes on 127.0.0.2-4, disk mode with \`KVS_STORAGE_FSYNC=interval\` (to load quickly), 100-byte values loaded by kvs-bench \`--preload\` through all three nodes. Idle: CPU of each node over 30 s with no traffic (the scheduler's runtime of its threads, /proc/PID/task/*/schedstat), once the load's background work settled (no node writing a snapshot, and no anti-entropy repair anywhere for 5 s, then 2 s more). Restart: kill -9 of replica 3 and a start on its data directory, until \`/health\` says ready with every key. Longest log: the same after PUTs (overwrites) that brought replica 3's log within 3% of the size that starts its next snapshot (\`kvs_storage_snapshot_threshold_bytes\`, 25% of the last snapshot by default): as much log to replay as a restart can meet. Empty: the same with its data directory deleted (a new empty member; the whole shard streams from a peer in 4 MiB chunks). Pause: replica 3 stopped (SIGSTOP) for 10 s while kvs-bench PUTs to the other two (8 connections, uniform random keys), then resumed; bytes = \`kvs_transfer_received_bytes_total\` at replica 3, 3 s after it resumed (what anti-entropy sent it; broadcasts queued at its peers come on top). Metadata: one client session (curl, passing the \`causal-metadata\` it got back) while replica 1, 2, 3, 1, ... is killed (-9) and restarted from its disk ten times; before each restart the session writes at the next replica, after it at the restarted one (an origin of its new incarnation); "most" = the most origins the session's metadata named after any of those writes; "after" = its origins and bytes after one more write, 3 s after the last restart.
 
-| keys | idle CPU per node (% of a core) | restart to ready (s) | empty replica ready (s) | PUTs during the pause | anti-entropy bytes after the pause | session metadata: most origins over 10 restarts | session metadata after them |
-|---:|---|---:|---:|---:|---:|---:|---|
+| keys | idle CPU per node (% of a core) | restart to ready (s) | restart with the longest log (s) | empty replica ready (s) | PUTs during the pause | anti-entropy bytes after the pause | session metadata: most origins over 10 restarts | session metadata after them |
+|---:|---|---:|---:|---:|---:|---:|---:|---|
 $(printf '%s\n' "${ROWS[@]}")
 
 Reshard 2 -> 3 under load: 6 nodes on 127.0.0.2-7 in 2 shards of 3 (same settings), loaded with the key count, then \`PUT /key-value-store-shard/reshard {"shard-count":3}\` at node 1 while kvs-bench sends 50/50 GET/PUT over all six nodes (8 connections, uniform random keys, \`--duration\` = 8 s + 1 s per 70k keys, started 3 s before the reshard). Time: until the reshard's answer. Writes held: \`writes_held_ms\` of the answer's \`Kvs-Reshard\` header (the longest any node held writes, barrier to reopening). Entries pulled: what the members of the new shards streamed in (each member pulls its range). Latency and errors: the client's whole run. Every key is counted after.

@@ -399,16 +399,18 @@ bool Journal::SnapshotNow(std::string& error) {
   return true;
 }
 
+uint64_t Journal::SnapshotThreshold() const {
+  return std::max(options_.snapshot_min_log_bytes,
+                  last_snapshot_bytes_.load() / 100 * options_.snapshot_log_percent);
+}
+
 void Journal::SnapshotLoop() {
   auto next_try = Clock::now();
   std::unique_lock lock(loop_mu_);
   while (!stop_) {
     loop_cv_.wait_for(lock, options_.snapshot_check_period, [&] { return stop_; });
     if (stop_) break;
-    const uint64_t threshold =
-        std::max(options_.snapshot_min_log_bytes,
-                 last_snapshot_bytes_.load() / 100 * options_.snapshot_log_percent);
-    if (LogBytes() < threshold || Clock::now() < next_try || !wal()->healthy()) continue;
+    if (LogBytes() < SnapshotThreshold() || Clock::now() < next_try || !wal()->healthy()) continue;
     if (snapshot_holds_.load() > 0) {
       snapshots_deferred_.fetch_add(1);
       continue;
@@ -470,6 +472,9 @@ std::string Journal::MetricsText() const {
          static_cast<double>(snapshot_failures_.load()));
   metric("kvs_storage_snapshot_bytes", "gauge", "Size of the newest snapshot.",
          static_cast<double>(last_snapshot_bytes_.load()));
+  metric("kvs_storage_snapshot_threshold_bytes", "gauge",
+         "Log bytes at which the next snapshot starts (kvs_storage_log_bytes grows to it).",
+         static_cast<double>(SnapshotThreshold()));
   metric("kvs_storage_last_snapshot_seconds", "gauge", "Time the newest snapshot took.",
          static_cast<double>(last_snapshot_micros_.load()) / 1e6);
   const RecoveryReport recovery = recovery_report();

@@ -162,6 +162,8 @@ class Journal {
  private:
   void SnapshotLoop();
   uint64_t LogBytes() const;
+  // Log bytes at which the snapshot loop starts the next snapshot.
+  uint64_t SnapshotThreshold() const;
   unsigned RecoveryThreads() const;
   // Appends a record payload to the log; 0 when there is none (disabled, not started).
   uint64_t Append(std::string_view payload);
