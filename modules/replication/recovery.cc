@@ -5,6 +5,18 @@
 namespace kvs::replication {
 
 void StoreRecovery::OnEntry(const storage::LoggedEntryRef& e) {
+  Note(e);
+  store_.ApplyIfNewer(e.key, e.entry);
+}
+
+void StoreRecovery::OnEntries(std::span<const storage::LoggedEntryRef> entries) {
+  for (const storage::LoggedEntryRef& e : entries) Note(e);
+  store_.ApplyAllIfNewer(
+      entries.size(), [&](size_t i) { return entries[i].key; },
+      [&](size_t i) -> const store::EntryRef& { return entries[i].entry; });
+}
+
+void StoreRecovery::Note(const storage::LoggedEntryRef& e) {
   clock_.Observe(e.entry.hlc);
   // The flags are read before they are written: threads loading a snapshot together do not
   // take turns owning their cache line for every entry.
@@ -15,7 +27,6 @@ void StoreRecovery::OnEntry(const storage::LoggedEntryRef& e) {
       (!mine_ || ring_->ShardFor(e.key) != *mine_)) {
     unowned_since_layout_.store(true, std::memory_order_relaxed);
   }
-  store_.ApplyIfNewer(e.key, e.entry);
 }
 
 void StoreRecovery::OnLayout(std::string&& layout) {

@@ -1,27 +1,11 @@
 #include "entry_decoders.h"
 
-#include <algorithm>
 #include <exception>
 
 namespace kvs::storage {
 
-bool DecodeChunk(PayloadReader& in, const std::function<void(const LoggedEntryRef&)>& on_entry,
-                 uint64_t& n) {
-  uint64_t count = 0;
-  if (!in.Varint(count)) return false;
-  LoggedEntryRef entry;
-  for (uint64_t i = 0; i < count; ++i) {
-    if (!DecodeEntryBody(in, entry)) return false;
-    on_entry(entry);
-    ++n;
-  }
-  return in.done();
-}
-
-bool DecodeChunkPrefetching(PayloadReader& in,
-                            const std::function<void(const LoggedEntryRef&)>& on_entry,
-                            const PrefetchFn& prefetch, uint64_t& n,
-                            std::vector<LoggedEntryRef>& scratch) {
+bool DecodeChunk(PayloadReader& in, const EntriesFn& on_entries, uint64_t& n,
+                 std::vector<LoggedEntryRef>& scratch) {
   uint64_t count = 0;
   if (!in.Varint(count)) return false;
   scratch.clear();
@@ -31,25 +15,13 @@ bool DecodeChunkPrefetching(PayloadReader& in,
     scratch.push_back(entry);
   }
   if (!in.done()) return false;
-  // Entry i is applied while the node of entry i + kAhead and the bucket of entry i + 2 kAhead
-  // are on their way into the cache.
-  constexpr size_t kAhead = 8;
-  const size_t total = scratch.size();
-  for (size_t i = 0; i < std::min(total, 2 * kAhead); ++i) prefetch(scratch[i].key, false);
-  for (size_t i = 0; i < std::min(total, kAhead); ++i) prefetch(scratch[i].key, true);
-  for (size_t i = 0; i < total; ++i) {
-    if (i + 2 * kAhead < total) prefetch(scratch[i + 2 * kAhead].key, false);
-    if (i + kAhead < total) prefetch(scratch[i + kAhead].key, true);
-    on_entry(scratch[i]);
-    ++n;
-  }
+  on_entries(scratch);
+  n += scratch.size();
   return true;
 }
 
-EntryDecoders::EntryDecoders(unsigned threads,
-                             const std::function<void(const LoggedEntryRef&)>& on_entry,
-                             PrefetchFn prefetch)
-    : on_entry_(on_entry), prefetch_(std::move(prefetch)) {
+EntryDecoders::EntryDecoders(unsigned threads, const EntriesFn& on_entries)
+    : on_entries_(on_entries) {
   for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { Work(); });
 }
 
@@ -115,11 +87,9 @@ void EntryDecoders::Work() {
     uint64_t n = 0;
     bool ok = false;
     try {
-      ok =
-          in.Byte(type) && (prefetch_ ? DecodeChunkPrefetching(in, on_entry_, prefetch_, n, scratch)
-                                      : DecodeChunk(in, on_entry_, n));
+      ok = in.Byte(type) && DecodeChunk(in, on_entries_, n, scratch);
     } catch (const std::exception&) {
-      // on_entry could not take an entry (e.g. too many origins): the chunk is refused.
+      // on_entries could not take an entry (e.g. too many origins): the chunk is refused.
     }
     lock.lock();
     entries_ += n;

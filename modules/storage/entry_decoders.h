@@ -24,28 +24,15 @@
 
 namespace kvs::storage {
 
-// Decodes the entries of one chunk (`in` just past its type byte) and hands each to
-// `on_entry`; counts them into `n`. False when the chunk is malformed.
-bool DecodeChunk(PayloadReader& in, const std::function<void(const LoggedEntryRef&)>& on_entry,
-                 uint64_t& n);
-
-// Asks for the cache lines that applying the entry of `key` will read: its bucket (node =
-// false) or, issued later, its node (node = true). A hint: it changes nothing.
-using PrefetchFn = std::function<void(std::string_view key, bool node)>;
-
-// DecodeChunk, with the entries applied in a pipeline: while one is applied, the memory of
-// the next few is fetched (`prefetch`). For entries whose keys land at random places in a
-// large map (a log), where each would otherwise wait for its own cache misses in turn.
-bool DecodeChunkPrefetching(PayloadReader& in,
-                            const std::function<void(const LoggedEntryRef&)>& on_entry,
-                            const PrefetchFn& prefetch, uint64_t& n,
-                            std::vector<LoggedEntryRef>& scratch);
+// Decodes the entries of one chunk (`in` just past its type byte) into `scratch` and hands
+// them to `on_entries` at once; counts them into `n`. False when the chunk is malformed
+// (nothing is handed over then).
+bool DecodeChunk(PayloadReader& in, const EntriesFn& on_entries, uint64_t& n,
+                 std::vector<LoggedEntryRef>& scratch);
 
 class EntryDecoders {
  public:
-  // With `prefetch`, chunks are applied by DecodeChunkPrefetching.
-  EntryDecoders(unsigned threads, const std::function<void(const LoggedEntryRef&)>& on_entry,
-                PrefetchFn prefetch = nullptr);
+  EntryDecoders(unsigned threads, const EntriesFn& on_entries);
   ~EntryDecoders();  // decodes what is queued, then joins the workers
   EntryDecoders(const EntryDecoders&) = delete;
   EntryDecoders& operator=(const EntryDecoders&) = delete;
@@ -74,8 +61,7 @@ class EntryDecoders {
   bool Queue(std::string_view bytes, uint64_t count, bool bodies, uint64_t tag);
   void Work();
 
-  const std::function<void(const LoggedEntryRef&)>& on_entry_;
-  const PrefetchFn prefetch_;
+  const EntriesFn& on_entries_;
   std::mutex mu_;
   std::condition_variable has_work_, has_room_, idle_;
   std::deque<Job> jobs_;            // GUARDED_BY(mu_)

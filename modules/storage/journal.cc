@@ -71,8 +71,8 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
           sink.OnLayout(std::string(header.layout));
           sink.ExpectEntries(header.estimated_entries);
         },
-        [&](const LoggedEntryRef& e) { sink.OnEntry(e); }, report.snapshot_entries, error,
-        sink.ConcurrentEntries() ? RecoveryThreads() : 1);
+        [&](std::span<const LoggedEntryRef> entries) { sink.OnEntries(entries); },
+        report.snapshot_entries, error, sink.ConcurrentEntries() ? RecoveryThreads() : 1);
     if (loaded) {
       sink.OnRaise(header.applied);  // after its entries: the vector never claims more
     } else if (options_.repair) {
@@ -121,13 +121,12 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
   // in batches, and every other record waits until the entries before it are in (a purge or a
   // layout depends on them). Entries are applied last-writer-wins, so a batch's order does not
   // matter; the applied vector, which does care, is fed here, in log order.
-  const std::function<void(const LoggedEntryRef&)> on_entry = [&](const LoggedEntryRef& e) {
-    sink.OnEntry(e);
+  const EntriesFn on_entries = [&](std::span<const LoggedEntryRef> entries) {
+    sink.OnEntries(entries);
   };
   std::optional<EntryDecoders> decoders;
   if (sink.ConcurrentEntries() && RecoveryThreads() > 1) {
-    decoders.emplace(RecoveryThreads(), on_entry,
-                     [&](std::string_view key, bool node) { sink.PrefetchEntry(key, node); });
+    decoders.emplace(RecoveryThreads(), on_entries);
   }
   std::string batch;
   uint64_t batch_entries = 0;

@@ -139,8 +139,8 @@ std::optional<SnapshotInfo> WriteSnapshot(const std::string& dir, uint64_t segme
 }
 
 bool LoadSnapshot(const std::string& path, const std::function<void(SnapshotHeader&&)>& on_header,
-                  const std::function<void(const LoggedEntryRef&)>& on_entry, uint64_t& entries,
-                  std::string& error, unsigned threads) {
+                  const EntriesFn& on_entries, uint64_t& entries, std::string& error,
+                  unsigned threads) {
   entries = 0;
   RecordFileReader reader;
   if (!reader.Open(path)) {
@@ -153,7 +153,8 @@ bool LoadSnapshot(const std::string& path, const std::function<void(SnapshotHead
   };
   auto damaged = [&](const std::string& why) { return damaged_at(reader.offset(), why); };
   std::optional<EntryDecoders> decoders;
-  if (threads > 1) decoders.emplace(threads, on_entry);
+  if (threads > 1) decoders.emplace(threads, on_entries);
+  std::vector<LoggedEntryRef> scratch;  // threads <= 1: one chunk's entries
   // Entries decoded on this thread (threads == 1) or by the decoders, once they are done.
   auto finish = [&](uint64_t& bad_offset) {
     if (!decoders) return true;
@@ -214,7 +215,7 @@ bool LoadSnapshot(const std::string& path, const std::function<void(SnapshotHead
           finish(bad_offset);
           return damaged_at(bad_offset, "bad entry chunk");
         }
-      } else if (!DecodeChunk(in, on_entry, entries)) {
+      } else if (!DecodeChunk(in, on_entries, entries, scratch)) {
         return damaged("bad entry chunk");
       }
       ++chunks;

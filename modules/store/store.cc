@@ -15,6 +15,10 @@ WriteResult Store::ApplyIfNewer(const std::string& key, const Entry& entry) {
 WriteResult Store::ApplyIfNewer(std::string_view key, const EntryRef& entry) {
   Stripe& stripe = StripeFor(key);
   std::shared_lock traverse_lock(stripe.traverse_mu);
+  return ApplyInStripe(stripe, key, entry);
+}
+
+WriteResult Store::ApplyInStripe(Stripe& stripe, std::string_view key, const EntryRef& entry) {
   Map::accessor acc;
   const bool inserted = stripe.map.insert(acc, StoredKey::Borrow(key));
   bool was_live = false, was_tombstone = false;
@@ -31,17 +35,6 @@ WriteResult Store::ApplyIfNewer(std::string_view key, const EntryRef& entry) {
   acc->second.Assign(entry.value, entry.meta, entry.tombstone, entry.hlc,
                      origins_.Intern(entry.origin), entry.seq);
   return WriteResult{true, was_live};
-}
-
-void Store::Prefetch(std::string_view key, bool node) const {
-  const size_t hash = KeyHashCompare::hash(key);
-  const Stripe& stripe = stripes_[StripeOfPosition(hash)];
-  if (!node) {
-    stripe.map.PrefetchBucket(hash);
-    return;
-  }
-  std::shared_lock traverse_lock(stripe.traverse_mu);
-  stripe.map.PrefetchFirstNode(hash);
 }
 
 size_t Store::tombstone_count() const {

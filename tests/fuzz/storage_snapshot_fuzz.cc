@@ -21,7 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string error;
   const bool ok = kvs::storage::LoadSnapshot(
       path, [](kvs::storage::SnapshotHeader&&) {},
-      [&](const kvs::storage::LoggedEntryRef& e) {
+      kvs::storage::EachEntry([&](const kvs::storage::LoggedEntryRef& e) {
         ++seen;
         std::string body;
         kvs::storage::EncodeEntryBody(body, e.key, e.entry.value, e.entry.meta, e.entry.tombstone,
@@ -32,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             again.entry.value != e.entry.value) {
           std::abort();
         }
-      },
+      }),
       entries, error);
   if (entries != seen) std::abort();
   if (!ok && error.empty()) std::abort();

@@ -35,12 +35,12 @@ Loaded Load(const std::string& path, unsigned threads = 1) {
   size_t delivered = 0;
   out.ok = LoadSnapshot(
       path, [&](SnapshotHeader&& h) { out.header = std::move(h); },
-      [&](const LoggedEntryRef& e) {
+      EachEntry([&](const LoggedEntryRef& e) {
         std::lock_guard lock(mu);
         ++delivered;
         EXPECT_TRUE(out.entries.emplace(std::string(e.key), e.entry.ToEntry()).second)
             << "delivered twice: " << e.key;
-      },
+      }),
       n, out.error, threads);
   EXPECT_EQ(delivered, n);
   return out;

@@ -5,13 +5,14 @@
 // not own under it: the keys a reshard moved away (not logged one by one), and those a
 // reshard staged and then abandoned (the abort logs the layout again). Without that, an old
 // copy of a key could come back when a later layout gives the key to this node again.
-// Thread-safety: used before the node serves; OnEntry may run on several threads at once
-// (a snapshot's chunks), everything else on one thread, never concurrently with OnEntry.
+// Thread-safety: used before the node serves; OnEntry/OnEntries may run on several threads at
+// once (a snapshot's chunks), everything else on one thread, never concurrently with them.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "kvs/causal/hybrid_clock.h"
@@ -31,7 +32,7 @@ class StoreRecovery : public storage::RecoverySink {
 
   void OnEntry(const storage::LoggedEntryRef& e) override;
   bool ConcurrentEntries() const override { return true; }
-  void PrefetchEntry(std::string_view key, bool node) override { store_.Prefetch(key, node); }
+  void OnEntries(std::span<const storage::LoggedEntryRef> entries) override;
   void ExpectEntries(uint64_t entries) override { store_.Reserve(entries); }
   void OnApplied(std::string_view origin, uint64_t seq) override;
   void OnRaise(const causal::VersionVector& vv) override;
@@ -52,6 +53,9 @@ class StoreRecovery : public storage::RecoverySink {
   }
 
  private:
+  // Everything OnEntry does but the store write: the clock, the applied mark, ownership.
+  void Note(const storage::LoggedEntryRef& e);
+
   store::Store& store_;
   causal::HybridClock& clock_;
   Replicator& replicator_;

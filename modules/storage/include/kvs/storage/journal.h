@@ -54,9 +54,12 @@ class RecoverySink {
   virtual ~RecoverySink() = default;
   virtual void OnEntry(const LoggedEntryRef& entry) = 0;
   virtual bool ConcurrentEntries() const { return false; }
-  // A hint that the entry of `key` comes soon (EntryDecoders' PrefetchFn); with ConcurrentEntries
-  // only, and from the same threads as OnEntry.
-  virtual void PrefetchEntry(std::string_view /*key*/, bool /*node*/) {}
+  // A run of entries (a chunk of a snapshot or of the log), in no order that matters: what
+  // recovery hands over with ConcurrentEntries, from the same threads as OnEntry would be. By
+  // default, OnEntry for each.
+  virtual void OnEntries(std::span<const LoggedEntryRef> entries) {
+    for (const LoggedEntryRef& e : entries) OnEntry(e);
+  }
   // About how many entries are coming (a snapshot's estimate), before the first of them.
   virtual void ExpectEntries(uint64_t /*entries*/) {}
   virtual void OnApplied(std::string_view origin, uint64_t seq) = 0;

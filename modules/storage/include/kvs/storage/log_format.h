@@ -24,8 +24,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -115,6 +117,14 @@ struct LoggedEntryRef {
   }
 };
 bool DecodeEntryBody(PayloadReader& in, LoggedEntryRef& out);
+// Takes a run of decoded entries (a chunk's worth), valid during the call.
+using EntriesFn = std::function<void(std::span<const LoggedEntryRef>)>;
+// An EntriesFn that hands the entries to `on_entry` one by one.
+inline EntriesFn EachEntry(std::function<void(const LoggedEntryRef&)> on_entry) {
+  return [on_entry = std::move(on_entry)](std::span<const LoggedEntryRef> entries) {
+    for (const LoggedEntryRef& e : entries) on_entry(e);
+  };
+}
 // A whole kEntry record (type byte, body, nothing after it) decoded in place.
 bool DecodeEntryRecord(std::string_view payload, LoggedEntryRef& out);
 

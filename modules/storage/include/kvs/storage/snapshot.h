@@ -42,15 +42,16 @@ struct SnapshotHeader {
 };
 
 // Reads a snapshot: `on_header` once (once the first chunk is read: see estimated_entries),
-// then `on_entry` for each entry (views into the file's bytes, valid during the call). False
+// then `on_entries` for each chunk's entries (views into the file's bytes, valid during the
+// call; EachEntry for one at a time). False
 // with `error` (naming the offset) when the file is damaged or incomplete; entries before the
 // damage have been delivered.
 // threads > 1: that many threads decode the entry chunks while the caller reads the file, so
-// `on_entry` runs on several threads at once, in no set order (each key appears once in a
+// `on_entries` runs on several threads at once, in no set order (each key appears once in a
 // snapshot), and must be thread-safe; on damage, entries of whole chunks after it may have
 // been delivered too. threads <= 1: all on the calling thread, in file order.
 bool LoadSnapshot(const std::string& path, const std::function<void(SnapshotHeader&&)>& on_header,
-                  const std::function<void(const LoggedEntryRef&)>& on_entry, uint64_t& entries,
-                  std::string& error, unsigned threads = 1);
+                  const EntriesFn& on_entries, uint64_t& entries, std::string& error,
+                  unsigned threads = 1);
 
 }  // namespace kvs::storage
