@@ -167,7 +167,8 @@ int ServerApp::main(const std::vector<std::string>&) {
   if (huge_pages_text != "true" && huge_pages_text != "false") {
     return StartupError("kvs.store.huge_pages '" + huge_pages_text + "' must be true or false");
   }
-  store::SetHugePages(huge_pages_text == "true");
+  const bool recovery_huge_pages = huge_pages_text == "true";
+  store::SetHugePages(false);  // see the recovery below
   const std::string cluster_id = cfg.getString("kvs.cluster.id");
   if (cluster_id.empty() || cluster_id.find_first_of("\n\r") != std::string::npos) {
     return StartupError("kvs.cluster.id must be a non-empty single line");
@@ -357,7 +358,12 @@ int ServerApp::main(const std::vector<std::string>&) {
   // node reports ready.
   if (journal->enabled()) {
     replication::StoreRecovery sink(store, clock, replicator, plan.self);
+    // A bulk load fills the store's memory densely: huge pages cost it nothing and spare it
+    // most page faults. Afterwards, writes allocate a little at a time on many threads, where
+    // partly used huge pages only add to the RSS (README "Memory").
+    store::SetHugePages(recovery_huge_pages);
     const storage::RecoveryReport report = journal->Recover(sink);
+    store::SetHugePages(false);
     if (!report.ok) {
       std::cerr << "kvs-server: error: " << report.error << std::endl;
       return kExitDamagedData;

@@ -110,8 +110,9 @@ const std::vector<Tunable>& Tunables() {
        "true (or --storage-repair): cut a damaged log or snapshot at the damage and catch up "
        "from the shard's peers, instead of refusing to start"},
       {"kvs.store.huge_pages", "true",
-       "true: the store's memory asks the kernel for transparent huge pages (madvise), so "
-       "that loading millions of keys takes far fewer page faults; false: 4 KiB pages"},
+       "true: the memory the store takes while it recovers its data at start is asked for in "
+       "transparent huge pages (madvise): far fewer page faults when millions of keys load; "
+       "false: 4 KiB pages throughout"},
       {"kvs.cluster.id", "kvs",
        "name of the cluster, recorded in the data directory: a node refuses to start on a "
        "directory written for another cluster id or another node address"},

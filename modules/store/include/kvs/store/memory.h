@@ -27,8 +27,8 @@
 
 namespace kvs::store {
 
-// Whether regions mapped from now on ask for huge pages (on by default). Set it at start,
-// before the first store allocation (kvs.store.huge_pages).
+// Whether regions mapped from now on ask for huge pages (on by default; the server turns it
+// on for its recovery only: kvs.store.huge_pages).
 void SetHugePages(bool on);
 bool HugePages();
 
