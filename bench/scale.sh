@@ -119,13 +119,17 @@ quiet_state() {
   for i in 0 1 2; do
     curl -s --max-time 2 "http://$(addr "$i")/metrics" | awk '
       $1 == "kvs_storage_snapshot_running" || $1 == "kvs_storage_snapshots_total" ||
-      $1 == "kvs_anti_entropy_updates_applied_total" { printf "%s=%s ", $1, $2 }'
+      $1 == "kvs_anti_entropy_updates_applied_total" ||
+      $1 == "kvs_replication_broadcast_sent_total" ||
+      $1 == "kvs_replication_updates_applied_total" { printf "%s=%s ", $1, $2 }'
   done
 }
 
 # wait_quiet TIMEOUT_S: until no node writes a snapshot and no counter of background work
-# moved for 5 s (then 2 s more, for good measure); prints the seconds it took. (Not the
-# transfer chunk counters: every anti-entropy round's reply counts as a chunk, idle or not.)
+# (anti-entropy repairs, broadcasts sent or applied: a load leaves queues that drain for a
+# while after its last answer) moved for 5 s (then 2 s more, for good measure); prints the
+# seconds it took. (Not the transfer chunk counters: every anti-entropy round's reply counts as
+# a chunk, idle or not.)
 wait_quiet() {
   local timeout="$1" start last now same=0
   start=$(now_ms)
@@ -342,7 +346,7 @@ table="$(
   cat <<EOF
 ## Scale
 
-\`bench/scale.sh\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores): a 3-replica shard of local processes on 127.0.0.2-4, disk mode with \`KVS_STORAGE_FSYNC=interval\` (to load quickly), 100-byte values loaded by kvs-bench \`--preload\` through all three nodes. Idle: CPU of each node over 30 s with no traffic (the scheduler's runtime of its threads, /proc/PID/task/*/schedstat), once the load's background work settled (no node writing a snapshot, and no anti-entropy repair anywhere for 5 s, then 2 s more). Restart: kill -9 of replica 3 and a start on its data directory, until \`/health\` says ready with every key. Longest log: the same after PUTs (overwrites) that brought replica 3's log within 3% of the size that starts its next snapshot (\`kvs_storage_snapshot_threshold_bytes\`, 25% of the last snapshot by default): as much log to replay as a restart can meet. Empty: the same with its data directory deleted (a new empty member; the whole shard streams from a peer in 4 MiB chunks). Pause: replica 3 stopped (SIGSTOP) for 10 s while kvs-bench PUTs to the other two (8 connections, uniform random keys), then resumed; bytes = \`kvs_transfer_received_bytes_total\` at replica 3, 3 s after it resumed (what anti-entropy sent it; broadcasts queued at its peers come on top). Metadata: one client session (curl, passing the \`causal-metadata\` it got back) while replica 1, 2, 3, 1, ... is killed (-9) and restarted from its disk ten times; before each restart the session writes at the next replica, after it at the restarted one (an origin of its new incarnation); "most" = the most origins the session's metadata named after any of those writes; "after" = its origins and bytes after one more write, 3 s after the last restart.
+\`bench/scale.sh\` ($(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores): a 3-replica shard of local processes on 127.0.0.2-4, disk mode with \`KVS_STORAGE_FSYNC=interval\` (to load quickly), 100-byte values loaded by kvs-bench \`--preload\` through all three nodes. Idle: CPU of each node over 30 s with no traffic (the scheduler's runtime of its threads, /proc/PID/task/*/schedstat), once the load's background work settled (no node writing a snapshot, and no anti-entropy repair or broadcast anywhere for 5 s, then 2 s more). Restart: kill -9 of replica 3 and a start on its data directory, until \`/health\` says ready with every key. Longest log: the same after PUTs (overwrites) that brought replica 3's log within 3% of the size that starts its next snapshot (\`kvs_storage_snapshot_threshold_bytes\`, 25% of the last snapshot by default): as much log to replay as a restart can meet. Empty: the same with its data directory deleted (a new empty member; the whole shard streams from a peer in 4 MiB chunks). Pause: replica 3 stopped (SIGSTOP) for 10 s while kvs-bench PUTs to the other two (8 connections, uniform random keys), then resumed; bytes = \`kvs_transfer_received_bytes_total\` at replica 3, 3 s after it resumed (what anti-entropy sent it; broadcasts queued at its peers come on top). Metadata: one client session (curl, passing the \`causal-metadata\` it got back) while replica 1, 2, 3, 1, ... is killed (-9) and restarted from its disk ten times; before each restart the session writes at the next replica, after it at the restarted one (an origin of its new incarnation); "most" = the most origins the session's metadata named after any of those writes; "after" = its origins and bytes after one more write, 3 s after the last restart.
 
 | keys | idle CPU per node (% of a core) | restart to ready (s) | restart with the longest log (s) | empty replica ready (s) | PUTs during the pause | anti-entropy bytes after the pause | session metadata: most origins over 10 restarts | session metadata after them |
 |---:|---|---:|---:|---:|---:|---:|---:|---|

@@ -44,6 +44,14 @@ void AppliedTracker::Record(std::string_view origin, uint64_t seq) {
   if (Apply(state, seq)) RaiseFloor(state, seq + 1);  // its key is not known here
 }
 
+void AppliedTracker::RecordRange(std::string_view origin, uint64_t first, uint64_t last) {
+  std::lock_guard lock(mu_);
+  OriginState& state = StateOf(origin);
+  bool applied = false;
+  for (uint64_t seq = first; seq <= last && seq != 0; ++seq) applied = Apply(state, seq) || applied;
+  if (applied) RaiseFloor(state, last + 1);  // their keys are not known here
+}
+
 void AppliedTracker::Record(std::string_view origin, uint64_t seq, std::string_view key) {
   std::lock_guard lock(mu_);
   OriginState& state = StateOf(origin);

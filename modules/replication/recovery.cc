@@ -61,6 +61,11 @@ void StoreRecovery::OnApplied(std::string_view origin, uint64_t seq) {
   replicator_.RestoreApplied(origin, seq);
 }
 
+void StoreRecovery::OnAppliedRange(std::string_view origin, uint64_t first, uint64_t last) {
+  has_data_.store(true, std::memory_order_relaxed);
+  replicator_.RestoreAppliedRange(origin, first, last);
+}
+
 void StoreRecovery::OnRaise(const causal::VersionVector& vv) {
   if (!vv.empty()) has_data_.store(true, std::memory_order_relaxed);
   replicator_.RestoreRaise(vv);

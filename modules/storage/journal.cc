@@ -1,6 +1,7 @@
 #include "kvs/storage/journal.h"
 
 #include <Poco/Logger.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,6 +48,25 @@ unsigned Journal::RecoveryThreads() const {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+// Asks the kernel to read `paths` into the page cache, in order, a piece at a time, until
+// `stop`: recovery's files are then read from the disk while the reading thread decodes
+// what came before, instead of one read at a time as it gets there (a restart often finds its
+// snapshot no longer cached). Only hints: nothing here fails recovery.
+static void ReadAhead(const std::vector<std::string>& paths, const std::atomic<bool>& stop) {
+  constexpr off_t kPiece = 16 << 20;
+  for (const std::string& path : paths) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st {};
+    const off_t size = ::fstat(fd, &st) == 0 ? st.st_size : 0;
+    for (off_t at = 0; at < size && !stop.load(std::memory_order_relaxed); at += kPiece) {
+      (void)::posix_fadvise(fd, at, std::min(kPiece, size - at), POSIX_FADV_WILLNEED);
+    }
+    ::close(fd);
+    if (stop.load(std::memory_order_relaxed)) return;
+  }
+}
+
 RecoveryReport Journal::Recover(RecoverySink& sink) {
   const auto start = Clock::now();
   RecoveryReport report;
@@ -58,6 +78,21 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
   const std::vector<uint64_t> snapshots = dir_->Snapshots();
   std::vector<uint64_t> segments = dir_->Segments();
   uint64_t first_segment = segments.empty() ? 1 : segments.front();
+  std::atomic<bool> stop_read_ahead{false};
+  std::jthread read_ahead;
+  {
+    std::vector<std::string> paths;
+    if (!snapshots.empty()) paths.push_back(dir_->SnapshotPath(snapshots.back()));
+    for (uint64_t n : segments) {
+      if (snapshots.empty() || n >= snapshots.back()) paths.push_back(dir_->SegmentPath(n));
+    }
+    read_ahead = std::jthread(
+        [paths = std::move(paths), &stop_read_ahead] { ReadAhead(paths, stop_read_ahead); });
+  }
+  struct StopReadAhead {
+    std::atomic<bool>& stop;
+    ~StopReadAhead() { stop.store(true); }
+  } stop_on_return{stop_read_ahead};
 
   if (!snapshots.empty()) {
     const uint64_t newest = snapshots.back();
@@ -138,9 +173,31 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
     batch_entries = 0;
     return queued;
   };
+  // Applied marks of consecutive entry records of one origin with consecutive seqs (a
+  // broadcast batch, a run of local writes) go to the sink as one range.
+  std::string run_origin;
+  uint64_t run_first = 0, run_last = 0;
+  auto flush_run = [&] {
+    if (run_first != 0) sink.OnAppliedRange(run_origin, run_first, run_last);
+    run_first = 0;
+  };
+  auto mark_applied = [&](std::string_view origin, uint64_t seq) {
+    if (run_first != 0 && seq == run_last + 1 && origin == run_origin) {
+      run_last = seq;
+      return;
+    }
+    flush_run();
+    if (seq == 0) {
+      sink.OnApplied(origin, seq);  // not a sequence number a run can hold
+      return;
+    }
+    run_origin.assign(origin);
+    run_first = run_last = seq;
+  };
   // Everything batched so far is in the store: true, or false with `why` set.
   std::string why_not_applied;
   auto drain = [&] {
+    flush_run();
     if (!decoders) return true;
     submit_batch();  // refused only after a failed batch, which Finish reports
     uint64_t bad = 0;
@@ -169,7 +226,7 @@ RecoveryReport Journal::Recover(RecoverySink& sink) {
             sink.OnEntry(entry);
             continue;
           }
-          if (entry.record_applied) sink.OnApplied(entry.entry.origin, entry.entry.seq);
+          if (entry.record_applied) mark_applied(entry.entry.origin, entry.entry.seq);
           if (batch_entries == 0) {
             batch_starts.push_back(path + " offset " + std::to_string(reader.offset()));
           }

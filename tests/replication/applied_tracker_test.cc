@@ -23,6 +23,30 @@ TEST(AppliedTrackerTest, ContiguousPrefixAdvancesOverOutOfOrder) {
   EXPECT_EQ(t.Snapshot().at("o#1"), 3u);
 }
 
+TEST(AppliedTrackerTest, RecordRangeIsRecordOfEachSeq) {
+  AppliedTracker ranges(/*recent_capacity=*/16), one_by_one(16);
+  one_by_one.Record("o", 3, "k3");  // a recent key below the ranges: dropped by both
+  ranges.Record("o", 3, "k3");
+  for (auto [first, last] : std::vector<std::pair<uint64_t, uint64_t>>{{8, 9}, {1, 2}, {5, 5}}) {
+    ranges.RecordRange("o", first, last);
+    for (uint64_t s = first; s <= last; ++s) one_by_one.Record("o", s);
+  }
+  for (AppliedTracker* t : {&ranges, &one_by_one}) {
+    EXPECT_EQ(t->Contiguous("o"), 3u);
+    EXPECT_TRUE(t->HasGaps());
+    EXPECT_FALSE(t->Covers("o", 4));
+    EXPECT_TRUE(t->Covers("o", 5));
+    EXPECT_TRUE(t->Covers("o", 9));
+    EXPECT_FALSE(t->Covers("o", 10));
+  }
+  ranges.RecordRange("o", 4, 7);
+  EXPECT_EQ(ranges.Contiguous("o"), 9u);
+  EXPECT_FALSE(ranges.HasGaps());
+  EXPECT_EQ(ranges.recent_count(), 0u);
+  ranges.RecordRange("o", 0, 0);  // no sequence number: nothing
+  EXPECT_EQ(ranges.Contiguous("o"), 9u);
+}
+
 TEST(AppliedTrackerTest, RaiseToJumpsAndAbsorbsLaterSeqs) {
   AppliedTracker t;
   t.Record("o#1", 6);

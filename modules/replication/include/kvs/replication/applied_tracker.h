@@ -33,6 +33,8 @@ class AppliedTracker {
 
   // Records that update (origin, seq) is reflected in the store.
   void Record(std::string_view origin, uint64_t seq);
+  // Record for each of first..last (a run of one origin's updates, as a log replay meets them).
+  void RecordRange(std::string_view origin, uint64_t first, uint64_t last);
   // Record, and remembers that the update wrote `key`.
   void Record(std::string_view origin, uint64_t seq, std::string_view key);
   // Records that everything up to `vv` is reflected in the store (after a state sync).

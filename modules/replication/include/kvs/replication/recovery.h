@@ -35,6 +35,7 @@ class StoreRecovery : public storage::RecoverySink {
   void OnEntries(std::span<const storage::LoggedEntryRef> entries) override;
   void ExpectEntries(uint64_t entries) override { store_.Reserve(entries); }
   void OnApplied(std::string_view origin, uint64_t seq) override;
+  void OnAppliedRange(std::string_view origin, uint64_t first, uint64_t last) override;
   void OnRaise(const causal::VersionVector& vv) override;
   void OnPurge(const std::string& key, std::string_view origin, uint64_t seq) override;
   void OnLayout(std::string&& layout) override;

@@ -101,6 +101,9 @@ class Replicator {
 
   // --- recovery from disk (before serving) ---
   void RestoreApplied(std::string_view origin, uint64_t seq) { applied_.Record(origin, seq); }
+  void RestoreAppliedRange(std::string_view origin, uint64_t first, uint64_t last) {
+    applied_.RecordRange(origin, first, last);
+  }
   void RestoreRaise(const causal::VersionVector& vv) { applied_.RaiseTo(vv); }
   // What recovery brought back: bootstrap then pulls only what is missing (a delta), and
   // `repaired` asks for a full pull.

@@ -63,6 +63,11 @@ class RecoverySink {
   // About how many entries are coming (a snapshot's estimate), before the first of them.
   virtual void ExpectEntries(uint64_t /*entries*/) {}
   virtual void OnApplied(std::string_view origin, uint64_t seq) = 0;
+  // OnApplied for each of first..last of one origin (consecutive log records). By default, one
+  // by one.
+  virtual void OnAppliedRange(std::string_view origin, uint64_t first, uint64_t last) {
+    for (uint64_t seq = first; seq <= last && seq != 0; ++seq) OnApplied(origin, seq);
+  }
   virtual void OnRaise(const causal::VersionVector& vv) = 0;
   virtual void OnPurge(const std::string& key, std::string_view origin, uint64_t seq) = 0;
   virtual void OnLayout(std::string&& layout) = 0;
