@@ -131,6 +131,7 @@ int ServerApp::main(const std::vector<std::string>&) {
                             "kvs.replication.bootstrap_timeout_ms",
                             "kvs.replication.transfer_chunk_bytes",
                             "kvs.replication.recent_updates",
+                            "kvs.replication.recent_updates_percent",
                             "kvs.replication.batch_max",
                             "kvs.replication.batch_linger_us",
                             "kvs.net.connect_timeout_ms",
@@ -253,6 +254,8 @@ int ServerApp::main(const std::vector<std::string>&) {
   replication_options.bootstrap_timeout = ms("kvs.replication.bootstrap_timeout_ms");
   replication_options.recent_updates =
       static_cast<size_t>(counts.at("kvs.replication.recent_updates"));
+  replication_options.recent_updates_percent =
+      static_cast<size_t>(counts.at("kvs.replication.recent_updates_percent"));
   replication_options.transfer_chunk_bytes =
       std::max<size_t>(1, static_cast<size_t>(counts.at("kvs.replication.transfer_chunk_bytes")));
   replication_options.sender.call_timeout = ms("kvs.net.call_timeout_ms");

@@ -81,6 +81,9 @@ const std::vector<Tunable>& Tunables() {
        "the keys of this many recent updates are kept (~60 bytes each), so that a peer "
        "missing only recent updates (a restart, a short partition, a dependency pull) gets "
        "them without a walk of the store; 0 = always walk"},
+      {"kvs.replication.recent_updates_percent", "10",
+       "and at least this percentage of the live keys' count (a big shard's peer that fell "
+       "behind under a burst of writes still gets a delta, not a walk of every key)"},
       {"kvs.replication.transfer_chunk_bytes", "4194304",
        "state transfers (bootstrap, catch-up, anti-entropy) move data in chunks of about "
        "this size"},

@@ -64,6 +64,10 @@ void AppliedTracker::Record(std::string_view origin, uint64_t seq, std::string_v
   state.recent.emplace_hint(state.recent.end(), seq, std::string(key));
   ++recent_count_;
   order_.emplace_back(&state, seq);
+  Trim();
+}
+
+void AppliedTracker::Trim() {
   // Room: the oldest recorded key goes, and its origin's floor past it.
   while (order_.size() > capacity_) {
     auto [oldest, oldest_seq] = order_.front();
@@ -72,7 +76,26 @@ void AppliedTracker::Record(std::string_view origin, uint64_t seq, std::string_v
   }
 }
 
-void AppliedTracker::RaiseTo(const causal::VersionVector& vv) {
+void AppliedTracker::SetCapacity(size_t capacity) {
+  std::lock_guard lock(mu_);
+  capacity_ = capacity;
+  if (capacity_ == 0) {
+    for (auto& [origin, state] : origins_) {
+      RaiseFloor(state,
+                 std::max(state.contiguous, state.above.empty() ? 0 : *state.above.rbegin()) + 1);
+    }
+    order_.clear();
+    return;
+  }
+  Trim();
+}
+
+size_t AppliedTracker::capacity() const {
+  std::lock_guard lock(mu_);
+  return capacity_;
+}
+
+void AppliedTracker::RaiseTo(const causal::VersionVector& vv, bool keys_delivered) {
   std::lock_guard lock(mu_);
   for (const auto& [origin, seq] : vv) {
     OriginState& state = origins_[origin];
@@ -88,7 +111,7 @@ void AppliedTracker::RaiseTo(const causal::VersionVector& vv) {
     state.contiguous = seq;
     state.above.erase(state.above.begin(), state.above.upper_bound(seq));
     Advance(state);
-    if (covered_without_key > 0) RaiseFloor(state, covered_without_key + 1);
+    if (covered_without_key > 0 && !keys_delivered) RaiseFloor(state, covered_without_key + 1);
   }
 }
 

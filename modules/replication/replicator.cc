@@ -452,7 +452,7 @@ bool Replicator::SyncWith(const std::string& peer, bool full,
       },
       stats, "transfer");
   if (!answerer_vv) return false;
-  changed += FinishSync(*answerer_vv);
+  changed += FinishSync(*answerer_vv, /*delta=*/!full);
   {
     std::lock_guard lock(peer_vv_mu_);
     peer_vv_[peer] = *answerer_vv;
@@ -485,16 +485,29 @@ size_t Replicator::ApplySyncUpdates(const std::vector<Update>& updates, bool kee
   return changed;
 }
 
-size_t Replicator::FinishSync(const causal::VersionVector& vv) {
+size_t Replicator::FinishSync(const causal::VersionVector& vv, bool delta) {
   std::lock_guard lock(pending_mu_);
-  if (journal_ != nullptr) journal_->LogRaise(vv);
-  applied_.RaiseTo(vv);
+  // An idle round's answer raises nothing: no log record (and no fsync) for it.
+  if (!causal::Dominates(applied_.Snapshot(), vv)) {
+    if (journal_ != nullptr) journal_->LogRaise(vv);
+    applied_.RaiseTo(vv, /*keys_delivered=*/delta);
+  }
   const size_t changed = DrainPendingLocked();
   anti_entropy_applied_.fetch_add(changed, std::memory_order_relaxed);
   return changed;
 }
 
+void Replicator::SizeRecentUpdates() {
+  size_t capacity = options_.recent_updates;
+  if (capacity > 0) {
+    const auto live = static_cast<size_t>(std::max<int64_t>(0, store_.live_count()));
+    capacity = std::max(capacity, live / 100 * options_.recent_updates_percent);
+  }
+  applied_.SetCapacity(capacity);
+}
+
 void Replicator::AntiEntropyRound() {
+  SizeRecentUpdates();
   RefreshPeers();
   if (full_sync_wanted_.load(std::memory_order_acquire)) CatchUp();
   for (const std::string& peer : ShardPeers(/*live_only=*/true)) SyncWith(peer);
@@ -758,6 +771,13 @@ std::string Replicator::MetricsText() const {
           transfers_failed_.load());
   counter("kvs_tombstones_collected_total", "Tombstones purged after every replica applied them.",
           tombstones_collected_.load());
+  out +=
+      "# HELP kvs_sync_recent_updates Updates whose keys are kept to answer peers' deltas.\n"
+      "# TYPE kvs_sync_recent_updates gauge\nkvs_sync_recent_updates " +
+      std::to_string(applied_.recent_count()) +
+      "\n# HELP kvs_sync_recent_updates_capacity How many of them can be kept now.\n"
+      "# TYPE kvs_sync_recent_updates_capacity gauge\nkvs_sync_recent_updates_capacity " +
+      std::to_string(applied_.capacity()) + "\n";
   out +=
       "# HELP kvs_tombstones Deleted keys kept as tombstones until every replica has them.\n"
       "# TYPE kvs_tombstones gauge\nkvs_tombstones " +

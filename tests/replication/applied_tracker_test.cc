@@ -114,5 +114,49 @@ TEST(AppliedTrackerTest, KeysAfterRefusesWhatItNoLongerHolds) {
   EXPECT_EQ(none.KeysAfter({{"o#1", 1}}, 100), Keys{});
 }
 
+TEST(AppliedTrackerTest, DeltaRaiseKeepsTheFloor) {
+  // A delta sync carried the newest entry of each key it covers, with its key: the updates its
+  // raise covers without having been applied here were overwritten, so the keys kept still
+  // answer every vector.
+  AppliedTracker t(100);
+  t.Record("o#1", 1, "a");
+  t.Record("o#1", 3, "a");  // the delta's entry for "a" (2 was an earlier write of it)
+  t.RaiseTo({{"o#1", 4}}, /*keys_delivered=*/true);  // 2 and 4 overwritten at the answerer
+  t.Record("o#1", 5, "b");
+  EXPECT_EQ(t.Contiguous("o#1"), 5u);
+  EXPECT_EQ(t.KeysAfter({{"o#1", 1}}, 100), (Keys{"a", "b"}));
+  EXPECT_EQ(t.KeysAfter({}, 100), (Keys{"a", "a", "b"}));
+  // The same raise from a full transfer: the keys of 2 and 4 are not known.
+  AppliedTracker u(100);
+  u.Record("o#1", 1, "a");
+  u.Record("o#1", 3, "a");
+  u.RaiseTo({{"o#1", 4}});
+  EXPECT_FALSE(u.KeysAfter({{"o#1", 1}}, 100).has_value());
+  EXPECT_EQ(u.KeysAfter({{"o#1", 4}}, 100), Keys{});
+}
+
+TEST(AppliedTrackerTest, CapacityCanChange) {
+  AppliedTracker t(2);
+  for (uint64_t s = 1; s <= 4; ++s) t.Record("o#1", s, "k" + std::to_string(s));
+  EXPECT_EQ(t.recent_count(), 2u);
+  EXPECT_FALSE(t.KeysAfter({{"o#1", 1}}, 100).has_value());
+  t.SetCapacity(4);  // more room keeps more from now on; what went stays gone
+  EXPECT_EQ(t.capacity(), 4u);
+  for (uint64_t s = 5; s <= 6; ++s) t.Record("o#1", s, "k" + std::to_string(s));
+  EXPECT_EQ(t.recent_count(), 4u);
+  EXPECT_EQ(t.KeysAfter({{"o#1", 2}}, 100), (Keys{"k3", "k4", "k5", "k6"}));
+  EXPECT_FALSE(t.KeysAfter({{"o#1", 1}}, 100).has_value());
+  t.SetCapacity(1);  // less room drops the oldest at once
+  EXPECT_EQ(t.recent_count(), 1u);
+  EXPECT_FALSE(t.KeysAfter({{"o#1", 4}}, 100).has_value());
+  EXPECT_EQ(t.KeysAfter({{"o#1", 5}}, 100), Keys{"k6"});
+  t.SetCapacity(0);  // none: only an empty answer
+  EXPECT_EQ(t.recent_count(), 0u);
+  EXPECT_FALSE(t.KeysAfter({{"o#1", 5}}, 100).has_value());
+  EXPECT_EQ(t.KeysAfter({{"o#1", 6}}, 100), Keys{});
+  t.Record("o#1", 7, "k7");
+  EXPECT_FALSE(t.KeysAfter({{"o#1", 6}}, 100).has_value());
+}
+
 }  // namespace
 }  // namespace kvs::replication

@@ -306,6 +306,49 @@ TEST_F(ReplicatorTest, DeltaOfRecentWritesIsAnsweredWithoutAWalkAndMatchesOne) {
   EXPECT_EQ(rb_.replicator.AppliedVector(), ra_.replicator.AppliedVector());
 }
 
+TEST(ReplicatorRecentTest, ARelayedDeltaIsAnsweredFromRecentKeysToo) {
+  // a writes, overwriting some keys; b takes a's writes by a delta sync, which carries only
+  // each key's newest entry; c, behind both, then asks b. b must answer from its recent keys
+  // (the overwritten updates its vector covers need no key: c gets each key's winner) and
+  // give c exactly what a walk of b would.
+  const cluster::Address a{"127.0.0.1", 1}, b{"127.0.0.1", 2}, c{"127.0.0.1", 3};
+  Replica ra{a, {a, b, c}}, rb{b, {a, b, c}}, rc{c, {a, b, c}};
+  const ClientContext ctx{"", causal::Metadata{}};
+  for (int i = 0; i < 200; ++i) ra.coordinator.Put("k" + std::to_string(i), "v1", ctx);
+  Pull(rc, ra);
+  for (int round = 2; round <= 4; ++round) {
+    for (int i = 0; i < 200; i += 3) {
+      ra.coordinator.Put("k" + std::to_string(i), "v" + std::to_string(round), ctx);
+    }
+  }
+  ra.coordinator.Delete("k1", ctx);
+  Pull(rb, ra);
+  EXPECT_EQ(rb.replicator.AppliedVector(), ra.replicator.AppliedVector());
+  auto counter = [&](const std::string& name) {
+    const std::string text = rb.replicator.MetricsText();
+    const size_t at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stoll(text.substr(at + name.size() + 2));
+  };
+  const SyncRequest delta{"c", rc.replicator.AppliedVector()};
+  const long long walks_before = counter("kvs_sync_store_walks_total");
+  SyncReply answer = rb.replicator.AnswerSync(delta);
+  EXPECT_EQ(counter("kvs_sync_store_walks_total"), walks_before);
+  std::set<std::string> walked, answered;
+  rb.store.ForEach([&](std::string_view key, const store::EntryView& e) {
+    auto it = delta.vv.find(e.version.origin);
+    if (it == delta.vv.end() || e.version.seq > it->second) walked.insert(std::string(key));
+  });
+  for (const Update& u : answer.updates) answered.insert(u.key);
+  EXPECT_EQ(answered, walked);
+  EXPECT_EQ(answered.size(), 67u + 1u);
+  rc.replicator.ApplySyncReply(answer);
+  EXPECT_EQ(rc.replicator.AppliedVector(), ra.replicator.AppliedVector());
+  EXPECT_EQ(rc.store.live_count(), ra.store.live_count());
+  for (int i = 0; i < 200; i += 3) {
+    EXPECT_EQ(rc.coordinator.Get("k" + std::to_string(i), ctx).value, "v4") << i;
+  }
+}
+
 causal::Metadata Parse(const std::string& wire) {
   auto decoded = causal::Decode(wire);
   EXPECT_TRUE(std::holds_alternative<causal::Metadata>(decoded)) << wire;

@@ -38,7 +38,13 @@ class AppliedTracker {
   // Record, and remembers that the update wrote `key`.
   void Record(std::string_view origin, uint64_t seq, std::string_view key);
   // Records that everything up to `vv` is reflected in the store (after a state sync).
-  void RaiseTo(const causal::VersionVector& vv);
+  // `keys_delivered`: the sync delivered, with their keys, the newest entry of every key whose
+  // entry `vv` covers and this replica's vector did not (a delta). An update it covers without
+  // having been applied here was then overwritten, at the answerer, by one whose key is kept
+  // (or that a peer asking later already has), so the recent keys still answer for it.
+  // Otherwise (a full transfer, a recovered vector) the keys of the covered updates are not
+  // known here, and a peer behind them gets a walk.
+  void RaiseTo(const causal::VersionVector& vv, bool keys_delivered = false);
   // True when (origin, seq) has been applied (contiguously or not).
   bool Covers(std::string_view origin, uint64_t seq) const;
   // Highest n such that 1..n from `origin` are all applied.
@@ -53,6 +59,9 @@ class AppliedTracker {
   std::optional<std::vector<std::string>> KeysAfter(const causal::VersionVector& vv,
                                                     size_t max_keys) const;
   size_t recent_count() const;
+  // Keeps the keys of up to `capacity` recent updates from now on (fewer: the oldest go).
+  void SetCapacity(size_t capacity);
+  size_t capacity() const;
 
  private:
   struct OriginState {
@@ -62,14 +71,15 @@ class AppliedTracker {
     std::map<uint64_t, std::string> recent;  // seq -> key (a sync applies in any seq order)
   };
   static void Advance(OriginState& state);
+  void Trim();  // drops the oldest keys beyond capacity_. REQUIRES: mu_ held
   // Applies (origin, seq); false when it was applied already. REQUIRES: mu_ held.
   bool Apply(OriginState& state, uint64_t seq);
   // Moves state.floor up to `floor`, dropping the keys below it. REQUIRES: mu_ held.
   void RaiseFloor(OriginState& state, uint64_t floor);
   OriginState& StateOf(std::string_view origin);  // REQUIRES: mu_ held
 
-  const size_t capacity_;
   mutable std::mutex mu_;
+  size_t capacity_;                                       // GUARDED_BY(mu_)
   std::unordered_map<std::string, OriginState> origins_;  // GUARDED_BY(mu_)
   // Recent keys in the order they were recorded (entries already dropped are skipped).
   std::deque<std::pair<OriginState*, uint64_t>> order_;  // GUARDED_BY(mu_)

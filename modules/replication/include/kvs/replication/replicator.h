@@ -48,8 +48,11 @@ struct ReplicationOptions {
   std::chrono::milliseconds sync_timeout{5000};  // per chunk
   size_t transfer_chunk_bytes = 4u << 20;
   // Keys of this many recent updates are kept (AppliedTracker): a peer that lacks only those
-  // gets them without a walk of the store.
+  // gets them without a walk of the store. At least that many, and recent_updates_percent of
+  // the live keys: a peer as far behind as a big shard's write bursts take a slow machine
+  // still gets a delta, not a walk of every key (0: always walk).
   size_t recent_updates = 65536;
+  size_t recent_updates_percent = 10;
   SenderOptions sender;
 };
 
@@ -91,12 +94,13 @@ class Replicator {
   // recent ones (a delta); a full transfer, which comes in no useful order, does not.
   size_t ApplySyncUpdates(const std::vector<Update>& updates, bool keep_keys = true);
   // After the last chunk of a stream: raises the applied vector to `vv`, the answerer's vector
-  // from the stream's first chunk.
-  size_t FinishSync(const causal::VersionVector& vv);
+  // from the stream's first chunk. `delta`: the stream was a delta whose entries were applied
+  // with their keys (AppliedTracker::RaiseTo's keys_delivered).
+  size_t FinishSync(const causal::VersionVector& vv, bool delta = false);
   // ApplySyncUpdates then FinishSync with the reply's vector (a one-chunk answer).
   size_t ApplySyncReply(const SyncReply& reply) {
     const size_t changed = ApplySyncUpdates(reply.updates);
-    return changed + FinishSync(reply.vv);
+    return changed + FinishSync(reply.vv, /*delta=*/true);
   }
 
   // --- recovery from disk (before serving) ---
@@ -181,6 +185,8 @@ class Replicator {
   std::string MetricsText() const;
 
  private:
+  // Sizes the recent keys' capacity to the store (ReplicationOptions::recent_updates_percent).
+  void SizeRecentUpdates();
   using Wanted = std::function<bool(std::string_view key, const store::EntryView&)>;
   // The entries `wanted` with walk positions from `cursor` on, about `max_bytes` of them (at
   // least one; entries of one position together), into reply.updates (`wire`: into
