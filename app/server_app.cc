@@ -420,9 +420,15 @@ int ServerApp::main(const std::vector<std::string>&) {
                        }),
       0, detector.tick_interval().count());
   anti_entropy_timer.scheduleAtFixedRate(new FunctionTask("anti-entropy",
-                                                          [&replicator] {
+                                                          [&replicator, recovery_huge_pages] {
                                                             if (replicator.ready())
                                                               replicator.AntiEntropyRound();
+                                                            // Memory that writes filled is in 4 KiB
+                                                            // pages: move the dense parts into huge
+                                                            // pages, 32 MiB a round
+                                                            // (store/memory.h).
+                                                            if (recovery_huge_pages)
+                                                              store::CollapseDenseRanges(16);
                                                           }),
                                          counts.at("kvs.replication.anti_entropy_period_ms"),
                                          counts.at("kvs.replication.anti_entropy_period_ms"));

@@ -115,6 +115,8 @@ const std::vector<Tunable>& Tunables() {
       {"kvs.store.huge_pages", "true",
        "true: the memory the store takes while it recovers its data at start is asked for in "
        "transparent huge pages (madvise): far fewer page faults when millions of keys load; "
+       "and, in the background, 2 MiB ranges of the store's memory that writes filled are "
+       "moved into huge pages (madvise MADV_COLLAPSE): less CPU per wake-up for a big store; "
        "false: 4 KiB pages throughout"},
       {"kvs.cluster.id", "kvs",
        "name of the cluster, recorded in the data directory: a node refuses to start on a "

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "kvs/store/memory.h"
+
 namespace kvs::api {
 
 void Metrics::Count(std::string_view method, int status) {
@@ -62,6 +64,14 @@ std::string Metrics::Render(int64_t live_keys) const {
   out += "# HELP kvs_keys_live Live (non-deleted) keys held by this node.\n";
   out += "# TYPE kvs_keys_live gauge\n";
   out += "kvs_keys_live " + std::to_string(live_keys) + "\n";
+  const store::MemoryStats memory = store::GetMemoryStats();
+  out +=
+      "# HELP kvs_store_memory_bytes Bytes of the regions the store's memory pool holds.\n"
+      "# TYPE kvs_store_memory_bytes gauge\nkvs_store_memory_bytes " +
+      std::to_string(memory.region_bytes) +
+      "\n# HELP kvs_store_memory_huge_bytes Of the pool's memory, bytes known to be in huge "
+      "pages.\n# TYPE kvs_store_memory_huge_bytes gauge\nkvs_store_memory_huge_bytes " +
+      std::to_string(memory.huge_bytes) + "\n";
   return out;
 }
 

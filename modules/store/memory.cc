@@ -5,9 +5,18 @@
 #include <tbb/memory_pool.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <new>
+#include <set>
+#include <vector>
+
+// Linux 6.1; glibc's headers name it from 2.37 on.
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
 
 namespace kvs::store {
 namespace {
@@ -27,6 +36,14 @@ std::atomic<uint64_t> mapped_bytes{0};
 std::atomic<uint64_t> regions{0};
 std::atomic<uint64_t> region_bytes{0};
 std::atomic<uint64_t> huge_advised{0};
+std::atomic<uint64_t> huge_collapsed{0};  // ranges CollapseDenseRanges saw in huge pages
+std::atomic<bool> collapse_works{true};
+
+// Every live region (start -> bytes), and the 2 MiB ranges found in huge pages, so that
+// CollapseDenseRanges looks only inside the pool's memory and only at ranges not done yet.
+std::mutex regions_mu;
+std::map<uintptr_t, size_t> live_regions;  // GUARDED_BY(regions_mu)
+std::set<uintptr_t> huge_ranges;           // GUARDED_BY(regions_mu)
 
 // `bytes` (a multiple of kHugePage) of fresh memory, 2 MiB-aligned; nullptr when none.
 char* MapAligned(size_t bytes) {
@@ -83,6 +100,10 @@ char* RegionSource::allocate(size_t bytes) {
     }
   }
   if (region == nullptr) throw std::bad_alloc();
+  {
+    std::lock_guard lock(regions_mu);
+    live_regions.emplace(reinterpret_cast<uintptr_t>(region), size);
+  }
   regions.fetch_add(1, std::memory_order_relaxed);
   region_bytes.fetch_add(size, std::memory_order_relaxed);
   return region;
@@ -90,6 +111,14 @@ char* RegionSource::allocate(size_t bytes) {
 
 void RegionSource::deallocate(char* region, size_t bytes) {
   const size_t size = RoundUp(bytes, kPage);
+  {
+    std::lock_guard lock(regions_mu);
+    const auto start = reinterpret_cast<uintptr_t>(region);
+    live_regions.erase(start);
+    const uintptr_t first = start / kHugePage * kHugePage;
+    huge_ranges.erase(huge_ranges.lower_bound(first), huge_ranges.lower_bound(start + size));
+    huge_collapsed.store(huge_ranges.size(), std::memory_order_relaxed);
+  }
   ::munmap(region, size > kOwnMappingAbove ? RoundUp(size, kHugePage) : size);
   regions.fetch_sub(1, std::memory_order_relaxed);
   region_bytes.fetch_sub(size, std::memory_order_relaxed);
@@ -119,10 +148,69 @@ void FreeBlock(void* block) {
 #endif
 }
 
+size_t CollapseDenseRanges(size_t max_ranges, unsigned min_resident_percent) {
+  if (!collapse_works.load(std::memory_order_relaxed) || max_ranges == 0) return 0;
+  // The 2 MiB ranges wholly inside runs of adjacent live regions, not known huge yet.
+  std::vector<uintptr_t> candidates;
+  {
+    std::lock_guard lock(regions_mu);
+    uintptr_t run_start = 0, run_end = 0;
+    auto add_run = [&] {
+      for (uintptr_t at = RoundUp(run_start, kHugePage); at + kHugePage <= run_end;
+           at += kHugePage) {
+        if (!huge_ranges.contains(at)) candidates.push_back(at);
+      }
+    };
+    for (const auto& [start, size] : live_regions) {
+      if (start != run_end) {
+        add_run();
+        run_start = start;
+      }
+      run_end = start + size;
+    }
+    add_run();
+  }
+  constexpr size_t kPages = kHugePage / kPage;
+  const size_t needed = (kPages * std::min(min_resident_percent, 100u) + 99) / 100;
+  unsigned char resident[kPages];
+  size_t collapsed = 0;
+  std::vector<uintptr_t> now_huge;
+  for (uintptr_t at : candidates) {
+    if (collapsed >= max_ranges) break;
+    void* range = reinterpret_cast<void*>(at);
+    if (::mincore(range, kHugePage, resident) != 0) continue;  // freed meanwhile
+    size_t in_core = 0;
+    for (unsigned char r : resident) in_core += r & 1;
+    if (in_core < needed) continue;  // sparse: a huge page would add to the RSS
+    if (::madvise(range, kHugePage, MADV_COLLAPSE) != 0) {
+      // EINVAL: a kernel without it (or THP off): stop trying. Anything else (EAGAIN, no huge
+      // page free: ENOMEM) may pass.
+      if (errno == EINVAL) collapse_works.store(false, std::memory_order_relaxed);
+      if (errno == EINVAL) break;
+      continue;
+    }
+    now_huge.push_back(at);
+    ++collapsed;  // or found already huge (a recovery's memory): counted the same
+  }
+  if (!now_huge.empty()) {
+    std::lock_guard lock(regions_mu);
+    for (uintptr_t at : now_huge) {
+      // Still the pool's (not freed and mapped again meanwhile)?
+      auto it = live_regions.upper_bound(at);
+      if (it != live_regions.begin() && std::prev(it)->first + std::prev(it)->second > at) {
+        huge_ranges.insert(at);
+      }
+    }
+    huge_collapsed.store(huge_ranges.size(), std::memory_order_relaxed);
+  }
+  return collapsed;
+}
+
 MemoryStats GetMemoryStats() {
   return MemoryStats{
       mapped_bytes.load(std::memory_order_relaxed), regions.load(std::memory_order_relaxed),
-      region_bytes.load(std::memory_order_relaxed), huge_advised.load(std::memory_order_relaxed)};
+      region_bytes.load(std::memory_order_relaxed), huge_advised.load(std::memory_order_relaxed),
+      huge_collapsed.load(std::memory_order_relaxed) * kHugePage};
 }
 
 }  // namespace kvs::store

@@ -1,9 +1,12 @@
 #include "kvs/store/record.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -180,6 +183,68 @@ TEST(MemoryTest, BlocksComeFromAlignedRegions) {
   }
   FreeBlock(nullptr);  // does nothing
 }
+
+#if !KVS_TSAN
+// Kilobytes in huge pages of the mapping that holds `address` (/proc/self/smaps).
+uint64_t AnonHugeKiBAround(const void* address) {
+  const auto at = reinterpret_cast<uintptr_t>(address);
+  std::ifstream in("/proc/self/smaps");
+  std::string line;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    uintptr_t from = 0, to = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &from, &to) == 2 && line.find(':') > line.find(' ')) {
+      inside = from <= at && at < to;
+    } else if (inside && line.rfind("AnonHugePages:", 0) == 0) {
+      return std::stoull(line.substr(14));
+    }
+  }
+  return 0;
+}
+
+// Whether this kernel moves a dense 2 MiB range into a huge page on request.
+bool KernelCollapses() {
+  constexpr size_t kHuge = size_t{2} << 20;
+  void* p = ::mmap(nullptr, 2 * kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return false;
+  auto* range =
+      reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(p) + kHuge - 1) / kHuge * kHuge);
+  std::memset(range, 1, kHuge);
+  const bool ok = ::madvise(range, kHuge, 25 /* MADV_COLLAPSE */) == 0;
+  ::munmap(p, 2 * kHuge);
+  return ok;
+}
+
+TEST(MemoryTest, DenseRangesWrittenInSmallPagesMoveIntoHugePages) {
+  if (!KernelCollapses()) GTEST_SKIP() << "this kernel does not collapse ranges on request";
+  const bool was = HugePages();
+  SetHugePages(false);  // as after recovery: writes fill 4 KiB pages
+  // ~96 MiB: more than one pool mapping (64 MiB), so the last blocks are in one mapped now,
+  // without the huge-page advice.
+  constexpr int kBlocks = 800000;
+  std::vector<char*> blocks;
+  for (int i = 0; i < kBlocks; ++i) {
+    auto* block = static_cast<char*>(AllocateBlock(120));
+    std::memset(block, i & 0xff, 120);
+    blocks.push_back(block);
+  }
+  const char* last = blocks.back();
+  EXPECT_EQ(AnonHugeKiBAround(last), 0u);
+  const uint64_t stats_before = GetMemoryStats().huge_bytes;
+  size_t found = 0;
+  while (size_t n = CollapseDenseRanges(8, 90)) found += n;  // a few at a time, until done
+  EXPECT_GE(found, 16u);
+  EXPECT_EQ(CollapseDenseRanges(100, 90), 0u);  // nothing left: nothing again
+  EXPECT_GE(GetMemoryStats().huge_bytes, stats_before + 16 * (size_t{2} << 20));
+  EXPECT_GE(AnonHugeKiBAround(last), 8u * 2048);  // that mapping is now mostly huge pages
+  for (int i = 0; i < kBlocks; ++i) {
+    ASSERT_EQ(blocks[i][0], static_cast<char>(i & 0xff)) << i;
+    ASSERT_EQ(blocks[i][119], static_cast<char>(i & 0xff)) << i;
+    FreeBlock(blocks[i]);
+  }
+  SetHugePages(was);
+}
+#endif
 
 TEST(RecordTest, StaysSmall) {
   // The store's per-entry budget (README "Memory") depends on these sizes.
