@@ -139,6 +139,7 @@ int ServerApp::main(const std::vector<std::string>&) {
                             "kvs.storage.fsync_interval_ms",
                             "kvs.storage.snapshot_min_log_bytes",
                             "kvs.storage.snapshot_log_percent",
+                            "kvs.storage.snapshot_max_log_bytes",
                             "kvs.storage.segment_bytes"}) {
       if (!error.empty()) break;
       if (auto v = ReadCount(cfg, key, error)) out[key] = *v;
@@ -229,6 +230,8 @@ int ServerApp::main(const std::vector<std::string>&) {
         static_cast<uint64_t>(counts.at("kvs.storage.snapshot_min_log_bytes"));
     journal_options.snapshot_log_percent =
         static_cast<uint64_t>(counts.at("kvs.storage.snapshot_log_percent"));
+    journal_options.snapshot_max_log_bytes =
+        static_cast<uint64_t>(counts.at("kvs.storage.snapshot_max_log_bytes"));
     journal_options.wal.segment_bytes =
         static_cast<uint64_t>(counts.at("kvs.storage.segment_bytes"));
     journal_options.repair = repair_text == "true";

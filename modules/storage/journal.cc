@@ -457,7 +457,8 @@ bool Journal::SnapshotNow(std::string& error) {
 
 uint64_t Journal::SnapshotThreshold() const {
   return std::max(options_.snapshot_min_log_bytes,
-                  last_snapshot_bytes_.load() / 100 * options_.snapshot_log_percent);
+                  std::min(options_.snapshot_max_log_bytes,
+                           last_snapshot_bytes_.load() / 100 * options_.snapshot_log_percent));
 }
 
 void Journal::SnapshotLoop() {

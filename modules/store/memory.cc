@@ -41,9 +41,17 @@ std::atomic<bool> collapse_works{true};
 
 // Every live region (start -> bytes), and the 2 MiB ranges found in huge pages, so that
 // CollapseDenseRanges looks only inside the pool's memory and only at ranges not done yet.
-std::mutex regions_mu;
-std::map<uintptr_t, size_t> live_regions;  // GUARDED_BY(regions_mu)
-std::set<uintptr_t> huge_ranges;           // GUARDED_BY(regions_mu)
+struct RegionBook {
+  std::mutex mu;
+  std::map<uintptr_t, size_t> live;  // GUARDED_BY(mu)
+  std::set<uintptr_t> huge;          // GUARDED_BY(mu)
+};
+// Never destroyed, as the pool: tbbmalloc gives its regions back while the process exits,
+// after static objects are gone.
+RegionBook& Book() {
+  static auto* book = new RegionBook();
+  return *book;
+}
 
 // `bytes` (a multiple of kHugePage) of fresh memory, 2 MiB-aligned; nullptr when none.
 char* MapAligned(size_t bytes) {
@@ -101,8 +109,9 @@ char* RegionSource::allocate(size_t bytes) {
   }
   if (region == nullptr) throw std::bad_alloc();
   {
-    std::lock_guard lock(regions_mu);
-    live_regions.emplace(reinterpret_cast<uintptr_t>(region), size);
+    RegionBook& book = Book();
+    std::lock_guard lock(book.mu);
+    book.live.emplace(reinterpret_cast<uintptr_t>(region), size);
   }
   regions.fetch_add(1, std::memory_order_relaxed);
   region_bytes.fetch_add(size, std::memory_order_relaxed);
@@ -112,12 +121,13 @@ char* RegionSource::allocate(size_t bytes) {
 void RegionSource::deallocate(char* region, size_t bytes) {
   const size_t size = RoundUp(bytes, kPage);
   {
-    std::lock_guard lock(regions_mu);
+    RegionBook& book = Book();
+    std::lock_guard lock(book.mu);
     const auto start = reinterpret_cast<uintptr_t>(region);
-    live_regions.erase(start);
+    book.live.erase(start);
     const uintptr_t first = start / kHugePage * kHugePage;
-    huge_ranges.erase(huge_ranges.lower_bound(first), huge_ranges.lower_bound(start + size));
-    huge_collapsed.store(huge_ranges.size(), std::memory_order_relaxed);
+    book.huge.erase(book.huge.lower_bound(first), book.huge.lower_bound(start + size));
+    huge_collapsed.store(book.huge.size(), std::memory_order_relaxed);
   }
   ::munmap(region, size > kOwnMappingAbove ? RoundUp(size, kHugePage) : size);
   regions.fetch_sub(1, std::memory_order_relaxed);
@@ -152,16 +162,17 @@ size_t CollapseDenseRanges(size_t max_ranges, unsigned min_resident_percent) {
   if (!collapse_works.load(std::memory_order_relaxed) || max_ranges == 0) return 0;
   // The 2 MiB ranges wholly inside runs of adjacent live regions, not known huge yet.
   std::vector<uintptr_t> candidates;
+  RegionBook& book = Book();
   {
-    std::lock_guard lock(regions_mu);
+    std::lock_guard lock(book.mu);
     uintptr_t run_start = 0, run_end = 0;
     auto add_run = [&] {
       for (uintptr_t at = RoundUp(run_start, kHugePage); at + kHugePage <= run_end;
            at += kHugePage) {
-        if (!huge_ranges.contains(at)) candidates.push_back(at);
+        if (!book.huge.contains(at)) candidates.push_back(at);
       }
     };
-    for (const auto& [start, size] : live_regions) {
+    for (const auto& [start, size] : book.live) {
       if (start != run_end) {
         add_run();
         run_start = start;
@@ -193,15 +204,15 @@ size_t CollapseDenseRanges(size_t max_ranges, unsigned min_resident_percent) {
     ++collapsed;  // or found already huge (a recovery's memory): counted the same
   }
   if (!now_huge.empty()) {
-    std::lock_guard lock(regions_mu);
+    std::lock_guard lock(book.mu);
     for (uintptr_t at : now_huge) {
       // Still the pool's (not freed and mapped again meanwhile)?
-      auto it = live_regions.upper_bound(at);
-      if (it != live_regions.begin() && std::prev(it)->first + std::prev(it)->second > at) {
-        huge_ranges.insert(at);
+      auto it = book.live.upper_bound(at);
+      if (it != book.live.begin() && std::prev(it)->first + std::prev(it)->second > at) {
+        book.huge.insert(at);
       }
     }
-    huge_collapsed.store(huge_ranges.size(), std::memory_order_relaxed);
+    huge_collapsed.store(book.huge.size(), std::memory_order_relaxed);
   }
   return collapsed;
 }

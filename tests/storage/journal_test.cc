@@ -336,6 +336,43 @@ TEST_F(JournalTest, SnapshotHoldDefersSnapshotsUntilItEnds) {
   journal.Stop();
 }
 
+TEST_F(JournalTest, LogBytesCapStartsASnapshotWhateverTheSnapshotsSize) {
+  // The percentage alone would wait for a log 10x the last snapshot; the cap starts the next
+  // snapshot once the log passes 4 KiB.
+  std::string error;
+  auto dir = DataDir::Open(root_.path(), "n:1", "c", ++now_, error);
+  ASSERT_TRUE(dir) << error;
+  JournalOptions options;
+  options.snapshot_min_log_bytes = 1024;
+  options.snapshot_log_percent = 1000;
+  options.snapshot_max_log_bytes = 4096;
+  options.snapshot_check_period = std::chrono::milliseconds(2);
+  Journal journal(std::move(dir), options);
+  TestSink live;
+  ASSERT_TRUE(journal.Recover(live).ok);
+  ASSERT_TRUE(journal.Start(error)) << error;
+  auto hold = std::make_unique<Journal::SnapshotHold>(&journal);  // none before the first
+  journal.StartSnapshots(
+      live.store, [] { return causal::VersionVector{}; }, [] { return "LS"; });
+  WriteEntries(journal, live, 1, 400);
+  ASSERT_TRUE(journal.SnapshotNow(error)) << error;
+  auto metric = [&](const std::string& name) {
+    const std::string metrics = journal.MetricsText();
+    const size_t at = metrics.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::stod(metrics.substr(at + name.size() + 2));
+  };
+  EXPECT_EQ(metric("kvs_storage_snapshot_threshold_bytes"), 4096.0);
+  WriteEntries(journal, live, 401, 200);  // ~8 KiB of log: past the cap, far below 10x
+  ASSERT_LT(metric("kvs_storage_log_bytes"), 10 * 4096.0);
+  hold.reset();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (journal.snapshots() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(journal.snapshots(), 2u);
+  journal.Stop();
+}
+
 TEST_F(JournalTest, TornTailIsCutAtTheLastWholeRecord) {
   TestSink live;
   {
