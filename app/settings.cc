@@ -78,7 +78,7 @@ const std::vector<Tunable>& Tunables() {
        "at start, how long to go on trying to load the shard's data from peers without "
        "receiving anything (a transfer that keeps sending is never cut off)"},
       {"kvs.replication.recent_updates", "65536",
-       "the keys of this many recent updates are kept (~60 bytes each), so that a peer "
+       "the keys of this many recent updates are kept (~100 bytes each), so that a peer "
        "missing only recent updates (a restart, a short partition, a dependency pull) gets "
        "them without a walk of the store; 0 = always walk"},
       {"kvs.replication.recent_updates_percent", "10",
