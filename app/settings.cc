@@ -106,9 +106,9 @@ const std::vector<Tunable>& Tunables() {
        "a snapshot starts once the log holds this percentage of the last snapshot's size (and "
        "kvs.storage.snapshot_min_log_bytes): lower = less log to replay at a restart, more "
        "snapshot writing under writes"},
-      {"kvs.storage.snapshot_max_log_bytes", "268435456",
+      {"kvs.storage.snapshot_max_log_bytes", "134217728",
        "... or once the log holds this many bytes, however big the last snapshot (bounds the "
-       "log a restart of a big store replays: 256 MiB is about 1 s)"},
+       "log a restart of a big store replays: 128 MiB is ~760k records, ~0.9 s here)"},
       {"kvs.storage.segment_bytes", "4194304",
        "size of a log segment; each is zero-filled ahead of use (a background thread "
        "prepares the next) so that an fsync flushes only data; 0 = segments grow as written"},
