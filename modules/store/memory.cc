@@ -186,18 +186,23 @@ size_t CollapseDenseRanges(size_t max_ranges, unsigned min_resident_percent) {
   unsigned char resident[kPages];
   size_t collapsed = 0;
   std::vector<uintptr_t> now_huge;
+  // Every attempt counts against the budget, failed or not: a collapse may make the kernel
+  // compact memory to find a huge page, and a machine short of them must not pay for that
+  // on every range every round.
+  size_t attempts = 0;
   for (uintptr_t at : candidates) {
-    if (collapsed >= max_ranges) break;
+    if (attempts >= max_ranges) break;
     void* range = reinterpret_cast<void*>(at);
     if (::mincore(range, kHugePage, resident) != 0) continue;  // freed meanwhile
     size_t in_core = 0;
     for (unsigned char r : resident) in_core += r & 1;
     if (in_core < needed) continue;  // sparse: a huge page would add to the RSS
+    ++attempts;
     if (::madvise(range, kHugePage, MADV_COLLAPSE) != 0) {
-      // EINVAL: a kernel without it (or THP off): stop trying. Anything else (EAGAIN, no huge
-      // page free: ENOMEM) may pass.
+      // EINVAL: a kernel without it (or THP off): stop trying for good. ENOMEM: no huge page
+      // to be had now: try again next round. EAGAIN (pages busy): the next range.
       if (errno == EINVAL) collapse_works.store(false, std::memory_order_relaxed);
-      if (errno == EINVAL) break;
+      if (errno == EINVAL || errno == ENOMEM) break;
       continue;
     }
     now_huge.push_back(at);

@@ -49,9 +49,9 @@ MemoryStats GetMemoryStats();
 
 // Asks the kernel (madvise MADV_COLLAPSE, Linux 6.1) to move into huge pages the 2 MiB ranges of
 // the pool that are at least `min_resident_percent` in use (so the RSS grows by at most the
-// rest: tbbmalloc leaves 3-4 pages of each 1 MiB region untouched, ~1.5%), at most
-// `max_ranges` of them per call; returns how many it found in huge pages, newly
-// or already. Memory that writes filled a little at a time is in 4 KiB pages, and on this
+// rest: tbbmalloc leaves 3-4 pages of each 1 MiB region untouched, ~1.5%), trying at most
+// `max_ranges` of them per call (failed tries count); returns how many it found in huge pages,
+// newly or already. Memory that writes filled a little at a time is in 4 KiB pages, and on this
 // project's VMs a process with 2 GB in 4 KiB pages pays several times as much CPU for each
 // wake-up as one whose memory is in huge pages (idle at 10M keys: 1.2-1.4% of a core against
 // 0.27%; README "Memory"). Does nothing where the kernel cannot (and under ThreadSanitizer,
