@@ -79,14 +79,6 @@ void AppliedTracker::Trim() {
 void AppliedTracker::SetCapacity(size_t capacity) {
   std::lock_guard lock(mu_);
   capacity_ = capacity;
-  if (capacity_ == 0) {
-    for (auto& [origin, state] : origins_) {
-      RaiseFloor(state,
-                 std::max(state.contiguous, state.above.empty() ? 0 : *state.above.rbegin()) + 1);
-    }
-    order_.clear();
-    return;
-  }
   Trim();
 }
 
