@@ -124,6 +124,17 @@ const std::vector<Tunable>& Tunables() {
       {"kvs.cluster.id", "kvs",
        "name of the cluster, recorded in the data directory: a node refuses to start on a "
        "directory written for another cluster id or another node address"},
+      {"kvs.cluster.secret", "",
+       "shared secret of the cluster's nodes: when set, every node-to-node call carries an "
+       "HMAC-SHA256 of its method, path, body, a timestamp and a nonce, and every /internal/ "
+       "endpoint answers 401 to a call without a valid one (never logged or shown in /health; "
+       "prefer the environment or a file readable by the server only)"},
+      {"kvs.cluster.auth_window_ms", "30000",
+       "with kvs.cluster.secret: a node-to-node call whose timestamp is further than this from "
+       "the receiver's clock is refused (401), as is a second call with the same nonce within it"},
+      {"kvs.admin.token", "",
+       "when set, view PUT/DELETE, add-member and reshard require the header "
+       "'Authorization: Bearer <token>' (401 otherwise); empty = no token needed (SPEC)"},
       {"kvs.net.connect_timeout_ms", "500", "connect timeout of node-to-node calls"},
       {"kvs.net.call_timeout_ms", "2000", "send/receive timeout of node-to-node calls"},
       {"kvs.log.level", "information",

@@ -21,6 +21,7 @@ constexpr std::string_view kKeyPrefix = "/key-value-store/";
 constexpr std::string_view kKeyRoot = "/key-value-store";
 constexpr std::string_view kViewPath = "/key-value-store-view";
 constexpr std::string_view kShardPrefix = "/key-value-store-shard/";
+constexpr std::string_view kReadyPath = "/health/ready";
 
 // Internal status of a response that TryHandle could not give without waiting.
 constexpr int kWouldBlock = -1;
@@ -180,7 +181,8 @@ std::optional<Response> Service::Run(const Request& request, bool may_block) {
 Response Service::Route(const Request& request, bool may_block) {
   std::string_view path = request.target.substr(0, request.target.find('?'));
   const std::string_view method = request.method;
-  if (recovering_.load(std::memory_order_acquire) && path != "/health" && path != "/metrics") {
+  if (recovering_.load(std::memory_order_acquire) && path != "/health" && path != "/metrics" &&
+      path != kReadyPath) {
     // Peers retry on their own; a client's request waits a little for the recovery to end.
     if (path.starts_with("/internal/")) return RecoveringResponse(method);
     if (!may_block) return WouldBlock();
@@ -209,6 +211,14 @@ Response Service::Route(const Request& request, bool may_block) {
   }
   if (path == "/health") {
     return method == "GET" ? HandleHealth() : MethodNotAllowed(method, "GET");
+  }
+  if (path == kReadyPath) {
+    // For readiness probes (Kubernetes, Compose): /health's body, 503 until the node serves
+    // its shard's data (recovered from disk and caught up with its peers).
+    if (method != "GET") return MethodNotAllowed(method, "GET");
+    Response health = HandleHealth();
+    if (recovering_.load(std::memory_order_acquire) || !replicator_.ready()) health.status = 503;
+    return health;
   }
   if (path.starts_with("/internal/")) {
     const size_t q = request.target.find('?');
