@@ -6,6 +6,9 @@
 #                        Node i keeps its data (write-ahead log, snapshots) in the named volume
 #                        kvs-node<i>-data mounted at /data (the image's KVS_STORAGE_DIR), and all
 #                        run with KVS_CLUSTER_ID=kvs-docker.
+#   ./build.sh --image   Docker, but only build: the binaries and the image `kvs` (dockerd is started
+#                        if no daemon answers); no container, network or volume is touched. For
+#                        docker/compose.yaml (docker-compose, docker stack deploy).
 #   ./build.sh --local   No Docker: the same six nodes as background processes on 127.0.0.2-7:8080.
 #                        Node <ip>:8080 keeps its data in $KVS_BUILD_DIR/local/<ip>_8080/ (e.g.
 #                        build/local/127.0.0.2_8080/; `_`, not `:`, in the name) via
@@ -27,6 +30,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BUILD_DIR="${KVS_BUILD_DIR:-build}"
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$ROOT/$BUILD_DIR"
 BIN="$BUILD_DIR/app/kvs-server"
+PROBE="$BUILD_DIR/docker/kvs-probe"   # the image's health check (docker/probe.cc)
 CONFIG="$ROOT/config/kvs.properties"
 
 NODES=6
@@ -86,9 +90,13 @@ build_binary() {
     cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null \
       || die "cmake configure failed"
   fi
-  log "building kvs-server"
+  log "building kvs-server and kvs-probe"
   cmake --build "$BUILD_DIR" -j"$(nproc)" --target kvs-server || die "build of kvs-server failed"
+  # Separately: building kvs-server first re-runs CMake if the tree predates the kvs-probe
+  # target (Make does not know the target until then).
+  cmake --build "$BUILD_DIR" -j"$(nproc)" --target kvs-probe || die "build of kvs-probe failed"
   [[ -x "$BIN" ]] || die "build succeeded but $BIN is missing"
+  [[ -x "$PROBE" ]] || die "build succeeded but $PROBE is missing"
 }
 
 # --- docker -----------------------------------------------------------------------------
@@ -138,7 +146,7 @@ build_image() {
   local ctx="$BUILD_DIR/docker-image" old new
   log "staging rootfs in $ctx"
   rm -rf "$ctx"
-  "$ROOT/docker/make-rootfs.sh" "$BIN" "$CONFIG" "$ctx/rootfs" || die "staging the rootfs failed"
+  "$ROOT/docker/make-rootfs.sh" "$BIN" "$CONFIG" "$ctx/rootfs" "$PROBE" || die "staging the rootfs failed"
   cp "$ROOT/docker/Dockerfile" "$ctx/Dockerfile"
   old="$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
   log "building image $IMAGE"
@@ -316,10 +324,19 @@ main() {
   case "${1:-}" in
     "") ;;
     --local) mode=local CLEAN_HINT="./clean.sh --local" ;;
+    --image) mode=image ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
   cd "$ROOT"
+  if [[ $mode == image ]]; then
+    ensure_packages "${BUILD_PKGS[@]}" "${DEPLOY_PKGS[@]}"
+    build_binary
+    ensure_dockerd
+    build_image
+    log "image $IMAGE built: $(docker image inspect -f '{{.Id}}' "$IMAGE")"
+    return 0
+  fi
   if [[ $mode == docker ]]; then
     ensure_packages "${BUILD_PKGS[@]}" "${DEPLOY_PKGS[@]}"
     build_binary

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Stage a minimal root filesystem for the FROM-scratch kvs image.
 #
-#   docker/make-rootfs.sh BINARY CONFIG OUTDIR
+#   docker/make-rootfs.sh BINARY CONFIG OUTDIR [PROBE]
 #
-# OUTDIR receives: /usr/local/bin/kvs-server, every shared library `ldd` lists (at the path
+# OUTDIR receives: /usr/local/bin/kvs-server, /usr/local/bin/kvs-probe (PROBE, if given: the
+# health check, docker/probe.cc), every shared library `ldd` lists for either (at the path
 # ldd resolved, so RUNPATHs keep working), the ELF interpreter, /config/kvs.properties (if
 # CONFIG exists), a small /etc, /tmp and the empty data directory /data (the image's
 # KVS_STORAGE_DIR). No registry is involved: everything comes from this machine.
@@ -11,9 +12,10 @@ set -euo pipefail
 
 die() { printf 'make-rootfs.sh: error: %s\n' "$*" >&2; exit 1; }
 
-(($# == 3)) || die "usage: $0 BINARY CONFIG OUTDIR"
-BIN="$1" CONFIG="$2" OUT="$3"
+(($# == 3 || $# == 4)) || die "usage: $0 BINARY CONFIG OUTDIR [PROBE]"
+BIN="$1" CONFIG="$2" OUT="$3" PROBE="${4:-}"
 [[ -x "$BIN" ]] || die "binary $BIN not found or not executable"
+[[ -z "$PROBE" || -x "$PROBE" ]] || die "probe $PROBE not found or not executable"
 
 # Copy a host file (following symlinks) to the same absolute path under OUT.
 copy_in() {
@@ -23,14 +25,14 @@ copy_in() {
   cp -L "$src" "$dst"
 }
 
-# Every library the dynamic loader would map at start-up. ldd prints either
+# Every library the dynamic loader would map at start-up of binary $1. ldd prints either
 # "name => /path (addr)", "/path (addr)" (the interpreter) or "name (addr)" (vdso).
 copy_libraries() {
-  local out line path
-  out="$(ldd "$BIN" 2>&1)" || {
+  local bin="$1" out line path
+  out="$(ldd "$bin" 2>&1)" || {
     # Static binaries make ldd exit non-zero with "not a dynamic executable".
     grep -q 'not a dynamic executable\|statically linked' <<<"$out" && return 0
-    die "ldd $BIN failed: $out"
+    die "ldd $bin failed: $out"
   }
   if grep -q 'not found' <<<"$out"; then
     die "unresolved libraries: $(grep 'not found' <<<"$out" | tr -s ' \t\n' ' ')"
@@ -44,11 +46,11 @@ copy_libraries() {
   done <<<"$out"
 }
 
-# The interpreter named in PT_INTERP must exist at exactly that path, or exec fails with
-# a misleading "no such file or directory".
+# The interpreter named in PT_INTERP of binary $1 must exist at exactly that path, or exec
+# fails with a misleading "no such file or directory".
 copy_interpreter() {
   local interp
-  interp="$(readelf -l "$BIN" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')"
+  interp="$(readelf -l "$1" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')"
   [[ -z "$interp" ]] || copy_in "$interp"
 }
 
@@ -93,8 +95,13 @@ main() {
   rm -rf "$OUT"
   mkdir -p "$OUT/usr/local/bin"
   cp "$BIN" "$OUT/usr/local/bin/kvs-server"
-  copy_libraries
-  copy_interpreter
+  copy_libraries "$BIN"
+  copy_interpreter "$BIN"
+  if [[ -n "$PROBE" ]]; then
+    cp "$PROBE" "$OUT/usr/local/bin/kvs-probe"
+    copy_libraries "$PROBE"
+    copy_interpreter "$PROBE"
+  fi
   copy_dlopened
   write_etc
   make_data_dir
