@@ -348,6 +348,25 @@ view="$(json_field "${answer#* }" view)"
 expected="$(for h in "${POD_HOSTS[@]}"; do echo "$h:$K8S_PORT"; done | sort | paste -sd,)"
 [[ "$(tr ',' '\n' <<<"$view" | sort | paste -sd,)" == "$expected" ]] || die "view: $view"
 log "shard-ids: $K8S_SHARD_COUNT shards; view: every pod by its DNS name"
+# The admin token from the Secret reaches the server: a view PUT of an address already in the
+# view, with it, is answered 404 "already exists" (changes nothing); without it, 401 once
+# kvs.admin.token is enforced (logged, not required).
+token=""
+mapfile -d '' -t raw <"$WORK/pods/${POD_NAMES[0]}.env"
+for entry in "${raw[@]}"; do [[ "$entry" == KVS_ADMIN_TOKEN=* ]] && token="${entry#KVS_ADMIN_TOKEN=}"; done
+[[ -n "$token" ]] || die "no KVS_ADMIN_TOKEN in ${POD_NAMES[0]}'s environment"
+view_put="{\"socket-address\":\"${POD_HOSTS[1]}:$K8S_PORT\"}"
+code="$(curl -s -o /dev/null -w '%{http_code}' --connect-timeout 1 --max-time 10 -X PUT \
+  -H 'Content-Type: application/json' -H "Authorization: Bearer $token" -d "$view_put" \
+  "http://${POD_IPS[2]}:$K8S_PORT/key-value-store-view")" || true
+[[ "$code" == 404 ]] || die "view PUT of a member with the Secret's admin token: $code, not 404 (already in the view)"
+code="$(curl -s -o /dev/null -w '%{http_code}' --connect-timeout 1 --max-time 10 -X PUT \
+  -H 'Content-Type: application/json' -d "$view_put" "http://${POD_IPS[2]}:$K8S_PORT/key-value-store-view")" || true
+log "admin token from the Secret accepted (404 already in view); without it: $code"
+# With the Secret's KVS_CLUSTER_SECRET the nodes above talked to each other; an unsigned
+# node-to-node call is answered 401 once kvs.cluster.secret is enforced (logged, not required).
+code="$(status_of 4 /internal/config)"
+log "unsigned GET /internal/config: $code"
 
 # --------------------------------------------------------------- pod restart with a new IP
 # stop_pod I: SIGTERM, as the kubelet sends it; await_exit I: exit 0 within
