@@ -416,6 +416,7 @@ def main():
         "K8S_TERMINATION_S": termination, "K8S_RUN_AS_USER": user, "K8S_RUN_AS_GROUP": group,
         "K8S_FS_GROUP": fs_group, "K8S_IMAGE": container.get("image", ""),
         "K8S_NO_NEW_PRIVS": "1" if ctr_sc.get("allowPrivilegeEscalation") is False else "",
+        "K8S_READ_ONLY_ROOT": "1" if ctr_sc.get("readOnlyRootFilesystem") is True else "",
     }
     with open(f"{out_dir}/facts.sh", "w", encoding="utf-8") as f:
         for key, value in facts.items():

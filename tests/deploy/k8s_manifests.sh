@@ -417,6 +417,13 @@ log "${POD_NAMES[$R]} at ${POD_IPS[$R]}: ready, has its data, its write read on 
 for i in "${all[@]}"; do kill -TERM "${PIDS[$i]}"; done
 for i in "${all[@]}"; do await_exit "$i"; done
 log "SIGTERM: every pod exited 0 within ${K8S_TERMINATION_S}s"
+# readOnlyRootFilesystem: the pods ran as runAsUser, so anything they wrote outside their data
+# directory would be a file of that user in a world-writable place.
+if [[ -n "$K8S_READ_ONLY_ROOT" && -n "$K8S_RUN_AS_USER" ]]; then
+  stray="$(find /tmp /var/tmp /dev/shm -xdev -uid "$K8S_RUN_AS_USER" -not -path "$WORK/*" 2>/dev/null | head -5)"
+  [[ -z "$stray" ]] || die "readOnlyRootFilesystem, but the server wrote outside its data directory: $stray"
+  log "readOnlyRootFilesystem: nothing written outside the data directories"
+fi
 # Every KVS_* variable of the manifests must be a tunable: the server warns about the others.
 if grep -h "ignoring environment variable" "$WORK"/pod-*/log; then
   die "kvs-server ignored environment variables of the manifests"
