@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Contract smoke checks (SPEC §2-§4) of a running six-node, two-shard cluster whose nodes are
 # reached through host ports, shared by tests/docker/compose.sh and tests/docker/swarm.sh.
 # Sourced, not run. The caller defines:

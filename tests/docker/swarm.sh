@@ -170,10 +170,12 @@ ensure_swarm() {
 
 # node<i> is placed on a node labelled kvs-node<i>=true: all six on this one.
 label_node() {
-  local i label
+  local i label value
   for ((i = 1; i <= NODES; i++)); do
     label="kvs-node$i"
-    [[ -z "$(docker node inspect "$NODE_ID" -f "{{index .Spec.Labels \"$label\"}}")" ]] || continue
+    value="$(docker node inspect "$NODE_ID" -f "{{index .Spec.Labels \"$label\"}}")"
+    [[ -z $value ]] || [[ $value == true ]] || fail "this node has the label $label=$value, not true"
+    [[ -z $value ]] || continue
     ADDED_LABELS+=("$label")
     dk node update --label-add "$label=true" "$NODE_ID" >/dev/null || fail "cannot label node with $label=true"
   done
