@@ -376,6 +376,8 @@ def main():
     grace_ms = int(pod_envs[pods[0]][0].get("KVS_HTTP_SHUTDOWN_GRACE_MS",
                                             tunables.get("KVS_HTTP_SHUTDOWN_GRACE_MS", "5000")))
     termination = pod_spec.get("terminationGracePeriodSeconds", 30)
+    failure_ms = int(pod_envs[pods[0]][0].get("KVS_CLUSTER_FAILURE_TIMEOUT_MS",
+                                              tunables.get("KVS_CLUSTER_FAILURE_TIMEOUT_MS", "3000")))
     if termination * 1000 < grace_ms + 5000:
         fail(f"terminationGracePeriodSeconds {termination} s is not above kvs.http.shutdown_grace_ms "
              f"{grace_ms} ms + 5 s to flush and exit")
@@ -413,7 +415,7 @@ def main():
         "K8S_PORT": port, "K8S_SHARD_COUNT": shard_count, "K8S_REPLICAS": replicas,
         "K8S_READY_PATH": probes["readinessProbe"], "K8S_LIVE_PATH": probes["livenessProbe"],
         "K8S_STARTUP_PATH": probes.get("startupProbe", ""), "K8S_STORAGE_DIR": storage_dir,
-        "K8S_TERMINATION_S": termination, "K8S_RUN_AS_USER": user, "K8S_RUN_AS_GROUP": group,
+        "K8S_TERMINATION_S": termination, "K8S_FAILURE_TIMEOUT_MS": failure_ms, "K8S_RUN_AS_USER": user, "K8S_RUN_AS_GROUP": group,
         "K8S_FS_GROUP": fs_group, "K8S_IMAGE": container.get("image", ""),
         "K8S_NO_NEW_PRIVS": "1" if ctr_sc.get("allowPrivilegeEscalation") is False else "",
         "K8S_READ_ONLY_ROOT": "1" if ctr_sc.get("readOnlyRootFilesystem") is True else "",

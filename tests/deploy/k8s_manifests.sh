@@ -121,6 +121,8 @@ teardown() {
   exit "$rc"
 }
 trap teardown EXIT
+# A command that fails under set -e says which one it was.
+trap 'echo "k8s_manifests: FAIL: line $LINENO: $BASH_COMMAND exited $?" >&2' ERR
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------- 1. render, 2. check
@@ -408,10 +410,37 @@ for i in "${all[@]}"; do
   [[ "${answer%% *}" == 200 && "$(json_field "${answer#* }" value)" == "from-${POD_NAMES[$R]}" ]] ||
     die "GET k8s-check2 on ${POD_NAMES[$i]}: $answer"
 done
-answer="$(request GET 0 /key-value-store-view)"
-[[ ",$(json_field "${answer#* }" view)," == *",${POD_HOSTS[$R]}:$K8S_PORT,"* ]] ||
-  die "the restarted ${POD_HOSTS[$R]} is not back in ${POD_NAMES[0]}'s view: $answer"
-log "${POD_NAMES[$R]} at ${POD_IPS[$R]}: ready, has its data, its write read on every pod, in the view"
+# Peers must reach it at the new address by its name. Everything above could also be done by
+# the restarted node's own calls out, so cut those (TCP to the peers' port, from its namespace;
+# its answers, from that port, still flow): then a key of its shard written through another pod
+# reaches it only by a peer's call to its new address, and the peers keep it in their views
+# after twice the failure timeout only if their heartbeats reach it.
+ip netns exec "$(ns_of "$R")" iptables -w 5 -I OUTPUT -p tcp --dport "$K8S_PORT" -j DROP
+answer="$(request GET "$R" /key-value-store-shard/node-shard-id)"
+shard="$(json_field "${answer#* }" shard-id)"
+key="" k=0
+while [[ -z "$key" ]] && ((k < 64)); do
+  answer="$(request PUT 0 "/key-value-store/k8s-inbound-$k" '{"value":"inbound","causal-metadata":""}')"
+  [[ "${answer%% *}" == 201 ]] || die "PUT k8s-inbound-$k on ${POD_NAMES[0]}: $answer"
+  [[ "$(json_field "${answer#* }" shard-id)" == "$shard" ]] && key="k8s-inbound-$k"
+  k=$((k + 1))
+done
+[[ -n "$key" ]] || die "no key of shard $shard among 64"
+deadline=$((SECONDS + 10))
+until [[ "$(request GET "$R" "/key-value-store/$key")" == "200 "*'"value":"inbound"'* ]]; do
+  ((SECONDS < deadline)) ||
+    die "$key (shard $shard), written through ${POD_NAMES[0]}, never reached ${POD_NAMES[$R]} at its new IP"
+  sleep 0.2
+done
+sleep "$(((2 * K8S_FAILURE_TIMEOUT_MS + 999) / 1000))"
+for ((i = 0; i < N_PODS; i++)); do
+  ((i == R)) && continue
+  answer="$(request GET "$i" /key-value-store-view)"
+  [[ ",$(json_field "${answer#* }" view)," == *",${POD_HOSTS[$R]}:$K8S_PORT,"* ]] ||
+    die "${POD_HOSTS[$R]} (new IP ${POD_IPS[$R]}) is not in ${POD_NAMES[$i]}'s view: $answer"
+done
+ip netns exec "$(ns_of "$R")" iptables -w 5 -D OUTPUT -p tcp --dport "$K8S_PORT" -j DROP
+log "${POD_NAMES[$R]} at ${POD_IPS[$R]}: ready, has its data, its write read on every pod; with its own calls cut, $key reached it and it stayed in every view for $((2 * K8S_FAILURE_TIMEOUT_MS)) ms"
 
 # ----------------------------------------------------------------------------------- stop
 for i in "${all[@]}"; do kill -TERM "${PIDS[$i]}"; done
@@ -420,7 +449,8 @@ log "SIGTERM: every pod exited 0 within ${K8S_TERMINATION_S}s"
 # readOnlyRootFilesystem: the pods ran as runAsUser, so anything they wrote outside their data
 # directory would be a file of that user in a world-writable place.
 if [[ -n "$K8S_READ_ONLY_ROOT" && -n "$K8S_RUN_AS_USER" ]]; then
-  stray="$(find /tmp /var/tmp /dev/shm -xdev -uid "$K8S_RUN_AS_USER" -not -path "$WORK/*" 2>/dev/null | head -5)"
+  # (find fails on files other processes delete under it: its status is not the answer)
+  stray="$({ find /tmp /var/tmp /dev/shm -xdev -uid "$K8S_RUN_AS_USER" -not -path "$WORK/*" 2>/dev/null || true; } | head -5)"
   [[ -z "$stray" ]] || die "readOnlyRootFilesystem, but the server wrote outside its data directory: $stray"
   log "readOnlyRootFilesystem: nothing written outside the data directories"
 fi
