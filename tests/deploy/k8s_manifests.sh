@@ -18,13 +18,17 @@
 #     503 before the node is ready (kvs-0 is started first while its peers are unreachable) and
 #     200 after, the liveness/startup path 200; waits until every pod is ready, then a contract
 #     check: PUT on one pod, GET with the causal-metadata on every other, shard-ids = SHARD_COUNT
-#     shards, view = every pod. Then a pod restart as Kubernetes does it: SIGTERM (exit 0 within
-#     terminationGracePeriodSeconds), a NEW IP for the same DNS name, start on the same data
-#     directory: it must come back ready with its data, reachable by the others under its name.
-#     Finally SIGTERM of every pod: each must exit 0 within terminationGracePeriodSeconds.
+#     shards, view = every pod, the Secret's admin token accepted. Then a pod restart as
+#     Kubernetes does it: SIGTERM (exit 0 within terminationGracePeriodSeconds), a NEW IP for the
+#     same DNS name, start on the same data directory: it must come back ready with its data and,
+#     with its own outgoing calls cut, be reached by its peers under its name (a write of its
+#     shard arrives, it stays in every view). Finally SIGTERM of every pod: each must exit 0
+#     within terminationGracePeriodSeconds; nothing written outside the data directories
+#     (readOnlyRootFilesystem) by the pods' user.
 #  4. tears everything down in an EXIT trap (processes, namespaces, bridge, iptables rule,
 #     /etc/netns/<ns>, temp dir) and checks that nothing is left.
 # Needs root (network namespaces), iproute2, iptables, curl, python3, setpriv (util-linux).
+# Takes ~10-20 s.
 # Usage: tests/deploy/k8s_manifests.sh [KVS_SERVER_BINARY]   (default build/app/kvs-server)
 # KVS_K8S_MANIFESTS=DIR checks another kustomization instead of deploy/k8s.
 # KVS_K8S_KEEP=1 keeps the temp dir (logs, rendered manifests) for a look after a failure.
