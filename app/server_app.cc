@@ -21,6 +21,7 @@
 #include "kvs/api/http_server.h"
 #include "kvs/api/metrics.h"
 #include "kvs/api/service.h"
+#include "kvs/auth/cluster_auth.h"
 #include "kvs/causal/hybrid_clock.h"
 #include "kvs/cluster/cluster_config.h"
 #include "kvs/cluster/cluster_state.h"
@@ -136,6 +137,7 @@ int ServerApp::main(const std::vector<std::string>&) {
                             "kvs.replication.batch_linger_us",
                             "kvs.net.connect_timeout_ms",
                             "kvs.net.call_timeout_ms",
+                            "kvs.cluster.auth_window_ms",
                             "kvs.storage.fsync_interval_ms",
                             "kvs.storage.snapshot_min_log_bytes",
                             "kvs.storage.snapshot_log_percent",
@@ -185,7 +187,7 @@ int ServerApp::main(const std::vector<std::string>&) {
        {"kvs.http.threads", "kvs.http.max_connections", "kvs.cluster.heartbeat_period_ms",
         "kvs.cluster.failure_timeout_ms", "kvs.replication.anti_entropy_period_ms",
         "kvs.replication.batch_max", "kvs.net.connect_timeout_ms", "kvs.net.call_timeout_ms",
-        "kvs.storage.fsync_interval_ms"}) {
+        "kvs.storage.fsync_interval_ms", "kvs.cluster.auth_window_ms"}) {
     if (counts.at(key) < 1) return StartupError(std::string(key) + " must be >= 1");
   }
   try {
@@ -251,7 +253,15 @@ int ServerApp::main(const std::vector<std::string>&) {
                                        ? cluster::InitialAssignment(plan.view, *plan.shard_count)
                                        : cluster::ClusterConfig{};
   cluster::ClusterState cluster_state(plan.self, plan.view, std::move(initial));
-  net::PeerClient peers(ms("kvs.net.connect_timeout_ms"));
+  // The secret and the token are read here and never logged, echoed or shown in /health.
+  auth::ClusterAuth cluster_auth(cfg.getString("kvs.cluster.secret"),
+                                 ms("kvs.cluster.auth_window_ms"));
+  const std::string admin_token = cfg.getString("kvs.admin.token");
+  log.information("node-to-node authentication: %s; admin token: %s",
+                  std::string(cluster_auth.enabled() ? "on (kvs.cluster.secret set)"
+                                                     : "off (kvs.cluster.secret empty)"),
+                  std::string(admin_token.empty() ? "off" : "required"));
+  net::PeerClient peers(ms("kvs.net.connect_timeout_ms"), 8, &cluster_auth);
   replication::ReplicationOptions replication_options;
   replication_options.dependency_wait = ms("kvs.replication.dependency_wait_ms");
   replication_options.bootstrap_timeout = ms("kvs.replication.bootstrap_timeout_ms");
@@ -315,7 +325,8 @@ int ServerApp::main(const std::vector<std::string>&) {
   limits.max_body_bytes = static_cast<size_t>(counts.at("kvs.limits.max_body_bytes"));
   limits.max_value_bytes = static_cast<size_t>(counts.at("kvs.limits.max_value_bytes"));
   api::Service service(store, cluster_state, detector, replicator, coordinator, reconfigurator,
-                       peers, metrics, limits, journal.get());
+                       peers, metrics, limits, journal.get(),
+                       api::Security{&cluster_auth, admin_token});
   if (journal->enabled()) service.SetRecovering(true);
 
   api::HttpOptions http;

@@ -708,8 +708,13 @@ void EventServer::Loop::Dispatch(Conn& c, const RequestHead& head, std::string_v
                             head.keep_alive && !(max_requests > 0 && c.served >= max_requests) &&
                                 !shared_.stopping.load(std::memory_order_relaxed),
                             head.minor_version == 0, head.method == "HEAD"};
-  const Request request{head.method, head.target, body,
-                        static_cast<int>(std::min<uint64_t>(head.hops, 1000)), head.epoch};
+  const Request request{head.method,
+                        head.target,
+                        body,
+                        static_cast<int>(std::min<uint64_t>(head.hops, 1000)),
+                        head.epoch,
+                        head.authorization,
+                        head.cluster_proof};
   if (std::optional<Response> now = service_.TryHandle(request)) {
     if (now->durable_lsn != 0) {
       HoldUntilDurable(c, std::move(*now), answering, head.method);

@@ -180,6 +180,10 @@ HeadStatus ParseRequestHead(std::string_view data, size_t max_head_bytes, Reques
       head.hops = HeaderNumber(value);
     } else if (EqualsIgnoreCase(name, "X-Kvs-Epoch")) {
       head.epoch = HeaderNumber(value);
+    } else if (EqualsIgnoreCase(name, "Authorization")) {
+      head.authorization = value;
+    } else if (EqualsIgnoreCase(name, "X-Kvs-Auth")) {
+      head.cluster_proof = value;
     }
   }
   // RFC 9112 §6.1: a request with both framings is a smuggling attempt or a broken client.
@@ -268,6 +272,8 @@ std::string_view ReasonPhrase(int status) {
       return "No Content";
     case 400:
       return "Bad Request";
+    case 401:
+      return "Unauthorized";
     case 404:
       return "Not Found";
     case 405:

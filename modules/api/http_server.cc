@@ -58,9 +58,11 @@ class Handler final : public Poco::Net::HTTPRequestHandler {
       // The rest of the body is unread: the connection cannot carry another request.
       response.setKeepAlive(false);
     } else {
-      answer = service_.Handle(Request{method, request.getURI(), body,
-                                       static_cast<int>(HeaderNumber(request, kHopsHeader)),
-                                       HeaderNumber(request, kEpochHeader)});
+      const std::string authorization = request.get("Authorization", "");
+      const std::string cluster_proof = request.get(auth::kAuthHeader, "");
+      answer = service_.Handle(Request{
+          method, request.getURI(), body, static_cast<int>(HeaderNumber(request, kHopsHeader)),
+          HeaderNumber(request, kEpochHeader), authorization, cluster_proof});
     }
     response.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(answer.status));
     response.setContentType(std::string(answer.content_type));

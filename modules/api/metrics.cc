@@ -51,6 +51,26 @@ std::string Metrics::Render(int64_t live_keys) const {
     out += kReasons[r];
     out += "\"} " + std::to_string(refused_[r].load(std::memory_order_relaxed)) + "\n";
   }
+  out +=
+      "# HELP kvs_auth_failures_total Requests refused with 401, by credential (cluster: the "
+      "node-to-node proof of kvs.cluster.secret on /internal/ paths; admin: kvs.admin.token) "
+      "and reason.\n"
+      "# TYPE kvs_auth_failures_total counter\n";
+  for (size_t f = 1; f < static_cast<size_t>(auth::kFailureKinds); ++f) {
+    out += "kvs_auth_failures_total{credential=\"cluster\",reason=\"";
+    out += auth::FailureName(static_cast<auth::Failure>(f));
+    out += "\"} " + std::to_string(auth_failures_[0][f].load(std::memory_order_relaxed)) + "\n";
+  }
+  constexpr std::array<std::pair<auth::Failure, std::string_view>, 2> kAdminReasons = {
+      {{auth::Failure::kMissing, "missing"}, {auth::Failure::kBadSignature, "wrong-token"}}};
+  for (const auto& [failure, name] : kAdminReasons) {
+    out += "kvs_auth_failures_total{credential=\"admin\",reason=\"";
+    out += name;
+    out += "\"} " +
+           std::to_string(
+               auth_failures_[1][static_cast<size_t>(failure)].load(std::memory_order_relaxed)) +
+           "\n";
+  }
   {
     std::lock_guard lock(gauge_mu_);
     if (open_connections_) {

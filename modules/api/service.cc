@@ -1,6 +1,7 @@
 #include "kvs/api/service.h"
 
 #include <Poco/Exception.h>
+#include <Poco/Logger.h>
 #include <Poco/URI.h>
 
 #include <charconv>
@@ -108,7 +109,8 @@ Response ErrorResponse(int status, std::string_view error, std::string_view meth
 Service::Service(store::Store& store, cluster::ClusterState& cluster,
                  cluster::FailureDetector& detector, replication::Replicator& replicator,
                  replication::Coordinator& coordinator, replication::Reconfigurator& reconfigurator,
-                 net::PeerClient& peers, Metrics& metrics, Limits limits, storage::Journal* journal)
+                 net::PeerClient& peers, Metrics& metrics, Limits limits, storage::Journal* journal,
+                 Security security)
     : store_(store),
       cluster_(cluster),
       detector_(detector),
@@ -118,7 +120,8 @@ Service::Service(store::Store& store, cluster::ClusterState& cluster,
       peers_(peers),
       metrics_(metrics),
       limits_(limits),
-      journal_(journal) {}
+      journal_(journal),
+      security_(std::move(security)) {}
 
 Response Service::RecoveringResponse(std::string_view method) {
   return ErrorResponse(503, "Node is recovering its data from disk; try again shortly", method);
@@ -164,9 +167,61 @@ std::optional<Response> Service::TryHandle(const Request& request) {
   return Run(request, /*may_block=*/false);
 }
 
+std::optional<Response> Service::CheckCredentials(const Request& request) {
+  const std::string_view path = request.target.substr(0, request.target.find('?'));
+  const std::string_view method = request.method;
+  std::string_view reason;
+  Response refusal;
+  if (path.starts_with("/internal/")) {
+    if (security_.cluster == nullptr || !security_.cluster->enabled()) return std::nullopt;
+    const auth::Failure failure = security_.cluster->Verify(
+        method, request.target, request.body, request.cluster_proof, auth::UnixMillis());
+    if (failure == auth::Failure::kNone) return std::nullopt;
+    metrics_.CountAuthFailure(AuthScope::kCluster, failure);
+    reason = auth::FailureName(failure);
+    refusal = ErrorResponse(
+        401,
+        "Node-to-node call without valid proof of the cluster secret (" + std::string(reason) + ")",
+        method);
+  } else {
+    if (security_.admin_token.empty()) return std::nullopt;
+    const bool admin = (path == kViewPath && (method == "PUT" || method == "DELETE")) ||
+                       (method == "PUT" && path.starts_with(kShardPrefix) &&
+                        (path.substr(kShardPrefix.size()).starts_with("add-member/") ||
+                         path.substr(kShardPrefix.size()) == "reshard"));
+    if (!admin || auth::BearerMatches(request.authorization, security_.admin_token)) {
+      return std::nullopt;
+    }
+    const auth::Failure failure =
+        request.authorization.empty() ? auth::Failure::kMissing : auth::Failure::kBadSignature;
+    metrics_.CountAuthFailure(AuthScope::kAdmin, failure);
+    reason = failure == auth::Failure::kMissing ? "missing" : "wrong token";
+    refusal = ErrorResponse(401, "Admin token required (" + std::string(reason) + ")", method);
+    refusal.header_name = "WWW-Authenticate";
+    refusal.header_value = "Bearer";
+  }
+  // Logged at most every 10 s (a flood of refusals, or a misconfigured peer's heartbeats, must
+  // not flood the log; kvs_auth_failures_total counts them all), never with the credential.
+  const int64_t now = auth::UnixMillis();
+  int64_t last = last_auth_log_ms_.load(std::memory_order_relaxed);
+  if (now - last >= 10000 && last_auth_log_ms_.compare_exchange_strong(last, now)) {
+    Poco::Logger::get("kvs.api").warning(
+        "refused %s %s: %s (401; kvs_auth_failures_total counts all)", std::string(method),
+        std::string(path), std::string(reason));
+  }
+  return refusal;
+}
+
 std::optional<Response> Service::Run(const Request& request, bool may_block) {
   Response response;
   try {
+    if (!request.authenticated) {
+      if (std::optional<Response> refusal = CheckCredentials(request)) {
+        metrics_.Count(request.method, refusal->status);
+        return refusal;
+      }
+      request.authenticated = true;
+    }
     response = Route(request, may_block);
   } catch (const Poco::Exception& e) {
     response = ErrorResponse(500, "Internal error: " + e.displayText(), request.method);

@@ -11,14 +11,17 @@
 #include <algorithm>
 #include <charconv>
 
+#include "kvs/auth/cluster_auth.h"
+
 namespace kvs::net {
 
 struct PeerClient::Session {
   Poco::Net::HTTPClientSession http;
 };
 
-PeerClient::PeerClient(std::chrono::milliseconds connect_timeout, size_t max_idle_per_peer)
-    : connect_timeout_(connect_timeout), max_idle_per_peer_(max_idle_per_peer) {}
+PeerClient::PeerClient(std::chrono::milliseconds connect_timeout, size_t max_idle_per_peer,
+                       const auth::ClusterAuth* auth)
+    : connect_timeout_(connect_timeout), max_idle_per_peer_(max_idle_per_peer), auth_(auth) {}
 
 PeerClient::~PeerClient() = default;
 
@@ -53,6 +56,21 @@ void PeerClient::Forget(const std::string& peer) {
   idle_.erase(peer);
 }
 
+void PeerClient::WarnRefused(const std::string& peer, const CallResult& result) {
+  // A peer with another secret (or with one while we have none) refuses every call: say so,
+  // at most every 10 s, since heartbeats alone would repeat it every second.
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  int64_t last = last_refusal_log_ms_.load(std::memory_order_relaxed);
+  if (last != 0 && now - last < 10000) return;
+  if (!last_refusal_log_ms_.compare_exchange_strong(last, now)) return;
+  Poco::Logger::get("kvs.net").warning(
+      "%s refused a node-to-node call (%s): do both nodes have the same kvs.cluster.secret "
+      "(and clocks within kvs.cluster.auth_window_ms)?",
+      peer, result.Describe());
+}
+
 CallResult PeerClient::Call(const std::string& peer, std::string_view method,
                             const std::string& path, std::string_view body,
                             std::chrono::milliseconds timeout, const Headers& headers) {
@@ -73,6 +91,9 @@ CallResult PeerClient::Call(const std::string& peer, std::string_view method,
       request.setContentType("application/json");
       request.setContentLength(static_cast<std::streamsize>(body.size()));
       for (const auto& [name, value] : headers) request.set(name, value);
+      if (auth_ != nullptr && auth_->enabled()) {
+        request.set(auth::kAuthHeader, auth_->Sign(method, path, body));
+      }
       std::ostream& out = session->http.sendRequest(request);
       out.write(body.data(), static_cast<std::streamsize>(body.size()));
       Poco::Net::HTTPResponse response;
@@ -94,6 +115,7 @@ CallResult PeerClient::Call(const std::string& peer, std::string_view method,
       }
       result.status = static_cast<int>(response.getStatus());
       result.error.clear();
+      if (result.status == 401 && path.starts_with("/internal/")) WarnRefused(peer, result);
       if (response.getKeepAlive()) Release(peer, std::move(session));
       return result;
     } catch (const Poco::Exception& e) {

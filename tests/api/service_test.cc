@@ -11,7 +11,8 @@ using cluster::Address;
 
 class ServiceTest : public ::testing::Test {
  protected:
-  ServiceTest()
+  ServiceTest() : ServiceTest(Security{}) {}
+  explicit ServiceTest(Security security)
       : cluster_(self_, {self_}, cluster::InitialAssignment({self_}, 1)),
         // Heartbeats and notices go nowhere: this service is tested without a network.
         detector_(cluster_,
@@ -23,7 +24,7 @@ class ServiceTest : public ::testing::Test {
         reconfigurator_(store_, clock_, cluster_, peers_, replicator_, coordinator_,
                         replication::ReconfigureOptions{}),
         service_(store_, cluster_, detector_, replicator_, coordinator_, reconfigurator_, peers_,
-                 metrics_, Limits{4096, 1024}) {
+                 metrics_, Limits{4096, 1024}, nullptr, std::move(security)) {
     replicator_.Bootstrap();
   }
 
@@ -250,6 +251,169 @@ TEST_F(ServiceTest, TryHandleLeavesWhatMayWaitUntouched) {
       service_.TryHandle(Request{"PUT", "/key-value-store/held", R"({"value":"v"})"});
   ASSERT_TRUE(after.has_value());
   EXPECT_EQ(after->status, 201);
+}
+
+}  // namespace
+}  // namespace kvs::api
+
+namespace kvs::api {
+namespace {
+
+// The same service with kvs.cluster.secret and kvs.admin.token set.
+class SecureServiceTest : public ServiceTest {
+ protected:
+  static auth::ClusterAuth& Auth() {
+    static auth::ClusterAuth auth("s3cret", std::chrono::milliseconds(30000));
+    return auth;
+  }
+  SecureServiceTest() : ServiceTest(Security{&Auth(), "tok-123"}) {}
+
+  Response Send(std::string_view method, std::string_view target, std::string_view body,
+                const std::string& proof, std::string_view authorization = "") {
+    Request request{method, target, body};
+    request.cluster_proof = proof;
+    request.authorization = authorization;
+    return service_.Handle(request);
+  }
+  // `reason` is what the 401's error names, e.g. "missing".
+  static void ExpectRefused(const Response& r, std::string_view method, std::string_view target,
+                            const std::string& reason) {
+    EXPECT_EQ(r.status, 401) << method << " " << target << ": " << r.body;
+    auto body = Body(r);
+    EXPECT_NE(body->getValue<std::string>("error").find("(" + reason + ")"), std::string::npos)
+        << r.body;
+    EXPECT_EQ(body->getValue<std::string>("message"), "Error in " + std::string(method));
+  }
+  uint64_t Failures(const std::string& credential, const std::string& reason) {
+    const std::string text = metrics_.Render(0);
+    const std::string line =
+        "kvs_auth_failures_total{credential=\"" + credential + "\",reason=\"" + reason + "\"} ";
+    const size_t at = text.find(line);
+    if (at == std::string::npos) return ~0ull;
+    return std::stoull(text.substr(at + line.size()));
+  }
+};
+
+// Every node-to-node endpoint, with a body it would accept or refuse with 400 (never 401 when
+// the proof is good).
+const std::vector<std::pair<std::string, std::string>> kInternal = {
+    {"POST", "/internal/replicate"},
+    {"POST", "/internal/sync"},
+    {"GET", "/internal/heartbeat?from=127.0.0.1:7001"},
+    {"POST", "/internal/view"},
+    {"GET", "/internal/config"},
+    {"POST", "/internal/config"},
+    {"POST", "/internal/reshard/stage"},
+    {"GET", "/internal/reshard/progress"},
+    {"POST", "/internal/catch-up"},
+    {"POST", "/internal/reshard/prepare"},
+    {"POST", "/internal/reshard/abort"},
+    {"POST", "/internal/reshard/finish"},
+    {"GET", "/internal/no-such-endpoint"},
+};
+
+TEST_F(SecureServiceTest, EveryInternalPathNeedsTheClusterSecret) {
+  auth::ClusterAuth wrong("not-the-secret", std::chrono::milliseconds(30000));
+  for (const auto& [method, target] : kInternal) {
+    const std::string body = method == "POST" ? "{}" : "";
+    ExpectRefused(Send(method, target, body, ""), method, target, "missing");
+    ExpectRefused(Send(method, target, body, wrong.Sign(method, target, body)), method, target,
+                  "bad-signature");
+    const Response good = Send(method, target, body, Auth().Sign(method, target, body));
+    EXPECT_NE(good.status, 401) << method << " " << target << ": " << good.body;
+  }
+  EXPECT_EQ(Failures("cluster", "missing"), kInternal.size());
+  EXPECT_EQ(Failures("cluster", "bad-signature"), kInternal.size());
+}
+
+TEST_F(SecureServiceTest, ForgedReplayedExpiredOrTruncatedNoticesApplyNothing) {
+  const std::string target = "/internal/view";
+  const std::string body = R"({"address":"127.0.0.1:7001","change":"up"})";
+  const Address newcomer{"127.0.0.1", 7001};
+  const int64_t now = auth::UnixMillis();
+  auth::ClusterAuth wrong("not-the-secret", std::chrono::milliseconds(30000));
+  // Forged (another secret), expired, signed for a longer body (truncated on the way), signed
+  // for another path, malformed: all refused, and the view is unchanged.
+  ExpectRefused(Send("POST", target, body, wrong.Sign("POST", target, body)), "POST", target,
+                "bad-signature");
+  ExpectRefused(
+      Send("POST", target, body,
+           Auth().SignAt("POST", target, body, now - 60000, "0123456789abcdef0123456789abcdef")),
+      "POST", target, "expired");
+  ExpectRefused(
+      Send("POST", target, body.substr(0, body.size() - 3), Auth().Sign("POST", target, body)),
+      "POST", target, "bad-signature");
+  ExpectRefused(Send("POST", target, body, Auth().Sign("POST", "/internal/config", body)), "POST",
+                target, "bad-signature");
+  ExpectRefused(Send("POST", target, body, "v1 ts=1 nonce=2 sig=3"), "POST", target, "malformed");
+  EXPECT_FALSE(cluster_.InView(newcomer));
+  // The genuine call applies once; the same bytes again are a replay, refused.
+  const std::string proof = Auth().Sign("POST", target, body);
+  ASSERT_EQ(Send("POST", target, body, proof).status, 200);
+  EXPECT_TRUE(cluster_.InView(newcomer));
+  const std::string down = R"({"address":"127.0.0.1:7001","change":"down"})";
+  const std::string down_proof = Auth().Sign("POST", target, down);
+  ASSERT_EQ(Send("POST", target, down, down_proof).status, 200);
+  EXPECT_FALSE(cluster_.InView(newcomer));
+  ExpectRefused(Send("POST", target, body, proof), "POST", target, "replayed");
+  EXPECT_FALSE(cluster_.InView(newcomer));
+  EXPECT_EQ(Failures("cluster", "replayed"), 1u);
+  EXPECT_EQ(Failures("cluster", "expired"), 1u);
+  EXPECT_EQ(Failures("cluster", "malformed"), 1u);
+}
+
+TEST_F(SecureServiceTest, TryHandleChecksOnceAndHandleDoesNotRecountTheNonce) {
+  // A signed call TryHandle leaves to a worker must not be refused as its own replay there.
+  const std::string target = "/internal/config";
+  Request request{"GET", target, ""};
+  const std::string proof = Auth().Sign("GET", target, "");
+  request.cluster_proof = proof;
+  ASSERT_FALSE(service_.TryHandle(request).has_value());  // node-to-node work runs on a worker
+  EXPECT_TRUE(request.authenticated);
+  EXPECT_EQ(service_.Handle(request).status, 200);
+  EXPECT_EQ(Failures("cluster", "replayed"), 0u);
+  Request unsigned_request{"GET", target, ""};
+  const std::optional<Response> refused = service_.TryHandle(unsigned_request);
+  ASSERT_TRUE(refused.has_value());  // a refusal never waits
+  EXPECT_EQ(refused->status, 401);
+}
+
+TEST_F(SecureServiceTest, AdminPathsNeedTheToken) {
+  const std::string view_body = R"({"socket-address":"127.0.0.1:7002"})";
+  const std::vector<std::tuple<std::string, std::string, std::string>> admin = {
+      {"PUT", "/key-value-store-view", view_body},
+      {"DELETE", "/key-value-store-view", view_body},
+      {"PUT", "/key-value-store-shard/add-member/0", R"({"socket-address":"127.0.0.1:7002"})"},
+      {"PUT", "/key-value-store-shard/reshard", R"({"shard-count":1})"},
+  };
+  for (const auto& [method, target, body] : admin) {
+    const Response missing = Send(method, target, body, "");
+    ExpectRefused(missing, method, target, "missing");
+    EXPECT_EQ(missing.header_name, "WWW-Authenticate");
+    ExpectRefused(Send(method, target, body, "", "Bearer tok-124"), method, target, "wrong token");
+    ExpectRefused(Send(method, target, body, "", "tok-123"), method, target, "wrong token");
+  }
+  EXPECT_FALSE(cluster_.InView(Address{"127.0.0.1", 7002}));
+  EXPECT_EQ(Failures("admin", "missing"), admin.size());
+  EXPECT_EQ(Failures("admin", "wrong-token"), 2 * admin.size());
+  // With the token they are served as the SPEC says.
+  EXPECT_EQ(Send("PUT", "/key-value-store-view", view_body, "", "Bearer tok-123").status, 201);
+  EXPECT_TRUE(cluster_.InView(Address{"127.0.0.1", 7002}));
+  EXPECT_EQ(Send("DELETE", "/key-value-store-view", view_body, "", "Bearer tok-123").status, 200);
+  // Reads and key-value requests need no token.
+  EXPECT_EQ(Call("GET", "/key-value-store-view").status, 200);
+  EXPECT_EQ(Call("GET", "/key-value-store-shard/shard-ids").status, 200);
+  EXPECT_EQ(Call("PUT", "/key-value-store/k", R"({"value":"v"})").status, 201);
+  EXPECT_EQ(Call("GET", "/health").status, 200);
+}
+
+TEST_F(SecureServiceTest, NeitherCredentialShowsInHealthOrMetrics) {
+  const std::string health = Call("GET", "/health").body;
+  const std::string metrics = Call("GET", "/metrics").body;
+  for (const char* secret : {"s3cret", "tok-123"}) {
+    EXPECT_EQ(health.find(secret), std::string::npos);
+    EXPECT_EQ(metrics.find(secret), std::string::npos);
+  }
 }
 
 }  // namespace

@@ -251,8 +251,12 @@ std::vector<std::string> NetnsCluster::addresses() const {
   if (node.start.with_shard_count) {
     env_strings.push_back("SHARD_COUNT=" + std::to_string(options_.shard_count));
   }
-  // A sanitizer build's settings (tests/run.sh: where reports go) reach the nodes too.
-  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"}) {
+  // A sanitizer build's settings (tests/run.sh: where reports go) reach the nodes too, as do
+  // the credentials of a secure run (extra_env below may replace them).
+  for (const auto& [name, value] : http_test::SecureSuiteEnv()) {
+    env_strings.push_back(name + "=" + value);
+  }
+  for (const char* name : http_test::kInheritedEnv) {
     if (const char* value = std::getenv(name))
       env_strings.push_back(std::string(name) + "=" + value);
   }

@@ -15,6 +15,7 @@
 #include "Poco/StreamCopier.h"
 #include "Poco/Timespan.h"
 #include "kvs/json/json_writer.h"
+#include "server_process.h"
 
 namespace kvs::http_test {
 namespace {
@@ -147,6 +148,11 @@ HttpResponse Exchange(Poco::Net::HTTPClientSession& session, std::string_view me
     Poco::Net::HTTPRequest request(std::string(method), std::string(target),
                                    Poco::Net::HTTPMessage::HTTP_1_1);
     request.setKeepAlive(session.getKeepAlive());
+    // The suites also run with kvs.admin.token set (tests/http/CMakeLists.txt: secure.*): the
+    // client then sends it, as an operator's client would.
+    if (const std::string token = SecureSuiteAdminToken(); !token.empty()) {
+      request.set("Authorization", "Bearer " + token);
+    }
     if (body) {
       request.setContentType("application/json");
       request.setContentLength(static_cast<std::streamsize>(body->size()));

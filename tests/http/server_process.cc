@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -95,6 +96,18 @@ void CopyProjectConfig(const std::filesystem::path& work_dir) {
 
 }  // namespace
 
+EnvList SecureSuiteEnv() {
+  const char* secure = std::getenv("KVS_TEST_SECURE");
+  if (secure == nullptr || std::string_view(secure) != "1") return {};
+  return {{"KVS_CLUSTER_SECRET", "secure-suite-secret-5b1f"},
+          {"KVS_ADMIN_TOKEN", SecureSuiteAdminToken()}};
+}
+
+std::string SecureSuiteAdminToken() {
+  const char* secure = std::getenv("KVS_TEST_SECURE");
+  return secure != nullptr && std::string_view(secure) == "1" ? "secure-suite-token-9c2e" : "";
+}
+
 uint16_t FreeLoopbackPort() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw std::runtime_error("socket failed");
@@ -134,9 +147,16 @@ std::unique_ptr<ServerProcess> ServerProcess::Spawn(const ServerCommand& command
     env_strings.push_back(std::string("KVS_HTTP_FRONTEND=") + frontend);
   }
   // A sanitizer build's settings (tests/run.sh: where reports go) reach the server too.
-  for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS"}) {
+  for (const char* name : kInheritedEnv) {
     if (const char* value = std::getenv(name))
       env_strings.push_back(std::string(name) + "=" + value);
+  }
+  // The credentials of a secure.* run, unless the test sets its own.
+  for (const auto& [name, value] : SecureSuiteEnv()) {
+    const bool overridden =
+        std::any_of(command.env.begin(), command.env.end(),
+                    [&name = name](const auto& entry) { return entry.first == name; });
+    if (!overridden) env_strings.push_back(name + "=" + value);
   }
   for (const auto& [name, value] : command.env) env_strings.push_back(name + "=" + value);
   std::vector<char*> argv;

@@ -28,6 +28,19 @@ struct ServerCommand {
   std::vector<std::string> args;
 };
 
+// Variables of the test's own environment that every server it starts inherits: the
+// sanitizers' settings (tests/run.sh: where reports go).
+inline constexpr const char* kInheritedEnv[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+                                                "TSAN_OPTIONS"};
+
+// With KVS_TEST_SECURE=1 in the test's environment (the secure.* runs of the suites), every
+// server gets these credentials (a test's own env entries of the same names win) and
+// HttpClient sends the admin token: the whole suite then runs as an operator with both on
+// would. Empty otherwise.
+EnvList SecureSuiteEnv();
+// The admin token of the secure runs, "" when KVS_TEST_SECURE is not set.
+std::string SecureSuiteAdminToken();
+
 // Returns a TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, then close).
 uint16_t FreeLoopbackPort();
 

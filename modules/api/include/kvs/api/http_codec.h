@@ -21,9 +21,11 @@ struct RequestHead {
   bool has_content_length = false;
   uint64_t content_length = 0;
   bool expect_continue = false;
-  uint64_t hops = 0;      // X-Kvs-Hops, 0 when absent or malformed
-  uint64_t epoch = 0;     // X-Kvs-Epoch, 0 when absent or malformed
-  size_t head_bytes = 0;  // bytes of the head, final empty line included
+  uint64_t hops = 0;               // X-Kvs-Hops, 0 when absent or malformed
+  uint64_t epoch = 0;              // X-Kvs-Epoch, 0 when absent or malformed
+  std::string_view authorization;  // Authorization, "" when absent
+  std::string_view cluster_proof;  // X-Kvs-Auth, "" when absent
+  size_t head_bytes = 0;           // bytes of the head, final empty line included
 };
 
 enum class HeadStatus {

@@ -11,7 +11,15 @@
 #include <string>
 #include <string_view>
 
+#include "kvs/auth/cluster_auth.h"
+
 namespace kvs::api {
+
+// Which credential a refused request lacked.
+enum class AuthScope {
+  kCluster,  // the node-to-node proof of the cluster secret (/internal/ paths)
+  kAdmin,    // the admin token (view changes, add-member, reshard)
+};
 
 // Why a new client connection was closed as soon as it was accepted.
 enum class ConnectionRefusal {
@@ -25,6 +33,12 @@ class Metrics {
   void Count(std::string_view method, int status);
   // An idle keep-alive connection closed to make room for a new one.
   void CountEvicted() { evicted_.fetch_add(1, std::memory_order_relaxed); }
+  // A request refused with 401: `failure` is kMissing or kBadSignature (a wrong token) for
+  // kAdmin, any reason for kCluster.
+  void CountAuthFailure(AuthScope scope, auth::Failure failure) {
+    auth_failures_[static_cast<size_t>(scope)][static_cast<size_t>(failure)].fetch_add(
+        1, std::memory_order_relaxed);
+  }
   void CountRefused(ConnectionRefusal reason) {
     refused_[static_cast<size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
   }
@@ -41,6 +55,7 @@ class Metrics {
   std::array<std::array<std::atomic<uint64_t>, kStatusClasses>, kMethods.size()> requests_{};
   std::atomic<uint64_t> evicted_{0};
   std::array<std::atomic<uint64_t>, 2> refused_{};  // by ConnectionRefusal
+  std::array<std::array<std::atomic<uint64_t>, auth::kFailureKinds>, 2> auth_failures_{};
   mutable std::mutex gauge_mu_;
   std::function<int64_t()> open_connections_;  // GUARDED_BY(gauge_mu_)
 };

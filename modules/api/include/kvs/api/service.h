@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "kvs/api/metrics.h"
+#include "kvs/auth/cluster_auth.h"
 #include "kvs/cluster/cluster_state.h"
 #include "kvs/cluster/failure_detector.h"
 #include "kvs/net/peer_client.h"
@@ -26,8 +27,21 @@ struct Request {
   std::string_view method;
   std::string_view target;  // path plus optional query, still URL-encoded
   std::string_view body;
-  int hops = 0;               // how many nodes forwarded it already (header X-Kvs-Hops)
-  uint64_t sender_epoch = 0;  // layout epoch of the node that forwarded it (X-Kvs-Epoch)
+  int hops = 0;                         // how many nodes forwarded it already (header X-Kvs-Hops)
+  uint64_t sender_epoch = 0;            // layout epoch of the node that forwarded it (X-Kvs-Epoch)
+  std::string_view authorization = {};  // the Authorization header (admin token), "" if absent
+  std::string_view cluster_proof = {};  // the X-Kvs-Auth header (node-to-node calls), "" if absent
+  // Set by TryHandle once it checked the request's credentials but left the request to
+  // Handle (which then does not check again: a signed call's nonce is accepted only once).
+  mutable bool authenticated = false;
+};
+
+// Who may do what (issue 12). Both off by default, as in the SPEC.
+struct Security {
+  // Node-to-node proof required on every /internal/ path when set and enabled; not owned.
+  auth::ClusterAuth* cluster = nullptr;
+  // When not empty: view PUT/DELETE, add-member and reshard need "Authorization: Bearer <it>".
+  std::string admin_token;
 };
 
 // Headers carrying Request::hops and Request::sender_epoch between nodes.
@@ -83,7 +97,7 @@ class Service {
   Service(store::Store& store, cluster::ClusterState& cluster, cluster::FailureDetector& detector,
           replication::Replicator& replicator, replication::Coordinator& coordinator,
           replication::Reconfigurator& reconfigurator, net::PeerClient& peers, Metrics& metrics,
-          Limits limits, storage::Journal* journal = nullptr);
+          Limits limits, storage::Journal* journal = nullptr, Security security = {});
 
   // Serves the request; may block (forwarding, dependency and barrier waits, node-to-node
   // work).
@@ -106,6 +120,9 @@ class Service {
 
  private:
   std::optional<Response> Run(const Request& request, bool may_block);
+  // The 401 answer when the request lacks a credential its path needs (node-to-node proof on
+  // /internal/, the admin token on view changes, add-member and reshard); nullopt otherwise.
+  std::optional<Response> CheckCredentials(const Request& request);
   Response Route(const Request& request, bool may_block);
   Response HandleKeyValue(const Request& request, std::string_view encoded_key, bool may_block);
   // Sends the request, unchanged, to a member of `shard` (live ones first, then the others)
@@ -138,7 +155,9 @@ class Service {
   Metrics& metrics_;
   const Limits limits_;
   storage::Journal* const journal_;
+  const Security security_;
   std::atomic<bool> recovering_{false};
+  std::atomic<int64_t> last_auth_log_ms_{0};  // refusals are logged at most every 10 s
 };
 
 }  // namespace kvs::api

@@ -3,7 +3,9 @@
 // Thread-safe: any thread may call Call() concurrently; each call uses its own connection.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -11,6 +13,10 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+namespace kvs::auth {
+class ClusterAuth;
+}
 
 namespace kvs::net {
 
@@ -30,8 +36,10 @@ struct CallResult {
 class PeerClient {
  public:
   // `connect_timeout` bounds connection set-up; each call's `timeout` bounds send and receive.
+  // With `auth` (not owned; must outlive the client) enabled, every call is signed with the
+  // cluster secret (header X-Kvs-Auth, a fresh signature per attempt).
   explicit PeerClient(std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(500),
-                      size_t max_idle_per_peer = 8);
+                      size_t max_idle_per_peer = 8, const auth::ClusterAuth* auth = nullptr);
   ~PeerClient();
   PeerClient(const PeerClient&) = delete;
   PeerClient& operator=(const PeerClient&) = delete;
@@ -50,9 +58,12 @@ class PeerClient {
   struct Session;
   std::unique_ptr<Session> Acquire(const std::string& peer);
   void Release(const std::string& peer, std::unique_ptr<Session> session);
+  void WarnRefused(const std::string& peer, const CallResult& result);
 
   const std::chrono::milliseconds connect_timeout_;
   const size_t max_idle_per_peer_;
+  const auth::ClusterAuth* const auth_;
+  std::atomic<int64_t> last_refusal_log_ms_{0};  // steady clock, for WarnRefused
   std::mutex mu_;
   std::map<std::string, std::vector<std::unique_ptr<Session>>> idle_;  // GUARDED_BY(mu_)
 };
