@@ -18,7 +18,10 @@
 #     503 before the node is ready (kvs-0 is started first while its peers are unreachable) and
 #     200 after, the liveness/startup path 200; waits until every pod is ready, then a contract
 #     check: PUT on one pod, GET with the causal-metadata on every other, shard-ids = SHARD_COUNT
-#     shards, view = every pod, the Secret's admin token accepted. Then a pod restart as
+#     shards, view = every pod, the Secret's admin token accepted; a view PUT without the token
+#     or with a wrong one and an unsigned /internal/ call answered 401 with the JSON error (the
+#     former with WWW-Authenticate: Bearer; the latter counted in kvs_auth_failures_total), so
+#     the Secret's KVS_CLUSTER_SECRET and KVS_ADMIN_TOKEN are enforced. Then a pod restart as
 #     Kubernetes does it: SIGTERM (exit 0 within terminationGracePeriodSeconds), a NEW IP for the
 #     same DNS name, start on the same data directory: it must come back ready with its data and,
 #     with its own outgoing calls cut, be reached by its peers under its name (a write of its
@@ -354,25 +357,55 @@ view="$(json_field "${answer#* }" view)"
 expected="$(for h in "${POD_HOSTS[@]}"; do echo "$h:$K8S_PORT"; done | sort | paste -sd,)"
 [[ "$(tr ',' '\n' <<<"$view" | sort | paste -sd,)" == "$expected" ]] || die "view: $view"
 log "shard-ids: $K8S_SHARD_COUNT shards; view: every pod by its DNS name"
-# The admin token from the Secret reaches the server: a view PUT of an address already in the
-# view, with it, is answered 404 "already exists" (changes nothing); without it, 401 once
-# kvs.admin.token is enforced (logged, not required).
-token=""
+# The credentials from the Secret reach the server. With the admin token, a view PUT of an
+# address already in the view is answered 404 "already exists" (changes nothing); without it,
+# 401 with the JSON error and WWW-Authenticate: Bearer. The nodes above talked to each other
+# with the Secret's KVS_CLUSTER_SECRET; an unsigned node-to-node call gets 401 with the JSON
+# error.
+secret="" token=""
 mapfile -d '' -t raw <"$WORK/pods/${POD_NAMES[0]}.env"
-for entry in "${raw[@]}"; do [[ "$entry" == KVS_ADMIN_TOKEN=* ]] && token="${entry#KVS_ADMIN_TOKEN=}"; done
+for entry in "${raw[@]}"; do
+  [[ "$entry" == KVS_ADMIN_TOKEN=* ]] && token="${entry#KVS_ADMIN_TOKEN=}"
+  [[ "$entry" == KVS_CLUSTER_SECRET=* ]] && secret="${entry#KVS_CLUSTER_SECRET=}"
+done
 [[ -n "$token" ]] || die "no KVS_ADMIN_TOKEN in ${POD_NAMES[0]}'s environment"
+[[ -n "$secret" ]] || die "no KVS_CLUSTER_SECRET in ${POD_NAMES[0]}'s environment"
+# exchange METHOD POD PATH [BODY [CURL-ARGS...]] -> CODE, BODY, HEADERS (of the answer)
+CODE="" BODY="" HEADERS=""
+exchange() {
+  local method="$1" pod="$2" path="$3" body="${4:-}" args=()
+  shift $(($# < 4 ? $# : 4))
+  [[ -n "$body" ]] && args+=(-H 'Content-Type: application/json' -d "$body")
+  rm -f "$WORK/answer.headers" "$WORK/answer.body"
+  CODE="$(curl -s --connect-timeout 1 --max-time 10 -X "$method" "${args[@]}" "$@" \
+    -D "$WORK/answer.headers" -o "$WORK/answer.body" -w '%{http_code}' \
+    "http://${POD_IPS[$pod]}:$K8S_PORT$path")" || true
+  BODY="$(cat "$WORK/answer.body" 2>/dev/null || true)"
+  HEADERS="$(tr -d '\r' <"$WORK/answer.headers" 2>/dev/null || true)"
+}
+# expect_401 WHAT EXPECTED-BODY: the last exchange was a 401 with exactly that JSON body.
+expect_401() {
+  [[ "$CODE" == 401 ]] || die "$1: $CODE $BODY, not 401"
+  grep -qix 'Content-Type: application/json' <<<"$HEADERS" || die "$1: 401 without Content-Type: application/json"
+  python3 -c 'import json, sys; json.loads(sys.argv[1])' "$BODY" 2>/dev/null || die "$1: 401 body is not JSON: $BODY"
+  [[ "$BODY" == "$2" ]] || die "$1: 401 body $BODY, expected $2"
+}
 view_put="{\"socket-address\":\"${POD_HOSTS[1]}:$K8S_PORT\"}"
-code="$(curl -s -o /dev/null -w '%{http_code}' --connect-timeout 1 --max-time 10 -X PUT \
-  -H 'Content-Type: application/json' -H "Authorization: Bearer $token" -d "$view_put" \
-  "http://${POD_IPS[2]}:$K8S_PORT/key-value-store-view")" || true
-[[ "$code" == 404 ]] || die "view PUT of a member with the Secret's admin token: $code, not 404 (already in the view)"
-code="$(curl -s -o /dev/null -w '%{http_code}' --connect-timeout 1 --max-time 10 -X PUT \
-  -H 'Content-Type: application/json' -d "$view_put" "http://${POD_IPS[2]}:$K8S_PORT/key-value-store-view")" || true
-log "admin token from the Secret accepted (404 already in view); without it: $code"
-# With the Secret's KVS_CLUSTER_SECRET the nodes above talked to each other; an unsigned
-# node-to-node call is answered 401 once kvs.cluster.secret is enforced (logged, not required).
-code="$(status_of 4 /internal/config)"
-log "unsigned GET /internal/config: $code"
+exchange PUT 2 /key-value-store-view "$view_put" -H "Authorization: Bearer $token"
+[[ "$CODE" == 404 ]] || die "view PUT of a member with the Secret's admin token: $CODE $BODY, not 404 (already in the view)"
+exchange PUT 2 /key-value-store-view "$view_put"
+expect_401 "view PUT without the admin token" '{"error":"Admin token required (missing)","message":"Error in PUT"}'
+grep -qix 'WWW-Authenticate: Bearer' <<<"$HEADERS" || die "view PUT without the admin token: 401 without WWW-Authenticate: Bearer"
+exchange PUT 2 /key-value-store-view "$view_put" -H "Authorization: Bearer not-$token"
+expect_401 "view PUT with a wrong admin token" '{"error":"Admin token required (wrong token)","message":"Error in PUT"}'
+log "admin token from the Secret accepted (404 already in view); without it or wrong: 401 JSON, WWW-Authenticate: Bearer"
+exchange GET 4 /internal/config
+expect_401 "unsigned GET /internal/config" \
+  '{"error":"Node-to-node call without valid proof of the cluster secret (missing)","message":"Error in GET"}'
+exchange GET 4 /metrics
+grep -qx 'kvs_auth_failures_total{credential="cluster",reason="missing"} [1-9][0-9]*' <<<"$BODY" ||
+  die "${POD_NAMES[4]}'s /metrics does not count the unsigned call: $(grep kvs_auth_failures_total <<<"$BODY" | tr '\n' ' ')"
+log "unsigned GET /internal/config: 401 JSON (missing), counted in kvs_auth_failures_total"
 
 # --------------------------------------------------------------- pod restart with a new IP
 # stop_pod I: SIGTERM, as the kubelet sends it; await_exit I: exit 0 within
