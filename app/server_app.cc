@@ -28,6 +28,7 @@
 #include "kvs/cluster/failure_detector.h"
 #include "kvs/json/json_writer.h"
 #include "kvs/net/peer_client.h"
+#include "kvs/net/tls.h"
 #include "kvs/replication/coordinator.h"
 #include "kvs/replication/reconfigurator.h"
 #include "kvs/replication/recovery.h"
@@ -261,7 +262,36 @@ int ServerApp::main(const std::vector<std::string>&) {
                   std::string(cluster_auth.enabled() ? "on (kvs.cluster.secret set)"
                                                      : "off (kvs.cluster.secret empty)"),
                   std::string(admin_token.empty() ? "off" : "required"));
-  net::PeerClient peers(ms("kvs.net.connect_timeout_ms"), 8, &cluster_auth);
+  std::unique_ptr<net::Tls> tls;
+  {
+    net::TlsOptions tls_options;
+    tls_options.cert = cfg.getString("kvs.tls.cert");
+    tls_options.key = cfg.getString("kvs.tls.key");
+    tls_options.ca = cfg.getString("kvs.tls.ca");
+    for (const auto& [key, flag] : {std::pair<const char*, bool*>{"kvs.tls.require_client_cert",
+                                                                  &tls_options.require_client_cert},
+                                    {"kvs.tls.verify_peer_name", &tls_options.verify_peer_name}}) {
+      const std::string text = cfg.getString(key);
+      if (text != "true" && text != "false") {
+        return StartupError(std::string(key) + " '" + text + "' must be true or false");
+      }
+      *flag = text == "true";
+    }
+    if (tls_options.enabled()) {
+      std::string error;
+      tls = net::Tls::Create(tls_options, error);
+      if (!tls) return StartupError(error);
+      log.information(
+          "TLS on: serving HTTPS with %s; client certificates %s; peers verified "
+          "against %s%s",
+          tls_options.cert,
+          std::string(tls_options.require_client_cert ? "required" : "not required"),
+          tls_options.ca, std::string(tls_options.verify_peer_name ? " and by name" : ""));
+    } else if (!tls_options.key.empty() || !tls_options.ca.empty()) {
+      return StartupError("kvs.tls.key and kvs.tls.ca need kvs.tls.cert (TLS is off without it)");
+    }
+  }
+  net::PeerClient peers(ms("kvs.net.connect_timeout_ms"), 8, &cluster_auth, tls.get());
   replication::ReplicationOptions replication_options;
   replication_options.dependency_wait = ms("kvs.replication.dependency_wait_ms");
   replication_options.bootstrap_timeout = ms("kvs.replication.bootstrap_timeout_ms");
@@ -338,6 +368,7 @@ int ServerApp::main(const std::vector<std::string>&) {
   http.receive_timeout = milliseconds(counts.at("kvs.http.receive_timeout_ms"));
   http.keepalive_timeout = milliseconds(counts.at("kvs.http.keepalive_timeout_ms"));
   http.max_keepalive_requests = static_cast<int>(counts.at("kvs.http.max_keepalive_requests"));
+  http.tls = tls.get();
   std::optional<api::HttpServer> poco_server;
   std::optional<api::EventServer> event_server;
   if (frontend == "poco") {
@@ -347,6 +378,7 @@ int ServerApp::main(const std::vector<std::string>&) {
     options.bind_host = http.bind_host;
     options.port = http.port;
     options.loops = static_cast<int>(counts.at("kvs.http.loops"));
+    options.tls = tls.get();
     options.workers = http.threads;
     options.backlog = http.backlog;
     options.max_connections = static_cast<int>(counts.at("kvs.http.max_connections"));

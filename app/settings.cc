@@ -135,6 +135,19 @@ const std::vector<Tunable>& Tunables() {
       {"kvs.admin.token", "",
        "when set, view PUT/DELETE, add-member and reshard require the header "
        "'Authorization: Bearer <token>' (401 otherwise); empty = no token needed (SPEC)"},
+      {"kvs.tls.cert", "",
+       "PEM certificate (chain) of this node: when set, the node serves HTTPS only (a plain-HTTP "
+       "request gets a 400 saying so) and calls its peers over TLS; empty = plain HTTP"},
+      {"kvs.tls.key", "", "PEM private key of kvs.tls.cert"},
+      {"kvs.tls.ca", "",
+       "PEM CA certificate(s) that peers' certificates (and clients' with "
+       "kvs.tls.require_client_cert) must chain to"},
+      {"kvs.tls.require_client_cert", "false",
+       "true: every client, peers included, must present a certificate signed by kvs.tls.ca "
+       "(mutual TLS); false: clients need none"},
+      {"kvs.tls.verify_peer_name", "true",
+       "true: a peer's certificate must name the host it is reached under (its address in the "
+       "view: DNS or IP subject alternative name); false: any certificate of kvs.tls.ca will do"},
       {"kvs.net.connect_timeout_ms", "500", "connect timeout of node-to-node calls"},
       {"kvs.net.call_timeout_ms", "2000", "send/receive timeout of node-to-node calls"},
       {"kvs.log.level", "information",

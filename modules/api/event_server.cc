@@ -6,6 +6,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -22,6 +24,7 @@
 
 #include "kvs/api/http_codec.h"
 #include "kvs/cluster/worker_pool.h"
+#include "kvs/net/tls.h"
 
 namespace kvs::api {
 namespace {
@@ -193,7 +196,15 @@ class EventServer::Loop {
     bool is_head = false;
   };
   struct Conn {
-    int fd = -1;       // -1 once closed (the object lives on until the event batch is over)
+    ~Conn() {
+      if (ssl != nullptr) SSL_free(ssl);
+    }
+    int fd = -1;  // -1 once closed (the object lives on until the event batch is over)
+    // With kvs.tls.*: kDetect until the first byte shows whether the client speaks TLS (a
+    // handshake record) or plain HTTP (refused with a plain 400 that says so); then `ssl`
+    // carries every byte in and out.
+    enum class Tls { kOff, kDetect, kOn } tls = Tls::kOff;
+    SSL* ssl = nullptr;
     size_t index = 0;  // position in conns_
     Shared::PeerKey peer;
     enum class State { kReading, kInFlight, kDraining } state = State::kReading;
@@ -252,6 +263,8 @@ class EventServer::Loop {
   void Fail(Conn& c, int status, std::string_view error, std::string_view method);
   enum class ReadResult { kData, kDrained, kEof, kError };
   ReadResult ReadSome(Conn& c);
+  // ReadSome on a TLS port: the first byte decides TLS or the plain-HTTP refusal.
+  ReadResult ReadTls(Conn& c, size_t space);
   // Sends buffered output; false when the connection was closed.
   bool Flush(Conn& c);
   void BeginLingeringClose(Conn& c);
@@ -529,6 +542,7 @@ void EventServer::Loop::AddConnection(const Accepted& accepted) {
   conn->index = conns_.size();
   conn->peer = accepted.peer;
   conn->last_progress = now_;
+  if (shared_.options.tls != nullptr) conn->tls = Conn::Tls::kDetect;
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = reinterpret_cast<uint64_t>(conn.get());
@@ -573,6 +587,7 @@ EventServer::Loop::ReadResult EventServer::Loop::ReadSome(Conn& c) {
     c.in_end = used;
   }
   const size_t space = c.in_cap - c.in_end;
+  if (c.tls != Conn::Tls::kOff) return ReadTls(c, space);
   while (true) {
     const ssize_t n = ::recv(c.fd, c.in.get() + c.in_end, space, 0);
     if (n > 0) {
@@ -585,6 +600,56 @@ EventServer::Loop::ReadResult EventServer::Loop::ReadSome(Conn& c) {
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return ReadResult::kDrained;
     return ReadResult::kError;
+  }
+}
+
+EventServer::Loop::ReadResult EventServer::Loop::ReadTls(Conn& c, size_t space) {
+  if (c.tls == Conn::Tls::kDetect) {
+    unsigned char first = 0;
+    ssize_t n;
+    do {
+      n = ::recv(c.fd, &first, 1, MSG_PEEK);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) return ReadResult::kEof;
+    if (n < 0) {
+      return errno == EAGAIN || errno == EWOULDBLOCK ? ReadResult::kDrained : ReadResult::kError;
+    }
+    if (first != 0x16) {  // not a TLS handshake record: most likely plain HTTP
+      c.tls = Conn::Tls::kOff;
+      Fail(c, 400, "This port serves HTTPS (TLS is on): use https://", "request");
+      return ReadResult::kData;
+    }
+    c.ssl = SSL_new(shared_.options.tls->server()->sslContext());
+    if (c.ssl == nullptr || SSL_set_fd(c.ssl, c.fd) != 1) return ReadResult::kError;
+    SSL_set_accept_state(c.ssl);
+    c.tls = Conn::Tls::kOn;
+  }
+  ERR_clear_error();
+  const int n =
+      SSL_read(c.ssl, c.in.get() + c.in_end, static_cast<int>(std::min<size_t>(space, 1u << 30)));
+  if (n > 0) {
+    c.in_end += static_cast<size_t>(n);
+    c.last_progress = now_;
+    // Never "drained" on a short read: OpenSSL returns one record at a time, and more may be
+    // buffered in it or in the socket without a new edge to come.
+    return ReadResult::kData;
+  }
+  switch (SSL_get_error(c.ssl, n)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:  // the handshake's answer waits for room: EPOLLOUT resumes it
+      return ReadResult::kDrained;
+    case SSL_ERROR_ZERO_RETURN:  // close_notify
+      return ReadResult::kEof;
+    default:
+      // A failed handshake (untrusted or missing client certificate, no common cipher, not TLS
+      // after all) or a connection cut without close_notify.
+      if (Log().debug()) {
+        char reason[256];
+        ERR_error_string_n(ERR_peek_last_error(), reason, sizeof reason);
+        Log().debug("TLS connection ended: %s", std::string(reason));
+      }
+      ERR_clear_error();
+      return ReadResult::kError;
   }
 }
 
@@ -759,6 +824,23 @@ void EventServer::Loop::Fail(Conn& c, int status, std::string_view error, std::s
 }
 
 bool EventServer::Loop::Flush(Conn& c) {
+  while (c.ssl != nullptr && c.out_sent < c.out.size()) {
+    ERR_clear_error();
+    const int n =
+        SSL_write(c.ssl, c.out.data() + c.out_sent,
+                  static_cast<int>(std::min<size_t>(c.out.size() - c.out_sent, 1u << 30)));
+    if (n > 0) {
+      c.out_sent += static_cast<size_t>(n);
+      c.last_progress = now_;
+      continue;
+    }
+    const int error = SSL_get_error(c.ssl, n);
+    ERR_clear_error();
+    // The same bytes are offered again on the next EPOLLOUT (or EPOLLIN, for WANT_READ).
+    if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) return true;
+    Close(c);
+    return false;
+  }
   while (c.out_sent < c.out.size()) {
     const ssize_t n =
         ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent, MSG_NOSIGNAL);
@@ -790,6 +872,11 @@ bool EventServer::Loop::Flush(Conn& c) {
 }
 
 void EventServer::Loop::BeginLingeringClose(Conn& c) {
+  if (c.ssl != nullptr) {
+    ERR_clear_error();
+    SSL_shutdown(c.ssl);  // close_notify, best effort: what the client sends after is discarded
+    ERR_clear_error();
+  }
   ::shutdown(c.fd, SHUT_WR);
   c.state = Conn::State::kDraining;
   c.drain_deadline = now_ + kLingerTime;

@@ -5,12 +5,15 @@
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
 
 #include <algorithm>
 #include <charconv>
 #include <istream>
 #include <thread>
+
+#include "kvs/net/tls.h"
 
 namespace kvs::api {
 namespace {
@@ -97,7 +100,11 @@ HttpServer::HttpServer(Service& service, const HttpOptions& options)
 HttpServer::~HttpServer() { Stop(std::chrono::milliseconds(0)); }
 
 void HttpServer::Start() {
-  Poco::Net::ServerSocket socket;
+  // With TLS, the handshake runs on the connection's thread; a plain-HTTP client's first bytes
+  // fail it and the connection closes without an answer (the epoll front end answers 400).
+  Poco::Net::ServerSocket socket = options_.tls != nullptr
+                                       ? Poco::Net::SecureServerSocket(options_.tls->server())
+                                       : Poco::Net::ServerSocket();
   socket.bind(Poco::Net::SocketAddress(options_.bind_host, options_.port), /*reuseAddress=*/true,
               /*reusePort=*/false);
   socket.listen(options_.backlog);

@@ -5,23 +5,29 @@
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/NetException.h>
+#include <Poco/Net/SSLException.h>
 #include <Poco/StreamCopier.h>
 
 #include <algorithm>
 #include <charconv>
 
 #include "kvs/auth/cluster_auth.h"
+#include "kvs/net/tls.h"
 
 namespace kvs::net {
 
 struct PeerClient::Session {
-  Poco::Net::HTTPClientSession http;
+  std::unique_ptr<Poco::Net::HTTPClientSession> http;
 };
 
 PeerClient::PeerClient(std::chrono::milliseconds connect_timeout, size_t max_idle_per_peer,
-                       const auth::ClusterAuth* auth)
-    : connect_timeout_(connect_timeout), max_idle_per_peer_(max_idle_per_peer), auth_(auth) {}
+                       const auth::ClusterAuth* auth, const Tls* tls)
+    : connect_timeout_(connect_timeout),
+      max_idle_per_peer_(max_idle_per_peer),
+      auth_(auth),
+      tls_(tls != nullptr && tls->options().enabled() ? tls : nullptr) {}
 
 PeerClient::~PeerClient() = default;
 
@@ -39,9 +45,16 @@ std::unique_ptr<PeerClient::Session> PeerClient::Acquire(const std::string& peer
   const size_t colon = peer.rfind(':');
   unsigned port = 0;
   std::from_chars(peer.data() + colon + 1, peer.data() + peer.size(), port);
-  session->http.setHost(peer.substr(0, colon));
-  session->http.setPort(static_cast<Poco::UInt16>(port));
-  session->http.setKeepAlive(true);
+  // Each new connection resolves the name again: a peer that came back under the same name
+  // with another address (a rescheduled pod) is reached at the new one.
+  if (tls_ != nullptr) {
+    session->http = std::make_unique<Poco::Net::HTTPSClientSession>(
+        peer.substr(0, colon), static_cast<Poco::UInt16>(port), tls_->client());
+  } else {
+    session->http = std::make_unique<Poco::Net::HTTPClientSession>(peer.substr(0, colon),
+                                                                   static_cast<Poco::UInt16>(port));
+  }
+  session->http->setKeepAlive(true);
   return session;
 }
 
@@ -65,6 +78,13 @@ void PeerClient::WarnRefused(const std::string& peer, const CallResult& result) 
   int64_t last = last_refusal_log_ms_.load(std::memory_order_relaxed);
   if (last != 0 && now - last < 10000) return;
   if (!last_refusal_log_ms_.compare_exchange_strong(last, now)) return;
+  if (result.status == 0) {
+    Poco::Logger::get("kvs.net").warning(
+        "TLS with %s failed (%s): do both nodes trust the same kvs.tls.ca, and does its "
+        "certificate name the address it is reached under (kvs.tls.verify_peer_name)?",
+        peer, result.error);
+    return;
+  }
   Poco::Logger::get("kvs.net").warning(
       "%s refused a node-to-node call (%s): do both nodes have the same kvs.cluster.secret "
       "(and clocks within kvs.cluster.auth_window_ms)?",
@@ -82,10 +102,10 @@ CallResult PeerClient::Call(const std::string& peer, std::string_view method,
   // A pooled connection may have been closed by the peer meanwhile: one retry on a fresh one.
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::unique_ptr<Session> session = Acquire(peer);
-    const bool reused = session->http.connected();
+    const bool reused = session->http->connected();
     try {
       const Poco::Timespan io(timeout.count() * 1000);
-      session->http.setTimeout(Poco::Timespan(connect_timeout_.count() * 1000), io, io);
+      session->http->setTimeout(Poco::Timespan(connect_timeout_.count() * 1000), io, io);
       Poco::Net::HTTPRequest request(std::string(method), path, Poco::Net::HTTPMessage::HTTP_1_1);
       request.setKeepAlive(true);
       request.setContentType("application/json");
@@ -94,10 +114,10 @@ CallResult PeerClient::Call(const std::string& peer, std::string_view method,
       if (auth_ != nullptr && auth_->enabled()) {
         request.set(auth::kAuthHeader, auth_->Sign(method, path, body));
       }
-      std::ostream& out = session->http.sendRequest(request);
+      std::ostream& out = session->http->sendRequest(request);
       out.write(body.data(), static_cast<std::streamsize>(body.size()));
       Poco::Net::HTTPResponse response;
-      std::istream& in = session->http.receiveResponse(response);
+      std::istream& in = session->http->receiveResponse(response);
       result.body.clear();
       if (response.hasContentLength() && response.getContentLength64() > 0) {
         // Read straight into a buffer of the announced size (a sync chunk is MiBs: growing a
@@ -118,6 +138,11 @@ CallResult PeerClient::Call(const std::string& peer, std::string_view method,
       if (result.status == 401 && path.starts_with("/internal/")) WarnRefused(peer, result);
       if (response.getKeepAlive()) Release(peer, std::move(session));
       return result;
+    } catch (const Poco::Net::SSLException& e) {
+      // Not a dead peer: a certificate that does not verify (another CA, another name) or a
+      // handshake the peer refused (it wants a client certificate). Said in the log.
+      result.error = "TLS: " + e.displayText();
+      WarnRefused(peer, result);
     } catch (const Poco::Exception& e) {
       result.error = e.displayText();
     } catch (const std::exception& e) {

@@ -2,6 +2,7 @@
 // every /internal/ path and every admin path refuses a missing and a wrong credential with a
 // JSON 401 (counted in /metrics), forged / replayed / expired / truncated / oversized node-to-node
 // messages apply nothing, and neither credential shows in /health, /metrics or the logs.
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -210,6 +211,17 @@ TEST(SecureSuiteTest, ServersOfASecureRunHaveBothCredentials) {
   EXPECT_EQ(
       RawExchange(server->port(), RawRequest("PUT", "/key-value-store-view", body, {})).status,
       401);
+  const char* mode = std::getenv("KVS_TEST_SECURE");
+  if (mode != nullptr && std::string(mode) == "tls") {
+    ASSERT_TRUE(ClientTlsOn());
+    // The server speaks only TLS: a plain-HTTP request (the harness' TLS off for a moment)
+    // gets no normal answer.
+    SetClientTls("");
+    const HttpResponse plain = SendRequest(server->port(), "GET", "/health");
+    SetClientTls(SecureSuiteCa());
+    EXPECT_NE(plain.status, 200) << Describe(plain);
+    EXPECT_EQ(SendRequest(server->port(), "GET", "/health").status, 200);
+  }
 }
 
 }  // namespace

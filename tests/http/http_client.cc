@@ -3,13 +3,17 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <mutex>
 #include <sstream>
 
 #include "Poco/Exception.h"
 #include "Poco/JSON/Parser.h"
 #include "Poco/Net/HTTPRequest.h"
 #include "Poco/Net/HTTPResponse.h"
+#include "Poco/Net/HTTPSClientSession.h"
 #include "Poco/Net/NetException.h"
+#include "Poco/Net/SSLManager.h"
+#include "Poco/Net/SecureStreamSocket.h"
 #include "Poco/Net/SocketAddress.h"
 #include "Poco/Net/StreamSocket.h"
 #include "Poco/StreamCopier.h"
@@ -136,9 +140,51 @@ std::string HttpResponse::Header(const std::string& lower_case_name) const {
   return it == headers.end() ? "" : it->second;
 }
 
-HttpClient::HttpClient(uint16_t port, milliseconds timeout) : session_("127.0.0.1", port) {
-  session_.setTimeout(ToTimespan(timeout), ToTimespan(timeout), ToTimespan(timeout));
-  session_.setKeepAlive(true);
+namespace {
+Poco::Net::Context::Ptr& ClientContext() {
+  static Poco::Net::Context::Ptr context;
+  return context;
+}
+}  // namespace
+
+void SetClientTls(const std::string& ca, const std::string& cert, const std::string& key,
+                  bool check_name) {
+  static std::once_flag init;
+  std::call_once(init, [] { Poco::Net::initializeSSL(); });
+  if (ca.empty()) {
+    ClientContext() = nullptr;
+    return;
+  }
+  Poco::Net::Context::Params params;
+  params.caLocation = ca;
+  params.certificateFile = cert;
+  params.privateKeyFile = key;
+  params.verificationMode = Poco::Net::Context::VERIFY_RELAXED;
+  params.loadDefaultCAs = false;
+  ClientContext() = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, params);
+  ClientContext()->enableExtendedCertificateVerification(check_name);
+}
+
+bool ClientTlsOn() {
+  SecureSuiteEnv();  // a secure suite with TLS sets the client up on first use
+  return !ClientContext().isNull();
+}
+
+Poco::Net::StreamSocket ConnectRaw(uint16_t port, milliseconds timeout) {
+  Poco::Net::StreamSocket socket;
+  if (ClientTlsOn()) socket = Poco::Net::SecureStreamSocket(ClientContext());
+  socket.connect(Poco::Net::SocketAddress("127.0.0.1", port), ToTimespan(timeout));
+  return socket;
+}
+
+HttpClient::HttpClient(uint16_t port, milliseconds timeout) {
+  if (ClientTlsOn()) {
+    session_ = std::make_unique<Poco::Net::HTTPSClientSession>("127.0.0.1", port, ClientContext());
+  } else {
+    session_ = std::make_unique<Poco::Net::HTTPClientSession>("127.0.0.1", port);
+  }
+  session_->setTimeout(ToTimespan(timeout), ToTimespan(timeout), ToTimespan(timeout));
+  session_->setKeepAlive(true);
 }
 
 HttpResponse Exchange(Poco::Net::HTTPClientSession& session, std::string_view method,
@@ -182,8 +228,8 @@ HttpResponse Exchange(Poco::Net::HTTPClientSession& session, std::string_view me
 
 HttpResponse HttpClient::Send(std::string_view method, std::string_view target,
                               const std::optional<std::string>& body) {
-  HttpResponse result = Exchange(session_, method, target, body);
-  if (!result.error.empty()) session_.reset();
+  HttpResponse result = Exchange(*session_, method, target, body);
+  if (!result.error.empty()) session_->reset();
   return result;
 }
 
@@ -197,7 +243,7 @@ HttpResponse RawExchange(uint16_t port, std::string_view bytes, milliseconds tim
   HttpResponse result;
   Poco::Net::StreamSocket socket;
   try {
-    socket.connect(Poco::Net::SocketAddress("127.0.0.1", port), ToTimespan(timeout));
+    socket = ConnectRaw(port, timeout);
     socket.setSendTimeout(ToTimespan(timeout));
     socket.setReceiveTimeout(ToTimespan(timeout));
   } catch (const Poco::Exception& e) {

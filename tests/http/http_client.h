@@ -7,12 +7,14 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "Poco/JSON/Object.h"
 #include "Poco/Net/HTTPClientSession.h"
+#include "Poco/Net/StreamSocket.h"
 #include "gtest/gtest.h"
 
 namespace kvs::http_test {
@@ -30,6 +32,19 @@ struct HttpResponse {
   std::string Header(const std::string& lower_case_name) const;
 };
 
+// TLS for every client of the harness (HttpClient, SendRequest, RawExchange): with a CA set,
+// they speak HTTPS and verify the server against it; with a certificate and key too, they
+// present it (mutual TLS). Not thread-safe: set it before any request (a test's SetUp, or the
+// secure-suite environment: SecureSuiteEnv() sets it). Empty `ca` turns TLS off again.
+// `check_name` false: any certificate of the CA is accepted, whatever host it names.
+void SetClientTls(const std::string& ca, const std::string& cert = "", const std::string& key = "",
+                  bool check_name = true);
+bool ClientTlsOn();
+
+// A connected socket to 127.0.0.1:`port` for raw tests: TLS when ClientTlsOn(). Throws
+// Poco::Exception when it cannot connect.
+Poco::Net::StreamSocket ConnectRaw(uint16_t port, std::chrono::milliseconds timeout = kIoTimeout);
+
 // A keep-alive connection to 127.0.0.1:`port`.
 class HttpClient {
  public:
@@ -41,7 +56,7 @@ class HttpClient {
                     const std::optional<std::string>& body = std::nullopt);
 
  private:
-  Poco::Net::HTTPClientSession session_;
+  std::unique_ptr<Poco::Net::HTTPClientSession> session_;
 };
 
 // Sends one request on `session` (keep-alive as the session says) and reads the whole answer.

@@ -144,16 +144,14 @@ TEST_F(RawHttpTest, RequestWithoutBodyFramingIsAnsweredPromptly) {
 
 TEST_F(RawHttpTest, ClientVanishingMidBodyDoesNotHurtServer) {
   {
-    Poco::Net::StreamSocket socket;
-    socket.connect(Poco::Net::SocketAddress("127.0.0.1", port()));
+    Poco::Net::StreamSocket socket = ConnectRaw(port());
     const std::string partial =
         RequestHead("PUT", "/key-value-store/vanish", "Content-Length: 100\r\n") + "{\"value\":";
     socket.sendBytes(partial.data(), static_cast<int>(partial.size()));
     socket.close();
   }
   {
-    Poco::Net::StreamSocket socket;
-    socket.connect(Poco::Net::SocketAddress("127.0.0.1", port()));
+    Poco::Net::StreamSocket socket = ConnectRaw(port());
     const std::string partial = "PUT /key-value-store/vanish HTTP/1.1\r\nHost: 12";
     socket.sendBytes(partial.data(), static_cast<int>(partial.size()));
     socket.close();
@@ -207,8 +205,7 @@ TEST_F(RawHttpTest, PipelinedRequestsAreAnsweredInOrder) {
                                RequestHead("GET", "/key-value-store/pipelined", "") +
                                RequestHead("DELETE", "/key-value-store/pipelined", "") +
                                RequestHead("GET", "/key-value-store/pipelined", "");
-  Poco::Net::StreamSocket socket;
-  socket.connect(Poco::Net::SocketAddress("127.0.0.1", port()));
+  Poco::Net::StreamSocket socket = ConnectRaw(port());
   socket.sendBytes(requests.data(), static_cast<int>(requests.size()));
   const std::vector<std::string> answers = ReadResponses(socket, 5, kPromptly);
   ASSERT_EQ(answers.size(), 5u) << ::testing::PrintToString(answers);
@@ -224,8 +221,7 @@ TEST_F(RawHttpTest, PipelinedRequestsAreAnsweredInOrder) {
 // A client that asks "Expect: 100-continue" waits for the interim answer before the body.
 TEST_F(RawHttpTest, ExpectContinueGetsInterimAnswerBeforeTheBody) {
   const std::string body = PutBody("continued");
-  Poco::Net::StreamSocket socket;
-  socket.connect(Poco::Net::SocketAddress("127.0.0.1", port()));
+  Poco::Net::StreamSocket socket = ConnectRaw(port());
   const std::string head =
       RequestHead("PUT", "/key-value-store/continued",
                   "Content-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: " +
@@ -243,8 +239,7 @@ TEST_F(RawHttpTest, ExpectContinueGetsInterimAnswerBeforeTheBody) {
 
 // HTTP/1.0 without keep-alive: answered, then the server closes the connection.
 TEST_F(RawHttpTest, Http10RequestIsAnsweredThenClosed) {
-  Poco::Net::StreamSocket socket;
-  socket.connect(Poco::Net::SocketAddress("127.0.0.1", port()));
+  Poco::Net::StreamSocket socket = ConnectRaw(port());
   const std::string request = "GET /health HTTP/1.0\r\n\r\n";
   socket.sendBytes(request.data(), static_cast<int>(request.size()));
   const std::vector<std::string> answers = ReadResponses(socket, 1, kPromptly);

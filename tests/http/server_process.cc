@@ -11,8 +11,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -96,16 +98,113 @@ void CopyProjectConfig(const std::filesystem::path& work_dir) {
 
 }  // namespace
 
+bool MakeTestPki(const std::filesystem::path& dir, TestPki* pki, std::string* error) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    *error = "mkdir " + dir.string() + ": " + ec.message();
+    return false;
+  }
+  const std::string d = dir.string();
+  // P-256 keys: fast to make. Quiet unless it fails (then the log is shown).
+  const std::string script =
+      "set -e; cd '" + d +
+      "'; exec >openssl.log 2>&1\n"
+      "key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out \"$1\"; }\n"
+      "ca() { key $1.key; openssl req -x509 -new -key $1.key -out $1.pem -days 2 "
+      "-subj \"/CN=$2\"; }\n"
+      "leaf() { key $1.key; openssl req -new -key $1.key -out $1.csr -subj \"/CN=$1\";"
+      " printf 'subjectAltName=%s\\nextendedKeyUsage=serverAuth,clientAuth\\n' \"$3\" >$1.ext;"
+      " openssl x509 -req -in $1.csr -CA $2.pem -CAkey $2.key -CAcreateserial -out $1.pem"
+      " -days 2 -extfile $1.ext; }\n"
+      "ca ca 'kvs test CA'; ca rogue-ca 'another CA'\n"
+      "leaf node ca 'IP:127.0.0.1,DNS:localhost'\n"
+      "leaf rogue rogue-ca 'IP:127.0.0.1,DNS:localhost'\n"
+      "leaf misnamed ca 'DNS:elsewhere.invalid'\n";
+  const std::filesystem::path script_path = dir / "make-pki.sh";
+  {
+    std::FILE* f = std::fopen(script_path.c_str(), "w");
+    if (f == nullptr) {
+      *error = "cannot write " + script_path.string();
+      return false;
+    }
+    std::fputs(script.c_str(), f);
+    std::fclose(f);
+  }
+  if (std::system(("bash '" + script_path.string() + "'").c_str()) != 0) {
+    std::string log;
+    if (std::FILE* f = std::fopen((dir / "openssl.log").c_str(), "r")) {
+      char buffer[4096];
+      const size_t n = std::fread(buffer, 1, sizeof buffer, f);
+      log.assign(buffer, n);
+      std::fclose(f);
+    }
+    *error = "openssl could not make the test PKI in " + d + ": " + log;
+    return false;
+  }
+  auto path = [&](const char* name) { return (dir / name).string(); };
+  *pki = TestPki{path("ca.pem"),    path("node.pem"),  path("node.key"),     path("rogue-ca.pem"),
+                 path("rogue.pem"), path("rogue.key"), path("misnamed.pem"), path("misnamed.key")};
+  return true;
+}
+
+namespace {
+
+// The secure suite's PKI: made once per test process, removed at its exit.
+struct SuitePki {
+  SuitePki() {
+    char dir_template[] = "/tmp/kvs-test-pki-XXXXXX";
+    if (::mkdtemp(dir_template) == nullptr) {
+      error = "mkdtemp failed";
+      return;
+    }
+    dir = dir_template;
+    if (MakeTestPki(dir, &pki, &error)) SetClientTls(pki.ca);
+  }
+  ~SuitePki() {
+    std::error_code ec;
+    if (!dir.empty()) std::filesystem::remove_all(dir, ec);
+  }
+  std::filesystem::path dir;
+  TestPki pki;
+  std::string error;
+};
+
+// KVS_TEST_SECURE: "1" = secret and token, "tls" = and TLS; anything else = off.
+std::string_view SecureMode() {
+  const char* value = std::getenv("KVS_TEST_SECURE");
+  const std::string_view mode = value == nullptr ? "" : value;
+  return mode == "1" || mode == "tls" ? mode : "";
+}
+
+}  // namespace
+
+std::string SecureSuiteCa() {
+  for (const auto& [name, value] : SecureSuiteEnv()) {
+    if (name == "KVS_TLS_CA") return value;
+  }
+  return "";
+}
+
 EnvList SecureSuiteEnv() {
-  const char* secure = std::getenv("KVS_TEST_SECURE");
-  if (secure == nullptr || std::string_view(secure) != "1") return {};
-  return {{"KVS_CLUSTER_SECRET", "secure-suite-secret-5b1f"},
-          {"KVS_ADMIN_TOKEN", SecureSuiteAdminToken()}};
+  if (SecureMode().empty()) return {};
+  EnvList env = {{"KVS_CLUSTER_SECRET", "secure-suite-secret-5b1f"},
+                 {"KVS_ADMIN_TOKEN", SecureSuiteAdminToken()}};
+  if (SecureMode() == "tls") {
+    static SuitePki suite;
+    if (!suite.error.empty()) {
+      ADD_FAILURE() << "secure suite with TLS: " << suite.error;
+      return env;
+    }
+    env.push_back({"KVS_TLS_CERT", suite.pki.cert});
+    env.push_back({"KVS_TLS_KEY", suite.pki.key});
+    env.push_back({"KVS_TLS_CA", suite.pki.ca});
+  }
+  return env;
 }
 
 std::string SecureSuiteAdminToken() {
-  const char* secure = std::getenv("KVS_TEST_SECURE");
-  return secure != nullptr && std::string_view(secure) == "1" ? "secure-suite-token-9c2e" : "";
+  return SecureMode().empty() ? "" : "secure-suite-token-9c2e";
 }
 
 uint16_t FreeLoopbackPort() {

@@ -33,11 +33,26 @@ struct ServerCommand {
 inline constexpr const char* kInheritedEnv[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
                                                 "TSAN_OPTIONS"};
 
-// With KVS_TEST_SECURE=1 in the test's environment (the secure.* runs of the suites), every
-// server gets these credentials (a test's own env entries of the same names win) and
+// A throwaway PKI made at run time with the openssl command line: a CA, a certificate for
+// 127.0.0.1 / localhost signed by it (server and client use), a certificate of another CA
+// (rogue), and one of the right CA that names another host only (misnamed). PEM paths.
+struct TestPki {
+  std::string ca, cert, key;
+  std::string rogue_ca, rogue_cert, rogue_key;
+  std::string misnamed_cert, misnamed_key;
+};
+// Writes it under `dir` (created); false with `error` set when openssl failed.
+bool MakeTestPki(const std::filesystem::path& dir, TestPki* pki, std::string* error);
+
+// With KVS_TEST_SECURE=1 (or =tls) in the test's environment (the secure.* runs of the suites),
+// every server gets these credentials (a test's own env entries of the same names win) and
 // HttpClient sends the admin token: the whole suite then runs as an operator with both on
-// would. Empty otherwise.
+// would. Empty otherwise. With KVS_TEST_SECURE=tls, the servers also serve HTTPS only
+// with a PKI made once per test process (MakeTestPki), talk to each other over TLS, and every
+// client of the harness speaks HTTPS (SetClientTls).
 EnvList SecureSuiteEnv();
+// The CA of the KVS_TEST_SECURE=tls runs ("" otherwise).
+std::string SecureSuiteCa();
 // The admin token of the secure runs, "" when KVS_TEST_SECURE is not set.
 std::string SecureSuiteAdminToken();
 

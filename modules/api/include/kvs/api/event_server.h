@@ -22,6 +22,10 @@
 #include "kvs/api/metrics.h"
 #include "kvs/api/service.h"
 
+namespace kvs::net {
+class Tls;
+}
+
 namespace kvs::api {
 
 struct EventServerOptions {
@@ -37,6 +41,9 @@ struct EventServerOptions {
   std::chrono::milliseconds keepalive_timeout{5000};  // idle connections close after this
   int max_keepalive_requests = 0;                     // 0: unlimited
   Metrics* metrics = nullptr;  // connection counters and the open-connections gauge, if set
+  // HTTPS instead of HTTP when set (kvs.tls.*; not owned). A plain-HTTP request gets a plain
+  // 400 that says so, then the connection closes.
+  const net::Tls* tls = nullptr;
 };
 
 class EventServer {

@@ -12,6 +12,10 @@
 
 #include "kvs/api/service.h"
 
+namespace kvs::net {
+class Tls;
+}
+
 namespace kvs::api {
 
 struct HttpOptions {
@@ -23,6 +27,7 @@ struct HttpOptions {
   std::chrono::milliseconds receive_timeout{10000};
   std::chrono::milliseconds keepalive_timeout{5000};
   int max_keepalive_requests = 0;  // 0: unlimited
+  const net::Tls* tls = nullptr;   // HTTPS when set (not owned)
 };
 
 class HttpServer {

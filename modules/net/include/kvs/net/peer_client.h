@@ -20,6 +20,8 @@ class ClusterAuth;
 
 namespace kvs::net {
 
+class Tls;
+
 struct CallResult {
   int status = 0;  // 0 when no HTTP answer came (see error)
   std::string body;
@@ -37,9 +39,11 @@ class PeerClient {
  public:
   // `connect_timeout` bounds connection set-up; each call's `timeout` bounds send and receive.
   // With `auth` (not owned; must outlive the client) enabled, every call is signed with the
-  // cluster secret (header X-Kvs-Auth, a fresh signature per attempt).
+  // cluster secret (header X-Kvs-Auth, a fresh signature per attempt). With `tls` (not owned)
+  // enabled, calls go over TLS (peers verified against its CA, its certificate presented).
   explicit PeerClient(std::chrono::milliseconds connect_timeout = std::chrono::milliseconds(500),
-                      size_t max_idle_per_peer = 8, const auth::ClusterAuth* auth = nullptr);
+                      size_t max_idle_per_peer = 8, const auth::ClusterAuth* auth = nullptr,
+                      const Tls* tls = nullptr);
   ~PeerClient();
   PeerClient(const PeerClient&) = delete;
   PeerClient& operator=(const PeerClient&) = delete;
@@ -58,11 +62,13 @@ class PeerClient {
   struct Session;
   std::unique_ptr<Session> Acquire(const std::string& peer);
   void Release(const std::string& peer, std::unique_ptr<Session> session);
+  // Logs (at most every 10 s) a call the peer refused (401) or a failed TLS handshake.
   void WarnRefused(const std::string& peer, const CallResult& result);
 
   const std::chrono::milliseconds connect_timeout_;
   const size_t max_idle_per_peer_;
   const auth::ClusterAuth* const auth_;
+  const Tls* const tls_;                         // null: plain HTTP
   std::atomic<int64_t> last_refusal_log_ms_{0};  // steady clock, for WarnRefused
   std::mutex mu_;
   std::map<std::string, std::vector<std::unique_ptr<Session>>> idle_;  // GUARDED_BY(mu_)
