@@ -55,10 +55,12 @@ std::optional<int64_t> IntegerMember(const Poco::JSON::Object::Ptr& object,
 
 HttpResponse Send(const Endpoint& endpoint, std::string_view method, std::string_view target,
                   const std::optional<std::string>& body, milliseconds timeout) {
-  Poco::Net::HTTPClientSession session(endpoint.host, endpoint.port);
-  session.setTimeout(ToTimespan(timeout), ToTimespan(timeout), ToTimespan(timeout));
-  session.setKeepAlive(false);
-  return http_test::Exchange(session, method, target, body);
+  // HTTPS in a KVS_TEST_SECURE=tls run.
+  const std::unique_ptr<Poco::Net::HTTPClientSession> session =
+      http_test::MakeSession(endpoint.host, endpoint.port);
+  session->setTimeout(ToTimespan(timeout), ToTimespan(timeout), ToTimespan(timeout));
+  session->setKeepAlive(false);
+  return http_test::Exchange(*session, method, target, body);
 }
 
 HttpResponse PutKey(const Endpoint& endpoint, std::string_view key, std::string_view value,

@@ -218,7 +218,7 @@ TEST(SecureSuiteTest, ServersOfASecureRunHaveBothCredentials) {
     // gets no normal answer.
     SetClientTls("");
     const HttpResponse plain = SendRequest(server->port(), "GET", "/health");
-    SetClientTls(SecureSuiteCa());
+    SetClientTls(SecureSuiteCa(), "", "", /*check_name=*/false);
     EXPECT_NE(plain.status, 200) << Describe(plain);
     EXPECT_EQ(SendRequest(server->port(), "GET", "/health").status, 200);
   }

@@ -177,12 +177,16 @@ Poco::Net::StreamSocket ConnectRaw(uint16_t port, milliseconds timeout) {
   return socket;
 }
 
-HttpClient::HttpClient(uint16_t port, milliseconds timeout) {
+std::unique_ptr<Poco::Net::HTTPClientSession> MakeSession(const std::string& host,
+                                                          uint16_t port) {
   if (ClientTlsOn()) {
-    session_ = std::make_unique<Poco::Net::HTTPSClientSession>("127.0.0.1", port, ClientContext());
-  } else {
-    session_ = std::make_unique<Poco::Net::HTTPClientSession>("127.0.0.1", port);
+    return std::make_unique<Poco::Net::HTTPSClientSession>(host, port, ClientContext());
   }
+  return std::make_unique<Poco::Net::HTTPClientSession>(host, port);
+}
+
+HttpClient::HttpClient(uint16_t port, milliseconds timeout) {
+  session_ = MakeSession("127.0.0.1", port);
   session_->setTimeout(ToTimespan(timeout), ToTimespan(timeout), ToTimespan(timeout));
   session_->setKeepAlive(true);
 }

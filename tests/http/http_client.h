@@ -45,6 +45,9 @@ bool ClientTlsOn();
 // Poco::Exception when it cannot connect.
 Poco::Net::StreamSocket ConnectRaw(uint16_t port, std::chrono::milliseconds timeout = kIoTimeout);
 
+// A session to host:port: HTTPS when ClientTlsOn().
+std::unique_ptr<Poco::Net::HTTPClientSession> MakeSession(const std::string& host, uint16_t port);
+
 // A keep-alive connection to 127.0.0.1:`port`.
 class HttpClient {
  public:

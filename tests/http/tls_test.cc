@@ -52,7 +52,7 @@ class TlsTest : public ::testing::Test {
     SecureSuiteEnv();  // a secure run's own client set-up happens first, then this test's
     SetClientTls(pki_.ca);
   }
-  void TearDown() override { SetClientTls(SecureSuiteCa()); }
+  void TearDown() override { SetClientTls(SecureSuiteCa(), "", "", /*check_name=*/false); }
 
   static EnvList TlsEnv(const std::string& cert, const std::string& key, EnvList extra = {}) {
     EnvList env = {{"KVS_TLS_CERT", cert}, {"KVS_TLS_KEY", key}, {"KVS_TLS_CA", pki_.ca}};
