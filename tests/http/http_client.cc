@@ -177,8 +177,7 @@ Poco::Net::StreamSocket ConnectRaw(uint16_t port, milliseconds timeout) {
   return socket;
 }
 
-std::unique_ptr<Poco::Net::HTTPClientSession> MakeSession(const std::string& host,
-                                                          uint16_t port) {
+std::unique_ptr<Poco::Net::HTTPClientSession> MakeSession(const std::string& host, uint16_t port) {
   if (ClientTlsOn()) {
     return std::make_unique<Poco::Net::HTTPSClientSession>(host, port, ClientContext());
   }
