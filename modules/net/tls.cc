@@ -62,6 +62,10 @@ std::unique_ptr<Tls> Tls::Create(const TlsOptions& options, std::string& error) 
     tls->server_ = MakeContext(Poco::Net::Context::TLS_SERVER_USE, options,
                                options.require_client_cert ? Poco::Net::Context::VERIFY_STRICT
                                                            : Poco::Net::Context::VERIFY_NONE);
+    // A client that sent its requests and closed without close_notify (as many HTTP clients
+    // do) still gets its answers, as on plain HTTP: HTTP's own framing (Content-Length,
+    // chunked) tells a cut request from a whole one.
+    SSL_CTX_set_options(tls->server_->sslContext(), SSL_OP_IGNORE_UNEXPECTED_EOF);
     // VERIFY_STRICT on a client means VERIFY_RELAXED, except that POCO then checks the name of
     // a peer on a loopback address too (it skips that for RELAXED).
     tls->client_ = MakeContext(Poco::Net::Context::TLS_CLIENT_USE, options,

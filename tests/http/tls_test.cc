@@ -146,7 +146,10 @@ TEST_F(TlsTest, NodesReplicateOverMutualTls) {
       TlsEnv(pki_.cert, pki_.key,
              {{"KVS_TLS_REQUIRE_CLIENT_CERT", "true"}, {"KVS_CLUSTER_SECRET", "tls-test-secret"}});
   SetClientTls(pki_.ca, pki_.cert, pki_.key);
-  auto [a, b] = StartPair(env, env);
+  auto nodes1 = StartPair(env, env);
+  // (Named references: clang 14 cannot capture a structured binding.)
+  std::unique_ptr<ServerProcess>& a = nodes1.first;
+  std::unique_ptr<ServerProcess>& b = nodes1.second;
   ASSERT_TRUE(a && b);
   const HttpResponse put = SendRequest(a->port(), "PUT", "/key-value-store/shared", PutBody("x"));
   ASSERT_EQ(put.status, 201) << Describe(put);
@@ -186,7 +189,9 @@ TEST_F(TlsTest, APeerWithAnotherCasCertificateIsNotAdmitted) {
                    {"KVS_TLS_KEY", pki_.rogue_key},
                    {"KVS_TLS_CA", pki_.rogue_ca}};
   SetClientTls(both_cas_, "", "", /*check_name=*/false);
-  auto [a, b] = StartPair(good, rogue);
+  auto nodes2 = StartPair(good, rogue);
+  std::unique_ptr<ServerProcess>& a = nodes2.first;
+  std::unique_ptr<ServerProcess>& b = nodes2.second;
   ASSERT_TRUE(a && b);
   ExpectNotAdmitted(*a, *b);
 }
@@ -197,14 +202,18 @@ TEST_F(TlsTest, APeerWhoseCertificateNamesAnotherHostIsNotReachedUnlessNamesAreN
   SetClientTls(pki_.ca, "", "", /*check_name=*/false);
   {
     // (b still reaches a, whose certificate is right: a's calls to b are what fail.)
-    auto [a, b] = StartPair(good, misnamed);
+    auto nodes3 = StartPair(good, misnamed);
+    std::unique_ptr<ServerProcess>& a = nodes3.first;
+    std::unique_ptr<ServerProcess>& b = nodes3.second;
     ASSERT_TRUE(a && b);
     EXPECT_TRUE(LogsTlsFailureWith(*a, *b, milliseconds(10000))) << a->Stderr() << a->Stdout();
   }
   // With kvs.tls.verify_peer_name=false any certificate of the CA will do.
   const EnvList lax = TlsEnv(pki_.cert, pki_.key, {{"KVS_TLS_VERIFY_PEER_NAME", "false"}});
-  auto [a, b] = StartPair(
+  auto nodes4 = StartPair(
       lax, TlsEnv(pki_.misnamed_cert, pki_.misnamed_key, {{"KVS_TLS_VERIFY_PEER_NAME", "false"}}));
+  std::unique_ptr<ServerProcess>& a = nodes4.first;
+  std::unique_ptr<ServerProcess>& b = nodes4.second;
   ASSERT_TRUE(a && b);
   const HttpResponse put = SendRequest(a->port(), "PUT", "/key-value-store/lax", PutBody("y"));
   ASSERT_EQ(put.status, 201) << Describe(put);
