@@ -142,7 +142,9 @@ CallResult PeerClient::Call(const std::string& peer, std::string_view method,
       // Not a dead peer: a certificate that does not verify (another CA, another name) or a
       // handshake the peer refused (it wants a client certificate). Said in the log.
       result.error = "TLS: " + e.displayText();
-      WarnRefused(peer, result);
+      // On a pooled connection this is most often the peer having closed it while idle (an
+      // EOF without close_notify): the retry below says whether TLS itself fails.
+      if (!reused) WarnRefused(peer, result);
     } catch (const Poco::Exception& e) {
       result.error = e.displayText();
     } catch (const std::exception& e) {

@@ -230,6 +230,25 @@ TEST_F(TlsTest, APeerWhoseCertificateNamesAnotherHostIsNotReachedUnlessNamesAreN
   EXPECT_FALSE(LogsTlsFailureWith(*a, *b, milliseconds(0))) << a->Stderr() << a->Stdout();
 }
 
+TEST_F(TlsTest, APeerClosingAnIdleConnectionIsNotReportedAsATlsFailure) {
+  // Idle keep-alive connections close after 300 ms, heartbeats come every second: every call
+  // a node makes finds its pooled connection closed by the peer (an EOF without close_notify,
+  // which OpenSSL reports as an error), and retries on a fresh one. That is no TLS problem.
+  const EnvList env = TlsEnv(pki_.cert, pki_.key, {{"KVS_HTTP_KEEPALIVE_TIMEOUT_MS", "300"}});
+  auto nodes = StartPair(env, env);
+  std::unique_ptr<ServerProcess>& a = nodes.first;
+  std::unique_ptr<ServerProcess>& b = nodes.second;
+  ASSERT_TRUE(a && b);
+  const auto logs = [&] { return a->Stderr() + a->Stdout(); };
+  ASSERT_TRUE(static_cast<bool>(cluster_test::Eventually(
+      [&] { return logs().find("failed on a reused connection") != std::string::npos; },
+      milliseconds(15000))))
+      << "the scenario did not happen:\n"
+      << logs();
+  EXPECT_EQ(logs().find("TLS with"), std::string::npos) << logs();
+  EXPECT_EQ(SendRequest(a->port(), "GET", "/key-value-store-view").status, 200);
+}
+
 TEST_F(TlsTest, BadSettingsStopTheStartWithOneLine) {
   const std::string missing = (dir_ / "missing.pem").string();
   const std::vector<std::pair<EnvList, std::string>> cases = {
