@@ -38,7 +38,7 @@ bool Target(int argc, char** argv, std::string* ip, int* port) {
   } else {
     const char* bind = std::getenv("KVS_HTTP_BIND");
     *ip = (bind != nullptr && *bind != '\0' && std::strcmp(bind, "0.0.0.0") != 0) ? bind
-                                                                                 : "127.0.0.1";
+                                                                                  : "127.0.0.1";
     const char* self = std::getenv("SOCKET_ADDRESS");
     std::string s = self != nullptr ? self : "";
     const size_t colon = s.rfind(':');
@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, ip.c_str(), &addr.sin_addr) != 1) return Fail("not an IPv4 address: " + ip);
+  if (inet_pton(AF_INET, ip.c_str(), &addr.sin_addr) != 1)
+    return Fail("not an IPv4 address: " + ip);
 
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return Fail(std::string("socket: ") + std::strerror(errno));
