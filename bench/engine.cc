@@ -1,9 +1,13 @@
 #include "kvs/bench/engine.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,6 +17,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -27,6 +32,23 @@ struct ResolvedTarget {
   socklen_t address_length = 0;
   int family = AF_INET;
   std::string host_header;  // "host:port"
+  std::string host;         // as given: the name TLS checks (and sends as SNI if a name)
+  bool host_is_address = false;
+};
+
+// The TLS settings every connection shares (read-only once made, so safe across the loops).
+class TlsClientContext {
+ public:
+  ~TlsClientContext() { SSL_CTX_free(ctx_); }
+  TlsClientContext(const TlsClientContext&) = delete;
+  TlsClientContext& operator=(const TlsClientContext&) = delete;
+
+  static std::unique_ptr<TlsClientContext> Create(const Options& options, std::string& error);
+  SSL_CTX* get() const { return ctx_; }
+
+ private:
+  explicit TlsClientContext(SSL_CTX* ctx) : ctx_(ctx) {}
+  SSL_CTX* ctx_;
 };
 
 namespace {
@@ -62,7 +84,57 @@ class Rng {
   uint64_t state_;
 };
 
+// OpenSSL's queued errors as one line (and clears the queue); `fallback` when it is empty.
+std::string OpenSslErrors(std::string_view fallback) {
+  std::string out;
+  while (const unsigned long code = ERR_get_error()) {
+    char text[256];
+    ERR_error_string_n(code, text, sizeof text);
+    if (!out.empty()) out += "; ";
+    out += text;
+  }
+  return out.empty() ? std::string(fallback) : out;
+}
+
 }  // namespace
+
+std::unique_ptr<TlsClientContext> TlsClientContext::Create(const Options& options,
+                                                           std::string& error) {
+  ERR_clear_error();
+  SSL_CTX* raw = SSL_CTX_new(TLS_client_method());
+  if (raw == nullptr) {
+    error = "TLS: " + OpenSslErrors("cannot make a client context");
+    return nullptr;
+  }
+  std::unique_ptr<TlsClientContext> tls(new TlsClientContext(raw));
+  SSL_CTX_set_min_proto_version(raw, TLS1_2_VERSION);
+  // Partial writes and a write buffer that may move: the loop resends from c.out + offset.
+  SSL_CTX_set_mode(raw, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // A server that closes without close_notify (kvs does when it drops an idle connection) is
+  // an end of stream, as with plain TCP, not a TLS error.
+  SSL_CTX_set_options(raw, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_CTX_set_verify(raw, SSL_VERIFY_PEER, nullptr);
+  const bool cas_loaded = options.ca_file.empty() ? SSL_CTX_set_default_verify_paths(raw) == 1
+                                                  : SSL_CTX_load_verify_locations(
+                                                        raw, options.ca_file.c_str(), nullptr) == 1;
+  if (!cas_loaded) {
+    error = "--cacert=" + options.ca_file + ": " + OpenSslErrors("cannot load the CAs");
+    return nullptr;
+  }
+  if (!options.cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(raw, options.cert_file.c_str()) != 1) {
+      error = "--cert=" + options.cert_file + ": " + OpenSslErrors("cannot load the certificate");
+      return nullptr;
+    }
+    if (SSL_CTX_use_PrivateKey_file(raw, options.key_file.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(raw) != 1) {
+      error = "--key=" + options.key_file + ": " +
+              OpenSslErrors("cannot load the key, or it does not match the certificate");
+      return nullptr;
+    }
+  }
+  return tls;
+}
 
 // The state one phase shares between the loops: the limits, and the flags that end it.
 struct PhaseControl {
@@ -80,12 +152,13 @@ struct PhaseControl {
 // Owned and touched only by its Worker's thread.
 struct Connection {
   enum class State {
-    kIdle,        // no socket; connects when a phase wants requests
-    kConnecting,  // non-blocking connect under way (deadline_ns = connect timeout)
-    kBackoff,     // the last connect failed; retry at deadline_ns
-    kReady,       // connected, nothing in flight
-    kWriting,     // request partly sent (deadline_ns = request timeout)
-    kReading,     // request sent, response not complete yet
+    kIdle,         // no socket; connects when a phase wants requests
+    kConnecting,   // non-blocking connect under way (deadline_ns = connect timeout)
+    kHandshaking,  // TLS handshake under way (deadline_ns = the same connect timeout)
+    kBackoff,      // the last connect failed; retry at deadline_ns
+    kReady,        // connected, nothing in flight
+    kWriting,      // request partly sent (deadline_ns = request timeout)
+    kReading,      // request sent, response not complete yet
   };
 
   Connection(const ResolvedTarget* t, uint32_t i, uint64_t seed) : target(t), index(i), rng(seed) {}
@@ -94,6 +167,7 @@ struct Connection {
   uint32_t index;           // in the worker's list; goes into the epoll data with `generation`
   uint32_t generation = 0;  // bumped at every close so stale epoll events are recognised
   int fd = -1;
+  SSL* ssl = nullptr;  // with --tls, from the TCP connect to the close
   State state = State::kIdle;
   bool ever_connected = false;
   bool read_pending = false;  // EPOLLIN seen while still writing
@@ -111,9 +185,10 @@ struct Connection {
 // loop's own thread, one phase at a time; everything else only between phases.
 class Worker {
  public:
-  Worker(const Options& options, const RequestBuilder& builder)
+  Worker(const Options& options, const RequestBuilder& builder, const TlsClientContext* tls)
       : options_(options),
         builder_(builder),
+        tls_(tls),
         timeout_ns_(static_cast<int64_t>(options.timeout_ms) * kNanosPerMilli),
         backoff_ns_(std::min(kMaxBackoffNs, timeout_ns_)),
         read_buffer_(new char[kReadBufferSize]) {}
@@ -146,7 +221,18 @@ class Worker {
   void ScanTimers(int64_t now);
   void HandleEvent(Connection& c, uint32_t events);
   void Connect(Connection& c);
+  // TCP connected: starts TLS (with --tls) or goes straight to OnReady.
   void OnConnected(Connection& c);
+  void StartTls(Connection& c);
+  void Handshake(Connection& c);
+  void OnReady(Connection& c);
+  // With TLS, on a connection with nothing in flight: true while the server has sent nothing
+  // but TLS housekeeping (session tickets), false once it closed or sent something else.
+  bool TlsIdleIntact(Connection& c);
+  // send/recv through TLS when on: > 0 bytes; 0 = would block (or, for Receive, end of
+  // stream when `eof` is set); -1 = failed.
+  ssize_t Send(Connection& c, const char* data, size_t size);
+  ssize_t Receive(Connection& c, char* data, size_t size, bool& eof);
   void ConnectFailed(Connection& c, TransportError error);
   // Sends the next request if the phase wants one; else leaves `c` kReady.
   void TryIssue(Connection& c);
@@ -166,6 +252,7 @@ class Worker {
 
   const Options& options_;
   const RequestBuilder& builder_;
+  const TlsClientContext* const tls_;  // null without --tls
   const int64_t timeout_ns_;
   const int64_t backoff_ns_;
   std::unique_ptr<char[]> read_buffer_;
@@ -224,8 +311,9 @@ void Worker::StartPhase() {
       // The server may have closed the idle connection between phases: find out before
       // sending on it, so that is a reconnect and not a failed request.
       char byte;
-      const ssize_t n = ::recv(c.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+      const ssize_t n = c.ssl != nullptr ? (TlsIdleIntact(c) ? -1 : 0)
+                                         : ::recv(c.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && c.ssl == nullptr && errno != EAGAIN && errno != EWOULDBLOCK)) {
         Close(c);
         Connect(c);
         continue;
@@ -242,6 +330,7 @@ void Worker::ScanTimers(int64_t now) {
   for (Connection& c : connections_) {
     switch (c.state) {
       case Connection::State::kConnecting:
+      case Connection::State::kHandshaking:
         if (now >= c.deadline_ns) ConnectFailed(c, TransportError::kConnectTimeout);
         break;
       case Connection::State::kBackoff:
@@ -285,6 +374,9 @@ void Worker::HandleEvent(Connection& c, uint32_t events) {
       }
       return;
     }
+    case Connection::State::kHandshaking:
+      Handshake(c);
+      return;
     case Connection::State::kWriting:
       if (events & (EPOLLIN | EPOLLRDHUP)) c.read_pending = true;
       Write(c);
@@ -294,6 +386,11 @@ void Worker::HandleEvent(Connection& c, uint32_t events) {
       return;
     case Connection::State::kReady:
       if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        // TLS 1.3 servers send session tickets after the handshake: not a close.
+        if (c.ssl != nullptr && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) == 0 &&
+            TlsIdleIntact(c)) {
+          return;
+        }
         // Closed (or, against the protocol, talked to) while idle: start afresh.
         Close(c);
         Reconnect(c);
@@ -334,6 +431,110 @@ void Worker::Connect(Connection& c) {
 }
 
 void Worker::OnConnected(Connection& c) {
+  if (tls_ != nullptr) {
+    StartTls(c);
+  } else {
+    OnReady(c);
+  }
+}
+
+void Worker::StartTls(Connection& c) {
+  ERR_clear_error();
+  c.ssl = SSL_new(tls_->get());
+  if (c.ssl == nullptr || SSL_set_fd(c.ssl, c.fd) != 1) {
+    if (stats_.tls_error.empty()) stats_.tls_error = OpenSslErrors("cannot start TLS");
+    ConnectFailed(c, TransportError::kTls);
+    return;
+  }
+  const ResolvedTarget& target = *c.target;
+  if (!target.host_is_address) SSL_set_tlsext_host_name(c.ssl, target.host.c_str());
+  if (options_.tls_verify_name) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(c.ssl);
+    if (target.host_is_address) {
+      X509_VERIFY_PARAM_set1_ip_asc(param, target.host.c_str());
+    } else {
+      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      SSL_set1_host(c.ssl, target.host.c_str());
+    }
+  }
+  SSL_set_connect_state(c.ssl);
+  if (c.state != Connection::State::kConnecting) c.deadline_ns = NowNs() + timeout_ns_;
+  c.state = Connection::State::kHandshaking;
+  Handshake(c);
+}
+
+void Worker::Handshake(Connection& c) {
+  ERR_clear_error();
+  const int rc = SSL_do_handshake(c.ssl);
+  if (rc == 1) {
+    OnReady(c);
+    return;
+  }
+  const int error = SSL_get_error(c.ssl, rc);
+  if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return;  // epoll calls again
+  if (stats_.tls_error.empty()) {
+    const long verify = SSL_get_verify_result(c.ssl);
+    stats_.tls_error =
+        verify != X509_V_OK
+            ? std::string("certificate rejected: ") + X509_verify_cert_error_string(verify)
+            : OpenSslErrors(error == SSL_ERROR_SYSCALL || error == SSL_ERROR_ZERO_RETURN
+                                ? "the server closed the connection in the handshake"
+                                : "handshake failed");
+  }
+  ConnectFailed(c, TransportError::kTls);
+}
+
+bool Worker::TlsIdleIntact(Connection& c) {
+  ERR_clear_error();
+  const int n = SSL_read(c.ssl, read_buffer_.get(), 1);
+  if (n > 0) return false;  // a response nobody asked for: out of step
+  const int error = SSL_get_error(c.ssl, n);
+  return error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE;
+}
+
+ssize_t Worker::Send(Connection& c, const char* data, size_t size) {
+  if (c.ssl == nullptr) {
+    while (true) {
+      const ssize_t n = ::send(c.fd, data, size, MSG_NOSIGNAL);
+      if (n >= 0) return n;
+      if (errno == EINTR) continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    }
+  }
+  ERR_clear_error();
+  const int n = SSL_write(c.ssl, data, static_cast<int>(std::min<size_t>(size, 1 << 30)));
+  if (n > 0) return n;
+  const int error = SSL_get_error(c.ssl, n);
+  return error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ ? 0 : -1;
+}
+
+ssize_t Worker::Receive(Connection& c, char* data, size_t size, bool& eof) {
+  eof = false;
+  if (c.ssl == nullptr) {
+    while (true) {
+      const ssize_t n = ::recv(c.fd, data, size, 0);
+      if (n > 0) return n;
+      if (n == 0) {
+        eof = true;
+        return 0;
+      }
+      if (errno == EINTR) continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    }
+  }
+  ERR_clear_error();
+  const int n = SSL_read(c.ssl, data, static_cast<int>(std::min<size_t>(size, 1 << 30)));
+  if (n > 0) return n;
+  const int error = SSL_get_error(c.ssl, n);
+  if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return 0;
+  if (error == SSL_ERROR_ZERO_RETURN) {  // close_notify, or a bare EOF (IGNORE_UNEXPECTED_EOF)
+    eof = true;
+    return 0;
+  }
+  return -1;
+}
+
+void Worker::OnReady(Connection& c) {
   if (c.ever_connected) ++stats_.reconnects;
   c.ever_connected = true;
   c.state = Connection::State::kReady;
@@ -388,15 +589,12 @@ void Worker::TryIssue(Connection& c) {
 
 void Worker::Write(Connection& c) {
   while (c.out_offset < c.out.size()) {
-    const ssize_t n =
-        ::send(c.fd, c.out.data() + c.out_offset, c.out.size() - c.out_offset, MSG_NOSIGNAL);
+    const ssize_t n = Send(c, c.out.data() + c.out_offset, c.out.size() - c.out_offset);
     if (n > 0) {
       c.out_offset += static_cast<size_t>(n);
       stats_.bytes_sent += static_cast<uint64_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      return;  // EPOLLOUT will call again
+    } else if (n == 0) {
+      return;  // EPOLLOUT (or, for TLS, EPOLLIN) will call again
     } else {
       RequestFailed(c, TransportError::kReset);
       return;
@@ -411,7 +609,8 @@ void Worker::Write(Connection& c) {
 
 void Worker::Read(Connection& c) {
   while (true) {
-    const ssize_t n = ::recv(c.fd, read_buffer_.get(), kReadBufferSize, 0);
+    bool eof = false;
+    const ssize_t n = Receive(c, read_buffer_.get(), kReadBufferSize, eof);
     if (n > 0) {
       stats_.bytes_received += static_cast<uint64_t>(n);
       size_t consumed = 0;
@@ -424,20 +623,19 @@ void Worker::Read(Connection& c) {
       if (result == ResponseParser::Result::kComplete) {
         // Bytes past the response cannot belong to anything (one request in flight): the
         // connection is out of step, so it is replaced after this response.
-        OnResponse(c, /*out_of_step=*/consumed != static_cast<size_t>(n));
+        OnResponse(c, /*out_of_step=*/consumed != static_cast<size_t>(n) ||
+                          (c.ssl != nullptr && SSL_pending(c.ssl) > 0));
         return;
       }
-    } else if (n == 0) {
+    } else if (eof) {
       if (c.parser.FinishOnEof() == ResponseParser::Result::kComplete) {
         OnResponse(c, /*out_of_step=*/true);  // a body delimited by the close
       } else {
         RequestFailed(c, TransportError::kClosed);
       }
       return;
-    } else if (errno == EINTR) {
-      continue;
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      return;
+    } else if (n == 0) {
+      return;  // would block: epoll calls again
     } else {
       RequestFailed(c, TransportError::kReset);
       return;
@@ -491,6 +689,10 @@ void Worker::RequestFailed(Connection& c, TransportError error) {
 }
 
 void Worker::Close(Connection& c) {
+  // No close_notify: the close ends the stream for kvs as for any server that, like kvs,
+  // accepts a bare EOF (nothing would wait for the server's reply to it anyway).
+  if (c.ssl != nullptr) SSL_free(c.ssl);
+  c.ssl = nullptr;
   if (c.fd >= 0) ::close(c.fd);  // also takes it out of the epoll set
   c.fd = -1;
   ++c.generation;
@@ -524,12 +726,24 @@ std::unique_ptr<Engine> Engine::Create(const Options& options, std::string& erro
     resolved.address_length = found->ai_addrlen;
     resolved.family = found->ai_family;
     resolved.host_header = target.ToString();
+    resolved.host = target.host;
+    in6_addr parsed;
+    resolved.host_is_address = ::inet_pton(AF_INET, target.host.c_str(), &parsed) == 1 ||
+                               ::inet_pton(AF_INET6, target.host.c_str(), &parsed) == 1;
     freeaddrinfo(found);
     engine->targets_.push_back(std::move(resolved));
   }
+  if (options.tls) {
+    engine->tls_ = TlsClientContext::Create(options, error);
+    if (engine->tls_ == nullptr) return nullptr;
+    // SSL_write on a socket the server closed would raise SIGPIPE (OpenSSL's socket BIO has
+    // no MSG_NOSIGNAL); a load generator must see that as a failed request, not die of it.
+    std::signal(SIGPIPE, SIG_IGN);
+  }
   const int threads = std::min(options.threads, options.connections);
   for (int i = 0; i < threads; ++i) {
-    engine->workers_.push_back(std::make_unique<Worker>(engine->options_, engine->builder_));
+    engine->workers_.push_back(
+        std::make_unique<Worker>(engine->options_, engine->builder_, engine->tls_.get()));
     if (!engine->workers_.back()->Init(error)) return nullptr;
   }
   for (int i = 0; i < options.connections; ++i) {

@@ -168,12 +168,12 @@ ParsedOptions ParseOptions(const std::vector<std::string_view>& args) {
     const std::string_view value = has_value ? arg.substr(eq + 1) : std::string_view();
     const std::string flag = "--" + std::string(name);
 
-    if (name == "preload" || name == "quiet") {
+    if (name == "preload" || name == "quiet" || name == "tls") {
       if (has_value) {
         error = flag + " takes no value";
         return result;
       }
-      (name == "preload" ? o.preload : o.quiet) = true;
+      (name == "preload" ? o.preload : name == "quiet" ? o.quiet : o.tls) = true;
       continue;
     }
     if (!has_value) {
@@ -239,6 +239,13 @@ ParsedOptions ParseOptions(const std::vector<std::string_view>& args) {
       if (!ParseUnsigned(value, o.timeout_ms) || o.timeout_ms < 1) {
         return bad("expected milliseconds > 0");
       }
+    } else if (name == "cacert" || name == "cert" || name == "key") {
+      if (value.empty()) return bad("expected a PEM file name");
+      (name == "cacert" ? o.ca_file : name == "cert" ? o.cert_file : o.key_file) = value;
+      o.tls = true;
+    } else if (name == "tls-verify-name") {
+      if (value != "on" && value != "off") return bad("expected on or off");
+      o.tls_verify_name = value == "on";
     } else if (name == "json") {
       if (value.empty()) return bad("expected a file name");
       o.json_file = std::string(value);
@@ -265,6 +272,8 @@ ParsedOptions ParseOptions(const std::vector<std::string_view>& args) {
     error = "--plot needs --sweep";
   } else if (o.causal && o.protocol != Protocol::kKvs) {
     error = "--causal=on needs --protocol=kvs";
+  } else if (o.cert_file.empty() != o.key_file.empty()) {
+    error = "--cert and --key go together (a client certificate and its private key)";
   } else if (o.preload && o.protocol == Protocol::kRaw) {
     error = "--preload needs --protocol=kvs or etcd (raw only sends GET " + o.path + ")";
   }
@@ -295,6 +304,11 @@ Usage: kvs-bench --targets=host:port[,host:port...] [options]
                              (default kvs)
   --path=PATH                request path for --protocol=raw (default /)
   --timeout=MS               connect timeout and per-request timeout (default 5000)
+  --tls                      HTTPS: TLS on every connection (implied by the next three)
+  --cacert=FILE              trust the CAs in this PEM file (default: the system's store)
+  --cert=FILE --key=FILE     client certificate and key (PEM), for servers that ask for one
+  --tls-verify-name=on|off   check that the server's certificate names the target host or
+                             address (default on; off still checks the chain)
   --json=FILE                write the result as one JSON object (an array with --sweep)
   --csv=FILE                 append one row per run (header row if the file is new)
   --label=TEXT               label carried into every output

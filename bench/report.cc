@@ -61,7 +61,7 @@ std::string FormatText(const RunResult& r) {
     out.append(value).append("\n");
   };
   line("label:", o.label.empty() ? "-" : o.label);
-  line("targets:", JoinTargets(o, ","));
+  line("targets:", JoinTargets(o, ",") + (o.tls ? " (TLS)" : ""));
   std::string workload = std::string(ProtocolName(o.protocol));
   if (o.protocol == Protocol::kRaw) {
     workload += ", GET " + o.path;
@@ -99,6 +99,7 @@ std::string FormatText(const RunResult& r) {
                  std::to_string(s.transport[e]) + ", ";
   }
   line("transport:", transport + "reconnects " + std::to_string(s.reconnects));
+  if (!s.tls_error.empty()) line("tls error:", s.tls_error);
   line("bytes:",
        "sent " + std::to_string(s.bytes_sent) + ", received " + std::to_string(s.bytes_received));
   return out;
@@ -133,6 +134,7 @@ std::string FormatJson(const RunResult& r) {
     out += (i ? "," : "") + JsonString(o.targets[i].ToString());
   }
   out += "]";
+  raw("tls", o.tls ? "true" : "false");
   str("protocol", ProtocolName(o.protocol));
   raw("causal", o.causal ? "true" : "false");
   if (o.protocol == Protocol::kRaw) {
@@ -188,6 +190,7 @@ std::string FormatJson(const RunResult& r) {
            std::to_string(s.transport[e]);
   }
   out += "}";
+  if (!s.tls_error.empty()) str("tls_error", s.tls_error);
   num("reconnects", s.reconnects);
   num("bytes_sent", s.bytes_sent);
   num("bytes_received", s.bytes_received);

@@ -16,6 +16,8 @@ std::string_view TransportErrorName(TransportError error) {
       return "timeout";
     case TransportError::kProtocol:
       return "protocol";
+    case TransportError::kTls:
+      return "tls";
   }
   return "?";
 }
@@ -60,6 +62,7 @@ void Stats::Merge(const Stats& other) {
   reconnects += other.reconnects;
   bytes_sent += other.bytes_sent;
   bytes_received += other.bytes_received;
+  if (tls_error.empty()) tls_error = other.tls_error;
 }
 
 void Stats::Reset() {
@@ -70,6 +73,7 @@ void Stats::Reset() {
   ok = not_found = http_errors = 0;
   transport.fill(0);
   reconnects = bytes_sent = bytes_received = 0;
+  tls_error.clear();
 }
 
 }  // namespace kvs::bench

@@ -109,6 +109,28 @@ TEST(OptionsTest, PartialMixAndOtherProtocols) {
   EXPECT_EQ(parsed.options.sweep_param, "threads");
 }
 
+TEST(OptionsTest, TlsIsOffByDefaultAndImpliedByItsFiles) {
+  const ParsedOptions plain = Parse({"--targets=h:1"});
+  ASSERT_TRUE(plain.ok()) << plain.error;
+  EXPECT_FALSE(plain.options.tls);
+  EXPECT_TRUE(plain.options.tls_verify_name);
+
+  const ParsedOptions bare = Parse({"--targets=h:1", "--tls"});
+  ASSERT_TRUE(bare.ok()) << bare.error;
+  EXPECT_TRUE(bare.options.tls);
+  EXPECT_TRUE(bare.options.ca_file.empty());
+
+  const ParsedOptions full = Parse(
+      {"--targets=h:1", "--cacert=ca.pem", "--cert=c.pem", "--key=k.pem", "--tls-verify-name=off"});
+  ASSERT_TRUE(full.ok()) << full.error;
+  EXPECT_TRUE(full.options.tls);
+  EXPECT_EQ(full.options.ca_file, "ca.pem");
+  EXPECT_EQ(full.options.cert_file, "c.pem");
+  EXPECT_EQ(full.options.key_file, "k.pem");
+  EXPECT_FALSE(full.options.tls_verify_name);
+  EXPECT_TRUE(Parse({"--targets=h:1", "--cert=c.pem", "--key=k.pem"}).options.tls);
+}
+
 TEST(OptionsTest, HelpNeedsNothingElse) {
   const ParsedOptions parsed = Parse({"--bogus", "--help"});
   ASSERT_TRUE(parsed.ok());
@@ -161,6 +183,11 @@ TEST(OptionsTest, BadOptionsGiveOneClearLine) {
       {{"--targets=h:1", "--threads"}, "needs a value"},
       {{"--targets=h:1", "--frobnicate=1"}, "unknown option --frobnicate"},
       {{"--targets=h:1", "extra"}, "unexpected argument"},
+      {{"--targets=h:1", "--tls=on"}, "takes no value"},
+      {{"--targets=h:1", "--cacert="}, "--cacert"},
+      {{"--targets=h:1", "--cert=c.pem"}, "--cert and --key go together"},
+      {{"--targets=h:1", "--key=k.pem"}, "--cert and --key go together"},
+      {{"--targets=h:1", "--tls-verify-name=no"}, "--tls-verify-name"},
   };
   for (const BadCase& c : cases) {
     const ParsedOptions parsed = Parse(c.args);

@@ -115,6 +115,25 @@ TEST(ReportTest, JsonIsOneValidObject) {
   EXPECT_DOUBLE_EQ(object->getObject("latency_ms")->getValue<double>("max"), 0.9);
   EXPECT_EQ(object->getObject("ops")->getObject("GET")->getValue<uint64_t>("responses"), 126u);
   EXPECT_FALSE(object->has("sweep"));
+  EXPECT_FALSE(object->getValue<bool>("tls"));
+  EXPECT_FALSE(object->has("tls_error"));
+}
+
+TEST(ReportTest, TlsRunsSayTlsAndWhyAHandshakeFailed) {
+  RunResult r = SampleResult();
+  r.options.tls = true;
+  r.stats.transport[static_cast<int>(TransportError::kTls)] = 4;
+  r.stats.tls_error = "certificate rejected: \"self-signed\"";
+  const std::string text = FormatText(r);
+  for (const char* part : {"127.0.0.2:9302 (TLS)", "tls 4", "tls error:   certificate rejected"}) {
+    EXPECT_NE(text.find(part), std::string::npos) << part << "\n" << text;
+  }
+  EXPECT_EQ(r.stats.requests(), 173u);  // a failed handshake is not a request
+  Poco::JSON::Parser parser;
+  const auto object = parser.parse(FormatJson(r)).extract<Poco::JSON::Object::Ptr>();
+  EXPECT_TRUE(object->getValue<bool>("tls"));
+  EXPECT_EQ(object->getValue<std::string>("tls_error"), r.stats.tls_error);
+  EXPECT_EQ(object->getObject("errors")->getValue<uint64_t>("tls"), 4u);
 }
 
 TEST(ReportTest, CsvRowMatchesHeader) {

@@ -39,11 +39,15 @@ struct PhaseResult {
 
 class Worker;
 struct ResolvedTarget;
+class TlsClientContext;
 
 class Engine {
  public:
   // Resolves the targets and sets up the loops; nullptr with `error` set when a target host
-  // cannot be resolved or the system refuses an epoll instance.
+  // cannot be resolved, the system refuses an epoll instance, or (--tls) the CA, certificate
+  // or key files cannot be loaded. With --tls it also ignores SIGPIPE, process-wide: OpenSSL
+  // writes to sockets without MSG_NOSIGNAL, and a server's close must fail a request, not
+  // end the process.
   static std::unique_ptr<Engine> Create(const Options& options, std::string& error);
   ~Engine();
   Engine(const Engine&) = delete;
@@ -59,7 +63,8 @@ class Engine {
 
   Options options_;
   RequestBuilder builder_;
-  std::vector<ResolvedTarget> targets_;  // shared, read-only, by the workers' connections
+  std::vector<ResolvedTarget> targets_;    // shared, read-only, by the workers' connections
+  std::unique_ptr<TlsClientContext> tls_;  // with --tls; outlives the workers (declared first)
   std::vector<std::unique_ptr<Worker>> workers_;
 };
 

@@ -54,6 +54,14 @@ struct Options {
   Protocol protocol = Protocol::kKvs;
   std::string path = "/";  // request path of --protocol=raw
   int timeout_ms = 5000;   // connect timeout and per-request timeout
+  // HTTPS (--tls; implied by --cacert, --cert): the server's certificate must chain to
+  // `ca_file` (the system's trust store when empty) and, with tls_verify_name, name the
+  // target host (DNS name or IP address). `cert_file`/`key_file`: a client certificate.
+  bool tls = false;
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  bool tls_verify_name = true;
   std::string json_file;
   std::string csv_file;
   std::string label;

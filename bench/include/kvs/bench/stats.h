@@ -22,8 +22,9 @@ enum class TransportError {
   kClosed,          // the server closed the connection before the response ended
   kTimeout,         // no complete response within --timeout
   kProtocol,        // unparsable response
+  kTls,             // TLS handshake failed (certificate not trusted or misnamed, protocol)
 };
-inline constexpr int kTransportErrorCount = 6;
+inline constexpr int kTransportErrorCount = 7;
 std::string_view TransportErrorName(TransportError error);
 
 struct Stats {
@@ -40,6 +41,7 @@ struct Stats {
   uint64_t reconnects = 0;  // connections re-established after a close or an error
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
+  std::string tls_error;  // why the first failed TLS handshake failed (OpenSSL's words)
 
   uint64_t responses() const { return ok + not_found + http_errors; }
   uint64_t transport_errors() const;
