@@ -2,9 +2,12 @@
 // kvs.http.max_connections_per_ip): at the connection limit the oldest idle keep-alive
 // connection makes room for a new client, a connection with a request under way is never the
 // one closed, and one address cannot hold more than its cap. The client is RawConnection
-// (raw_connection.h), plain POSIX sockets: the per-IP test binds client sockets to 127.0.0.2
-// before connecting. Registered for the epoll front end
-// only (POCO's HTTPServer has neither feature, see README "HTTP front end").
+// (raw_connection.h), non-blocking POSIX sockets: the per-IP test binds client sockets to
+// 127.0.0.2 before connecting. Registered for the epoll front end only (POCO's HTTPServer has
+// neither feature, see README "HTTP front end"), plain and with TLS (secure.*: RawConnection
+// then completes a TLS handshake before the test uses the connection, so "idle" is a connection
+// with its handshake done and no request under way). /health and /metrics need neither
+// credential of the secure runs (Service::CheckCredentials), so the requests carry none.
 #include <chrono>
 #include <cstdlib>
 #include <map>

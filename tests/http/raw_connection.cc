@@ -2,14 +2,21 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
+
+#include "server_process.h"
 
 namespace kvs::http_test {
 namespace {
@@ -22,6 +29,46 @@ int Remaining(steady_clock::time_point deadline) {
   return static_cast<int>(std::max<int64_t>(0, left.count()));
 }
 
+// `what`, then OpenSSL's queued errors (cleared) and a failed certificate check's reason.
+std::string TlsError(const std::string& what, SSL* ssl) {
+  std::string out = what;
+  while (const unsigned long e = ERR_get_error()) {
+    char reason[256];
+    ERR_error_string_n(e, reason, sizeof reason);
+    out += std::string(": ") + reason;
+  }
+  if (ssl != nullptr && SSL_get_verify_result(ssl) != X509_V_OK) {
+    out += std::string(" (") + X509_verify_cert_error_string(SSL_get_verify_result(ssl)) + ")";
+  }
+  return out;
+}
+
+// The client side of the secure suite: servers must present a certificate of its CA. Made once
+// per process, on first use.
+struct ClientContext {
+  explicit ClientContext(const std::string& ca) {
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == nullptr) {
+      error = TlsError("SSL_CTX_new", nullptr);
+      return;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    if (SSL_CTX_load_verify_locations(ctx, ca.c_str(), nullptr) != 1) {
+      error = TlsError("loading the CA " + ca, nullptr);
+    }
+  }
+  ~ClientContext() { SSL_CTX_free(ctx); }
+
+  SSL_CTX* ctx = nullptr;
+  std::string error;
+};
+
+const ClientContext& SuiteClientContext() {
+  static const ClientContext context(SecureSuiteCa());
+  return context;
+}
+
 }  // namespace
 
 std::string RawResponse::Describe() const {
@@ -29,6 +76,8 @@ std::string RawResponse::Describe() const {
          (timed_out ? ", timed out" : "") + (error.empty() ? "" : ", " + error) + ", body " +
          body.substr(0, 200);
 }
+
+void RawConnection::SslFree::operator()(SSL* ssl) const { SSL_free(ssl); }
 
 RawConnection::RawConnection(uint16_t port, const char* source_ip) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -65,14 +114,139 @@ RawConnection::RawConnection(uint16_t port, const char* source_ip) {
     }
   }
   connected_ = true;
+  if (!SecureSuiteCa().empty()) StartTls();
 }
 
 RawConnection::~RawConnection() {
   if (fd_ >= 0) ::close(fd_);
 }
 
+void RawConnection::StartTls() {
+  const ClientContext& context = SuiteClientContext();
+  if (!context.error.empty()) {
+    connected_ = false;
+    error_ = context.error;
+    return;
+  }
+  ssl_.reset(SSL_new(context.ctx));
+  BIO* in = BIO_new(BIO_s_mem());
+  BIO* out = BIO_new(BIO_s_mem());
+  if (ssl_ == nullptr || in == nullptr || out == nullptr) {
+    BIO_free(in);
+    BIO_free(out);
+    connected_ = false;
+    error_ = TlsError("SSL_new", nullptr);
+    return;
+  }
+  SSL_set_bio(ssl_.get(), in, out);  // ssl_ owns both
+  SSL_set_connect_state(ssl_.get());
+  // The node's certificate names IP 127.0.0.1 (server_process.cc: MakeTestPki).
+  X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_.get()), "127.0.0.1");
+
+  const auto deadline = steady_clock::now() + kIoTimeout;
+  while (true) {
+    ERR_clear_error();
+    const int r = SSL_connect(ssl_.get());
+    const int result = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_.get(), r);
+    if (result != SSL_ERROR_NONE && result != SSL_ERROR_WANT_READ) {
+      // A TLS failure (an untrusted certificate, an alert from the server): a setup error.
+      connected_ = false;
+      error_ = TlsError("TLS handshake", ssl_.get());
+      return;
+    }
+    // Whatever OpenSSL wrote (a ClientHello, a Finished) goes out before the next wait.
+    if (!FlushTls(deadline)) {
+      error_ = "TLS handshake: the server closed the connection";
+      return;
+    }
+    if (result == SSL_ERROR_NONE) return;
+    std::string ciphertext;
+    std::string why;
+    switch (ReceiveRaw(deadline, &ciphertext, &why)) {
+      case ReceiveResult::kData:
+        BIO_write(SSL_get_rbio(ssl_.get()), ciphertext.data(), static_cast<int>(ciphertext.size()));
+        break;
+      case ReceiveResult::kClosed:
+        // E.g. a connection refused at the limit: the server closed it before any TLS byte.
+        closed_ = true;
+        error_ =
+            "TLS handshake: the server closed the connection" + (why.empty() ? "" : ": " + why);
+        return;
+      case ReceiveResult::kTimeout:
+        closed_ = true;
+        error_ = "TLS handshake: timed out";
+        return;
+    }
+  }
+}
+
 bool RawConnection::Send(std::string_view bytes) {
   const auto deadline = steady_clock::now() + kIoTimeout;
+  if (ssl_ == nullptr) {
+    if (!held_.empty() && !SendRaw(std::exchange(held_, {}), deadline)) return false;
+    return SendRaw(bytes, deadline);
+  }
+  if (closed_) return false;
+  if (!bytes.empty()) {
+    // The write BIO is memory: the whole of `bytes` is taken at once (records of 16 KiB at most).
+    ERR_clear_error();
+    if (SSL_write(ssl_.get(), bytes.data(), static_cast<int>(bytes.size())) <= 0) {
+      closed_ = true;
+      error_ = TlsError("TLS write", ssl_.get());
+      return false;
+    }
+  }
+  return FlushTls(deadline);
+}
+
+bool RawConnection::SendStart(std::string_view bytes, size_t wire_bytes) {
+  const auto deadline = steady_clock::now() + kIoTimeout;
+  if (!held_.empty()) return false;  // one partial send at a time
+  if (ssl_ == nullptr) {
+    wire_bytes = std::min(wire_bytes, bytes.size());
+    held_ = std::string(bytes.substr(wire_bytes));
+    return SendRaw(bytes.substr(0, wire_bytes), deadline);
+  }
+  if (closed_ || !FlushTls(deadline)) return false;
+  ERR_clear_error();
+  if (SSL_write(ssl_.get(), bytes.data(), static_cast<int>(bytes.size())) <= 0) {
+    closed_ = true;
+    error_ = TlsError("TLS write", ssl_.get());
+    return false;
+  }
+  char chunk[4096];
+  int n = 0;
+  std::string wire;
+  while ((n = BIO_read(SSL_get_wbio(ssl_.get()), chunk, sizeof chunk)) > 0) {
+    wire.append(chunk, static_cast<size_t>(n));
+  }
+  wire_bytes = std::min(wire_bytes, wire.size());
+  held_ = wire.substr(wire_bytes);
+  wire.resize(wire_bytes);
+  if (!SendRaw(wire, deadline)) {
+    closed_ = true;
+    return false;
+  }
+  return true;
+}
+
+bool RawConnection::SendRest() { return Send({}); }
+
+bool RawConnection::FlushTls(steady_clock::time_point deadline) {
+  std::string wire = std::exchange(held_, {});
+  char chunk[4096];
+  int n = 0;
+  while ((n = BIO_read(SSL_get_wbio(ssl_.get()), chunk, sizeof chunk)) > 0) {
+    wire.append(chunk, static_cast<size_t>(n));
+  }
+  if (!wire.empty() && !SendRaw(wire, deadline)) {
+    closed_ = true;
+    return false;
+  }
+  return true;
+}
+
+bool RawConnection::SendRaw(std::string_view bytes, steady_clock::time_point deadline) {
   while (!bytes.empty()) {
     const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     if (n > 0) {
@@ -143,11 +317,54 @@ bool RawConnection::WaitClosed(milliseconds timeout) {
 
 RawConnection::ReceiveResult RawConnection::Receive(steady_clock::time_point deadline,
                                                     std::string* error) {
+  if (ssl_ == nullptr) return ReceiveRaw(deadline, &buffer_, error);
+  while (true) {
+    if (closed_) {
+      if (error->empty()) *error = error_;
+      return ReceiveResult::kClosed;
+    }
+    // Plaintext OpenSSL already holds comes first: the socket is waited on only when a whole
+    // record is missing.
+    char chunk[4096];
+    ERR_clear_error();
+    const int n = SSL_read(ssl_.get(), chunk, sizeof chunk);
+    if (n > 0) {
+      buffer_.append(chunk, static_cast<size_t>(n));
+      return ReceiveResult::kData;
+    }
+    switch (SSL_get_error(ssl_.get(), n)) {
+      case SSL_ERROR_WANT_READ:
+        break;
+      case SSL_ERROR_ZERO_RETURN:  // close_notify
+        closed_ = true;
+        continue;
+      default:
+        closed_ = true;
+        error_ = TlsError("TLS read", ssl_.get());
+        continue;
+    }
+    // A record may have asked for an answer (a key update): it goes out first.
+    if (!FlushTls(deadline)) continue;
+    std::string ciphertext;
+    const ReceiveResult r = ReceiveRaw(deadline, &ciphertext, error);
+    if (r == ReceiveResult::kTimeout) return r;
+    if (r == ReceiveResult::kClosed) {
+      // Without close_notify (the server closes evicted and refused connections at once): the
+      // same "closed" as a plain connection's end of stream.
+      closed_ = true;
+      return r;
+    }
+    BIO_write(SSL_get_rbio(ssl_.get()), ciphertext.data(), static_cast<int>(ciphertext.size()));
+  }
+}
+
+RawConnection::ReceiveResult RawConnection::ReceiveRaw(steady_clock::time_point deadline,
+                                                       std::string* into, std::string* error) {
   while (true) {
     char chunk[4096];
     const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
     if (n > 0) {
-      buffer_.append(chunk, static_cast<size_t>(n));
+      into->append(chunk, static_cast<size_t>(n));
       return ReceiveResult::kData;
     }
     if (n == 0) return ReceiveResult::kClosed;
