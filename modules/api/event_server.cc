@@ -85,10 +85,11 @@ constexpr std::chrono::seconds kOverloadWarningPeriod{10};
 //
 // - One shared count of open connections against kvs.http.max_connections, as before. Below the
 //   limit an accepted connection is dealt round-robin to a loop.
-// - Each loop keeps its idle connections (waiting for a request: nothing buffered, nothing to
-//   write, no request on a worker or held for its fsync, not closing) in an intrusive list in
-//   the order they became idle, and publishes when its oldest one became idle
-//   (Loop::oldest_idle_, one relaxed atomic store when the list's head changes).
+// - Each loop keeps its idle connections (waiting for a request: nothing buffered, not even part
+//   of a TLS record inside OpenSSL, nothing to write, no request on a worker or held for its
+//   fsync, not closing) in an intrusive list in the order they became idle, and publishes when its
+//   oldest one became idle (Loop::oldest_idle_, one relaxed atomic store when the list's head
+//   changes).
 // - An accept over the limit picks the loop whose oldest idle connection is the oldest of all
 //   (a scan of the loops' published values) and hands it the new connection marked "evict": that
 //   loop, on its own thread, closes its oldest idle connection and adopts the new one. Only the
@@ -273,8 +274,12 @@ class EventServer::Loop {
   // (a later event of the batch may still name it: OnEvent ignores closed connections).
   void Close(Conn& c);
   // Idle: waiting for the next request with nothing of a request in the loop's hands (no bytes
-  // buffered, nothing to write, nothing on a worker or held for its fsync, not closing).
+  // buffered, here or inside OpenSSL, nothing to write, nothing on a worker or held for its
+  // fsync, not closing).
   static bool IsIdle(const Conn& c);
+  // With TLS, the bytes of a record not yet whole wait inside OpenSSL, not in `in` (and no longer
+  // in the socket, where EvictOldestIdle looks): a request under way all the same.
+  static bool HoldsPartOfTlsRecord(const Conn& c);
   // Puts `c` in the idle list (at the back if it did anything since it last went idle) or takes
   // it out, as IsIdle says. Called whenever the loop is done with a connection for now.
   void RefreshIdle(Conn& c);
@@ -912,7 +917,14 @@ void EventServer::Loop::Close(Conn& c) {
 
 bool EventServer::Loop::IsIdle(const Conn& c) {
   return c.fd >= 0 && c.state == Conn::State::kReading && !c.close_after_write && !c.eof &&
-         c.in_begin == c.in_end && c.out_sent == c.out.size();
+         c.in_begin == c.in_end && c.out_sent == c.out.size() && !HoldsPartOfTlsRecord(c);
+}
+
+bool EventServer::Loop::HoldsPartOfTlsRecord(const Conn& c) {
+  if (c.ssl == nullptr) return false;
+  // Some of a record's bytes are buffered; or its header was read and none of its body yet
+  // ("RB": reading the body), which leaves nothing buffered for SSL_has_pending to see.
+  return SSL_has_pending(c.ssl) == 1 || std::strcmp(SSL_rstate_string(c.ssl), "RB") == 0;
 }
 
 void EventServer::Loop::RefreshIdle(Conn& c) {

@@ -213,6 +213,58 @@ TEST_F(EvictionTest, NewClientIsRefusedWhenNoConnectionIsIdle) {
   }
 }
 
+// A request is under way as soon as its first bytes have reached the server, wherever they
+// wait there: in the request buffer, or with TLS inside OpenSSL as part of a record (its 5-byte
+// header alone, or the header and some of the body). Such a connection is not idle: at the limit
+// a new client closes one that has sent nothing (with TLS: handshake done, no request) instead,
+// and the request is answered once the rest of it arrives.
+TEST_F(EvictionTest, RequestPartlyReceivedIsNotIdle) {
+  constexpr size_t kWireBytes[] = {5, 12};
+  RawConnection metrics(port());
+  ASSERT_TRUE(metrics.connected()) << metrics.error();
+  ASSERT_TRUE(WaitForOpenConnections(metrics, 1));
+
+  // The oldest connections but for `metrics`: each answered one request, then got the first
+  // bytes of its next one.
+  std::vector<std::unique_ptr<RawConnection>> partial;
+  for (const size_t wire_bytes : kWireBytes) {
+    partial.push_back(Connect(port()));
+    ASSERT_EQ(partial.back()->Exchange(kHealth).status, 200);
+    ASSERT_TRUE(partial.back()->SendStart(kHealth, wire_bytes)) << wire_bytes << " bytes";
+  }
+  // Time for the server to take those bytes out of the socket (while they are still there, it
+  // sees them anyway).
+  std::this_thread::sleep_for(milliseconds(100));
+  std::vector<std::unique_ptr<RawConnection>> quiet;  // connected, nothing sent
+  for (int i = 0; i < kLimit - 1 - static_cast<int>(partial.size()); ++i) {
+    quiet.push_back(Connect(port()));
+  }
+  ASSERT_TRUE(WaitForOpenConnections(metrics, kLimit));
+  std::map<std::string, long long> before;
+  ASSERT_TRUE(ReadMetrics(metrics, &before));
+
+  std::vector<std::unique_ptr<RawConnection>> fresh;
+  for (size_t i = 0; i < partial.size(); ++i) {
+    fresh.push_back(Connect(port()));
+    const RawResponse r = fresh.back()->Exchange(kHealth, kServedWithin);
+    EXPECT_EQ(r.status, 200) << "new client " << i << " at the limit: " << r.Describe();
+  }
+  // Closed for them: quiet connections (the only others; which ones depends on the loop each
+  // went to, as they connected in a burst).
+  std::map<std::string, long long> after;
+  ASSERT_TRUE(ReadMetrics(metrics, &after));
+  EXPECT_EQ(after[kEvicted] - before[kEvicted], static_cast<long long>(partial.size()));
+  EXPECT_EQ(after[kRefusedLimit], before[kRefusedLimit]);
+
+  for (size_t i = 0; i < partial.size(); ++i) {
+    ASSERT_TRUE(partial[i]->SendRest())
+        << "the connection with " << kWireBytes[i] << " bytes of a request was closed";
+    const RawResponse answer = partial[i]->Read(kIoTimeout);
+    EXPECT_EQ(answer.status, 200) << "the connection with " << kWireBytes[i]
+                                  << " bytes of a request: " << answer.Describe();
+  }
+}
+
 // --- kvs.http.max_connections_per_ip -------------------------------------------------------
 
 constexpr int kPerIpCap = 4;  // KVS_HTTP_MAX_CONNECTIONS_PER_IP
