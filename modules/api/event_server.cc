@@ -433,7 +433,8 @@ void EventServer::Loop::BeginStop() {
   // "Connection: close").
   for (size_t i = conns_.size(); i-- > 0;) {
     Conn& c = *conns_[i];
-    if (c.state == Conn::State::kReading && c.in_begin == c.in_end && c.out_sent == c.out.size()) {
+    if (c.state == Conn::State::kReading && c.in_begin == c.in_end && c.out_sent == c.out.size() &&
+        !HoldsPartOfTlsRecord(c)) {
       Close(c);
     }
   }
@@ -1084,7 +1085,10 @@ void EventServer::Loop::Sweep() {
         if (now_ >= c.drain_deadline) Close(c);
         break;
       case Conn::State::kReading: {
-        const bool idle = c.in_begin == c.in_end && c.out_sent == c.out.size();
+        // As IsIdle: part of a TLS record inside OpenSSL is a request under way (it gets the
+        // receive timeout, and finishes at a stop).
+        const bool idle =
+            c.in_begin == c.in_end && c.out_sent == c.out.size() && !HoldsPartOfTlsRecord(c);
         const auto limit = idle ? options.keepalive_timeout : options.receive_timeout;
         if (now_ - c.last_progress >= limit || (idle && stop_seen_)) {
           Close(c);

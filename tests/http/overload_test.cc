@@ -8,6 +8,9 @@
 // then completes a TLS handshake before the test uses the connection, so "idle" is a connection
 // with its handshake done and no request under way). /health and /metrics need neither
 // credential of the secure runs (Service::CheckCredentials), so the requests carry none.
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -232,9 +235,9 @@ TEST_F(EvictionTest, RequestPartlyReceivedIsNotIdle) {
     ASSERT_EQ(partial.back()->Exchange(kHealth).status, 200);
     ASSERT_TRUE(partial.back()->SendStart(kHealth, wire_bytes)) << wire_bytes << " bytes";
   }
-  // Time for the server to take those bytes out of the socket (while they are still there, it
-  // sees them anyway).
-  std::this_thread::sleep_for(milliseconds(100));
+  // Once the server has taken those bytes out of the socket (while they are still there, it
+  // sees them anyway), they are only in its hands (with TLS: inside OpenSSL).
+  for (auto& connection : partial) ASSERT_TRUE(connection->WaitPeerHasReadAll(kPromptly));
   std::vector<std::unique_ptr<RawConnection>> quiet;  // connected, nothing sent
   for (int i = 0; i < kLimit - 1 - static_cast<int>(partial.size()); ++i) {
     quiet.push_back(Connect(port()));
@@ -315,6 +318,32 @@ TEST_F(PerIpCapTest, ConnectionOverTheCapIsRefusedOtherAddressesServed) {
   RawConnection again(port());
   ASSERT_TRUE(again.connected()) << again.error();
   EXPECT_EQ(again.Exchange(kHealth).status, 200) << "the slot was not given back";
+}
+
+// --- a stop (SIGTERM) ---------------------------------------------------------------------
+
+// A stop closes idle connections at once and lets one whose request has begun to arrive finish
+// it (with TLS: also when all the server has of it is part of a record inside OpenSSL).
+TEST(StopTest, APartlyReceivedRequestIsFinishedAndAnIdleConnectionClosed) {
+  std::string error;
+  // One loop: when the idle connection is seen closed, the stop has reached the other one too.
+  auto server = StartSingleNode({{"KVS_HTTP_LOOPS", "1"}}, {}, &error);
+  ASSERT_NE(server, nullptr) << error;
+  auto idle = Connect(server->port());
+  auto partial = Connect(server->port());
+  ASSERT_EQ(idle->Exchange(kHealth).status, 200);
+  ASSERT_EQ(partial->Exchange(kHealth).status, 200);
+  ASSERT_TRUE(partial->SendStart(kHealth, 12));
+  ASSERT_TRUE(partial->WaitPeerHasReadAll(kPromptly));
+
+  ASSERT_EQ(::kill(server->pid(), SIGTERM), 0);
+  ASSERT_TRUE(idle->WaitClosed(kPromptly)) << "the idle connection outlived the stop";
+  ASSERT_TRUE(partial->SendRest()) << "the connection with part of a request was closed";
+  const RawResponse answer = partial->Read(kIoTimeout);
+  EXPECT_EQ(answer.status, 200) << answer.Describe();
+  const auto status = server->WaitForExit(milliseconds(10000));
+  ASSERT_TRUE(status.has_value()) << "still running 10 s after SIGTERM";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << DescribeWaitStatus(*status);
 }
 
 }  // namespace

@@ -12,8 +12,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <thread>
 #include <utility>
 
 #include "server_process.h"
@@ -305,6 +308,34 @@ RawResponse RawConnection::Exchange(std::string_view request, milliseconds timeo
     return answer;
   }
   return Read(timeout);
+}
+
+bool RawConnection::WaitPeerHasReadAll(milliseconds timeout) {
+  sockaddr_in local{}, peer{};
+  socklen_t local_size = sizeof local, peer_size = sizeof peer;
+  if (fd_ < 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&local), &local_size) != 0 ||
+      ::getpeername(fd_, reinterpret_cast<sockaddr*>(&peer), &peer_size) != 0) {
+    return false;
+  }
+  const unsigned client_port = ntohs(local.sin_port), server_port = ntohs(peer.sin_port);
+  const auto deadline = steady_clock::now() + timeout;
+  while (true) {
+    // "sl: local rem st tx_queue:rx_queue ..." with addresses as hex "ADDR:PORT": the server's
+    // socket is the one whose local port is the server's and remote port is ours.
+    std::ifstream tcp("/proc/net/tcp");
+    std::string line;
+    std::getline(tcp, line);  // header
+    while (std::getline(tcp, line)) {
+      unsigned local_port = 0, remote_port = 0, state = 0, tx = 0, rx = 0;
+      if (std::sscanf(line.c_str(), " %*u: %*8X:%4X %*8X:%4X %2X %8X:%8X", &local_port,
+                      &remote_port, &state, &tx, &rx) == 5 &&
+          local_port == server_port && remote_port == client_port) {
+        if (rx == 0) return true;
+      }
+    }
+    if (steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
 }
 
 bool RawConnection::WaitClosed(milliseconds timeout) {

@@ -64,6 +64,11 @@ class RawConnection {
   // or sent something instead.
   bool WaitClosed(std::chrono::milliseconds timeout);
 
+  // True once the server has taken every byte sent so far out of its socket (its receive
+  // queue in /proc/net/tcp is empty), false if it has not within `timeout`: after SendStart,
+  // the partial request is then in the server's hands (with TLS, inside OpenSSL).
+  bool WaitPeerHasReadAll(std::chrono::milliseconds timeout);
+
  private:
   enum class ReceiveResult { kData, kClosed, kTimeout };
 
