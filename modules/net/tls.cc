@@ -66,6 +66,13 @@ std::unique_ptr<Tls> Tls::Create(const TlsOptions& options, std::string& error) 
     // do) still gets its answers, as on plain HTTP: HTTP's own framing (Content-Length,
     // chunked) tells a cut request from a whole one.
     SSL_CTX_set_options(tls->server_->sslContext(), SSL_OP_IGNORE_UNEXPECTED_EOF);
+    // Clients may resume their sessions (TLS 1.3 tickets, which OpenSSL issues by default; no
+    // cache is kept here), a handshake without the certificates again. OpenSSL refuses that,
+    // with an "internal error" alert, on a context that verifies clients and has no session id
+    // context (kvs.tls.require_client_cert): give it one.
+    static constexpr unsigned char kSessionIdContext[] = "kvs";
+    SSL_CTX_set_session_id_context(tls->server_->sslContext(), kSessionIdContext,
+                                   sizeof kSessionIdContext - 1);
     // VERIFY_STRICT on a client means VERIFY_RELAXED, except that POCO then checks the name of
     // a peer on a loopback address too (it skips that for RELAXED).
     tls->client_ = MakeContext(Poco::Net::Context::TLS_CLIENT_USE, options,

@@ -40,6 +40,9 @@ struct HttpResponse {
 void SetClientTls(const std::string& ca, const std::string& cert = "", const std::string& key = "",
                   bool check_name = true);
 bool ClientTlsOn();
+// How many of the harness' HTTPS connections so far resumed an earlier TLS session (the clients
+// keep the last session per host:port and offer it on their next connection there).
+int ResumedTlsSessions();
 
 // A connected socket to 127.0.0.1:`port` for raw tests: TLS when ClientTlsOn(). Throws
 // Poco::Exception when it cannot connect.
