@@ -213,6 +213,8 @@ std::optional<Response> Service::CheckCredentials(const Request& request) {
 }
 
 std::optional<Response> Service::Run(const Request& request, bool may_block) {
+  // One clock read at dispatch, one at the answer (none more per request).
+  const auto start = std::chrono::steady_clock::now();
   Response response;
   try {
     if (!request.authenticated) {
@@ -230,6 +232,12 @@ std::optional<Response> Service::Run(const Request& request, bool may_block) {
   }
   if (response.status == kWouldBlock) return std::nullopt;
   metrics_.Count(request.method, response.status);
+  const auto end = std::chrono::steady_clock::now();
+  const ApiRoute route = RouteOf(request.target.substr(0, request.target.find('?')));
+  stats_.Record(route, response.forwarded,
+                static_cast<uint64_t>(
+                    std::chrono::duration_cast<std::chrono::microseconds>(end - start).count()),
+                std::chrono::duration_cast<std::chrono::seconds>(end.time_since_epoch()).count());
   return response;
 }
 
@@ -275,6 +283,7 @@ Response Service::Route(const Request& request, bool may_block) {
     if (recovering_.load(std::memory_order_acquire) || !replicator_.ready()) health.status = 503;
     return health;
   }
+  if (path == "/status") return HandleStatus(method, request.target);
   if (path.starts_with("/internal/")) {
     const size_t q = request.target.find('?');
     const std::string_view query =
@@ -284,8 +293,8 @@ Response Service::Route(const Request& request, bool may_block) {
   if (path == "/metrics") {
     if (method != "GET") return MethodNotAllowed(method, "GET");
     Response response;
-    response.body = metrics_.Render(replicator_.OwnedLiveCount()) + replicator_.MetricsText() +
-                    reconfigurator_.MetricsText();
+    response.body = metrics_.Render(replicator_.OwnedLiveCount()) + stats_.RenderMetrics() +
+                    replicator_.MetricsText() + reconfigurator_.MetricsText();
     if (journal_ != nullptr) response.body += journal_->MetricsText();
     response.content_type = "text/plain; version=0.0.4";
     return response;
@@ -501,7 +510,11 @@ Response Service::Forward(int shard, const Request& request, std::string_view sp
     net::CallResult result =
         peers_.Call(member.ToString(), request.method, std::string(request.target), request.body,
                     kForwardTimeout, headers);
-    if (result.status != 0) return Json(result.status, std::move(result.body));
+    if (result.status != 0) {
+      Response relayed = Json(result.status, std::move(result.body));
+      relayed.forwarded = true;
+      return relayed;
+    }
     last_error = member.ToString() + ": " + result.error;
   }
   return ErrorResponse(503,

@@ -122,6 +122,17 @@ bool FailureDetector::ClientRemove(const Address& node) {
   return true;
 }
 
+std::vector<std::pair<Address, bool>> FailureDetector::Peers() const {
+  std::vector<std::pair<Address, bool>> out;
+  {
+    std::lock_guard lock(mu_);
+    out.reserve(known_.size());
+    for (const auto& entry : known_) out.emplace_back(entry.first, false);
+  }
+  for (auto& peer : out) peer.second = state_.InView(peer.first);
+  return out;
+}
+
 void FailureDetector::TellOthers(const Address& subject, bool up, bool forget) {
   for (const Address& node : state_.View()) {
     if (node == state_.self() || node == subject) continue;

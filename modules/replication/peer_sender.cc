@@ -29,18 +29,30 @@ PeerSender::~PeerSender() {
 void PeerSender::DropAllLocked() {
   counters_.dropped.fetch_add(queue_.size(), std::memory_order_relaxed);
   queue_.clear();
+  queued_at_.clear();
+}
+
+PeerSender::QueueState PeerSender::Snapshot() const {
+  std::lock_guard lock(mu_);
+  QueueState state;
+  state.queued = queue_.size();
+  if (!queued_at_.empty()) state.oldest = queued_at_.front();
+  return state;
 }
 
 void PeerSender::Enqueue(std::shared_ptr<const Update> update) {
   bool was_empty = false;
+  const auto now = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(mu_);
     if (queue_.size() >= options_.queue_max) {
       queue_.pop_front();
+      queued_at_.pop_front();
       counters_.dropped.fetch_add(1, std::memory_order_relaxed);
     }
     was_empty = queue_.empty();
     queue_.push_back(std::move(update));
+    queued_at_.push_back(now);
   }
   // The sender only waits on an empty queue: while it sends, writes pile up for the next
   // batch without a wake-up (a futex call) each.
@@ -81,6 +93,7 @@ void PeerSender::Run() {
       size_t popped = 0;
       while (!queue_.empty() && popped < batch.size() && queue_.front() == batch[popped]) {
         queue_.pop_front();
+        queued_at_.pop_front();
         ++popped;
       }
       counters_.sent.fetch_add(batch.size(), std::memory_order_relaxed);

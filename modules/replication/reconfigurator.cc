@@ -515,8 +515,40 @@ void Reconfigurator::AbortEverywhere(const std::vector<cluster::Address>& nodes,
   }
 }
 
+Reconfigurator::OperationScope::OperationScope(Reconfigurator& owner, std::string kind,
+                                               std::string phase, uint64_t total)
+    : owner_(owner) {
+  std::lock_guard lock(owner_.operation_mu_);
+  owner_.operation_ =
+      Operation{std::move(kind), std::move(phase), 0, total, std::chrono::steady_clock::now()};
+}
+
+Reconfigurator::OperationScope::~OperationScope() {
+  std::lock_guard lock(owner_.operation_mu_);
+  owner_.operation_.reset();
+}
+
+void Reconfigurator::OperationScope::Set(std::string_view phase, uint64_t done, uint64_t total) {
+  std::lock_guard lock(owner_.operation_mu_);
+  if (!owner_.operation_) return;
+  owner_.operation_->phase = phase;
+  owner_.operation_->done = done;
+  owner_.operation_->total = total;
+}
+
+void Reconfigurator::OperationScope::SetDone(uint64_t done) {
+  std::lock_guard lock(owner_.operation_mu_);
+  if (owner_.operation_) owner_.operation_->done = done;
+}
+
+std::optional<Reconfigurator::Operation> Reconfigurator::CurrentOperation() const {
+  std::lock_guard lock(operation_mu_);
+  return operation_;
+}
+
 ChangeOutcome Reconfigurator::AddMember(int shard, const cluster::Address& node) {
   std::lock_guard change(change_mu_);
+  OperationScope operation(*this, "add-member", "config", 2);
   cluster::ClusterConfig next = *cluster_.Config();
   for (auto& members : next.shards) std::erase(members, node);
   auto& members = next.shards.at(static_cast<size_t>(shard));
@@ -537,6 +569,7 @@ ChangeOutcome Reconfigurator::AddMember(int shard, const cluster::Address& node)
     }
   }
   Adopt(next);
+  operation.Set("catch-up", 1, 2);
   // The new member loads the shard's data before the client hears 200.
   if (node == cluster_.self()) {
     replicator_.CatchUp();
@@ -552,7 +585,8 @@ ChangeOutcome Reconfigurator::AddMember(int shard, const cluster::Address& node)
 }
 
 std::string Reconfigurator::StageEverywhere(const std::vector<cluster::Address>& nodes,
-                                            const cluster::ClusterConfig& next) {
+                                            const cluster::ClusterConfig& next,
+                                            OperationScope& operation) {
   using Clock = std::chrono::steady_clock;
   if (std::string failed = ForAll(nodes, "POST", "/internal/reshard/stage", EncodeConfig(next),
                                   options_.call_timeout);
@@ -570,6 +604,7 @@ std::string Reconfigurator::StageEverywhere(const std::vector<cluster::Address>&
     std::map<int, StagingProgress> by_shard;
     bool all_caught_up = true;
     uint64_t total = 0;
+    uint64_t caught_up = 0;
     for (size_t i = 0; i < nodes.size(); ++i) {
       const std::string name = nodes[i].ToString();
       std::string error;
@@ -592,6 +627,7 @@ std::string Reconfigurator::StageEverywhere(const std::vector<cluster::Address>&
         return "node " + name + " is not staging (restarted?)";
       }
       all_caught_up = all_caught_up && progress->phase == StagingProgress::Phase::kCaughtUp;
+      caught_up += progress->phase == StagingProgress::Phase::kCaughtUp;
       total += progress->entries;
       if (progress->shard >= 0) {
         StagingProgress& shard = by_shard[progress->shard];
@@ -609,6 +645,7 @@ std::string Reconfigurator::StageEverywhere(const std::vector<cluster::Address>&
       std::lock_guard lock(report_mu_);
       coordinated_ = by_shard;
     }
+    operation.SetDone(caught_up);
     if (all_caught_up) return std::string();
     if (total != last_total) {
       last_total = total;
@@ -637,6 +674,7 @@ ChangeOutcome Reconfigurator::ReshardTo(int shard_count) {
   const std::shared_ptr<const cluster::ClusterConfig> current = cluster_.Config();
   const std::vector<cluster::Address> live = cluster_.View();
   const cluster::ClusterConfig next = cluster::Reshard(*current, live, shard_count);
+  OperationScope operation(*this, "reshard", "staging", live.size());
   const std::string epoch_body = "{\"epoch\":" + std::to_string(next.epoch) + "}";
   Log().information("reshard: %d -> %d shards over %z nodes (epoch %s)", current->shard_count(),
                     shard_count, live.size(), std::to_string(next.epoch));
@@ -647,8 +685,11 @@ ChangeOutcome Reconfigurator::ReshardTo(int shard_count) {
   };
 
   // 1. Every node pulls the keys it will own, while the cluster serves reads and writes.
-  if (std::string failed = StageEverywhere(live, next); !failed.empty()) return fail(failed);
+  if (std::string failed = StageEverywhere(live, next, operation); !failed.empty()) {
+    return fail(failed);
+  }
   const auto staged = Clock::now();
+  operation.Set("barrier", 0, live.size());
 
   // 2. The barrier: writes held everywhere while each node takes the last delta.
   const auto hold_start = Clock::now();
@@ -677,6 +718,7 @@ ChangeOutcome Reconfigurator::ReshardTo(int shard_count) {
     shard.last_delta += progress->last_delta;
   }
 
+  operation.Set("commit", live.size(), live.size());
   // 3. Commit: every node (this one too, at the same time) switches to the new layout,
   //    reopens writes, then drops what it no longer owns; each says how long it held writes.
   if (Clock::now() - hold_start > options_.barrier_limit) {

@@ -507,12 +507,63 @@ void Replicator::SizeRecentUpdates() {
 }
 
 void Replicator::AntiEntropyRound() {
+  // What the round changed: entries applied from its pulls (another pull running meanwhile,
+  // a catch-up, would be counted too: rare, and repair as well).
+  const uint64_t applied_before = anti_entropy_applied_.load(std::memory_order_relaxed);
   SizeRecentUpdates();
   RefreshPeers();
   if (full_sync_wanted_.load(std::memory_order_acquire)) CatchUp();
   for (const std::string& peer : ShardPeers(/*live_only=*/true)) SyncWith(peer);
   CollectTombstones();
   RefreshStable();
+  const uint64_t repaired = anti_entropy_applied_.load(std::memory_order_relaxed) - applied_before;
+  const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+  if (repaired > 0) {
+    ae_last_repair_entries_.store(repaired, std::memory_order_relaxed);
+    ae_repaired_total_.fetch_add(repaired, std::memory_order_relaxed);
+    ae_last_repair_unix_ms_.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count(),
+                                  std::memory_order_relaxed);
+    ae_last_repair_ns_.store(now_ns, std::memory_order_release);
+  }
+  ae_last_run_ns_.store(now_ns, std::memory_order_release);
+}
+
+std::vector<Replicator::PeerQueue> Replicator::QueueSnapshot() const {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<PeerQueue> out;
+  std::shared_lock lock(senders_mu_);
+  out.reserve(senders_.size());
+  for (const auto& entry : senders_) {
+    const PeerSender::QueueState state = entry.second->Snapshot();
+    PeerQueue queue;
+    queue.peer = entry.first;
+    queue.queued = state.queued;
+    if (state.queued > 0) {
+      queue.oldest_age_ms = std::max<int64_t>(
+          0, std::chrono::duration_cast<std::chrono::milliseconds>(now - state.oldest).count());
+    }
+    out.push_back(std::move(queue));
+  }
+  return out;
+}
+
+Replicator::AntiEntropyStatus Replicator::AntiEntropy() const {
+  auto point = [](int64_t ns) -> std::optional<std::chrono::steady_clock::time_point> {
+    if (ns == 0) return std::nullopt;
+    return std::chrono::steady_clock::time_point(
+        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+            std::chrono::nanoseconds(ns)));
+  };
+  AntiEntropyStatus status;
+  status.last_run = point(ae_last_run_ns_.load(std::memory_order_acquire));
+  status.last_repair = point(ae_last_repair_ns_.load(std::memory_order_acquire));
+  status.last_repair_entries = ae_last_repair_entries_.load(std::memory_order_relaxed);
+  status.repaired_total = ae_repaired_total_.load(std::memory_order_relaxed);
+  return status;
 }
 
 void Replicator::RefreshStable() {
@@ -778,6 +829,28 @@ std::string Replicator::MetricsText() const {
       "\n# HELP kvs_sync_recent_updates_capacity How many of them can be kept now.\n"
       "# TYPE kvs_sync_recent_updates_capacity gauge\nkvs_sync_recent_updates_capacity " +
       std::to_string(applied_.capacity()) + "\n";
+  out +=
+      "# HELP kvs_anti_entropy_last_repair_timestamp_seconds Unix time of the last anti-entropy "
+      "round that changed entries (0: none since start).\n"
+      "# TYPE kvs_anti_entropy_last_repair_timestamp_seconds gauge\n"
+      "kvs_anti_entropy_last_repair_timestamp_seconds " +
+      std::to_string(ae_last_repair_unix_ms_.load(std::memory_order_relaxed) / 1000) + "\n";
+  const std::vector<PeerQueue> queues = QueueSnapshot();
+  out +=
+      "# HELP kvs_replication_queue_depth Updates queued for broadcast to each shard peer.\n"
+      "# TYPE kvs_replication_queue_depth gauge\n";
+  for (const PeerQueue& q : queues) {
+    out +=
+        "kvs_replication_queue_depth{peer=\"" + q.peer + "\"} " + std::to_string(q.queued) + "\n";
+  }
+  out +=
+      "# HELP kvs_replication_queue_oldest_age_seconds Age of the oldest update queued for each "
+      "shard peer (0: none queued).\n"
+      "# TYPE kvs_replication_queue_oldest_age_seconds gauge\n";
+  for (const PeerQueue& q : queues) {
+    out += "kvs_replication_queue_oldest_age_seconds{peer=\"" + q.peer + "\"} " +
+           std::to_string(static_cast<double>(q.oldest_age_ms) / 1000.0) + "\n";
+  }
   out +=
       "# HELP kvs_tombstones Deleted keys kept as tombstones until every replica has them.\n"
       "# TYPE kvs_tombstones gauge\nkvs_tombstones " +

@@ -548,6 +548,28 @@ RecoveryReport Journal::recovery_report() const {
   return recovery_;
 }
 
+uint64_t Journal::DiskBytes() const {
+  if (!enabled()) return 0;
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  const int64_t at = disk_bytes_at_ns_.load(std::memory_order_acquire);
+  const int64_t refresh = std::chrono::nanoseconds(kDiskBytesRefresh).count();
+  if (at != 0 && now - at < refresh) return disk_bytes_.load(std::memory_order_relaxed);
+  std::unique_lock lock(disk_bytes_mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return disk_bytes_.load(std::memory_order_relaxed);
+  uint64_t total = 0;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir_->path(), ec), end; !ec && it != end;
+       it.increment(ec)) {
+    struct stat st {};
+    if (::lstat(it->path().c_str(), &st) == 0) total += static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  disk_bytes_.store(total, std::memory_order_relaxed);
+  disk_bytes_at_ns_.store(now, std::memory_order_release);
+  return total;
+}
+
 std::string Journal::HealthJson() const {
   json::JsonObject out;
   if (!enabled()) return out.Str("mode", "memory").Finish();

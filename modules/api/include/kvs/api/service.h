@@ -11,6 +11,8 @@
 #include <string_view>
 
 #include "kvs/api/metrics.h"
+#include "kvs/api/request_stats.h"
+#include "kvs/api/status.h"
 #include "kvs/auth/cluster_auth.h"
 #include "kvs/cluster/cluster_state.h"
 #include "kvs/cluster/failure_detector.h"
@@ -60,6 +62,8 @@ struct Response {
   // it until Service::journal() reports this log position durable (or answers
   // StorageFailure() if the log failed).
   uint64_t durable_lsn = 0;
+  // Relayed from another node (Service::Forward): the `path` label of the latency histogram.
+  bool forwarded = false;
 };
 
 struct Limits {
@@ -117,6 +121,12 @@ class Service {
   static Response DurabilityTimeout(std::string_view method);
   // The answer to a write whose log record could not be written (507, JSON).
   Response StorageFailure(std::string_view method) const;
+  // Each peer's answer to GET /status?scope=cluster is bounded by this.
+  static constexpr std::chrono::milliseconds kStatusPeerTimeout{1000};
+  // This node's /status figures (GET /status renders them).
+  NodeStatus Status() const;
+  // Requests timed so far (the /status traffic window, the latency histogram).
+  const RequestStats& request_stats() const { return stats_; }
 
  private:
   std::optional<Response> Run(const Request& request, bool may_block);
@@ -133,6 +143,9 @@ class Service {
   Response HandleAddMember(std::string_view id_text, std::string_view body);
   Response HandleReshard(std::string_view body);
   Response HandleHealth() const;
+  // GET /status (this node) and GET /status?scope=cluster (every node, asked concurrently).
+  Response HandleStatus(std::string_view method, std::string_view target);
+  Response ClusterStatus();
   static Response RecoveringResponse(std::string_view method);
   // With fsync=always a write's answer waits for its log record: here (`may_block`), or on the
   // front end (durable_lsn set on the response).
@@ -158,6 +171,8 @@ class Service {
   const Security security_;
   std::atomic<bool> recovering_{false};
   std::atomic<int64_t> last_auth_log_ms_{0};  // refusals are logged at most every 10 s
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  RequestStats stats_;
 };
 
 }  // namespace kvs::api

@@ -10,6 +10,8 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #include "kvs/cluster/address.h"
 #include "kvs/cluster/cluster_state.h"
@@ -45,6 +47,9 @@ class FailureDetector {
   // the view already had (ClientAdd) / did not have (ClientRemove) the address.
   bool ClientAdd(const Address& node);
   bool ClientRemove(const Address& node);
+  // Every other node this detector watches (the view's members and those silent since, until
+  // a client removes them), sorted, each with whether it is in the view now (believed up).
+  std::vector<std::pair<Address, bool>> Peers() const;
 
  private:
   struct Peer {
@@ -60,7 +65,7 @@ class FailureDetector {
   Transport transport_;
   const std::chrono::milliseconds heartbeat_period_;
   const std::chrono::milliseconds failure_timeout_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::map<Address, Peer> known_;  // GUARDED_BY(mu_); every node but self
   bool ticked_ = false;            // GUARDED_BY(mu_): Tick() has run
   WorkerPool pool_;                // last member: its threads stop before the rest goes

@@ -47,6 +47,13 @@ class PeerSender {
   void Enqueue(std::shared_ptr<const Update> update);
   const std::string& peer() const { return peer_; }
 
+  // What waits to be sent: how many updates, and when the oldest of them was queued.
+  struct QueueState {
+    size_t queued = 0;
+    std::chrono::steady_clock::time_point oldest{};  // meaningless when queued == 0
+  };
+  QueueState Snapshot() const;
+
  private:
   void Run();
   void DropAllLocked();
@@ -58,10 +65,12 @@ class PeerSender {
   std::function<bool(const std::string&)> in_view_;
   SenderCounters& counters_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<const Update>> queue_;  // GUARDED_BY(mu_)
-  bool stop_ = false;                                // GUARDED_BY(mu_)
+  // When each update of queue_ was queued (same length and order as queue_).
+  std::deque<std::chrono::steady_clock::time_point> queued_at_;  // GUARDED_BY(mu_)
+  bool stop_ = false;                                            // GUARDED_BY(mu_)
   std::thread thread_;
 };
 

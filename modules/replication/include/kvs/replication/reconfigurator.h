@@ -96,7 +96,22 @@ class Reconfigurator {
   ChangeOutcome AddMember(int shard, const cluster::Address& node);
   ChangeOutcome ReshardTo(int shard_count);
 
+  // The client operation this node coordinates now, for GET /status. A reshard goes through
+  // the phases "staging" (done/total: nodes caught up with the keys they will own / nodes),
+  // "barrier" (writes held; nodes that took their last keys / nodes) and "commit"; an
+  // add-member through "config" (0/2: the new layout is sent) and "catch-up" (1/2: the new
+  // member loads the shard's data).
+  struct Operation {
+    std::string kind;  // "reshard" or "add-member"
+    std::string phase;
+    uint64_t done = 0;
+    uint64_t total = 0;
+    std::chrono::steady_clock::time_point started;
+  };
+  std::optional<Operation> CurrentOperation() const;
+
  private:
+  class OperationScope;
   struct Staging {
     cluster::ClusterConfig next;
     std::shared_ptr<const cluster::ClusterConfig> current;  // the layout it started under
@@ -121,7 +136,7 @@ class Reconfigurator {
   void AbortEverywhere(const std::vector<cluster::Address>& nodes, uint64_t epoch);
   // Phase 1 of ReshardTo: stage everywhere and wait until every node has caught up.
   std::string StageEverywhere(const std::vector<cluster::Address>& nodes,
-                              const cluster::ClusterConfig& next);
+                              const cluster::ClusterConfig& next, OperationScope& operation);
   // The staging worker: a full pull of each source range, then delta passes until stopped.
   void StageLoop(Staging& staging);
   // One pull of source shard `source`'s range (a delta unless `full`) from one live member,
@@ -152,8 +167,22 @@ class Reconfigurator {
   const ReconfigureOptions options_;
   storage::Journal* const journal_;
 
+  // Starts, moves on and (destroyed) ends the operation CurrentOperation() reports.
+  class OperationScope {
+   public:
+    OperationScope(Reconfigurator& owner, std::string kind, std::string phase, uint64_t total);
+    ~OperationScope();
+    void Set(std::string_view phase, uint64_t done, uint64_t total);
+    void SetDone(uint64_t done);
+
+   private:
+    Reconfigurator& owner_;
+  };
+
   std::mutex change_mu_;  // one coordinated change at a time
-  std::mutex adopt_mu_;   // adoption steps run one at a time
+  mutable std::mutex operation_mu_;
+  std::optional<Operation> operation_;  // GUARDED_BY(operation_mu_)
+  std::mutex adopt_mu_;                 // adoption steps run one at a time
 
   std::mutex freeze_mu_;
   std::chrono::steady_clock::time_point frozen_since_;  // GUARDED_BY(freeze_mu_)

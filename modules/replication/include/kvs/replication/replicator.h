@@ -184,6 +184,23 @@ class Replicator {
   causal::VersionVector AppliedVector() const { return applied_.Snapshot(); }
   std::string MetricsText() const;
 
+  // --- status (GET /status) ---
+  // This node's broadcast queue to one shard peer.
+  struct PeerQueue {
+    std::string peer;
+    size_t queued = 0;
+    int64_t oldest_age_ms = 0;  // 0 when nothing is queued
+  };
+  // One entry per peer sender, by peer address.
+  std::vector<PeerQueue> QueueSnapshot() const;
+  struct AntiEntropyStatus {
+    std::optional<std::chrono::steady_clock::time_point> last_run;     // last round's end
+    std::optional<std::chrono::steady_clock::time_point> last_repair;  // last round that changed
+    uint64_t last_repair_entries = 0;                                  // entries that round changed
+    uint64_t repaired_total = 0;  // entries anti-entropy rounds changed since start
+  };
+  AntiEntropyStatus AntiEntropy() const;
+
  private:
   // Sizes the recent keys' capacity to the store (ReplicationOptions::recent_updates_percent).
   void SizeRecentUpdates();
@@ -256,6 +273,14 @@ class Replicator {
   std::atomic<bool> ready_{false};
   std::mutex ready_mu_;
   std::condition_variable ready_cv_;
+
+  // Steady-clock nanoseconds of the last anti-entropy round's end and of the last one that
+  // changed entries (0: none yet); the system clock's milliseconds of the latter.
+  std::atomic<int64_t> ae_last_run_ns_{0};
+  std::atomic<int64_t> ae_last_repair_ns_{0};
+  std::atomic<int64_t> ae_last_repair_unix_ms_{0};
+  std::atomic<uint64_t> ae_last_repair_entries_{0};
+  std::atomic<uint64_t> ae_repaired_total_{0};
 
   std::atomic<uint64_t> broadcast_applied_{0};
   std::atomic<uint64_t> anti_entropy_applied_{0};

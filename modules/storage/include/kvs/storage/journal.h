@@ -170,6 +170,11 @@ class Journal {
   std::string MetricsText() const;
   // {"mode":...,"dir":...,...} for /health.
   std::string HealthJson() const;
+  // Bytes the data directory's files take on disk (allocated blocks, as du counts them); 0 in
+  // memory mode. Cached: the directory is listed again at most every kDiskBytesRefresh, by
+  // the caller that finds the figure stale (the others get the cached one at once).
+  uint64_t DiskBytes() const;
+  static constexpr std::chrono::seconds kDiskBytesRefresh{5};
 
  private:
   void SnapshotLoop();
@@ -210,6 +215,9 @@ class Journal {
   std::atomic<uint64_t> snapshots_{0};
   std::atomic<uint64_t> snapshot_failures_{0};
   std::atomic<uint64_t> last_snapshot_micros_{0};
+  mutable std::mutex disk_bytes_mu_;  // held by the one refreshing the figure
+  mutable std::atomic<uint64_t> disk_bytes_{0};
+  mutable std::atomic<int64_t> disk_bytes_at_ns_{0};  // steady clock; 0: never measured
 };
 
 }  // namespace kvs::storage
