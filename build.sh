@@ -31,6 +31,7 @@ BUILD_DIR="${KVS_BUILD_DIR:-build}"
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$ROOT/$BUILD_DIR"
 BIN="$BUILD_DIR/app/kvs-server"
 PROBE="$BUILD_DIR/docker/kvs-probe"   # the image's health check (docker/probe.cc)
+KVSCTL="$BUILD_DIR/app/kvsctl"        # the operators' command line (app/kvsctl.cc), in the image too
 CONFIG="$ROOT/config/kvs.properties"
 
 NODES=6
@@ -90,13 +91,15 @@ build_binary() {
     cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release >/dev/null \
       || die "cmake configure failed"
   fi
-  log "building kvs-server and kvs-probe"
+  log "building kvs-server, kvs-probe and kvsctl"
   cmake --build "$BUILD_DIR" -j"$(nproc)" --target kvs-server || die "build of kvs-server failed"
   # Separately: building kvs-server first re-runs CMake if the tree predates the kvs-probe
-  # target (Make does not know the target until then).
-  cmake --build "$BUILD_DIR" -j"$(nproc)" --target kvs-probe || die "build of kvs-probe failed"
+  # and kvsctl targets (Make does not know a target until then).
+  cmake --build "$BUILD_DIR" -j"$(nproc)" --target kvs-probe kvsctl \
+    || die "build of kvs-probe / kvsctl failed"
   [[ -x "$BIN" ]] || die "build succeeded but $BIN is missing"
   [[ -x "$PROBE" ]] || die "build succeeded but $PROBE is missing"
+  [[ -x "$KVSCTL" ]] || die "build succeeded but $KVSCTL is missing"
 }
 
 # --- docker -----------------------------------------------------------------------------
@@ -146,7 +149,7 @@ build_image() {
   local ctx="$BUILD_DIR/docker-image" old new
   log "staging rootfs in $ctx"
   rm -rf "$ctx"
-  "$ROOT/docker/make-rootfs.sh" "$BIN" "$CONFIG" "$ctx/rootfs" "$PROBE" || die "staging the rootfs failed"
+  "$ROOT/docker/make-rootfs.sh" "$BIN" "$CONFIG" "$ctx/rootfs" "$PROBE" "$KVSCTL" || die "staging the rootfs failed"
   cp "$ROOT/docker/Dockerfile" "$ctx/Dockerfile"
   old="$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
   log "building image $IMAGE"

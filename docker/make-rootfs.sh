@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Stage a minimal root filesystem for the FROM-scratch kvs image.
 #
-#   docker/make-rootfs.sh BINARY CONFIG OUTDIR [PROBE]
+#   docker/make-rootfs.sh BINARY CONFIG OUTDIR [PROBE [KVSCTL]]
 #
 # OUTDIR receives: /usr/local/bin/kvs-server, /usr/local/bin/kvs-probe (PROBE, if given: the
-# health check, docker/probe.cc), every shared library `ldd` lists for either (at the path
+# health check, docker/probe.cc), /usr/local/bin/kvsctl (KVSCTL, if given: the operators'
+# command line, app/kvsctl.cc, for `docker exec nodeN kvsctl status`), every shared library `ldd` lists for either (at the path
 # ldd resolved, so RUNPATHs keep working), the ELF interpreter, /config/kvs.properties (if
 # CONFIG exists), a small /etc, /tmp and the empty data directory /data (the image's
 # KVS_STORAGE_DIR). No registry is involved: everything comes from this machine.
@@ -12,10 +13,11 @@ set -euo pipefail
 
 die() { printf 'make-rootfs.sh: error: %s\n' "$*" >&2; exit 1; }
 
-(($# == 3 || $# == 4)) || die "usage: $0 BINARY CONFIG OUTDIR [PROBE]"
-BIN="$1" CONFIG="$2" OUT="$3" PROBE="${4:-}"
+(($# >= 3 && $# <= 5)) || die "usage: $0 BINARY CONFIG OUTDIR [PROBE [KVSCTL]]"
+BIN="$1" CONFIG="$2" OUT="$3" PROBE="${4:-}" KVSCTL="${5:-}"
 [[ -x "$BIN" ]] || die "binary $BIN not found or not executable"
 [[ -z "$PROBE" || -x "$PROBE" ]] || die "probe $PROBE not found or not executable"
+[[ -z "$KVSCTL" || -x "$KVSCTL" ]] || die "kvsctl $KVSCTL not found or not executable"
 
 # Copy a host file (following symlinks) to the same absolute path under OUT.
 copy_in() {
@@ -101,6 +103,11 @@ main() {
     cp "$PROBE" "$OUT/usr/local/bin/kvs-probe"
     copy_libraries "$PROBE"
     copy_interpreter "$PROBE"
+  fi
+  if [[ -n "$KVSCTL" ]]; then
+    cp "$KVSCTL" "$OUT/usr/local/bin/kvsctl"
+    copy_libraries "$KVSCTL"
+    copy_interpreter "$KVSCTL"
   fi
   copy_dlopened
   write_etc
