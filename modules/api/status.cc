@@ -156,6 +156,7 @@ std::optional<std::string> CheckPeerStatus(std::string_view body, std::string_vi
                                            std::string& error) {
   try {
     Poco::JSON::Parser parser(new Poco::JSON::ParseHandler(/*preserveObjectOrder=*/true));
+    parser.setDepth(16);  // a /status object nests 4 deep; deeper is not one
     const Poco::Dynamic::Var parsed = parser.parse(std::string(body));
     if (parsed.type() != typeid(Poco::JSON::Object::Ptr)) {
       error = "answer is not a JSON object";
