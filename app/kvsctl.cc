@@ -629,8 +629,20 @@ int main(int argc, char** argv) {
     return kvs::ctl::kExitOk;
   }
   try {
-    Ctl ctl(*parsed.options);
-    return ctl.Run();
+    int code = kvs::ctl::kExitOk;
+    {
+      std::unique_ptr<Ctl> ctl;
+      try {
+        ctl = std::make_unique<Ctl>(*parsed.options);
+      } catch (const Poco::Exception& e) {
+        // Local files: --cacert / --cert / --key.
+        std::cerr << "kvsctl: TLS set-up failed: " << e.displayText() << std::endl;
+        return kvs::ctl::kExitUsage;
+      }
+      code = ctl->Run();
+    }
+    if (parsed.options->tls()) Poco::Net::uninitializeSSL();
+    return code;
   } catch (const Poco::Exception& e) {
     std::cerr << "kvsctl: " << parsed.options->node << ": " << e.displayText() << std::endl;
   } catch (const std::exception& e) {

@@ -238,7 +238,8 @@ std::string RenderStatus(const ClusterStatus& cluster) {
     if (replication.empty()) replication = "-";
     std::string repair;
     if (node.last_repair_age_ms) {
-      repair = std::to_string(node.last_repair_entries) + " entries " +
+      repair = std::to_string(node.last_repair_entries) +
+               (node.last_repair_entries == 1 ? " entry " : " entries ") +
                FormatDurationMs(*node.last_repair_age_ms) + " ago";
     } else if (node.last_run_age_ms) {
       repair = "none (ran " + FormatDurationMs(*node.last_run_age_ms) + " ago)";

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -44,6 +45,10 @@ class KvsctlTest : public ::testing::Test {
   RunResult Kvsctl(const std::vector<std::string>& args, EnvList env = {}) {
     env.push_back({"HOME", home_.string()});
     env.push_back({"PATH", "/usr/bin:/bin"});
+    // The sanitizer builds' settings (where reports go), as the servers get them.
+    for (const char* name : http_test::kInheritedEnv) {
+      if (const char* value = std::getenv(name)) env.push_back({name, value});
+    }
     return RunBinary(KVSCTL_BIN, args, env, milliseconds(60000));
   }
   RunResult At(const ServerProcess& node, std::vector<std::string> args) {
