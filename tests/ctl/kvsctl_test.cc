@@ -1,19 +1,30 @@
 // The real kvsctl binary against real kvs-server processes on loopback: every command, the
 // causal session file, --json, TLS with the admin token, and the exit codes and one-line
-// errors of the failure cases. kvsctl runs as a child process (run_binary.h).
+// errors of the failure cases. kvsctl runs as a child process (run_binary.h). A stand-in node
+// (FakeNode) covers what real nodes do too fast to observe: progress of a long operation, and
+// an answer later than --timeout.
 #include <stdlib.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "Poco/JSON/Array.h"
 #include "Poco/JSON/Object.h"
+#include "Poco/Net/HTTPRequestHandler.h"
+#include "Poco/Net/HTTPRequestHandlerFactory.h"
+#include "Poco/Net/HTTPServer.h"
+#include "Poco/Net/HTTPServerRequest.h"
+#include "Poco/Net/HTTPServerResponse.h"
+#include "Poco/Net/ServerSocket.h"
+#include "Poco/StreamCopier.h"
 #include "gtest/gtest.h"
 #include "http_client.h"
 #include "kvs/ctl/session.h"
@@ -135,18 +146,30 @@ TEST_F(KvsctlTest, PutGetDeleteRoundTripKeepsTheSession) {
   const kvs::ctl::Session after_update = ReadSession(DefaultSession());
   EXPECT_NE(after_update.metadata, after_put.metadata);
 
+  // A later write to another key: the session now covers it too.
+  ASSERT_EQ(At(*node, {"put", "shape", "round"}).exit_code, 0);
+  const kvs::ctl::Session after_shape = ReadSession(DefaultSession());
   const RunResult get = At(*node, {"get", "color"});
   ASSERT_EQ(get.exit_code, 0) << Describe(get);
   EXPECT_EQ(get.out, "green\n");
-  // A read that brings nothing new returns the metadata sent (SPEC §4): so it was sent.
-  EXPECT_EQ(ReadSession(DefaultSession()).metadata, after_update.metadata);
+  // A read that brings nothing new returns the metadata sent (SPEC §4), byte for byte: the
+  // session's, which covers the later write to "shape" (a read without it would return what
+  // "color" depends on only).
+  EXPECT_EQ(ReadSession(DefaultSession()).metadata, after_shape.metadata);
+  const RunResult bare = At(*node, {"--no-session", "--json", "get", "color"});
+  ASSERT_EQ(bare.exit_code, 0) << Describe(bare);
+  const auto bare_object = http_test::ParseObject(bare.out);
+  ASSERT_FALSE(bare_object.isNull()) << bare.out;
+  EXPECT_NE(bare_object->optValue<std::string>("causal-metadata", ""), after_shape.metadata)
+      << "the server returns the same metadata with and without the session: this test cannot "
+         "tell whether kvsctl sends it";
 
   const RunResult json = At(*node, {"--json", "get", "color"});
   ASSERT_EQ(json.exit_code, 0) << Describe(json);
   const auto object = http_test::ParseObject(json.out);
   ASSERT_FALSE(object.isNull()) << json.out;
   EXPECT_EQ(object->optValue<std::string>("value", ""), "green");
-  EXPECT_EQ(object->optValue<std::string>("causal-metadata", ""), after_update.metadata);
+  EXPECT_EQ(object->optValue<std::string>("causal-metadata", ""), after_shape.metadata);
 
   const RunResult del = At(*node, {"delete", "color"});
   ASSERT_EQ(del.exit_code, 0) << Describe(del);
@@ -356,6 +379,143 @@ TEST_F(KvsctlTest, UsageAndUnreachableNodeExitCodes) {
   const RunResult from_env = Kvsctl({"view"}, {{"KVS_NODE", nowhere}});
   EXPECT_EQ(from_env.exit_code, 3) << Describe(from_env);
   EXPECT_TRUE(OneLineNaming(from_env, nowhere));
+}
+
+// A stand-in node on loopback for what real nodes do too fast or too well to observe: a
+// reshard that runs until kvsctl has polled its progress four times, and a node that answers
+// too late. Requests are recorded. Thread-safe (POCO serves on its own threads).
+class FakeNode {
+ public:
+  FakeNode() : socket_(Poco::Net::SocketAddress("127.0.0.1", 0)) {
+    auto* params = new Poco::Net::HTTPServerParams;
+    params->setKeepAlive(false);
+    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(this), socket_, params);
+    server_->start();
+  }
+  ~FakeNode() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+      cv_.notify_all();
+    }
+    server_->stopAll(true);
+  }
+  std::string address() const { return LoopbackAddress(socket_.address().port()); }
+  std::vector<std::string> requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+  void set_delay(milliseconds delay) {
+    std::lock_guard lock(mu_);
+    delay_ = delay;
+  }
+
+ private:
+  class Handler : public Poco::Net::HTTPRequestHandler {
+   public:
+    explicit Handler(FakeNode* node) : node_(node) {}
+    void handleRequest(Poco::Net::HTTPServerRequest& request,
+                       Poco::Net::HTTPServerResponse& response) override {
+      std::string body;
+      Poco::StreamCopier::copyToString(request.stream(), body);
+      const std::string answer = node_->Answer(request.getMethod(), request.getURI(), body,
+                                               request.get("Authorization", ""));
+      response.setContentType("application/json");
+      response.setContentLength(static_cast<std::streamsize>(answer.size()));
+      response.send() << answer;
+    }
+
+   private:
+    FakeNode* node_;
+  };
+  class Factory : public Poco::Net::HTTPRequestHandlerFactory {
+   public:
+    explicit Factory(FakeNode* node) : node_(node) {}
+    Poco::Net::HTTPRequestHandler* createRequestHandler(
+        const Poco::Net::HTTPServerRequest&) override {
+      return new Handler(node_);
+    }
+
+   private:
+    FakeNode* node_;
+  };
+
+  std::string Answer(const std::string& method, const std::string& uri, const std::string& body,
+                     const std::string& authorization) {
+    std::unique_lock lock(mu_);
+    requests_.push_back(method + " " + uri + " " + body + " [" + authorization + "]");
+    cv_.wait_for(lock, delay_, [&] { return stopping_; });
+    if (uri == "/status") {
+      ++polls_;
+      cv_.notify_all();
+      return R"({"address":")" + address() +
+             R"(","operation":{"kind":"reshard","phase":"moving",)" + R"("done":)" +
+             std::to_string(polls_) + R"(,"total":10,"age-ms":5}})";
+    }
+    if (method == "PUT" && uri == "/key-value-store-shard/reshard") {
+      // Returns once kvsctl has polled the progress four times (bounded: 20 s).
+      cv_.wait_for(lock, std::chrono::seconds(20), [&] { return polls_ >= 4 || stopping_; });
+      return R"({"message":"Resharding done successfully"})";
+    }
+    if (uri == "/key-value-store-view") return R"({"view":")" + address() + R"("})";
+    if (uri == "/key-value-store-shard/shard-ids") return R"({"shard-ids":[0]})";
+    if (uri == "/key-value-store-shard/shard-id-members/0") {
+      return R"({"shard-id-members":[")" + address() + R"("]})";
+    }
+    if (uri == "/key-value-store-shard/shard-id-key-count/0") {
+      return R"({"shard-id-key-count":5})";
+    }
+    return R"({"message":"Retrieved successfully","value":"late","causal-metadata":""})";
+  }
+
+  Poco::Net::ServerSocket socket_;
+  std::unique_ptr<Poco::Net::HTTPServer> server_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> requests_;
+  int polls_ = 0;
+  milliseconds delay_{0};
+  bool stopping_ = false;
+};
+
+TEST_F(KvsctlTest, LongOperationPrintsPlainProgressLinesWithoutATerminal) {
+  FakeNode node;
+  const RunResult r = Kvsctl({"--node", node.address(), "--token", "tok", "reshard", "2"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.out.rfind("reshard to 2 shards done in ", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find(": 1 nodes, keys per shard 5\n"), std::string::npos) << r.out;
+  // Not a terminal: whole lines, no carriage returns or escape sequences, and the count moves.
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find('\033'), std::string::npos) << r.err;
+  std::istringstream lines(r.err);
+  std::string line;
+  std::vector<int> done;
+  while (std::getline(lines, line)) {
+    int count = 0;
+    ASSERT_EQ(std::sscanf(line.c_str(), "kvsctl: reshard: moving %d/10", &count), 1) << r.err;
+    done.push_back(count);
+  }
+  ASSERT_GE(done.size(), 2u) << r.err;
+  EXPECT_LT(done.front(), done.back()) << r.err;
+  // The request carried the count and the admin token.
+  bool saw = false;
+  for (const std::string& request : node.requests()) {
+    saw = saw || request == "PUT /key-value-store-shard/reshard {\"shard-count\":2} [Bearer tok]";
+  }
+  EXPECT_TRUE(saw) << ::testing::PrintToString(node.requests());
+}
+
+TEST_F(KvsctlTest, EveryCallIsBoundedByTimeout) {
+  FakeNode node;
+  node.set_delay(milliseconds(3000));
+  const auto start = std::chrono::steady_clock::now();
+  const RunResult r =
+      Kvsctl({"--node", node.address(), "--timeout", "300", "--no-session", "get", "k"});
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.exit_code, 3) << Describe(r);
+  EXPECT_TRUE(OneLineNaming(r, node.address()));
+  EXPECT_NE(r.err.find("timed out after 300 ms"), std::string::npos) << r.err;
+  EXPECT_LT(took, milliseconds(2500));
 }
 
 TEST_F(KvsctlTest, CorruptSessionFileIsAUsageErrorNotACrash) {
