@@ -4,10 +4,12 @@
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cluster_fixture.h"
@@ -216,6 +218,58 @@ TEST_F(StatusClusterTest, KilledNodeShowsWithAnErrorAndNotAliveToTheOthers) {
       kDownTimeout, milliseconds(200));
   EXPECT_TRUE(seen) << why;
   ReportTime("killed node reported down in /status?scope=cluster", seen.elapsed);
+}
+
+TEST_F(StatusClusterTest, ReshardShowsAsTheCoordinatorsOperationWhileItRuns) {
+  std::string metadata;
+  for (int i = 0; i < kKeys; ++i) {
+    const HttpResponse put =
+        PutKey(node(i % kNodes), "reshard-key-" + std::to_string(i), "v", metadata, kKeyTimeout);
+    ASSERT_TRUE(put.status == 200 || put.status == 201) << http_test::Describe(put);
+    const auto answer = http_test::ParseObject(put.body);
+    ASSERT_FALSE(answer.isNull());
+    metadata = answer->optValue<std::string>("causal-metadata", "");
+  }
+  std::atomic<bool> done{false};
+  HttpResponse reshard;
+  std::thread client([&] {
+    reshard = Send(node(0), "PUT", "/key-value-store-shard/reshard", R"({"shard-count":3})",
+                   milliseconds(60000));
+    done = true;
+  });
+  // What the coordinator's /status says while the reshard runs: each phase seen, and whether
+  // every operation seen was this reshard over the six nodes.
+  std::set<std::string> phases;
+  std::string wrong;
+  while (!done) {
+    const HttpResponse r = Send(node(0), "GET", "/status", std::nullopt, milliseconds(2000));
+    const Poco::JSON::Object::Ptr o = http_test::ParseObject(r.body);
+    if (r.status == 200 && !o.isNull() && o->has("operation") && !o->isNull("operation")) {
+      const Poco::JSON::Object::Ptr op = o->getObject("operation");
+      const int64_t total = op->optValue<int64_t>("total", -1);
+      const int64_t finished = op->optValue<int64_t>("done", -1);
+      if (op->optValue<std::string>("kind", "") != "reshard" || total != kNodes || finished < 0 ||
+          finished > total || op->optValue<int64_t>("age-ms", -1) < 0) {
+        wrong = r.body;
+      }
+      phases.insert(op->optValue<std::string>("phase", ""));
+    }
+    std::this_thread::sleep_for(milliseconds(5));  // a poll interval, not a wait for a result
+  }
+  client.join();
+  ASSERT_EQ(reshard.status, 200) << http_test::Describe(reshard);
+  EXPECT_TRUE(wrong.empty()) << wrong;
+  EXPECT_FALSE(phases.empty()) << "no operation seen in /status while the reshard ran";
+  for (const std::string& phase : phases) {
+    EXPECT_TRUE(phase == "staging" || phase == "barrier" || phase == "commit") << phase;
+  }
+  // Over: no operation any more, and the new layout everywhere.
+  const Poco::JSON::Object::Ptr after =
+      http_test::ParseObject(Send(node(0), "GET", "/status").body);
+  ASSERT_FALSE(after.isNull());
+  EXPECT_TRUE(after->isNull("operation"));
+  ASSERT_FALSE(after->getArray("shards").isNull());
+  EXPECT_EQ(after->getArray("shards")->size(), 3u);
 }
 
 }  // namespace
