@@ -505,6 +505,23 @@ TEST_F(KvsctlTest, LongOperationPrintsPlainProgressLinesWithoutATerminal) {
   EXPECT_TRUE(saw) << ::testing::PrintToString(node.requests());
 }
 
+TEST_F(KvsctlTest, LongOperationDrawsABarOnATerminal) {
+  FakeNode node;
+  std::vector<std::pair<std::string, std::string>> env = {{"HOME", home_.string()},
+                                                          {"TERM", "dumb"}};
+  for (const char* name : http_test::kInheritedEnv) {
+    if (const char* value = std::getenv(name)) env.push_back({name, value});
+  }
+  const RunResult r = RunBinaryOnTerminal(KVSCTL_BIN, {"--node", node.address(), "reshard", "2"},
+                                          env, milliseconds(60000));
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  // Redrawn in place: carriage returns, a bar with the count, then cleared for the summary.
+  EXPECT_NE(r.out.find("\r["), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("] "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("% reshard: moving "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\r\033[Kreshard to 2 shards done in "), std::string::npos) << r.out;
+}
+
 TEST_F(KvsctlTest, EveryCallIsBoundedByTimeout) {
   FakeNode node;
   node.set_delay(milliseconds(3000));

@@ -23,6 +23,12 @@ RunResult RunBinary(const std::string& program, const std::vector<std::string>& 
                     const std::vector<std::pair<std::string, std::string>>& env,
                     std::chrono::milliseconds timeout);
 
+// As RunBinary, but stdout and stderr are both a pseudo-terminal (isatty() holds for them);
+// what the program wrote to either is in `out` (the terminal turns "\n" into "\r\n").
+RunResult RunBinaryOnTerminal(const std::string& program, const std::vector<std::string>& args,
+                              const std::vector<std::pair<std::string, std::string>>& env,
+                              std::chrono::milliseconds timeout);
+
 // For failure messages: exit code, stdout and stderr.
 std::string Describe(const RunResult& result);
 
