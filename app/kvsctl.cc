@@ -60,8 +60,8 @@ class Client {
       params.caLocation = options.cacert;
       params.certificateFile = options.cert;
       params.privateKeyFile = options.key;
-      params.verificationMode = options.cacert.empty() ? Poco::Net::Context::VERIFY_NONE
-                                                       : Poco::Net::Context::VERIFY_RELAXED;
+      // The node is always verified: against --cacert, or the system's CAs without one.
+      params.verificationMode = Poco::Net::Context::VERIFY_RELAXED;
       params.loadDefaultCAs = options.cacert.empty();
       context_ = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, params);
     }

@@ -589,5 +589,30 @@ TEST_F(KvsctlTest, TlsAndAdminToken) {
       << with_token.err;
 }
 
+TEST_F(KvsctlTest, MutualTlsPresentsTheClientCertificate) {
+  http_test::TestPki pki;
+  std::string error;
+  ASSERT_TRUE(http_test::MakeTestPki(home_ / "pki", &pki, &error)) << error;
+  http_test::SetClientTls(pki.ca, pki.cert, pki.key);
+  auto node = http_test::StartSingleNode({{"KVS_TLS_CERT", pki.cert},
+                                          {"KVS_TLS_KEY", pki.key},
+                                          {"KVS_TLS_CA", pki.ca},
+                                          {"KVS_TLS_REQUIRE_CLIENT_CERT", "true"}},
+                                         {}, &error);
+  http_test::SetClientTls("");
+  ASSERT_NE(node, nullptr) << error;
+  const RunResult with_cert =
+      At(*node, {"--cacert", pki.ca, "--cert", pki.cert, "--key", pki.key, "shard-id"});
+  EXPECT_EQ(with_cert.exit_code, 0) << Describe(with_cert);
+  EXPECT_EQ(with_cert.out, "0\n");
+  const RunResult without = At(*node, {"--cacert", pki.ca, "--timeout", "3000", "shard-id"});
+  EXPECT_EQ(without.exit_code, 3) << Describe(without);
+  EXPECT_TRUE(OneLineNaming(without, LoopbackAddress(node->port())));
+  // A TLS file that is not there: a usage error, before any request.
+  const RunResult missing = At(*node, {"--cacert", (home_ / "nope.pem").string(), "shard-id"});
+  EXPECT_EQ(missing.exit_code, 2) << Describe(missing);
+  EXPECT_NE(missing.err.find("TLS set-up failed"), std::string::npos) << missing.err;
+}
+
 }  // namespace
 }  // namespace kvs::ctl_test
