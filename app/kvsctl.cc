@@ -564,10 +564,8 @@ class Ctl {
     const auto shards = FetchShards(&code);
     if (!shards) return code;
     std::string counts;
-    int64_t total = 0;
     for (const ShardInfo& shard : *shards) {
       counts += (counts.empty() ? "" : "/") + std::to_string(shard.keys);
-      total += std::max<int64_t>(shard.keys, 0);
     }
     if (options_.json) {
       kvs::json::JsonObject out;
@@ -586,9 +584,11 @@ class Ctl {
       return kvs::ctl::kExitOk;
     }
     if (reshard) {
-      std::cout << "reshard to " << options_.operands[0] << " shards done in " << took
+      std::cout << "reshard to " << options_.operands[0]
+                << (options_.operands[0] == "1" ? " shard" : " shards") << " done in " << took
                 << " s: " << (view ? std::to_string(view->size()) : std::string("?"))
-                << " nodes, keys per shard " << counts << std::endl;
+                << (view && view->size() == 1 ? " node" : " nodes") << ", keys per shard " << counts
+                << std::endl;
     } else {
       size_t members = 0;
       int64_t keys = -1;
@@ -602,7 +602,6 @@ class Ctl {
                 << " done in " << took << " s: the shard has " << members << " members and " << keys
                 << " keys" << std::endl;
     }
-    (void)total;
     return kvs::ctl::kExitOk;
   }
 

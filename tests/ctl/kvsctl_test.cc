@@ -483,7 +483,7 @@ TEST_F(KvsctlTest, LongOperationPrintsPlainProgressLinesWithoutATerminal) {
   const RunResult r = Kvsctl({"--node", node.address(), "--token", "tok", "reshard", "2"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_EQ(r.out.rfind("reshard to 2 shards done in ", 0), 0u) << r.out;
-  EXPECT_NE(r.out.find(": 1 nodes, keys per shard 5\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(": 1 node, keys per shard 5\n"), std::string::npos) << r.out;
   // Not a terminal: whole lines, no carriage returns or escape sequences, and the count moves.
   EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find('\033'), std::string::npos) << r.err;
