@@ -159,6 +159,7 @@ class Ctl {
     if (c == "add-member" || c == "reshard") return LongOperation();
     if (c == "status") return Status();
     if (c == "health") return Health();
+    if (c == "metrics") return Metrics();
     return Fail(kvs::ctl::kExitUsage, "unknown command " + c);
   }
 
@@ -444,8 +445,9 @@ class Ctl {
   }
 
   int Health() {
-    const Reply reply = Call("GET", "/health");
-    if (reply.status != 200) return FailReply(reply, "GET /health");
+    const std::string target = options_.operands.empty() ? "/health" : "/health/ready";
+    const Reply reply = Call("GET", target);
+    if (reply.status != 200) return FailReply(reply, "GET " + target);
     if (options_.json) {
       std::cout << reply.body << std::endl;
       return kvs::ctl::kExitOk;
@@ -458,6 +460,17 @@ class Ctl {
       std::cout << name << ": " << Member(object, name) << "\n";
     }
     std::cout.flush();
+    return kvs::ctl::kExitOk;
+  }
+
+  int Metrics() {
+    const Reply reply = Call("GET", "/metrics");
+    if (reply.status != 200) return FailReply(reply, "GET /metrics");
+    if (options_.json) {
+      std::cout << kvs::ctl::PrometheusToJson(reply.body) << std::endl;
+    } else {
+      std::cout << reply.body << std::flush;
+    }
     return kvs::ctl::kExitOk;
   }
 

@@ -15,7 +15,7 @@ const std::map<std::string, CommandSpec>& Commands() {
   static const std::map<std::string, CommandSpec> commands = {
       {"get", {1, 1}},    {"put", {2, 2}},      {"delete", {1, 1}},     {"view", {0, 2}},
       {"shards", {0, 0}}, {"shard-id", {0, 0}}, {"add-member", {2, 2}}, {"reshard", {1, 1}},
-      {"status", {0, 0}}, {"health", {0, 0}},
+      {"status", {0, 0}}, {"health", {0, 1}},   {"metrics", {0, 0}},
   };
   return commands;
 }
@@ -50,11 +50,11 @@ std::string CheckOperands(const Options& options) {
   }
   if (n < found->second.min_operands || n > found->second.max_operands) {
     static const std::map<std::string, std::string> usage = {
-        {"get", "get KEY"},       {"put", "put KEY VALUE"},
-        {"delete", "delete KEY"}, {"shards", "shards"},
-        {"shard-id", "shard-id"}, {"add-member", "add-member SHARD-ID ADDR"},
-        {"reshard", "reshard N"}, {"status", "status"},
-        {"health", "health"}};
+        {"get", "get KEY"},           {"put", "put KEY VALUE"},
+        {"delete", "delete KEY"},     {"shards", "shards"},
+        {"shard-id", "shard-id"},     {"add-member", "add-member SHARD-ID ADDR"},
+        {"reshard", "reshard N"},     {"status", "status"},
+        {"health", "health [ready]"}, {"metrics", "metrics"}};
     return "usage: kvsctl [options] " + usage.at(options.command);
   }
   int64_t number = 0;
@@ -69,6 +69,9 @@ std::string CheckOperands(const Options& options) {
     uint16_t port = 0;
     if (!SplitHostPort(ops[1], &host, &port))
       return "add-member: bad address '" + ops[1] + "' (want ip:port)";
+  }
+  if (options.command == "health" && n == 1 && ops[0] != "ready") {
+    return "usage: kvsctl [options] health [ready]";
   }
   if ((options.command == "get" || options.command == "put" || options.command == "delete") &&
       ops[0].empty()) {
@@ -202,7 +205,9 @@ commands:
   reshard N                spread the keys over N shards (admin); shows progress
   status                   one table: nodes, liveness, readiness, keys, epoch, uptime,
                            replication lag, anti-entropy, storage (GET /status?scope=cluster)
-  health                   the node's /health
+  health [ready]           the node's /health (or /health/ready: 200 once it serves its
+                           shard's data)
+  metrics                  the node's /metrics (Prometheus text; --json: series -> value)
 
 options:
   --node HOST:PORT    the node to ask (default: $KVS_NODE, then localhost:8082)

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 #include "Poco/Exception.h"
 #include "Poco/JSON/Array.h"
 #include "Poco/JSON/Object.h"
 #include "Poco/JSON/Parser.h"
 #include "kvs/ctl/table.h"
+#include "kvs/json/json_writer.h"
 
 namespace kvs::ctl {
 namespace {
@@ -294,6 +296,46 @@ std::string RenderProgress(const Operation& operation, double elapsed_s, int bar
                     std::string(static_cast<size_t>(bar_width - filled), '.') + "] ";
   bar += operation.total > 0 ? Fixed("%3.0f%%", fraction * 100) + " " : std::string("     ");
   return bar + text;
+}
+
+std::string PrometheusToJson(std::string_view text) {
+  std::string out = "{";
+  bool first = true;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+    if (line.empty() || line.front() == '#') continue;
+    // The value follows the series after a space; labels may hold spaces, so split after '}'.
+    const size_t brace = line.rfind('}');
+    const size_t space = line.find(' ', brace == std::string_view::npos ? 0 : brace);
+    if (space == std::string_view::npos || space == 0) continue;
+    const std::string_view series = line.substr(0, space);
+    std::string_view value = line.substr(space + 1);
+    if (const size_t stamp = value.find(' '); stamp != std::string_view::npos) {
+      value = value.substr(0, stamp);  // an optional timestamp
+    }
+    std::string number(value);
+    char* parsed_end = nullptr;
+    const double d = std::strtod(number.c_str(), &parsed_end);
+    if (number.empty() || parsed_end != number.c_str() + number.size()) continue;
+    if (!first) out += ',';
+    first = false;
+    json::AppendJsonString(out, series);
+    out += ':';
+    if (std::isfinite(d)) {
+      char buffer[64];
+      std::snprintf(buffer, sizeof buffer, "%.17g", d);
+      out += buffer;
+    } else {
+      out += "null";
+    }
+  }
+  out += '}';
+  return out;
 }
 
 }  // namespace kvs::ctl

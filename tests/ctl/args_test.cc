@@ -83,6 +83,8 @@ TEST(ArgsTest, UsageErrorsAreOneLine) {
       {"--json=yes", "view"},
       {"--cert", "c.pem", "view"},
       {"get", ""},
+      {"health", "live"},
+      {"metrics", "x"},
   };
   for (const auto& args : bad) {
     const ParseResult r = Parse(args);
@@ -108,6 +110,8 @@ TEST(ArgsTest, EveryCommandParses) {
       {"reshard", "3"},
       {"status"},
       {"health"},
+      {"health", "ready"},
+      {"metrics"},
   };
   for (const auto& args : good) {
     const ParseResult r = Parse(args);
@@ -121,9 +125,10 @@ TEST(ArgsTest, EveryCommandParses) {
 TEST(ArgsTest, HelpDocumentsEveryCommandAndExitCode) {
   const std::string help = HelpText();
   for (const char* word :
-       {"get KEY", "put KEY VALUE", "delete KEY", "view add", "view delete", "shards", "shard-id",
-        "add-member", "reshard N", "status", "health", "--json", "--no-session", "--session",
-        "--timeout", "--cacert", "--token", "KVS_NODE", "localhost:8082"}) {
+       {"get KEY",        "put KEY VALUE", "delete KEY", "view add",     "view delete",
+        "shards",         "shard-id",      "add-member", "reshard N",    "status",
+        "health [ready]", "metrics",       "--json",     "--no-session", "--session",
+        "--timeout",      "--cacert",      "--token",    "KVS_NODE",     "localhost:8082"}) {
     EXPECT_NE(help.find(word), std::string::npos) << word;
   }
   for (int code : {kExitOk, kExitRefused, kExitUsage, kExitUnreachable, kExitAuth}) {

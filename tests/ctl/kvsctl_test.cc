@@ -291,6 +291,18 @@ TEST_F(KvsctlTest, ViewShardsAndShardIdWithJson) {
   const RunResult health = At(*nodes[0], {"health"});
   ASSERT_EQ(health.exit_code, 0) << Describe(health);
   EXPECT_NE(health.out.find("status: ok"), std::string::npos) << health.out;
+  const RunResult ready = At(*nodes[0], {"--json", "health", "ready"});
+  ASSERT_EQ(ready.exit_code, 0) << Describe(ready);
+  EXPECT_FALSE(http_test::ParseObject(ready.out).isNull()) << ready.out;
+
+  const RunResult metrics = At(*nodes[0], {"metrics"});
+  ASSERT_EQ(metrics.exit_code, 0) << Describe(metrics);
+  EXPECT_NE(metrics.out.find("# TYPE "), std::string::npos) << metrics.out.substr(0, 500);
+  const RunResult metrics_json = At(*nodes[0], {"--json", "metrics"});
+  ASSERT_EQ(metrics_json.exit_code, 0) << Describe(metrics_json);
+  const auto series = http_test::ParseObject(metrics_json.out);
+  ASSERT_FALSE(series.isNull()) << metrics_json.out.substr(0, 500);
+  EXPECT_GT(series->size(), 5u);
 }
 
 TEST_F(KvsctlTest, ReshardAndAddMemberEndWithASummary) {

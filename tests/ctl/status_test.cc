@@ -161,6 +161,23 @@ TEST(StatusTest, ProgressLineAndBar) {
   EXPECT_EQ(RenderProgress(over, 0, 4), "[####] 100% reshard: x 7/5 (0.0 s)");
 }
 
+TEST(MetricsTest, PrometheusTextAsJson) {
+  const std::string text =
+      "# HELP kvs_requests_total Requests.\n"
+      "# TYPE kvs_requests_total counter\n"
+      "kvs_requests_total{route=\"kv\",code=\"200\"} 12\n"
+      "kvs_label_with_space{x=\"a b\"} 1.5 1700000000000\r\n"
+      "kvs_up 1\n"
+      "\n"
+      "kvs_nan NaN\n"
+      "garbage-without-value\n"
+      "kvs_bad_value abc\n";
+  EXPECT_EQ(PrometheusToJson(text),
+            "{\"kvs_requests_total{route=\\\"kv\\\",code=\\\"200\\\"}\":12,"
+            "\"kvs_label_with_space{x=\\\"a b\\\"}\":1.5,\"kvs_up\":1,\"kvs_nan\":null}");
+  EXPECT_EQ(PrometheusToJson(""), "{}");
+}
+
 TEST(TableTest, AlignsColumnsAndMultiLineCells) {
   Table table({"A", "LONG HEADER", "C"});
   table.AddRow({"wide value", "x", "1\n22"});

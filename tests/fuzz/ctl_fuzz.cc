@@ -1,8 +1,8 @@
 // libFuzzer target: what kvsctl parses from the network and the disk: the /status JSON of a
-// node or a cluster (rendered as the status table and a progress line) and the causal session
-// file. Oracles: no crash, leak or uncaught exception; a rejection names its reason; a session
-// the decoder accepts re-encodes to text that decodes to an equal session, and the re-encoding
-// is stable.
+// node or a cluster (rendered as the status table and a progress line), /metrics text, and the
+// causal session file. Oracles: no crash, leak or uncaught exception; a rejection names its reason;
+// a session the decoder accepts re-encodes to text that decodes to an equal session, and the
+// re-encoding is stable.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -27,6 +27,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else if (error.empty()) {
     std::abort();
   }
+  // Prometheus text (kvsctl --json metrics): always a JSON object.
+  const std::string metrics = kvs::ctl::PrometheusToJson(input);
+  if (metrics.size() < 2 || metrics.front() != '{' || metrics.back() != '}') std::abort();
   error.clear();
   const auto session = kvs::ctl::DecodeSession(input, &error);
   if (!session) {

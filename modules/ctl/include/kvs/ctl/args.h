@@ -38,7 +38,7 @@ struct Options {
   std::string session_file;  // "" → DefaultSessionFile()
   bool help = false;
   std::string command;  // get, put, delete, view, shards, shard-id, add-member, reshard, status,
-                        // health ("" only with help)
+                        // health, metrics ("" only with help)
   std::vector<std::string> operands;
 
   bool tls() const { return !cacert.empty() || !cert.empty(); }

@@ -78,6 +78,11 @@ std::string RenderStatus(const ClusterStatus& cluster);
 // "[########............] 40% reshard: moving 40/100 (4.2 s)".
 std::string RenderProgress(const Operation& operation, double elapsed_s, int bar_width);
 
+// Prometheus text (GET /metrics) as a JSON object: each sample line's series (name and
+// labels, as written) → its value, a number (JSON null for NaN/Inf, which JSON cannot hold).
+// Comment and blank lines are skipped; a line without a value is skipped too.
+std::string PrometheusToJson(std::string_view text);
+
 }  // namespace kvs::ctl
 
 #endif  // KVS_CTL_STATUS_H_
