@@ -19,7 +19,7 @@ ApiRoute RouteOf(std::string_view path) {
   if (path.starts_with("/internal/")) return ApiRoute::kInternal;
   if (path == "/health" || path == "/health/ready") return ApiRoute::kHealth;
   if (path == "/metrics") return ApiRoute::kMetrics;
-  if (path == "/status") return ApiRoute::kStatus;
+  if (path == "/status" || path == "/") return ApiRoute::kStatus;  // "/": the status page
   return ApiRoute::kOther;
 }
 

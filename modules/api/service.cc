@@ -245,7 +245,7 @@ Response Service::Route(const Request& request, bool may_block) {
   std::string_view path = request.target.substr(0, request.target.find('?'));
   const std::string_view method = request.method;
   if (recovering_.load(std::memory_order_acquire) && path != "/health" && path != "/metrics" &&
-      path != kReadyPath) {
+      path != kReadyPath && path != "/") {
     // Peers retry on their own; a client's request waits a little for the recovery to end.
     if (path.starts_with("/internal/")) return RecoveringResponse(method);
     if (!may_block) return WouldBlock();
@@ -258,6 +258,7 @@ Response Service::Route(const Request& request, bool may_block) {
   if (path.starts_with(kKeyPrefix)) {
     return HandleKeyValue(request, path.substr(kKeyPrefix.size()), may_block);
   }
+  if (path == "/") return HandleStatusPage(method);
   if (!may_block) {
     // Broadcast batches from shard peers are CPU work only: applied here unless another
     // thread holds the apply buffer.

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "kvs/api/service.h"
+#include "kvs/api/status_page.h"
 #include "kvs/json/json_writer.h"
 
 namespace kvs::api {
@@ -61,6 +62,20 @@ NodeStatus Service::Status() const {
         NodeStatus::Operation{op->kind, op->phase, op->done, op->total, AgeMs(now, op->started)};
   }
   return s;
+}
+
+Response Service::HandleStatusPage(std::string_view method) const {
+  if (method != "GET") {
+    Response refusal = ErrorResponse(405, "Method not allowed", method);
+    refusal.allow = "GET";
+    return refusal;
+  }
+  Response page;
+  page.body = std::string(StatusPageHtml());
+  page.content_type = "text/html; charset=utf-8";
+  page.header_name = "Content-Security-Policy";
+  page.header_value = std::string(kStatusPageCsp);
+  return page;
 }
 
 Response Service::HandleStatus(std::string_view method, std::string_view target) {

@@ -116,9 +116,9 @@ TEST_F(BadInputTest, UnknownPathIs404) {
     std::string path;
   };
   for (const Case& c :
-       {Case{"GET", "/nope"}, Case{"PUT", "/nope"}, Case{"DELETE", "/nope"}, Case{"GET", "/"},
-        Case{"GET", "/key-value-store-view/x"}, Case{"GET", "/key-value-store-shard/nope"},
-        Case{"GET", "/key-value-stores/k"}}) {
+       {Case{"GET", "/nope"}, Case{"PUT", "/nope"}, Case{"DELETE", "/nope"},
+        Case{"GET", "/index.html"}, Case{"GET", "/key-value-store-view/x"},
+        Case{"GET", "/key-value-store-shard/nope"}, Case{"GET", "/key-value-stores/k"}}) {
     SCOPED_TRACE(c.method + " " + c.path);
     EXPECT_TRUE(
         IsJson(SendRequest(port(), c.method, c.path), 404, ErrorJson("Path not found", c.method)));

@@ -199,6 +199,30 @@ TEST_F(StatusTest, OtherQueriesAre400AndOtherMethods405) {
   }
 }
 
+// GET /: the status page, one self-contained HTML document (no external asset) that reads
+// /status?scope=cluster, under a Content-Security-Policy that allows nothing but this node.
+// (It is rendered and checked in a real browser in tests/cluster/status_page_cluster_test.cc.)
+TEST_F(StatusTest, RootServesTheSelfContainedStatusPage) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  const HttpResponse page = SendRequest(port(), "GET", "/");
+  ASSERT_EQ(page.status, 200) << Describe(page);
+  EXPECT_EQ(page.Header("content-type"), "text/html; charset=utf-8");
+  const std::string csp = page.Header("content-security-policy");
+  EXPECT_NE(csp.find("default-src 'none'"), std::string::npos) << csp;
+  EXPECT_NE(csp.find("connect-src 'self'"), std::string::npos) << csp;
+  EXPECT_TRUE(page.body.starts_with("<!doctype html>")) << page.body.substr(0, 100);
+  EXPECT_NE(page.body.find("/status?scope=cluster"), std::string::npos);
+  for (const char* external : {"src=\"http", "href=\"http", "src=\"//", "href=\"//", "@import"}) {
+    EXPECT_EQ(page.body.find(external), std::string::npos) << "an external asset: " << external;
+  }
+  for (const char* method : {"POST", "PUT", "DELETE"}) {
+    SCOPED_TRACE(method);
+    const HttpResponse r = SendRequest(port(), method, "/", "{}");
+    EXPECT_TRUE(IsError(r, 405, std::string("Error in ") + method, "Method not allowed"));
+    EXPECT_EQ(r.Header("allow"), "GET") << Describe(r);
+  }
+}
+
 TEST_F(StatusTest, MetricsHaveTheLatencyHistogramAndTheNewGauges) {
   ASSERT_NO_FATAL_FAILURE(Start());
   ASSERT_EQ(SendRequest(port(), "GET", "/status").status, 200);

@@ -144,6 +144,8 @@ class Service {
   Response HandleReshard(std::string_view body);
   Response HandleHealth() const;
   // GET /status (this node) and GET /status?scope=cluster (every node, asked concurrently).
+  // GET /: the status page (status_page.h), static; any other method 405.
+  Response HandleStatusPage(std::string_view method) const;
   Response HandleStatus(std::string_view method, std::string_view target);
   Response ClusterStatus();
   static Response RecoveringResponse(std::string_view method);
