@@ -171,7 +171,7 @@ class Ctl {
 
   // The error line and exit code for a reply that is not 2xx. With --json the server's own
   // answer goes to stdout as well, for scripts.
-  int FailReply(const Reply& reply, const std::string& what) const {
+  int FailReply(const Reply& reply, const std::string& what, const std::string& hint = "") const {
     if (reply.status == 0) return Fail(kvs::ctl::kExitUnreachable, what + ": " + reply.error);
     if (options_.json && !reply.body.empty()) std::cout << reply.body << std::endl;
     const auto object = ParseObject(reply.body);
@@ -182,7 +182,7 @@ class Ctl {
     if (reply.status == 401 || reply.status == 403) {
       prefix += options_.token.empty() ? " (no --token given)" : " (token refused)";
     }
-    return Fail(kvs::ctl::ExitCodeForStatus(reply.status), prefix + " " + reason);
+    return Fail(kvs::ctl::ExitCodeForStatus(reply.status), prefix + " " + reason + hint);
   }
 
   Reply Call(const std::string& method, const std::string& target,
@@ -235,6 +235,13 @@ class Ctl {
                                                            : "DELETE";
     const std::string target = "/key-value-store/" + Escape(key);
     const Reply reply = Call(method, target, body.Finish());
+    if (reply.status == 503 && !session.metadata.empty()) {
+      // The metadata may name writes this cluster never saw (a cluster rebuilt at the same
+      // addresses): the node waited for them in vain. Say how to get out.
+      return FailReply(reply, method + " " + key,
+                       " (if the cluster was rebuilt since session " + path +
+                           " was written: --no-session once, or remove the file)");
+    }
     if (reply.status < 200 || reply.status >= 300) return FailReply(reply, method + " " + key);
     const auto object = ParseObject(reply.body);
     if (object.isNull())

@@ -249,6 +249,33 @@ TEST_F(KvsctlTest, SessionFromAnotherClusterStartsAfreshWithANote) {
   EXPECT_EQ(get.out, "two\n");
 }
 
+// A cluster rebuilt at the same address cannot be told from the old one by its view; the
+// node then cannot obtain the session's dependencies, and the error says what to do.
+TEST_F(KvsctlTest, SessionFromARebuiltClusterGetsAHint) {
+  const uint16_t port = FreeLoopbackPort();
+  std::string error;
+  auto old_node = ServerProcess::Spawn({http_test::SingleNodeEnv(port), {}}, &error);
+  ASSERT_NE(old_node, nullptr) << error;
+  old_node->set_port(port);
+  ASSERT_TRUE(old_node->WaitUntilHealthy(milliseconds(10000)));
+  ASSERT_EQ(At(*old_node, {"put", "k", "old"}).exit_code, 0);
+  old_node->Stop();
+  old_node.reset();  // its data directory goes with it
+
+  auto new_node = ServerProcess::Spawn({http_test::SingleNodeEnv(port), {}}, &error);
+  ASSERT_NE(new_node, nullptr) << error;
+  new_node->set_port(port);
+  ASSERT_TRUE(new_node->WaitUntilHealthy(milliseconds(10000)));
+  const RunResult get = At(*new_node, {"get", "k"});
+  EXPECT_EQ(get.exit_code, 1) << Describe(get);
+  EXPECT_TRUE(OneLineNaming(get, LoopbackAddress(port)));
+  EXPECT_NE(get.err.find(": 503 "), std::string::npos) << get.err;
+  EXPECT_NE(get.err.find("--no-session once, or remove the file"), std::string::npos) << get.err;
+  const RunResult bare = At(*new_node, {"--no-session", "get", "k"});
+  EXPECT_EQ(bare.exit_code, 1) << Describe(bare);
+  EXPECT_NE(bare.err.find("404 Key does not exist"), std::string::npos) << bare.err;
+}
+
 TEST_F(KvsctlTest, ViewShardsAndShardIdWithJson) {
   auto nodes = StartCluster(2, 2, 1);
   ASSERT_EQ(nodes.size(), 2u);
