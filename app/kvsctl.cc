@@ -240,7 +240,7 @@ class Ctl {
       // addresses): the node waited for them in vain. Say how to get out.
       return FailReply(reply, method + " " + key,
                        " (if the cluster was rebuilt since session " + path +
-                           " was written: --no-session once, or remove the file)");
+                           " was written, remove that file; --no-session skips it)");
     }
     if (reply.status < 200 || reply.status >= 300) return FailReply(reply, method + " " + key);
     const auto object = ParseObject(reply.body);

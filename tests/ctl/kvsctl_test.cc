@@ -270,7 +270,8 @@ TEST_F(KvsctlTest, SessionFromARebuiltClusterGetsAHint) {
   EXPECT_EQ(get.exit_code, 1) << Describe(get);
   EXPECT_TRUE(OneLineNaming(get, LoopbackAddress(port)));
   EXPECT_NE(get.err.find(": 503 "), std::string::npos) << get.err;
-  EXPECT_NE(get.err.find("--no-session once, or remove the file"), std::string::npos) << get.err;
+  EXPECT_NE(get.err.find("was written, remove that file; --no-session skips it"), std::string::npos)
+      << get.err;
   const RunResult bare = At(*new_node, {"--no-session", "get", "k"});
   EXPECT_EQ(bare.exit_code, 1) << Describe(bare);
   EXPECT_NE(bare.err.find("404 Key does not exist"), std::string::npos) << bare.err;
