@@ -142,7 +142,7 @@ std::string OneLine(std::string text) {
   for (char& c : text) {
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
   }
-  if (text.size() > 300) text = text.substr(0, 300) + "...";
+  if (text.size() > 1000) text = text.substr(0, 1000) + "...";
   return text;
 }
 
