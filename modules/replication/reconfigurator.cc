@@ -798,6 +798,29 @@ std::string Reconfigurator::MetricsText() const {
          std::to_string(staged_bytes_.load()));
   metric("kvs_reshard_staging", "gauge", "1 while this node stages keys for a reshard.",
          replicator_.staging() ? "1" : "0");
+  {
+    // The reshard or add-member this node coordinates (GET /status "operation"), by kind: the
+    // series are always there (0 when none runs), so dashboards and alerts find them.
+    const std::optional<Operation> op = CurrentOperation();
+    out +=
+        "# HELP kvs_operation_running 1 while this node coordinates the operation (reshard, "
+        "add-member).\n# TYPE kvs_operation_running gauge\n";
+    for (const char* kind : {"reshard", "add-member"}) {
+      out += std::string("kvs_operation_running{kind=\"") + kind + "\"} " +
+             (op && op->kind == kind ? "1" : "0") + "\n";
+    }
+    out +=
+        "# HELP kvs_operation_progress_ratio Share of the running operation's current phase "
+        "done (nodes caught up while staging, ...), 0 when none runs.\n"
+        "# TYPE kvs_operation_progress_ratio gauge\n";
+    for (const char* kind : {"reshard", "add-member"}) {
+      const double ratio = op && op->kind == kind && op->total > 0
+                               ? static_cast<double>(op->done) / static_cast<double>(op->total)
+                               : 0.0;
+      out += std::string("kvs_operation_progress_ratio{kind=\"") + kind + "\"} " +
+             std::to_string(ratio) + "\n";
+    }
+  }
   std::lock_guard lock(report_mu_);
   if (!coordinated_.empty()) {
     out +=

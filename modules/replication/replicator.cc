@@ -513,7 +513,12 @@ void Replicator::AntiEntropyRound() {
   SizeRecentUpdates();
   RefreshPeers();
   if (full_sync_wanted_.load(std::memory_order_acquire)) CatchUp();
-  for (const std::string& peer : ShardPeers(/*live_only=*/true)) SyncWith(peer);
+  for (const std::string& peer : ShardPeers(/*live_only=*/true)) {
+    TransferStats pulled;
+    SyncWith(peer, /*full=*/false, std::nullopt, &pulled);
+    ae_received_bytes_.fetch_add(pulled.bytes, std::memory_order_relaxed);
+    ae_received_entries_.fetch_add(pulled.entries, std::memory_order_relaxed);
+  }
   CollectTombstones();
   RefreshStable();
   const uint64_t repaired = anti_entropy_applied_.load(std::memory_order_relaxed) - applied_before;
@@ -797,6 +802,11 @@ std::string Replicator::MetricsText() const {
           broadcast_applied_.load());
   counter("kvs_anti_entropy_updates_applied_total", "Entries applied from anti-entropy pulls.",
           anti_entropy_applied_.load());
+  counter("kvs_anti_entropy_received_bytes_total",
+          "Bytes of the answers of this node's periodic anti-entropy pulls.",
+          ae_received_bytes_.load());
+  counter("kvs_anti_entropy_received_entries_total",
+          "Entries in those answers (applied or already here).", ae_received_entries_.load());
   counter("kvs_causal_dependency_pulls_total", "Requests that had to pull missing dependencies.",
           dependency_pulls_.load());
   counter("kvs_causal_dependency_timeouts_total", "Requests answered 503: dependencies missing.",

@@ -509,6 +509,27 @@ std::string Journal::MetricsText() const {
          static_cast<double>(s.fsync_micros_total) / 1e6);
   metric("kvs_storage_fsync_max_seconds", "gauge", "Longest fdatasync on the log so far.",
          static_cast<double>(s.fsync_micros_max) / 1e6);
+  out +=
+      "# HELP kvs_storage_fsync_duration_seconds fdatasync latency of the log's group commits.\n"
+      "# TYPE kvs_storage_fsync_duration_seconds histogram\n";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < s.fsync_buckets.size(); ++i) {
+    cumulative += s.fsync_buckets[i];
+    char le[32];
+    if (i < Wal::kFsyncBucketMicros.size()) {
+      std::snprintf(le, sizeof le, "%g", static_cast<double>(Wal::kFsyncBucketMicros[i]) / 1e6);
+    } else {
+      std::snprintf(le, sizeof le, "+Inf");
+    }
+    out += std::string("kvs_storage_fsync_duration_seconds_bucket{le=\"") + le + "\"} " +
+           std::to_string(cumulative) + "\n";
+  }
+  {
+    char sum[64];
+    std::snprintf(sum, sizeof sum, "%.17g", static_cast<double>(s.fsync_micros_total) / 1e6);
+    out += std::string("kvs_storage_fsync_duration_seconds_sum ") + sum + "\n";
+    out += "kvs_storage_fsync_duration_seconds_count " + std::to_string(s.fsyncs) + "\n";
+  }
   metric("kvs_storage_log_groups_total", "counter", "Group commits written to the log.",
          static_cast<double>(s.groups));
   metric("kvs_storage_log_written_bytes_total", "counter", "Bytes written to the log.",

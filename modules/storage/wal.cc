@@ -5,6 +5,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -302,6 +303,9 @@ bool Wal::Sync() {
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count());
   std::lock_guard lock(mu_);
   ++stats_.fsyncs;
+  const auto bucket =
+      std::lower_bound(kFsyncBucketMicros.begin(), kFsyncBucketMicros.end(), micros);
+  ++stats_.fsync_buckets[static_cast<size_t>(bucket - kFsyncBucketMicros.begin())];
   stats_.fsync_micros_total += micros;
   stats_.fsync_micros_max = std::max(stats_.fsync_micros_max, micros);
   return true;

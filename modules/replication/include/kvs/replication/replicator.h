@@ -281,6 +281,9 @@ class Replicator {
   std::atomic<int64_t> ae_last_repair_unix_ms_{0};
   std::atomic<uint64_t> ae_last_repair_entries_{0};
   std::atomic<uint64_t> ae_repaired_total_{0};
+  // What the periodic rounds' pulls received (answer bytes, entries), repairs or not.
+  std::atomic<uint64_t> ae_received_bytes_{0};
+  std::atomic<uint64_t> ae_received_entries_{0};
 
   std::atomic<uint64_t> broadcast_applied_{0};
   std::atomic<uint64_t> anti_entropy_applied_{0};

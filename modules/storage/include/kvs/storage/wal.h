@@ -11,6 +11,7 @@
 // so a failure never leaves a hole before later records.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -48,7 +49,11 @@ inline constexpr const char* kPreparedSegmentName = "wal-next.tmp";
 class Wal {
  public:
   enum class State { kDurable, kPending, kFailed };
+  // Upper bounds (µs) of the fsync latency histogram's buckets; one more bucket is +Inf.
+  static constexpr std::array<uint64_t, 12> kFsyncBucketMicros = {
+      100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
   struct Stats {
+    std::array<uint64_t, kFsyncBucketMicros.size() + 1> fsync_buckets{};  // not cumulative
     uint64_t fsyncs = 0;
     uint64_t fsync_micros_total = 0;
     uint64_t fsync_micros_max = 0;
