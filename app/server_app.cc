@@ -6,7 +6,6 @@
 #include <Poco/JSON/Parser.h>
 #include <Poco/Logger.h>
 #include <Poco/Path.h>
-#include <Poco/PatternFormatter.h>
 #include <Poco/Util/Timer.h>
 #include <Poco/Util/TimerTask.h>
 
@@ -20,6 +19,7 @@
 #include "kvs/api/event_server.h"
 #include "kvs/api/http_server.h"
 #include "kvs/api/metrics.h"
+#include "kvs/api/request_log.h"
 #include "kvs/api/service.h"
 #include "kvs/auth/cluster_auth.h"
 #include "kvs/causal/hybrid_clock.h"
@@ -50,9 +50,10 @@ int StartupError(const std::string& problem) {
   return Poco::Util::Application::EXIT_CONFIG;
 }
 
-void SetUpLogging(const std::string& level) {
-  Poco::AutoPtr<Poco::PatternFormatter> formatter(
-      new Poco::PatternFormatter("%Y-%m-%dT%H:%M:%S.%iZ %p %s: %t"));
+// Lines as "<UTC time> <Level> <logger>: <text>[ request_id=ID]" (kvs.log.format=text) or one
+// JSON object each (json); the id is the request the logging thread serves (request_log.h).
+void SetUpLogging(const std::string& level, api::LogFormat format) {
+  Poco::AutoPtr<api::LogFormatter> formatter(new api::LogFormatter(format));
   Poco::AutoPtr<Poco::FormattingChannel> channel(
       new Poco::FormattingChannel(formatter, new Poco::ConsoleChannel));
   Poco::Logger::root().setChannel(channel);
@@ -191,8 +192,20 @@ int ServerApp::main(const std::vector<std::string>&) {
         "kvs.storage.fsync_interval_ms", "kvs.cluster.auth_window_ms"}) {
     if (counts.at(key) < 1) return StartupError(std::string(key) + " must be >= 1");
   }
+  const std::optional<api::LogFormat> log_format =
+      api::ParseLogFormat(cfg.getString("kvs.log.format"));
+  if (!log_format) {
+    return StartupError("kvs.log.format '" + cfg.getString("kvs.log.format") +
+                        "' must be text or json");
+  }
+  const std::optional<api::RequestLogMode> request_log =
+      api::ParseRequestLogMode(cfg.getString("kvs.log.requests"));
+  if (!request_log) {
+    return StartupError("kvs.log.requests '" + cfg.getString("kvs.log.requests") +
+                        "' must be off, errors or all");
+  }
   try {
-    SetUpLogging(cfg.getString("kvs.log.level"));
+    SetUpLogging(cfg.getString("kvs.log.level"), *log_format);
   } catch (const Poco::Exception&) {
     return StartupError("kvs.log.level '" + cfg.getString("kvs.log.level") +
                         "' is not a log level");
@@ -358,6 +371,7 @@ int ServerApp::main(const std::vector<std::string>&) {
                        peers, metrics, limits, journal.get(),
                        api::Security{&cluster_auth, admin_token});
   if (journal->enabled()) service.SetRecovering(true);
+  service.SetRequestLog(*request_log);
 
   api::HttpOptions http;
   http.bind_host = cfg.getString("kvs.http.bind");

@@ -153,6 +153,13 @@ const std::vector<Tunable>& Tunables() {
       {"kvs.log.level", "information",
        "fatal, critical, error, warning, notice, information, "
        "debug or trace"},
+      {"kvs.log.format", "text",
+       "text (one line per event: time, level, logger, message, request_id=ID when it is about "
+       "a request) or json (one JSON object per line: ts, level, logger, msg, request_id)"},
+      {"kvs.log.requests", "off",
+       "access log (logger kvs.access): off, errors (client requests answered 4xx/5xx) or all "
+       "(every client request: id, method, target, status, duration, local or forwarded to "
+       "whom; costly at high request rates)"},
   };
   return kAll;
 }

@@ -785,7 +785,8 @@ void EventServer::Loop::Dispatch(Conn& c, const RequestHead& head, std::string_v
                         static_cast<int>(std::min<uint64_t>(head.hops, 1000)),
                         head.epoch,
                         head.authorization,
-                        head.cluster_proof};
+                        head.cluster_proof,
+                        head.request_id};
   if (std::optional<Response> now = service_.TryHandle(request)) {
     if (now->durable_lsn != 0) {
       HoldUntilDurable(c, std::move(*now), answering, head.method);
@@ -814,9 +815,14 @@ void EventServer::Loop::Respond(Conn& c, const Response& response, bool keep_ali
   if (!is_head && response.body.size() > (64u << 10)) {
     c.out.reserve(c.out.size() + 512 + response.body.size());
   }
-  std::string extra;
-  if (!response.header_name.empty()) {
-    extra.append(response.header_name).append(": ").append(response.header_value);
+  // Reused by this loop thread: the usual answer (an X-Request-Id line) allocates nothing.
+  thread_local std::string extra;
+  extra.clear();
+  for (const ExtraHeader& header : response.headers) {
+    extra.append(header.name).append(": ").append(header.value).append("\r\n");
+  }
+  if (!response.request_id.empty()) {
+    extra.append(kRequestIdHeader).append(": ").append(response.request_id.view()).append("\r\n");
   }
   AppendResponseHead(c.out, response.status, response.content_type, response.allow,
                      response.body.size(), keep_alive, http10 && keep_alive, date_, extra);
@@ -1027,10 +1033,15 @@ void EventServer::Loop::ReleaseDurable() {
     }
     if (state == storage::Wal::State::kDurable) {
       Finish(c, wait.response, c.flight);
-    } else if (state == storage::Wal::State::kFailed) {
-      Finish(c, service_.StorageFailure(wait.method), c.flight);
     } else {
-      Finish(c, Service::DurabilityTimeout(wait.method), c.flight);
+      Response failed = state == storage::Wal::State::kFailed
+                            ? service_.StorageFailure(wait.method)
+                            : Service::DurabilityTimeout(wait.method);
+      failed.request_id = wait.response.request_id;
+      const ScopedRequestId scoped_id(failed.request_id);
+      Poco::Logger::get("kvs.api").warning("%s answered %d: %s", wait.method, failed.status,
+                                           failed.body);
+      Finish(c, failed, c.flight);
     }
     c.last_progress = now_;
     Pump(c);

@@ -184,6 +184,8 @@ HeadStatus ParseRequestHead(std::string_view data, size_t max_head_bytes, Reques
       head.authorization = value;
     } else if (EqualsIgnoreCase(name, "X-Kvs-Auth")) {
       head.cluster_proof = value;
+    } else if (EqualsIgnoreCase(name, "X-Request-Id")) {
+      head.request_id = value;
     }
   }
   // RFC 9112 §6.1: a request with both framings is a smuggling attempt or a broken client.
@@ -345,10 +347,7 @@ void AppendResponseHead(std::string& out, int status, std::string_view content_t
     out += allow;
     out += "\r\n";
   }
-  if (!extra.empty()) {
-    out += extra;
-    out += "\r\n";
-  }
+  out += extra;
   if (!keep_alive) {
     out += "Connection: close\r\n";
   } else if (http10_keep_alive) {

@@ -63,15 +63,19 @@ class Handler final : public Poco::Net::HTTPRequestHandler {
     } else {
       const std::string authorization = request.get("Authorization", "");
       const std::string cluster_proof = request.get(auth::kAuthHeader, "");
+      const std::string request_id = request.get(kRequestIdHeader, "");
       answer = service_.Handle(Request{
           method, request.getURI(), body, static_cast<int>(HeaderNumber(request, kHopsHeader)),
-          HeaderNumber(request, kEpochHeader), authorization, cluster_proof});
+          HeaderNumber(request, kEpochHeader), authorization, cluster_proof, request_id});
     }
     response.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(answer.status));
     response.setContentType(std::string(answer.content_type));
     if (!answer.allow.empty()) response.set("Allow", std::string(answer.allow));
-    if (!answer.header_name.empty()) {
-      response.set(std::string(answer.header_name), answer.header_value);
+    for (const ExtraHeader& header : answer.headers) {
+      response.set(std::string(header.name), header.value);
+    }
+    if (!answer.request_id.empty()) {
+      response.set(kRequestIdHeader, std::string(answer.request_id.view()));
     }
     response.sendBuffer(answer.body.data(), answer.body.size());
   }

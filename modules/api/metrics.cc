@@ -71,6 +71,15 @@ std::string Metrics::Render(int64_t live_keys) const {
                auth_failures_[1][static_cast<size_t>(failure)].load(std::memory_order_relaxed)) +
            "\n";
   }
+  out +=
+      "# HELP kvs_forwarding_failures_total Client requests this node could not forward to the "
+      "owning shard (no member answered; the request got a 503), by the last member's failure.\n"
+      "# TYPE kvs_forwarding_failures_total counter\n";
+  for (size_t f = 1; f < forwarding_failures_.size(); ++f) {
+    out += "kvs_forwarding_failures_total{reason=\"";
+    out += net::CallFailureName(static_cast<net::CallFailure>(f));
+    out += "\"} " + std::to_string(forwarding_failures_[f].load(std::memory_order_relaxed)) + "\n";
+  }
   {
     std::lock_guard lock(gauge_mu_);
     if (open_connections_) {

@@ -5,6 +5,7 @@
 #include <Poco/URI.h>
 
 #include <charconv>
+#include <cstdio>
 #include <exception>
 #include <thread>
 #include <variant>
@@ -197,8 +198,7 @@ std::optional<Response> Service::CheckCredentials(const Request& request) {
     metrics_.CountAuthFailure(AuthScope::kAdmin, failure);
     reason = failure == auth::Failure::kMissing ? "missing" : "wrong token";
     refusal = ErrorResponse(401, "Admin token required (" + std::string(reason) + ")", method);
-    refusal.header_name = "WWW-Authenticate";
-    refusal.header_value = "Bearer";
+    refusal.AddHeader("WWW-Authenticate", "Bearer");
   }
   // Logged at most every 10 s (a flood of refusals, or a misconfigured peer's heartbeats, must
   // not flood the log; kvs_auth_failures_total counts them all), never with the credential.
@@ -215,30 +215,63 @@ std::optional<Response> Service::CheckCredentials(const Request& request) {
 std::optional<Response> Service::Run(const Request& request, bool may_block) {
   // One clock read at dispatch, one at the answer (none more per request).
   const auto start = std::chrono::steady_clock::now();
+  if (request.id.empty()) request.id = RequestId::FromHeader(request.request_id_header);
+  // Every log line written while serving it (here, forwarding, dependency waits) carries it.
+  const ScopedRequestId scoped_id(request.id);
   Response response;
   try {
     if (!request.authenticated) {
       if (std::optional<Response> refusal = CheckCredentials(request)) {
         metrics_.Count(request.method, refusal->status);
+        refusal->request_id = request.id;
+        if (request_log_ != RequestLogMode::kOff) LogRequest(request, *refusal, 0);
         return refusal;
       }
       request.authenticated = true;
     }
     response = Route(request, may_block);
   } catch (const Poco::Exception& e) {
+    Poco::Logger::get("kvs.api").error("%s %s failed: %s", std::string(request.method),
+                                       std::string(request.target), e.displayText());
     response = ErrorResponse(500, "Internal error: " + e.displayText(), request.method);
   } catch (const std::exception& e) {
+    Poco::Logger::get("kvs.api").error("%s %s failed: %s", std::string(request.method),
+                                       std::string(request.target), std::string(e.what()));
     response = ErrorResponse(500, std::string("Internal error: ") + e.what(), request.method);
   }
   if (response.status == kWouldBlock) return std::nullopt;
+  response.request_id = request.id;
   metrics_.Count(request.method, response.status);
   const auto end = std::chrono::steady_clock::now();
   const ApiRoute route = RouteOf(request.target.substr(0, request.target.find('?')));
-  stats_.Record(route, response.forwarded,
-                static_cast<uint64_t>(
-                    std::chrono::duration_cast<std::chrono::microseconds>(end - start).count()),
+  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(end - start).count();
+  stats_.Record(route, response.forwarded, static_cast<uint64_t>(micros),
                 std::chrono::duration_cast<std::chrono::seconds>(end.time_since_epoch()).count());
+  if (request_log_ == RequestLogMode::kAll ||
+      (request_log_ == RequestLogMode::kErrors && response.status >= 400)) {
+    LogRequest(request, response, micros);
+  }
   return response;
+}
+
+void Service::LogRequest(const Request& request, const Response& response, int64_t micros) const {
+  // Client requests only: node-to-node calls (heartbeats, replication) would drown them.
+  if (request.target.starts_with("/internal/")) return;
+  if (request_log_ == RequestLogMode::kErrors && response.status < 400) return;
+  std::string where;
+  if (!response.forwarded_to.empty()) {
+    where = "forwarded to " + response.forwarded_to;
+  } else if (request.hops > 0) {
+    where = "local (forwarded here, hop " + std::to_string(request.hops) + ")";
+  } else {
+    where = "local";
+  }
+  char duration[32];
+  std::snprintf(duration, sizeof duration, "%.3f", static_cast<double>(micros) / 1000.0);
+  Poco::Logger::get("kvs.access")
+      .information("request %s %s %s %d %s ms %s", std::string(request.id.view()),
+                   std::string(request.method), std::string(request.target), response.status,
+                   std::string(duration), where);
 }
 
 Response Service::Route(const Request& request, bool may_block) {
@@ -504,9 +537,12 @@ Response Service::Forward(int shard, const Request& request, std::string_view sp
       if (cluster_.InView(m) == (pass == 0) && !(m == cluster_.self())) order.push_back(m);
     }
   }
+  // The id travels along (a log label only: the owner validates it as a client's).
   const net::PeerClient::Headers headers = {{kHopsHeader, std::to_string(request.hops + 1)},
-                                            {kEpochHeader, std::to_string(config->epoch)}};
+                                            {kEpochHeader, std::to_string(config->epoch)},
+                                            {kRequestIdHeader, std::string(request.id.view())}};
   std::string last_error = "no member";
+  net::CallFailure failure = net::CallFailure::kOther;
   for (const cluster::Address& member : order) {
     net::CallResult result =
         peers_.Call(member.ToString(), request.method, std::string(request.target), request.body,
@@ -514,10 +550,19 @@ Response Service::Forward(int shard, const Request& request, std::string_view sp
     if (result.status != 0) {
       Response relayed = Json(result.status, std::move(result.body));
       relayed.forwarded = true;
+      relayed.forwarded_to = member.ToString();
       return relayed;
     }
+    Poco::Logger::get("kvs.api").debug("forwarding %s %s to %s (shard %d) failed: %s",
+                                       std::string(request.method), std::string(request.target),
+                                       member.ToString(), shard, result.error);
     last_error = member.ToString() + ": " + result.error;
+    failure = result.failure;
   }
+  metrics_.CountForwardingFailure(failure);
+  Poco::Logger::get("kvs.api").warning("cannot forward %s %s: shard %d is unreachable (%s)",
+                                       std::string(request.method), std::string(request.target),
+                                       shard, last_error);
   return ErrorResponse(503,
                        "Shard " + std::to_string(shard) + " is unreachable (" + last_error + ")",
                        request.method);
@@ -617,8 +662,7 @@ Response Service::HandleReshard(std::string_view body) {
   if (outcome.status != 200) return ErrorResponse(outcome.status, outcome.error, kMethod);
   // The SPEC's body, byte for byte; how each shard's data moved rides in a header.
   Response response = Message(200, "Resharding done successfully");
-  response.header_name = "Kvs-Reshard";
-  response.header_value = outcome.report;
+  response.AddHeader("Kvs-Reshard", outcome.report);
   return response;
 }
 

@@ -73,8 +73,7 @@ Response Service::HandleStatusPage(std::string_view method) const {
   Response page;
   page.body = std::string(StatusPageHtml());
   page.content_type = "text/html; charset=utf-8";
-  page.header_name = "Content-Security-Policy";
-  page.header_value = std::string(kStatusPageCsp);
+  page.AddHeader("Content-Security-Policy", std::string(kStatusPageCsp));
   return page;
 }
 

@@ -91,12 +91,29 @@ void PeerClient::WarnRefused(const std::string& peer, const CallResult& result) 
       peer, result.Describe());
 }
 
+std::string_view CallFailureName(CallFailure failure) {
+  switch (failure) {
+    case CallFailure::kNone:
+      return "none";
+    case CallFailure::kTimeout:
+      return "timeout";
+    case CallFailure::kRefused:
+      return "refused";
+    case CallFailure::kTls:
+      return "tls";
+    case CallFailure::kOther:
+      return "other";
+  }
+  return "other";
+}
+
 CallResult PeerClient::Call(const std::string& peer, std::string_view method,
                             const std::string& path, std::string_view body,
                             std::chrono::milliseconds timeout, const Headers& headers) {
   CallResult result;
   if (peer.rfind(':') == std::string::npos) {
     result.error = "bad peer address " + peer;
+    result.failure = CallFailure::kOther;
     return result;
   }
   // A pooled connection may have been closed by the peer meanwhile: one retry on a fresh one.
@@ -135,6 +152,7 @@ CallResult PeerClient::Call(const std::string& peer, std::string_view method,
       }
       result.status = static_cast<int>(response.getStatus());
       result.error.clear();
+      result.failure = CallFailure::kNone;
       if (result.status == 401 && path.starts_with("/internal/")) WarnRefused(peer, result);
       if (response.getKeepAlive()) Release(peer, std::move(session));
       return result;
@@ -142,13 +160,22 @@ CallResult PeerClient::Call(const std::string& peer, std::string_view method,
       // Not a dead peer: a certificate that does not verify (another CA, another name) or a
       // handshake the peer refused (it wants a client certificate). Said in the log.
       result.error = "TLS: " + e.displayText();
+      result.failure = CallFailure::kTls;
       // On a pooled connection this is most often the peer having closed it while idle (an
       // EOF without close_notify): the retry below says whether TLS itself fails.
       if (!reused) WarnRefused(peer, result);
+    } catch (const Poco::TimeoutException& e) {
+      result.error = e.displayText();
+      result.failure = CallFailure::kTimeout;
+    } catch (const Poco::Net::ConnectionRefusedException& e) {
+      result.error = e.displayText();
+      result.failure = CallFailure::kRefused;
     } catch (const Poco::Exception& e) {
       result.error = e.displayText();
+      result.failure = CallFailure::kOther;
     } catch (const std::exception& e) {
       result.error = e.what();
+      result.failure = CallFailure::kOther;
     }
     if (!reused) break;  // a fresh connection failed: the peer really is unreachable
     // The usual cause is a keep-alive connection the peer had just closed (the request never

@@ -196,6 +196,24 @@ TEST(ResponseHeadTest, CarriesStatusLengthAndConnection) {
             "Content-Length: 0\r\nConnection: keep-alive\r\n\r\n");
 }
 
+TEST(ParseRequestHeadTest, RequestIdIsTakenAsSent) {
+  RequestHead head;
+  ASSERT_EQ(Parse("GET /k HTTP/1.1\r\nx-request-id:  abc-1 \r\n\r\n", head), HeadStatus::kComplete);
+  EXPECT_EQ(head.request_id, "abc-1");
+  RequestHead without;
+  ASSERT_EQ(Parse("GET /k HTTP/1.1\r\n\r\n", without), HeadStatus::kComplete);
+  EXPECT_EQ(without.request_id, "");
+}
+
+TEST(ResponseHeadTest, ExtraLinesGoVerbatimBeforeTheEnd) {
+  std::string out;
+  AppendResponseHead(out, 200, "text/plain", "", 0, true, false, "",
+                     "Kvs-Reshard: r\r\nX-Request-Id: id-1\r\n");
+  EXPECT_EQ(out,
+            "HTTP/1.1 200 OK\r\nServer: kvs\r\nContent-Type: text/plain\r\n"
+            "Content-Length: 0\r\nKvs-Reshard: r\r\nX-Request-Id: id-1\r\n\r\n");
+}
+
 TEST(ResponseHeadTest, HttpDateIsImfFixdate) {
   EXPECT_EQ(HttpDate(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
   EXPECT_EQ(HttpDate(0), "Thu, 01 Jan 1970 00:00:00 GMT");

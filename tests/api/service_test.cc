@@ -389,7 +389,8 @@ TEST_F(SecureServiceTest, AdminPathsNeedTheToken) {
   for (const auto& [method, target, body] : admin) {
     const Response missing = Send(method, target, body, "");
     ExpectRefused(missing, method, target, "missing");
-    EXPECT_EQ(missing.header_name, "WWW-Authenticate");
+    ASSERT_EQ(missing.headers.size(), 1u);
+    EXPECT_EQ(missing.headers[0].name, "WWW-Authenticate");
     ExpectRefused(Send(method, target, body, "", "Bearer tok-124"), method, target, "wrong token");
     ExpectRefused(Send(method, target, body, "", "tok-123"), method, target, "wrong token");
   }

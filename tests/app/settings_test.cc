@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include <fstream>
+#include <map>
 
 namespace kvs::app {
 namespace {
@@ -25,6 +26,18 @@ TEST(SettingsTest, ParsesCommandLine) {
   EXPECT_EQ(cl->values.at("view"), "a:1");
   EXPECT_EQ(cl->values.at("kvs.http.threads"), "3");
   EXPECT_EQ(cl->values.at("kvs.limits.max_value_bytes"), "9");
+}
+
+TEST(SettingsTest, LogTunablesDefaultToTodaysBehaviour) {
+  std::map<std::string_view, std::string_view> defaults;
+  for (const Tunable& t : Tunables()) defaults[t.key] = t.default_value;
+  EXPECT_EQ(defaults.at("kvs.log.format"), "text");
+  EXPECT_EQ(defaults.at("kvs.log.requests"), "off");
+  std::string error;
+  auto cl = ParseCommandLine({"--log.format=json", "--kvs.log.requests=all"}, error);
+  ASSERT_TRUE(cl.has_value()) << error;
+  EXPECT_EQ(cl->values.at("kvs.log.format"), "json");
+  EXPECT_EQ(cl->values.at("kvs.log.requests"), "all");
 }
 
 TEST(SettingsTest, RejectsUnknownOptions) {

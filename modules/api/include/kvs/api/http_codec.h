@@ -25,6 +25,7 @@ struct RequestHead {
   uint64_t epoch = 0;              // X-Kvs-Epoch, 0 when absent or malformed
   std::string_view authorization;  // Authorization, "" when absent
   std::string_view cluster_proof;  // X-Kvs-Auth, "" when absent
+  std::string_view request_id;     // X-Request-Id as sent, "" when absent (validated later)
   size_t head_bytes = 0;           // bytes of the head, final empty line included
 };
 
@@ -69,9 +70,9 @@ std::string_view ReasonPhrase(int status);
 std::string HttpDate(int64_t unix_seconds);
 
 // Appends a response head with Content-Length `body_size`. `date` may be empty (no Date
-// header); `allow` is added when non-empty, as is `extra` (one "Name: value" line without its
-// CRLF). `keep_alive` false adds "Connection: close"; an HTTP/1.0 client that asked for
-// keep-alive (`http10_keep_alive`) gets "Connection: keep-alive".
+// header); `allow` is added when non-empty, and `extra` as it is: zero or more complete
+// "Name: value\r\n" lines. `keep_alive` false adds "Connection: close"; an HTTP/1.0 client that
+// asked for keep-alive (`http10_keep_alive`) gets "Connection: keep-alive".
 void AppendResponseHead(std::string& out, int status, std::string_view content_type,
                         std::string_view allow, size_t body_size, bool keep_alive,
                         bool http10_keep_alive, std::string_view date, std::string_view extra = {});

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "kvs/auth/cluster_auth.h"
+#include "kvs/net/peer_client.h"
 
 namespace kvs::api {
 
@@ -39,6 +40,11 @@ class Metrics {
     auth_failures_[static_cast<size_t>(scope)][static_cast<size_t>(failure)].fetch_add(
         1, std::memory_order_relaxed);
   }
+  // A client request this node could not forward to the owning shard (no member answered):
+  // `failure` is the last member's (kvs_forwarding_failures_total{reason}).
+  void CountForwardingFailure(net::CallFailure failure) {
+    forwarding_failures_[static_cast<size_t>(failure)].fetch_add(1, std::memory_order_relaxed);
+  }
   void CountRefused(ConnectionRefusal reason) {
     refused_[static_cast<size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
   }
@@ -55,6 +61,7 @@ class Metrics {
   std::array<std::array<std::atomic<uint64_t>, kStatusClasses>, kMethods.size()> requests_{};
   std::atomic<uint64_t> evicted_{0};
   std::array<std::atomic<uint64_t>, 2> refused_{};  // by ConnectionRefusal
+  std::array<std::atomic<uint64_t>, net::kCallFailureKinds> forwarding_failures_{};
   std::array<std::array<std::atomic<uint64_t>, auth::kFailureKinds>, 2> auth_failures_{};
   mutable std::mutex gauge_mu_;
   std::function<int64_t()> open_connections_;  // GUARDED_BY(gauge_mu_)

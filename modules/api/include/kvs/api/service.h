@@ -9,8 +9,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "kvs/api/metrics.h"
+#include "kvs/api/request_log.h"
 #include "kvs/api/request_stats.h"
 #include "kvs/api/status.h"
 #include "kvs/auth/cluster_auth.h"
@@ -33,9 +36,13 @@ struct Request {
   uint64_t sender_epoch = 0;            // layout epoch of the node that forwarded it (X-Kvs-Epoch)
   std::string_view authorization = {};  // the Authorization header (admin token), "" if absent
   std::string_view cluster_proof = {};  // the X-Kvs-Auth header (node-to-node calls), "" if absent
+  // The X-Request-Id header, "" if absent (validated by Service: a bad one is replaced).
+  std::string_view request_id_header = {};
   // Set by TryHandle once it checked the request's credentials but left the request to
   // Handle (which then does not check again: a signed call's nonce is accepted only once).
   mutable bool authenticated = false;
+  // The request's id, settled by the first TryHandle/Handle (kept when Handle follows).
+  mutable RequestId id = {};
 };
 
 // Who may do what (issue 12). Both off by default, as in the SPEC.
@@ -50,20 +57,33 @@ struct Security {
 inline constexpr char kHopsHeader[] = "X-Kvs-Hops";
 inline constexpr char kEpochHeader[] = "X-Kvs-Epoch";
 
+// A response header beyond the fixed ones (the value holds no CR or LF).
+struct ExtraHeader {
+  std::string_view name;
+  std::string value;
+};
+
 struct Response {
   int status = 200;
   std::string body;
   std::string_view content_type = "application/json";
   std::string_view allow;  // for 405: the methods the path accepts
-  // An extra header (name and value; the value holds no CR or LF), e.g. a reshard's report.
-  std::string_view header_name;
-  std::string header_value;
+  // Extra headers, e.g. a reshard's report (empty for almost every answer: no allocation).
+  std::vector<ExtraHeader> headers;
+  // The request's id, sent back as X-Request-Id (front ends add it when not empty).
+  RequestId request_id;
   // Non-zero: the answer acknowledges a write that must be durable first; the front end holds
   // it until Service::journal() reports this log position durable (or answers
   // StorageFailure() if the log failed).
   uint64_t durable_lsn = 0;
   // Relayed from another node (Service::Forward): the `path` label of the latency histogram.
   bool forwarded = false;
+  // The node that answered a forwarded request (the access log names it), "" otherwise.
+  std::string forwarded_to;
+
+  void AddHeader(std::string_view name, std::string value) {
+    headers.push_back(ExtraHeader{name, std::move(value)});
+  }
 };
 
 struct Limits {
@@ -127,9 +147,14 @@ class Service {
   NodeStatus Status() const;
   // Requests timed so far (the /status traffic window, the latency histogram).
   const RequestStats& request_stats() const { return stats_; }
+  // kvs.log.requests: which client requests get an access-log line (kvs.access). Set before
+  // serving.
+  void SetRequestLog(RequestLogMode mode) { request_log_ = mode; }
 
  private:
   std::optional<Response> Run(const Request& request, bool may_block);
+  // The kvs.log.requests line for an answered client request.
+  void LogRequest(const Request& request, const Response& response, int64_t micros) const;
   // The 401 answer when the request lacks a credential its path needs (node-to-node proof on
   // /internal/, the admin token on view changes, add-member and reshard); nullopt otherwise.
   std::optional<Response> CheckCredentials(const Request& request);
@@ -175,6 +200,7 @@ class Service {
   std::atomic<int64_t> last_auth_log_ms_{0};  // refusals are logged at most every 10 s
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   RequestStats stats_;
+  RequestLogMode request_log_ = RequestLogMode::kOff;
 };
 
 }  // namespace kvs::api

@@ -22,10 +22,23 @@ namespace kvs::net {
 
 class Tls;
 
+// Why no HTTP answer came (CallResult::failure), for metrics.
+enum class CallFailure : uint8_t {
+  kNone,     // an answer came
+  kTimeout,  // connect, send or receive timed out
+  kRefused,  // the connection was refused (nothing listens there)
+  kTls,      // the TLS handshake or a TLS read/write failed
+  kOther,    // reset, unreachable, a bad address, a malformed answer, ...
+};
+inline constexpr int kCallFailureKinds = 5;
+// "none", "timeout", "refused", "tls", "other".
+std::string_view CallFailureName(CallFailure failure);
+
 struct CallResult {
   int status = 0;  // 0 when no HTTP answer came (see error)
   std::string body;
   std::string error;  // transport failure: refused, timed out, reset, ...
+  CallFailure failure = CallFailure::kNone;
 
   bool ok() const { return status >= 200 && status < 300; }
   // For logs and errors: the transport failure, or the status and the start of the body.
