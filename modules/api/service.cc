@@ -268,10 +268,10 @@ void Service::LogRequest(const Request& request, const Response& response, int64
   }
   char duration[32];
   std::snprintf(duration, sizeof duration, "%.3f", static_cast<double>(micros) / 1000.0);
+  // The id is the line's request_id (the formatter adds it), not repeated here.
   Poco::Logger::get("kvs.access")
-      .information("request %s %s %s %d %s ms %s", std::string(request.id.view()),
-                   std::string(request.method), std::string(request.target), response.status,
-                   std::string(duration), where);
+      .information("%s %s %d %s ms %s", std::string(request.method), std::string(request.target),
+                   response.status, std::string(duration), where);
 }
 
 Response Service::Route(const Request& request, bool may_block) {
@@ -563,9 +563,11 @@ Response Service::Forward(int shard, const Request& request, std::string_view sp
   Poco::Logger::get("kvs.api").warning("cannot forward %s %s: shard %d is unreachable (%s)",
                                        std::string(request.method), std::string(request.target),
                                        shard, last_error);
-  return ErrorResponse(503,
-                       "Shard " + std::to_string(shard) + " is unreachable (" + last_error + ")",
-                       request.method);
+  Response failed =
+      ErrorResponse(503, "Shard " + std::to_string(shard) + " is unreachable (" + last_error + ")",
+                    request.method);
+  failed.forwarded_to = "shard " + std::to_string(shard) + ": none answered";
+  return failed;
 }
 
 Response Service::HandleShard(const Request& request, std::string_view rest) {

@@ -78,7 +78,8 @@ struct Response {
   uint64_t durable_lsn = 0;
   // Relayed from another node (Service::Forward): the `path` label of the latency histogram.
   bool forwarded = false;
-  // The node that answered a forwarded request (the access log names it), "" otherwise.
+  // For the access log: the node that answered a forwarded request, "shard N: none answered"
+  // when forwarding failed, "" when served here.
   std::string forwarded_to;
 
   void AddHeader(std::string_view name, std::string value) {
