@@ -2,6 +2,7 @@
 
 #include <Poco/DateTimeFormatter.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <random>
@@ -72,7 +73,53 @@ std::string_view TextLevelName(Poco::Message::Priority priority) {
   return "Information";
 }
 
+// Length of the valid UTF-8 sequence at the start of `text`, 0 if it does not start with one
+// (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+size_t Utf8Sequence(std::string_view text) {
+  const auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char b0 = byte(0);
+  if (b0 < 0x80) return 1;
+  size_t n = 0;
+  unsigned char lo = 0x80;
+  unsigned char hi = 0xbf;
+  if (b0 >= 0xc2 && b0 <= 0xdf) {
+    n = 2;
+  } else if (b0 >= 0xe0 && b0 <= 0xef) {
+    n = 3;
+    if (b0 == 0xe0) lo = 0xa0;
+    if (b0 == 0xed) hi = 0x9f;
+  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+    n = 4;
+    if (b0 == 0xf0) lo = 0x90;
+    if (b0 == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (text.size() < n) return 0;
+  if (byte(1) < lo || byte(1) > hi) return 0;
+  for (size_t i = 2; i < n; ++i) {
+    if (byte(i) < 0x80 || byte(i) > 0xbf) return 0;
+  }
+  return n;
+}
+
 }  // namespace
+
+std::string ValidUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    const size_t n = Utf8Sequence(text);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";  // U+FFFD for each byte that starts no valid sequence
+      text.remove_prefix(1);
+    } else {
+      out.append(text.data(), n);
+      text.remove_prefix(n);
+    }
+  }
+  return out;
+}
 
 bool RequestId::Valid(std::string_view text) {
   if (text.empty() || text.size() > kMaxLength) return false;
@@ -133,10 +180,15 @@ void FormatLogLine(LogFormat format, const Poco::Message& message, std::string_v
       Poco::DateTimeFormatter::format(message.getTime(), "%Y-%m-%dT%H:%M:%S.%iZ");
   if (format == LogFormat::kJson) {
     json::JsonObject object;
+    // A message may quote bytes a client sent: the line stays valid JSON (valid UTF-8) anyway.
+    const std::string& text = message.getText();
+    const bool ascii = std::all_of(text.begin(), text.end(),
+                                   [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+    const std::string cleaned = ascii ? std::string() : ValidUtf8(text);
     object.Str("ts", ts)
         .Str("level", LevelName(message.getPriority()))
         .Str("logger", message.getSource())
-        .Str("msg", message.getText());
+        .Str("msg", ascii ? std::string_view(text) : std::string_view(cleaned));
     if (!request_id.empty()) object.Str("request_id", request_id);
     out += object.Finish();
     return;

@@ -99,6 +99,14 @@ std::optional<cluster::Address> SocketAddressFromBody(std::string_view text, std
   return address;
 }
 
+// A key request the shard could not serve in time (its causal dependencies did not arrive):
+// 503, logged with the request's id (kvs_causal_dependency_timeouts_total counts them).
+Response Unavailable(const Request& request, const std::string& reason) {
+  Poco::Logger::get("kvs.api").warning("%s %s answered 503: %s", std::string(request.method),
+                                       std::string(request.target), reason);
+  return ErrorResponse(503, reason, request.method);
+}
+
 }  // namespace
 
 Response ErrorResponse(int status, std::string_view error, std::string_view method) {
@@ -448,7 +456,7 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
       if (!may_block) return WouldBlock();
       return HandleKeyValue(request, encoded_key, may_block);
     }
-    if (result.kind == Kind::kUnavailable) return ErrorResponse(503, result.error, method);
+    if (result.kind == Kind::kUnavailable) return Unavailable(request, result.error);
     if (result.kind == Kind::kNotFound) {
       return Json(404, JsonObject()
                            .Bool("doesExist", false)
@@ -465,7 +473,7 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
   if (is_put) {
     replication::OpResult result = coordinator_.Put(key, std::move(value), client);
     if (result.storage_failed) return StorageFailure(method);
-    if (result.kind == Kind::kUnavailable) return ErrorResponse(503, result.error, method);
+    if (result.kind == Kind::kUnavailable) return Unavailable(request, result.error);
     const bool created = result.kind == Kind::kCreated;
     return AfterWrite(
         Json(created ? 201 : 200,
@@ -478,7 +486,7 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
   }
   replication::OpResult result = coordinator_.Delete(key, client);
   if (result.storage_failed) return StorageFailure(method);
-  if (result.kind == Kind::kUnavailable) return ErrorResponse(503, result.error, method);
+  if (result.kind == Kind::kUnavailable) return Unavailable(request, result.error);
   if (result.kind == Kind::kNotFound) {
     return Json(404, JsonObject()
                          .Bool("doesExist", false)

@@ -109,6 +109,22 @@ TEST(LogFormatTest, JsonLineIsOneEscapedObject) {
   EXPECT_EQ(ts.back(), 'Z');
 }
 
+TEST(LogFormatTest, JsonLineStaysValidUtf8) {
+  // Valid multi-byte text is kept; stray, truncated, overlong and surrogate bytes become U+FFFD.
+  const std::string text =
+      "caf\xc3\xa9 \xe2\x82\xac bad:\xff\xc3 \xc0\xaf \xed\xa0\x80 end\xe2\x82";
+  std::string line;
+  FormatLogLine(LogFormat::kJson, Poco::Message("kvs", text, Poco::Message::PRIO_ERROR), "", line);
+  Poco::JSON::Object::Ptr object;
+  ASSERT_NO_THROW(object = ParseLine(line)) << line;
+  const std::string r = "\xef\xbf\xbd";
+  EXPECT_EQ(object->getValue<std::string>("msg"), "caf\xc3\xa9 \xe2\x82\xac bad:" + r + r + " " +
+                                                      r + r + " " + r + r + r + " end" + r + r);
+  EXPECT_EQ(ValidUtf8("plain"), "plain");
+  EXPECT_EQ(ValidUtf8("\xf0\x9f\x98\x80"), "\xf0\x9f\x98\x80");
+  EXPECT_EQ(ValidUtf8("\xf4\x90\x80\x80"), r + r + r + r);  // above U+10FFFF
+}
+
 TEST(LogFormatTest, JsonLineWithoutARequestHasNoId) {
   const Poco::Message message("kvs", "started", Poco::Message::PRIO_INFORMATION);
   std::string line;
@@ -155,7 +171,7 @@ class RequestLogServiceTest : public ::testing::Test {
                    [](const Address&, const Address&, bool, bool) {}},
                   std::chrono::milliseconds(1000), std::chrono::milliseconds(60000), 1),
         peers_(std::chrono::milliseconds(500)),
-        replicator_(store_, clock_, cluster_, peers_, replication::ReplicationOptions{}),
+        replicator_(store_, clock_, cluster_, peers_, ShortDependencyWait()),
         coordinator_(store_, clock_, replicator_, self_.ToString() + "#1"),
         reconfigurator_(store_, clock_, cluster_, peers_, replicator_, coordinator_,
                         replication::ReconfigureOptions{}),
@@ -170,6 +186,12 @@ class RequestLogServiceTest : public ::testing::Test {
     Poco::Logger::setLevel("", Poco::Message::PRIO_INFORMATION);
   }
   ~RequestLogServiceTest() override { Poco::Logger::setChannel("", nullptr); }
+
+  static replication::ReplicationOptions ShortDependencyWait() {
+    replication::ReplicationOptions options;
+    options.dependency_wait = std::chrono::milliseconds(100);
+    return options;
+  }
 
   std::string KeyOf(bool mine) {
     for (int i = 0;; ++i) {
@@ -293,6 +315,25 @@ TEST_F(RequestLogServiceTest, ForwardingFailureIsCountedAndLoggedWithTheId) {
   }
   EXPECT_TRUE(forward_warning);
   EXPECT_TRUE(access);
+}
+
+TEST_F(RequestLogServiceTest, DependencyTimeoutIsLoggedWithTheId) {
+  // A read that depends on a write of this shard that never arrives: 503 after the wait.
+  const std::string target = "/key-value-store/" + KeyOf(true);
+  const std::string body = R"({"causal-metadata":"0|127.0.0.1:7000#9.0=4"})";
+  Request request{"GET", target, body};
+  request.request_id_header = "dep-1";
+  const Response response = service_.Handle(request);
+  EXPECT_EQ(response.status, 503) << response.body;
+  bool logged = false;
+  for (const auto& line : LinesWith("dep-1")) {
+    const std::string msg = line->getValue<std::string>("msg");
+    if (msg.find("answered 503") != std::string::npos &&
+        msg.find("dependencies") != std::string::npos) {
+      logged = true;
+    }
+  }
+  EXPECT_TRUE(logged);
 }
 
 }  // namespace

@@ -65,9 +65,12 @@ std::optional<LogFormat> ParseLogFormat(std::string_view text);
 // One log line (no newline) for `message`, with `request_id` when not empty:
 //   text: 2026-12-06T16:53:50.123Z Information kvs.api: message request_id=ID
 //   json: {"ts":"2026-12-06T16:53:50.123Z","level":"information","logger":"kvs.api",
-//          "msg":"message","request_id":"ID"}
+//          "msg":"message","request_id":"ID"} (msg made valid UTF-8: ValidUtf8)
 void FormatLogLine(LogFormat format, const Poco::Message& message, std::string_view request_id,
                    std::string& out);
+
+// `text` with every byte that starts no valid UTF-8 sequence replaced by U+FFFD.
+std::string ValidUtf8(std::string_view text);
 
 // The Poco formatter of the server's log: FormatLogLine with the thread's CurrentRequestId().
 class LogFormatter final : public Poco::Formatter {
