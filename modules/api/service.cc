@@ -232,7 +232,12 @@ std::optional<Response> Service::Run(const Request& request, bool may_block) {
       if (std::optional<Response> refusal = CheckCredentials(request)) {
         metrics_.Count(request.method, refusal->status);
         refusal->request_id = request.id;
-        if (request_log_ != RequestLogMode::kOff) LogRequest(request, *refusal, 0);
+        if (request_log_ != RequestLogMode::kOff) {
+          LogRequest(request, *refusal,
+                     std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::steady_clock::now() - start)
+                         .count());
+        }
         return refusal;
       }
       request.authenticated = true;
