@@ -59,8 +59,8 @@ double PercentileMs(const std::array<uint64_t, LatencyBuckets::kCount>& counts, 
   return LatencyBuckets::Middle(counts.size() - 1) / 1000.0;
 }
 
-void RequestStats::Record(ApiRoute route, bool forwarded, uint64_t micros, int64_t now_s) {
-  Series& series = series_[static_cast<size_t>(route)][forwarded ? 1 : 0];
+void RequestStats::Record(ApiRoute route, RequestPath path, uint64_t micros, int64_t now_s) {
+  Series& series = series_[static_cast<size_t>(route)][static_cast<size_t>(path)];
   const double seconds = static_cast<double>(micros) / 1e6;
   const size_t b = static_cast<size_t>(std::lower_bound(kBounds.begin(), kBounds.end(), seconds) -
                                        kBounds.begin());
@@ -104,15 +104,20 @@ WindowSummary RequestStats::Window(int64_t now_s, int64_t start_s) const {
 std::string RequestStats::RenderMetrics() const {
   std::string out =
       "# HELP kvs_http_request_duration_seconds Time from a request's dispatch to its answer, by "
-      "route and by path (local: served here; forwarded: relayed to the owning shard).\n"
+      "route and by path (local: served here; forwarded: relayed to the owning shard; pulled: "
+      "served here after pulling missing causal dependencies from a shard peer).\n"
       "# TYPE kvs_http_request_duration_seconds histogram\n";
   char number[32];
   for (size_t r = 0; r < kRouteCount; ++r) {
-    for (int f = 0; f < 2; ++f) {
-      const Series& series = series_[r][static_cast<size_t>(f)];
+    for (size_t p = 0; p < kRequestPathCount; ++p) {
+      static constexpr std::array<const char*, kRequestPathCount> kPathNames = {
+          "local", "forwarded", "pulled"};
+      const Series& series = series_[r][p];
       std::string labels = "route=\"";
       labels += RouteName(static_cast<ApiRoute>(r));
-      labels += f == 0 ? "\",path=\"local\"" : "\",path=\"forwarded\"";
+      labels += "\",path=\"";
+      labels += kPathNames[p];
+      labels += "\"";
       uint64_t cumulative = 0;
       for (size_t b = 0; b <= kBounds.size(); ++b) {
         cumulative += series.buckets[b].load(std::memory_order_relaxed);

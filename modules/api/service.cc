@@ -226,6 +226,7 @@ std::optional<Response> Service::Run(const Request& request, bool may_block) {
   if (request.id.empty()) request.id = RequestId::FromHeader(request.request_id_header);
   // Every log line written while serving it (here, forwarding, dependency waits) carries it.
   const ScopedRequestId scoped_id(request.id);
+  const uint64_t pulls_before = replication::ThreadDependencyPulls();
   Response response;
   try {
     if (!request.authenticated) {
@@ -258,7 +259,11 @@ std::optional<Response> Service::Run(const Request& request, bool may_block) {
   const auto end = std::chrono::steady_clock::now();
   const ApiRoute route = RouteOf(request.target.substr(0, request.target.find('?')));
   const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(end - start).count();
-  stats_.Record(route, response.forwarded, static_cast<uint64_t>(micros),
+  const RequestPath path = response.forwarded ? RequestPath::kForwarded
+                           : replication::ThreadDependencyPulls() != pulls_before
+                               ? RequestPath::kPulled
+                               : RequestPath::kLocal;
+  stats_.Record(route, path, static_cast<uint64_t>(micros),
                 std::chrono::duration_cast<std::chrono::seconds>(end.time_since_epoch()).count());
   if (request_log_ == RequestLogMode::kAll ||
       (request_log_ == RequestLogMode::kErrors && response.status >= 400)) {

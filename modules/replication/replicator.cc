@@ -13,6 +13,13 @@
 #include "kvs/cluster/hash_ring.h"
 
 namespace kvs::replication {
+
+namespace {
+thread_local uint64_t t_dependency_pulls = 0;
+}  // namespace
+
+uint64_t ThreadDependencyPulls() { return t_dependency_pulls; }
+
 namespace {
 
 Poco::Logger& Log() { return Poco::Logger::get("kvs.replication"); }
@@ -715,6 +722,7 @@ bool Replicator::AwaitDependencies(const causal::Metadata& m, std::string& missi
     if (gap == nullptr) return true;
   }
   dependency_pulls_.fetch_add(1, std::memory_order_relaxed);
+  ++t_dependency_pulls;
   auto pause = std::chrono::milliseconds(20);
   while (true) {
     {

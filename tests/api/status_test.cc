@@ -61,10 +61,11 @@ TEST(RequestStatsTest, WindowCountsClientRequestsOfTheLastTenSeconds) {
   RequestStats stats;
   const int64_t start = 1000;
   for (int s = 0; s < 20; ++s) {
-    for (int i = 0; i < 5; ++i) stats.Record(ApiRoute::kKeyValue, false, 200, start + s);
+    for (int i = 0; i < 5; ++i)
+      stats.Record(ApiRoute::kKeyValue, RequestPath::kLocal, 200, start + s);
     // Not client traffic: in the histogram, not in the window.
-    stats.Record(ApiRoute::kStatus, false, 200, start + s);
-    stats.Record(ApiRoute::kInternal, false, 200, start + s);
+    stats.Record(ApiRoute::kStatus, RequestPath::kLocal, 200, start + s);
+    stats.Record(ApiRoute::kInternal, RequestPath::kLocal, 200, start + s);
   }
   const WindowSummary window = stats.Window(start + 19, start);
   // Seconds 9..19 of the 20: 11 seconds of 5 requests, over 10.5 s.
@@ -80,7 +81,7 @@ TEST(RequestStatsTest, WindowCountsClientRequestsOfTheLastTenSeconds) {
 
 TEST(RequestStatsTest, YoungProcessRatesOverItsAge) {
   RequestStats stats;
-  for (int i = 0; i < 30; ++i) stats.Record(ApiRoute::kShard, false, 1000, 500);
+  for (int i = 0; i < 30; ++i) stats.Record(ApiRoute::kShard, RequestPath::kLocal, 1000, 500);
   const WindowSummary window = stats.Window(501, 499);
   EXPECT_EQ(window.requests, 30u);
   EXPECT_NEAR(window.requests_per_s, 30 / 2.5, 1e-9);
@@ -88,19 +89,20 @@ TEST(RequestStatsTest, YoungProcessRatesOverItsAge) {
 
 TEST(RequestStatsTest, ABucketReusedForANewSecondForgetsTheOld) {
   RequestStats stats;
-  stats.Record(ApiRoute::kKeyValue, false, 100, 3);
-  stats.Record(ApiRoute::kKeyValue, false, 100, 3 + 16);  // same ring slot
+  stats.Record(ApiRoute::kKeyValue, RequestPath::kLocal, 100, 3);
+  stats.Record(ApiRoute::kKeyValue, RequestPath::kLocal, 100, 3 + 16);  // same ring slot
   EXPECT_EQ(stats.Window(3 + 16, 0).requests, 1u);
   // A late record for the old second is dropped, not mixed into the new one.
-  stats.Record(ApiRoute::kKeyValue, false, 100, 3);
+  stats.Record(ApiRoute::kKeyValue, RequestPath::kLocal, 100, 3);
   EXPECT_EQ(stats.Window(3 + 16, 0).requests, 1u);
 }
 
 TEST(RequestStatsTest, PrometheusHistogramIsCumulativeByRouteAndPath) {
   RequestStats stats;
-  stats.Record(ApiRoute::kKeyValue, false, 300, 1);     // 0.0003 s
-  stats.Record(ApiRoute::kKeyValue, true, 20000, 1);    // 0.02 s
-  stats.Record(ApiRoute::kKeyValue, true, 2000000, 1);  // 2 s
+  stats.Record(ApiRoute::kKeyValue, RequestPath::kLocal, 300, 1);          // 0.0003 s
+  stats.Record(ApiRoute::kKeyValue, RequestPath::kForwarded, 20000, 1);    // 0.02 s
+  stats.Record(ApiRoute::kKeyValue, RequestPath::kForwarded, 2000000, 1);  // 2 s
+  stats.Record(ApiRoute::kKeyValue, RequestPath::kPulled, 40000, 1);       // 0.04 s
   const std::string text = stats.RenderMetrics();
   EXPECT_NE(text.find("# TYPE kvs_http_request_duration_seconds histogram"), std::string::npos);
   EXPECT_NE(text.find("kvs_http_request_duration_seconds_bucket{route=\"key-value\",path="
@@ -118,6 +120,13 @@ TEST(RequestStatsTest, PrometheusHistogramIsCumulativeByRouteAndPath) {
             std::string::npos);
   EXPECT_NE(text.find("kvs_http_request_duration_seconds_sum{route=\"key-value\",path="
                       "\"forwarded\"} 2.020000\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("kvs_http_request_duration_seconds_bucket{route=\"key-value\",path="
+                      "\"pulled\",le=\"0.05\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("kvs_http_request_duration_seconds_bucket{route=\"key-value\",path="
+                      "\"pulled\",le=\"0.025\"} 0\n"),
             std::string::npos);
   for (const char* route :
        {"key-value", "view", "shard", "health", "metrics", "status", "internal"}) {

@@ -125,6 +125,18 @@ TEST_F(DependencyPullTest, HealedReplicaPullsTheMissingWriteOnDemand) {
                                  kUpdated, &bar_metadata))
       << "PUT k1=bar at replica 2 with foo's metadata, " << Since(sent).count() << " ms";
   ReportTime("PUT that pulled its dependency", Since(sent));
+  // Its latency is recorded as a pulled request's (issue 13), the plain GET's as a local one.
+  const HttpResponse metrics = Send(node(1), "GET", "/metrics", std::nullopt, kRequestTimeout);
+  EXPECT_EQ(MetricValue(metrics.body,
+                        "kvs_http_request_duration_seconds_count{route=\"key-value\","
+                        "path=\"pulled\"}"),
+            1.0)
+      << metrics.body;
+  EXPECT_GE(MetricValue(metrics.body,
+                        "kvs_http_request_duration_seconds_count{route=\"key-value\","
+                        "path=\"local\"}")
+                .value_or(0),
+            1.0);
 }
 
 TEST_F(PartitionTest, AntiEntropyRepairsAThousandKeysAfterHeal) {

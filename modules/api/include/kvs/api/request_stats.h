@@ -54,13 +54,18 @@ struct WindowSummary {
 double PercentileMs(const std::array<uint64_t, LatencyBuckets::kCount>& counts, uint64_t total,
                     double q);
 
+// How a request was served: here, relayed to the owning shard, or here after pulling causal
+// dependencies it found missing from a shard peer (the slow local case).
+enum class RequestPath { kLocal = 0, kForwarded = 1, kPulled = 2 };
+inline constexpr size_t kRequestPathCount = 3;
+
 class RequestStats {
  public:
   static constexpr int kWindowSeconds = 10;
 
-  // One answered request: its route, whether it was forwarded to another node, its latency
-  // and the second (any monotonic clock, in whole seconds) it ended in.
-  void Record(ApiRoute route, bool forwarded, uint64_t micros, int64_t now_s);
+  // One answered request: its route, how it was served, its latency and the second (any
+  // monotonic clock, in whole seconds) it ended in.
+  void Record(ApiRoute route, RequestPath path, uint64_t micros, int64_t now_s);
   // The last kWindowSeconds whole seconds before `now_s` plus the current one, rated over
   // the window's length (or the time since `start_s`, if shorter, at least one second).
   WindowSummary Window(int64_t now_s, int64_t start_s) const;
@@ -81,7 +86,7 @@ class RequestStats {
     std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets{};  // last: +Inf
     std::atomic<uint64_t> sum_micros{0};
   };
-  std::array<std::array<Series, 2>, kRouteCount> series_{};
+  std::array<std::array<Series, kRequestPathCount>, kRouteCount> series_{};
 };
 
 }  // namespace kvs::api

@@ -42,6 +42,10 @@
 
 namespace kvs::replication {
 
+// Dependency pulls made on the calling thread so far: a request that reads it before and after
+// its handling knows whether it had to pull (kvs_http_request_duration_seconds path="pulled").
+uint64_t ThreadDependencyPulls();
+
 struct ReplicationOptions {
   std::chrono::milliseconds dependency_wait{2000};
   std::chrono::milliseconds bootstrap_timeout{3000};
