@@ -48,18 +48,17 @@ TEST_F(MillionKeysTest, RestartedReplicaIsNeverReadyBeforeItHoldsEveryKey) {
 #ifndef KVS_BENCH_BIN
   GTEST_SKIP() << "built without kvs-bench (KVS_BENCH=OFF), which loads the keys";
 #else
-  std::vector<std::string> load = {
-      KVS_BENCH_BIN,
-      "--targets=" + node(0).ToString() + "," + node(1).ToString(),
-      "--threads=1",
-      "--connections=32",
-      "--keys=" + std::to_string(kKeys),
-      "--preload",
-      "--value-size=100",
-      "--mix=get:100",
-      "--duration=1",
-      "--warmup=0",
-      "--quiet"};
+  std::vector<std::string> load = {KVS_BENCH_BIN,
+                                   "--targets=" + node(0).ToString() + "," + node(1).ToString(),
+                                   "--threads=1",
+                                   "--connections=32",
+                                   "--keys=" + std::to_string(kKeys),
+                                   "--preload",
+                                   "--value-size=100",
+                                   "--mix=get:100",
+                                   "--duration=1",
+                                   "--warmup=0",
+                                   "--quiet"};
   // The secure runs' nodes serve HTTPS with a certificate for 127.0.0.1 (they are on
   // 10.201.x.y): trust the CA, check no names, as the harness' own client does.
   if (const std::string ca = http_test::SecureSuiteCa(); !ca.empty()) {
