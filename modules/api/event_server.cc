@@ -277,6 +277,10 @@ class EventServer::Loop {
   // buffered, here or inside OpenSSL, nothing to write, nothing on a worker or held for its
   // fsync, not closing).
   static bool IsIdle(const Conn& c);
+  // Nothing of a request in the loop's buffers: no byte read and not yet handled (in `in`, or
+  // with TLS part of a record inside OpenSSL), nothing left to write. The idle list, a stop and
+  // the sweep's choice of timeout all go by it.
+  static bool NothingBuffered(const Conn& c);
   // With TLS, the bytes of a record not yet whole wait inside OpenSSL, not in `in` (and no longer
   // in the socket, where EvictOldestIdle looks): a request under way all the same.
   static bool HoldsPartOfTlsRecord(const Conn& c);
@@ -433,8 +437,7 @@ void EventServer::Loop::BeginStop() {
   // "Connection: close").
   for (size_t i = conns_.size(); i-- > 0;) {
     Conn& c = *conns_[i];
-    if (c.state == Conn::State::kReading && c.in_begin == c.in_end && c.out_sent == c.out.size() &&
-        !HoldsPartOfTlsRecord(c)) {
+    if (c.state == Conn::State::kReading && NothingBuffered(c)) {
       Close(c);
     }
   }
@@ -924,7 +927,11 @@ void EventServer::Loop::Close(Conn& c) {
 
 bool EventServer::Loop::IsIdle(const Conn& c) {
   return c.fd >= 0 && c.state == Conn::State::kReading && !c.close_after_write && !c.eof &&
-         c.in_begin == c.in_end && c.out_sent == c.out.size() && !HoldsPartOfTlsRecord(c);
+         NothingBuffered(c);
+}
+
+bool EventServer::Loop::NothingBuffered(const Conn& c) {
+  return c.in_begin == c.in_end && c.out_sent == c.out.size() && !HoldsPartOfTlsRecord(c);
 }
 
 bool EventServer::Loop::HoldsPartOfTlsRecord(const Conn& c) {
@@ -1096,10 +1103,8 @@ void EventServer::Loop::Sweep() {
         if (now_ >= c.drain_deadline) Close(c);
         break;
       case Conn::State::kReading: {
-        // As IsIdle: part of a TLS record inside OpenSSL is a request under way (it gets the
-        // receive timeout, and finishes at a stop).
-        const bool idle =
-            c.in_begin == c.in_end && c.out_sent == c.out.size() && !HoldsPartOfTlsRecord(c);
+        // Part of a request in hand (part of a TLS record too) gets the receive timeout.
+        const bool idle = NothingBuffered(c);
         const auto limit = idle ? options.keepalive_timeout : options.receive_timeout;
         if (now_ - c.last_progress >= limit || (idle && stop_seen_)) {
           Close(c);

@@ -45,12 +45,6 @@ Response Message(int status, std::string_view message) {
   return Json(status, JsonObject().Str("message", message).Finish());
 }
 
-Response MethodNotAllowed(std::string_view method, std::string_view allow) {
-  Response response = ErrorResponse(405, "Method not allowed", method);
-  response.allow = allow;
-  return response;
-}
-
 // Characters, not bytes: UTF-8 continuation bytes do not start a character.
 size_t CharacterCount(std::string_view text) {
   size_t count = 0;
@@ -113,6 +107,12 @@ Response ErrorResponse(int status, std::string_view error, std::string_view meth
   std::string message = "Error in ";
   message += method;
   return Json(status, JsonObject().Str("error", error).Str("message", message).Finish());
+}
+
+Response MethodNotAllowed(std::string_view method, std::string_view allow) {
+  Response response = ErrorResponse(405, "Method not allowed", method);
+  response.allow = allow;
+  return response;
 }
 
 Service::Service(store::Store& store, cluster::ClusterState& cluster,
@@ -265,10 +265,7 @@ std::optional<Response> Service::Run(const Request& request, bool may_block) {
                                : RequestPath::kLocal;
   stats_.Record(route, path, static_cast<uint64_t>(micros),
                 std::chrono::duration_cast<std::chrono::seconds>(end.time_since_epoch()).count());
-  if (request_log_ == RequestLogMode::kAll ||
-      (request_log_ == RequestLogMode::kErrors && response.status >= 400)) {
-    LogRequest(request, response, micros);
-  }
+  if (request_log_ != RequestLogMode::kOff) LogRequest(request, response, micros);
   return response;
 }
 

@@ -65,11 +65,7 @@ NodeStatus Service::Status() const {
 }
 
 Response Service::HandleStatusPage(std::string_view method) const {
-  if (method != "GET") {
-    Response refusal = ErrorResponse(405, "Method not allowed", method);
-    refusal.allow = "GET";
-    return refusal;
-  }
+  if (method != "GET") return MethodNotAllowed(method, "GET");
   Response page;
   page.body = std::string(StatusPageHtml());
   page.content_type = "text/html; charset=utf-8";
@@ -78,11 +74,7 @@ Response Service::HandleStatusPage(std::string_view method) const {
 }
 
 Response Service::HandleStatus(std::string_view method, std::string_view target) {
-  if (method != "GET") {
-    Response refusal = ErrorResponse(405, "Method not allowed", method);
-    refusal.allow = "GET";
-    return refusal;
-  }
+  if (method != "GET") return MethodNotAllowed(method, "GET");
   const size_t q = target.find('?');
   const std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
   Response response;

@@ -103,6 +103,8 @@ inline constexpr size_t kMaxKeyLength = 50;
 
 // {"error":error,"message":"Error in <method>"}
 Response ErrorResponse(int status, std::string_view error, std::string_view method);
+// 405 with the Allow header: `allow` lists the methods the path accepts.
+Response MethodNotAllowed(std::string_view method, std::string_view allow);
 
 class Service {
  public:
@@ -154,7 +156,8 @@ class Service {
 
  private:
   std::optional<Response> Run(const Request& request, bool may_block);
-  // The kvs.log.requests line for an answered client request.
+  // The kvs.log.requests line for an answered client request (it applies the mode: none for
+  // node-to-node calls, none for a success with "errors").
   void LogRequest(const Request& request, const Response& response, int64_t micros) const;
   // The 401 answer when the request lacks a credential its path needs (node-to-node proof on
   // /internal/, the admin token on view changes, add-member and reshard); nullopt otherwise.
