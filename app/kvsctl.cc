@@ -23,7 +23,6 @@
 #include "Poco/Exception.h"
 #include "Poco/JSON/Array.h"
 #include "Poco/JSON/Object.h"
-#include "Poco/JSON/Parser.h"
 #include "Poco/Net/Context.h"
 #include "Poco/Net/HTTPClientSession.h"
 #include "Poco/Net/HTTPRequest.h"
@@ -34,6 +33,7 @@
 #include "Poco/Net/SSLManager.h"
 #include "Poco/StreamCopier.h"
 #include "kvs/ctl/args.h"
+#include "kvs/ctl/json.h"
 #include "kvs/ctl/session.h"
 #include "kvs/ctl/status.h"
 #include "kvs/ctl/table.h"
@@ -114,16 +114,10 @@ class Client {
   Poco::Net::Context::Ptr context_;
 };
 
+// The answer as a JSON object, null when it is none (the callers then show what they can).
 Poco::JSON::Object::Ptr ParseObject(const std::string& body) {
-  try {
-    Poco::JSON::Parser parser;
-    const Poco::Dynamic::Var parsed = parser.parse(body);
-    if (parsed.type() == typeid(Poco::JSON::Object::Ptr)) {
-      return parsed.extract<Poco::JSON::Object::Ptr>();
-    }
-  } catch (const std::exception&) {
-  }
-  return nullptr;
+  std::string ignored;
+  return kvs::ctl::ParseJsonObject(body, &ignored);
 }
 
 std::string Member(const Poco::JSON::Object::Ptr& object, const std::string& name) {

@@ -15,7 +15,7 @@
 #include "Poco/Exception.h"
 #include "Poco/JSON/Array.h"
 #include "Poco/JSON/Object.h"
-#include "Poco/JSON/Parser.h"
+#include "kvs/ctl/json.h"
 #include "kvs/json/json_writer.h"
 
 namespace kvs::ctl {
@@ -56,14 +56,9 @@ std::string EncodeSession(const Session& session) {
 }
 
 std::optional<Session> DecodeSession(std::string_view text, std::string* error) {
+  const Poco::JSON::Object::Ptr object = ParseJsonObject(text, error);
+  if (object.isNull()) return std::nullopt;
   try {
-    Poco::JSON::Parser parser;
-    const Poco::Dynamic::Var parsed = parser.parse(std::string(text));
-    if (parsed.type() != typeid(Poco::JSON::Object::Ptr)) {
-      *error = "not a JSON object";
-      return std::nullopt;
-    }
-    const Poco::JSON::Object::Ptr object = parsed.extract<Poco::JSON::Object::Ptr>();
     Session session;
     if (object->has("causal-metadata")) {
       const Poco::Dynamic::Var metadata = object->get("causal-metadata");

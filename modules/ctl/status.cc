@@ -8,7 +8,7 @@
 #include "Poco/Exception.h"
 #include "Poco/JSON/Array.h"
 #include "Poco/JSON/Object.h"
-#include "Poco/JSON/Parser.h"
+#include "kvs/ctl/json.h"
 #include "kvs/ctl/table.h"
 #include "kvs/json/json_writer.h"
 
@@ -126,20 +126,6 @@ NodeStatus NodeFromObject(const Object& o) {
   return node;
 }
 
-Object::Ptr ParseObject(std::string_view text, std::string* error) {
-  try {
-    Poco::JSON::Parser parser;
-    const Var parsed = parser.parse(std::string(text));
-    if (parsed.type() == typeid(Object::Ptr)) return parsed.extract<Object::Ptr>();
-    *error = "not a JSON object";
-  } catch (const Poco::Exception& e) {
-    *error = "not JSON: " + e.displayText();
-  } catch (const std::exception& e) {
-    *error = std::string("not JSON: ") + e.what();
-  }
-  return nullptr;
-}
-
 std::string Fixed(const char* format, double value) {
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, format, value);
@@ -149,7 +135,7 @@ std::string Fixed(const char* format, double value) {
 }  // namespace
 
 std::optional<NodeStatus> ParseNodeStatus(std::string_view text, std::string* error) {
-  const Object::Ptr object = ParseObject(text, error);
+  const Object::Ptr object = ParseJsonObject(text, error);
   if (object.isNull()) return std::nullopt;
   NodeStatus node = NodeFromObject(*object);
   if (node.address.empty()) {
@@ -160,7 +146,7 @@ std::optional<NodeStatus> ParseNodeStatus(std::string_view text, std::string* er
 }
 
 std::optional<ClusterStatus> ParseClusterStatus(std::string_view text, std::string* error) {
-  const Object::Ptr object = ParseObject(text, error);
+  const Object::Ptr object = ParseJsonObject(text, error);
   if (object.isNull()) return std::nullopt;
   const Array::Ptr nodes = Items(*object, "nodes");
   if (nodes.isNull()) {
