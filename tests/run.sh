@@ -74,7 +74,7 @@ for sanitizer in $SANITIZERS; do
   if [[ "$sanitizer" == thread ]]; then bench=OFF; fi
   echo "==> $sanitizer sanitizer build ($dir, fuzz targets $fuzz)"
   cmake -S "$ROOT" -B "$dir" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DKVS_SANITIZE="$sanitizer" -DKVS_FUZZ="$fuzz" \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" -DKVS_SANITIZE="$sanitizer" -DKVS_FUZZ="$fuzz" \
     -DKVS_BENCH="$bench" -DKVS_WERROR=ON -DKVS_DOCKER_TESTS=OFF \
     -DKVS_CLUSTER_TESTS="${KVS_CLUSTER_TESTS:-ON}" >/dev/null
   cmake --build "$dir" -j"$(nproc)"
