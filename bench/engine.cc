@@ -23,7 +23,7 @@
 #include <mutex>
 #include <thread>
 
-#include "kvs/bench/http_response_parser.h"
+#include "kvs/net/http_response_parser.h"
 
 namespace kvs::bench {
 
@@ -176,7 +176,7 @@ struct Connection {
   Op op = Op::kGet;
   std::string out;
   size_t out_offset = 0;
-  ResponseParser parser;
+  net::ResponseParser parser;
   std::string metadata;  // last causal-metadata seen, raw JSON string content
   Rng rng;
 };
@@ -616,11 +616,11 @@ void Worker::Read(Connection& c) {
       size_t consumed = 0;
       const auto result =
           c.parser.Feed(std::string_view(read_buffer_.get(), static_cast<size_t>(n)), consumed);
-      if (result == ResponseParser::Result::kError) {
+      if (result == net::ResponseParser::Result::kError) {
         RequestFailed(c, TransportError::kProtocol);
         return;
       }
-      if (result == ResponseParser::Result::kComplete) {
+      if (result == net::ResponseParser::Result::kComplete) {
         // Bytes past the response cannot belong to anything (one request in flight): the
         // connection is out of step, so it is replaced after this response.
         OnResponse(c, /*out_of_step=*/consumed != static_cast<size_t>(n) ||
@@ -628,7 +628,7 @@ void Worker::Read(Connection& c) {
         return;
       }
     } else if (eof) {
-      if (c.parser.FinishOnEof() == ResponseParser::Result::kComplete) {
+      if (c.parser.FinishOnEof() == net::ResponseParser::Result::kComplete) {
         OnResponse(c, /*out_of_step=*/true);  // a body delimited by the close
       } else {
         RequestFailed(c, TransportError::kClosed);

@@ -1,10 +1,10 @@
-#include "kvs/bench/http_response_parser.h"
+#include "kvs/net/http_response_parser.h"
 
 #include <algorithm>
 #include <charconv>
 #include <cstring>
 
-namespace kvs::bench {
+namespace kvs::net {
 namespace {
 
 constexpr size_t kMaxLine = 64 * 1024;
@@ -235,4 +235,4 @@ ResponseParser::Result ResponseParser::FinishOnEof() {
                        : "connection closed before any response byte");
 }
 
-}  // namespace kvs::bench
+}  // namespace kvs::net

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-namespace kvs::bench {
+namespace kvs::net {
 
 class ResponseParser {
  public:
@@ -73,4 +73,4 @@ class ResponseParser {
   std::string error_;
 };
 
-}  // namespace kvs::bench
+}  // namespace kvs::net

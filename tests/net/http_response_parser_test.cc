@@ -1,11 +1,11 @@
-#include "kvs/bench/http_response_parser.h"
+#include "kvs/net/http_response_parser.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-namespace kvs::bench {
+namespace kvs::net {
 namespace {
 
 using Result = ResponseParser::Result;
@@ -184,4 +184,4 @@ TEST(ResponseParserTest, OverlongHeaderLineIsAnError) {
 }
 
 }  // namespace
-}  // namespace kvs::bench
+}  // namespace kvs::net
