@@ -401,6 +401,12 @@ int ServerApp::main(const std::vector<std::string>&) {
     options.receive_timeout = http.receive_timeout;
     options.keepalive_timeout = http.keepalive_timeout;
     options.max_keepalive_requests = http.max_keepalive_requests;
+    const std::string loop_forwarding = cfg.getString("kvs.http.loop_forwarding");
+    if (loop_forwarding != "true" && loop_forwarding != "false") {
+      return StartupError("kvs.http.loop_forwarding '" + loop_forwarding +
+                          "' must be true or false");
+    }
+    options.forward_on_loops = loop_forwarding == "true";
     event_server.emplace(service, options);
   }
   try {

@@ -22,6 +22,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "forwarder.h"
 #include "kvs/api/http_codec.h"
 #include "kvs/cluster/worker_pool.h"
 #include "kvs/net/tls.h"
@@ -225,7 +226,11 @@ class EventServer::Loop {
     int served = 0;
     Clock::time_point last_progress;
     Clock::time_point drain_deadline;
-    Answering flight;  // the request on a worker
+    Answering flight;  // the request on a worker, or relayed
+    // The request relayed to another node (Forwarder) and where it goes; its views point into
+    // `in` / `chunk_body`, untouched while it is in flight.
+    Request relay_request;
+    ForwardPlan relay_plan;
     // Membership of the loop's idle list (oldest first), see IsIdle().
     bool idle = false;
     Conn* idle_prev = nullptr;
@@ -294,6 +299,11 @@ class EventServer::Loop {
   bool EvictOldestIdle();
   void OnCompletions();
   void Post(Conn* c, Response response);
+  // Writes the answer of the connection's request in flight (from a worker or relayed) and
+  // goes on with the connection's next requests.
+  void Complete(Conn& c, const Response& response);
+  // The Forwarder's outcome for the request relayed from connection `token`.
+  void OnRelayed(uint64_t token, Forwarder::Outcome outcome);
   // Holds `response` until its durable_lsn is durable; the connection reads nothing meanwhile.
   void HoldUntilDurable(Conn& c, Response response, const Answering& answering,
                         std::string_view method);
@@ -341,6 +351,8 @@ class EventServer::Loop {
   // Loop thread only; LSNs grow from front to back (this loop appended them in that order).
   std::deque<DurableWait> durable_waits_;
   std::atomic<bool> has_durable_waits_{false};
+  // Relays requests for other shards (null: forwarding left to the workers).
+  std::unique_ptr<Forwarder> forwarder_;
 
   // epoll user data for the two non-connection descriptors.
   static constexpr uint64_t kListenerTag = 1;
@@ -364,9 +376,15 @@ EventServer::Loop::Loop(Shared& shared) : shared_(shared), service_(shared.servi
     throw Poco::SystemException(std::string("epoll_ctl(listener): ") + std::strerror(errno));
   }
   listening_ = true;
+  if (shared_.options.forward_on_loops && shared_.options.tls == nullptr) {
+    forwarder_ = std::make_unique<Forwarder>(
+        epoll_fd_, ForwarderOptions{},
+        [this](uint64_t token, Forwarder::Outcome outcome) { OnRelayed(token, std::move(outcome)); });
+  }
 }
 
 EventServer::Loop::~Loop() {
+  forwarder_.reset();  // its connections, before the epoll descriptor goes
   for (const Accepted& accepted : adopted_) {
     ::close(accepted.fd);
     shared_.Release(accepted.peer);
@@ -401,6 +419,8 @@ void EventServer::Loop::Run() {
       if (conns_.empty() || now_ >= shared_.stop_deadline) break;
     }
     ReleaseDurable();
+    // Requests relayed since the last wait leave now, one write per peer connection.
+    if (forwarder_ != nullptr) forwarder_->Flush();
     const int timeout_ms = static_cast<int>(std::max<int64_t>(
         1, std::chrono::duration_cast<std::chrono::milliseconds>(next_sweep_ - now_).count()));
     const int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
@@ -414,6 +434,8 @@ void EventServer::Loop::Run() {
         uint64_t count = 0;
         [[maybe_unused]] const ssize_t r = ::read(wake_fd_, &count, sizeof count);
         OnCompletions();
+      } else if (tag & Forwarder::kTagBit) {
+        forwarder_->OnEvent(tag, events[i].events, now_);
       } else {
         Conn& c = *reinterpret_cast<Conn*>(tag);
         if (c.fd >= 0) OnEvent(c, events[i].events);  // not closed earlier in this batch
@@ -782,14 +804,17 @@ void EventServer::Loop::Dispatch(Conn& c, const RequestHead& head, std::string_v
                             head.keep_alive && !(max_requests > 0 && c.served >= max_requests) &&
                                 !shared_.stopping.load(std::memory_order_relaxed),
                             head.minor_version == 0, head.method == "HEAD"};
-  const Request request{head.method,
-                        head.target,
-                        body,
-                        static_cast<int>(std::min<uint64_t>(head.hops, 1000)),
-                        head.epoch,
-                        head.authorization,
-                        head.cluster_proof,
-                        head.request_id};
+  Request request{head.method,
+                  head.target,
+                  body,
+                  static_cast<int>(std::min<uint64_t>(head.hops, 1000)),
+                  head.epoch,
+                  head.authorization,
+                  head.cluster_proof,
+                  head.request_id};
+  ForwardPlan& plan = c.relay_plan;
+  plan.shard = -1;
+  if (forwarder_ != nullptr) request.forward = &plan;
   if (std::optional<Response> now = service_.TryHandle(request)) {
     if (now->durable_lsn != 0) {
       HoldUntilDurable(c, std::move(*now), answering, head.method);
@@ -798,9 +823,16 @@ void EventServer::Loop::Dispatch(Conn& c, const RequestHead& head, std::string_v
     Finish(c, *now, answering);
     return;
   }
-  // May block: a worker runs it and hands the answer back through Post().
+  request.forward = nullptr;
   c.state = Conn::State::kInFlight;
   c.flight = answering;
+  if (plan.shard >= 0 && forwarder_->Reachable(plan)) {
+    // For another shard: relayed from this loop; OnRelayed answers it.
+    c.relay_request = request;
+    forwarder_->Start(reinterpret_cast<uint64_t>(&c), c.relay_request, plan);
+    return;
+  }
+  // May block: a worker runs it and hands the answer back through Post().
   Conn* conn = &c;
   shared_.workers->Submit([this, conn, request] { Post(conn, shared_.service.Handle(request)); });
 }
@@ -1071,21 +1103,34 @@ void EventServer::Loop::OnCompletions() {
     }
   }
   adopted_local_.clear();
-  for (Completion& done : done_local_) {
-    Conn& c = *done.conn;
-    c.state = Conn::State::kReading;
-    if (c.broken) {
-      Close(c);
-      continue;
-    }
-    Finish(c, done.response, c.flight);
-    c.last_progress = now_;
-    Pump(c);
-  }
+  for (Completion& done : done_local_) Complete(*done.conn, done.response);
   done_local_.clear();
 }
 
+void EventServer::Loop::Complete(Conn& c, const Response& response) {
+  c.state = Conn::State::kReading;
+  if (c.broken) {
+    Close(c);
+    return;
+  }
+  Finish(c, response, c.flight);
+  c.last_progress = now_;
+  Pump(c);
+}
+
+void EventServer::Loop::OnRelayed(uint64_t token, Forwarder::Outcome outcome) {
+  Conn& c = *reinterpret_cast<Conn*>(token);
+  const Response response =
+      outcome.status != 0
+          ? service_.Relayed(c.relay_request, c.relay_plan, outcome.status,
+                             std::move(outcome.body), outcome.member)
+          : service_.RelayFailed(c.relay_request, c.relay_plan, outcome.error, outcome.failure);
+  c.relay_plan.shard = -1;
+  Complete(c, response);
+}
+
 void EventServer::Loop::Sweep() {
+  if (forwarder_ != nullptr) forwarder_->Sweep(now_);
   if (!listening_ && !stop_seen_ && now_ >= listener_resume_) {
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLEXCLUSIVE;

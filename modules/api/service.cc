@@ -253,7 +253,34 @@ std::optional<Response> Service::Run(const Request& request, bool may_block) {
                                        std::string(request.target), std::string(e.what()));
     response = ErrorResponse(500, std::string("Internal error: ") + e.what(), request.method);
   }
-  if (response.status == kWouldBlock) return std::nullopt;
+  if (response.status == kWouldBlock) {
+    if (request.forward != nullptr && request.forward->shard >= 0) request.forward->start = start;
+    return std::nullopt;
+  }
+  Record(request, response, start, pulls_before);
+  return response;
+}
+
+Response Service::Relayed(const Request& request, const ForwardPlan& plan, int status,
+                          std::string body, const std::string& member) {
+  const ScopedRequestId scoped_id(request.id);
+  Response relayed = Json(status, std::move(body));
+  relayed.forwarded = true;
+  relayed.forwarded_to = member;
+  Record(request, relayed, plan.start, replication::ThreadDependencyPulls());
+  return relayed;
+}
+
+Response Service::RelayFailed(const Request& request, const ForwardPlan& plan,
+                              const std::string& last_error, net::CallFailure failure) {
+  const ScopedRequestId scoped_id(request.id);
+  Response failed = ForwardFailure(request, plan.shard, last_error, failure);
+  Record(request, failed, plan.start, replication::ThreadDependencyPulls());
+  return failed;
+}
+
+void Service::Record(const Request& request, Response& response,
+                     std::chrono::steady_clock::time_point start, uint64_t pulls_before) {
   response.request_id = request.id;
   metrics_.Count(request.method, response.status);
   const auto end = std::chrono::steady_clock::now();
@@ -266,7 +293,6 @@ std::optional<Response> Service::Run(const Request& request, bool may_block) {
   stats_.Record(route, path, static_cast<uint64_t>(micros),
                 std::chrono::duration_cast<std::chrono::seconds>(end.time_since_epoch()).count());
   if (request_log_ != RequestLogMode::kOff) LogRequest(request, response, micros);
-  return response;
 }
 
 void Service::LogRequest(const Request& request, const Response& response, int64_t micros) const {
@@ -313,13 +339,20 @@ Response Service::Route(const Request& request, bool may_block) {
     if (path == "/internal/replicate" && method == "POST") {
       return HandleReplicate(request.body, /*may_block=*/false);
     }
+    // Reads of this node's own view of the cluster answer at once: served here too (the key
+    // counts only while they are a counter, not a walk of the store during a reshard).
+    const bool cheap_count = !replicator_.staging();
+    const bool local_read =
+        method == "GET" &&
+        (path == kViewPath || (path.starts_with(kShardPrefix) && cheap_count) ||
+         ((path == "/health" || path == kReadyPath) && cheap_count));
     // Everything else is rare or may wait on other nodes: it runs where blocking is fine.
-    return WouldBlock();
+    if (!local_read) return WouldBlock();
   }
   if (path == kKeyRoot) return HandleKeyValue(request, "", may_block);
   if (path == kViewPath) return HandleView(method, request.body);
   if (path.starts_with(kShardPrefix)) {
-    return HandleShard(request, path.substr(kShardPrefix.size()));
+    return HandleShard(request, path.substr(kShardPrefix.size()), may_block);
   }
   if (path == "/health") {
     return method == "GET" ? HandleHealth() : MethodNotAllowed(method, "GET");
@@ -434,13 +467,15 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
     const std::optional<int> owner = cluster_.ShardForKey(key);
     if (!owner) return ErrorResponse(503, "Node does not know the cluster layout yet", method);
     shard = cluster_.MyShard();
-    if (shard != owner) return may_block ? Forward(*owner, request, key) : WouldBlock();
+    if (shard != owner) {
+      return may_block ? Forward(*owner, request, key) : Defer(*owner, request, key);
+    }
     // A replica still loading its shard's data could answer a wrong 404 (or stale value):
     // a ready replica serves a client's request instead. Only a client's own request is
     // passed on, so two loading replicas never bounce it between them; a forwarded one waits
     // here for the load (and gets a 503 with the reason if it does not end in time).
     if (!replicator_.ready() && request.hops == 0 && replicator_.has_peers()) {
-      return may_block ? Forward(*owner, request, key) : WouldBlock();
+      return may_block ? Forward(*owner, request, key) : Defer(*owner, request, key);
     }
     if (method == "GET") break;
     ticket = coordinator_.EnterWrite(may_block ? kWriteBarrierWait : std::chrono::milliseconds(0));
@@ -532,7 +567,8 @@ Response Service::HandleView(std::string_view method, std::string_view body) {
   return Message(200, "Replica deleted successfully from the view");
 }
 
-Response Service::Forward(int shard, const Request& request, std::string_view spread_key) {
+std::variant<ForwardPlan, Response> Service::PlanForward(int shard, const Request& request,
+                                                         std::string_view spread_key) {
   if (request.hops >= 6) {
     return ErrorResponse(503, "Request forwarded too many times (layout changing)", request.method);
   }
@@ -541,39 +577,62 @@ Response Service::Forward(int shard, const Request& request, std::string_view sp
     return ErrorResponse(503, "Shard " + std::to_string(shard) + " is unknown here",
                          request.method);
   }
-  // Live members first, each list rotated by the key so that load spreads over replicas.
-  std::vector<cluster::Address> order;
+  ForwardPlan plan;
+  plan.shard = shard;
   const auto& members = config->shards[static_cast<size_t>(shard)];
   const size_t start =
       members.empty() ? 0 : std::hash<std::string_view>{}(spread_key) % members.size();
   for (int pass = 0; pass < 2; ++pass) {
     for (size_t i = 0; i < members.size(); ++i) {
       const cluster::Address& m = members[(start + i) % members.size()];
-      if (cluster_.InView(m) == (pass == 0) && !(m == cluster_.self())) order.push_back(m);
+      if (cluster_.InView(m) == (pass == 0) && !(m == cluster_.self())) {
+        plan.members.push_back(m.ToString());
+      }
     }
   }
   // The id travels along (a log label only: the owner validates it as a client's).
-  const net::PeerClient::Headers headers = {{kHopsHeader, std::to_string(request.hops + 1)},
-                                            {kEpochHeader, std::to_string(config->epoch)},
-                                            {kRequestIdHeader, std::string(request.id.view())}};
+  plan.headers = {{kHopsHeader, std::to_string(request.hops + 1)},
+                  {kEpochHeader, std::to_string(config->epoch)},
+                  {kRequestIdHeader, std::string(request.id.view())}};
+  return plan;
+}
+
+Response Service::Defer(int shard, const Request& request, std::string_view spread_key) {
+  if (request.forward == nullptr) return WouldBlock();
+  std::variant<ForwardPlan, Response> planned = PlanForward(shard, request, spread_key);
+  if (auto* refusal = std::get_if<Response>(&planned)) return std::move(*refusal);
+  *request.forward = std::move(std::get<ForwardPlan>(planned));
+  return WouldBlock();
+}
+
+Response Service::Forward(int shard, const Request& request, std::string_view spread_key) {
+  std::variant<ForwardPlan, Response> planned = PlanForward(shard, request, spread_key);
+  if (auto* refusal = std::get_if<Response>(&planned)) return std::move(*refusal);
+  const ForwardPlan& plan = std::get<ForwardPlan>(planned);
+  net::PeerClient::Headers headers;
+  for (const auto& [name, value] : plan.headers) headers.emplace_back(name, value);
   std::string last_error = "no member";
   net::CallFailure failure = net::CallFailure::kOther;
-  for (const cluster::Address& member : order) {
-    net::CallResult result =
-        peers_.Call(member.ToString(), request.method, std::string(request.target), request.body,
-                    kForwardTimeout, headers);
+  for (const std::string& member : plan.members) {
+    net::CallResult result = peers_.Call(member, request.method, std::string(request.target),
+                                         request.body, kForwardTimeout, headers);
     if (result.status != 0) {
       Response relayed = Json(result.status, std::move(result.body));
       relayed.forwarded = true;
-      relayed.forwarded_to = member.ToString();
+      relayed.forwarded_to = member;
       return relayed;
     }
     Poco::Logger::get("kvs.api").debug("forwarding %s %s to %s (shard %d) failed: %s",
                                        std::string(request.method), std::string(request.target),
-                                       member.ToString(), shard, result.error);
-    last_error = member.ToString() + ": " + result.error;
+                                       member, shard, result.error);
+    last_error = member + ": " + result.error;
     failure = result.failure;
   }
+  return ForwardFailure(request, shard, last_error, failure);
+}
+
+Response Service::ForwardFailure(const Request& request, int shard, const std::string& last_error,
+                                 net::CallFailure failure) {
   metrics_.CountForwardingFailure(failure);
   Poco::Logger::get("kvs.api").warning("cannot forward %s %s: shard %d is unreachable (%s)",
                                        std::string(request.method), std::string(request.target),
@@ -585,7 +644,7 @@ Response Service::Forward(int shard, const Request& request, std::string_view sp
   return failed;
 }
 
-Response Service::HandleShard(const Request& request, std::string_view rest) {
+Response Service::HandleShard(const Request& request, std::string_view rest, bool may_block) {
   const std::string_view method = request.method;
   const std::string_view body = request.body;
   const size_t slash = rest.find('/');
@@ -632,7 +691,9 @@ Response Service::HandleShard(const Request& request, std::string_view rest) {
                                                       std::vector<cluster::Address>())))
                     .Finish());
   }
-  if (config->ShardOf(cluster_.self()) != id) return Forward(*id, request, "");
+  if (config->ShardOf(cluster_.self()) != id) {
+    return may_block ? Forward(*id, request, "") : Defer(*id, request, "");
+  }
   return Json(200, JsonObject()
                        .Str("message", "Key count of shard ID retrieved successfully")
                        .Int("shard-id-key-count", replicator_.OwnedLiveCount())

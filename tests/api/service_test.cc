@@ -232,9 +232,35 @@ TEST_F(ServiceTest, TryHandleServesOwnedKeysWithoutWaiting) {
   EXPECT_EQ(bad->status, 400);
 }
 
+TEST_F(ServiceTest, TryHandleAnswersReadsOfTheNodesOwnStateAtOnce) {
+  for (const char* target :
+       {"/key-value-store-view", "/key-value-store-shard/shard-ids",
+        "/key-value-store-shard/node-shard-id", "/key-value-store-shard/shard-id-members/0",
+        "/key-value-store-shard/shard-id-key-count/0", "/health", "/health/ready"}) {
+    std::optional<Response> now = service_.TryHandle(Request{"GET", target, ""});
+    ASSERT_TRUE(now.has_value()) << target;
+    EXPECT_EQ(now->status, Call("GET", target).status) << target;
+  }
+  // During a reshard the key counts walk the store: not on the event loop then.
+  replicator_.SetStaging(true);
+  EXPECT_FALSE(service_.TryHandle(Request{"GET", "/health", ""}).has_value());
+  EXPECT_FALSE(
+      service_.TryHandle(Request{"GET", "/key-value-store-shard/shard-id-key-count/0", ""})
+          .has_value());
+  replicator_.SetStaging(false);
+}
+
 TEST_F(ServiceTest, TryHandleLeavesWhatMayWaitUntouched) {
-  // Not a key request: left to Handle.
-  EXPECT_FALSE(service_.TryHandle(Request{"GET", "/key-value-store-view", ""}).has_value());
+  // View and shard changes, node-to-node calls other than broadcasts, metrics and status: left
+  // to Handle.
+  EXPECT_FALSE(service_
+                   .TryHandle(Request{"PUT", "/key-value-store-view",
+                                      R"({"socket-address":"127.0.0.1:7001"})"})
+                   .has_value());
+  EXPECT_FALSE(service_.TryHandle(Request{"GET", "/metrics", ""}).has_value());
+  EXPECT_FALSE(service_.TryHandle(Request{"GET", "/status?scope=cluster", ""}).has_value());
+  EXPECT_FALSE(service_.TryHandle(Request{"GET", "/internal/heartbeat", ""}).has_value());
+  EXPECT_EQ(cluster_.View().size(), 1u);
   // A dependency on a write of this shard that was never applied here (Handle would pull it
   // from peers): nothing is written.
   const std::string ahead = R"({"value":"v","causal-metadata":"0|127.0.0.1:7000#9.0=4"})";

@@ -1,13 +1,14 @@
 // The event-driven HTTP/1.1 front end: a few epoll loops (half the cores by default) share one
 // listening socket, read and parse requests on non-blocking keep-alive connections, and answer
 // the ones Service can serve without waiting (a key this node owns, dependencies present, no
-// reshard barrier) on the loop itself. Every other request (forwarding, waits, node-to-node
-// calls, view and shard operations) runs on a worker pool, and its answer is handed back to the
-// connection's loop. See README "HTTP front end" for why this replaced POCO's HTTPServer as the
+// reshard barrier) on the loop itself, and relays requests for other shards to their members
+// on the loop too (Forwarder). Every other request (waits, node-to-node calls, view and shard
+// operations) runs on a worker pool, and its answer is handed back to the connection's loop. See README "HTTP front end" for why this replaced POCO's HTTPServer as the
 // default (kvs.http.frontend=poco still selects that one).
 // Thread-safety: Start/Stop from one thread; each connection belongs to one loop thread.
-// Invariant: a connection has at most one request in flight on a worker; its input buffer is
-// left untouched until that request's answer is back (the request points into it).
+// Invariant: a connection has at most one request in flight (on a worker, or relayed to another
+// node); its input buffer is left untouched until that request's answer is back (the request
+// points into it).
 // Overload: at max_connections the oldest idle keep-alive connection is closed to make room for
 // a new one (never one with a request in flight); max_connections_per_ip caps one address.
 #pragma once
@@ -44,6 +45,10 @@ struct EventServerOptions {
   // HTTPS instead of HTTP when set (kvs.tls.*; not owned). A plain-HTTP request gets a plain
   // 400 that says so, then the connection closes.
   const net::Tls* tls = nullptr;
+  // Requests for another shard are relayed by the loops themselves over pooled non-blocking
+  // connections (modules/api/forwarder.h) instead of a worker's blocking call. Not with TLS
+  // (the workers' client speaks it), nor to members named by DNS names (kvs.http.loop_forwarding).
+  bool forward_on_loops = true;
 };
 
 class EventServer {

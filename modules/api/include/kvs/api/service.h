@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "kvs/api/metrics.h"
@@ -28,6 +29,8 @@
 
 namespace kvs::api {
 
+struct ForwardPlan;
+
 struct Request {
   std::string_view method;
   std::string_view target;  // path plus optional query, still URL-encoded
@@ -43,6 +46,22 @@ struct Request {
   mutable bool authenticated = false;
   // The request's id, settled by the first TryHandle/Handle (kept when Handle follows).
   mutable RequestId id = {};
+  // Set by a front end that relays requests to other nodes itself (the epoll loops): TryHandle
+  // then answers a request for another shard by filling it in (and returning nullopt) instead
+  // of leaving the request to Handle, which would forward it with a blocking call.
+  ForwardPlan* forward = nullptr;
+};
+
+// A request to relay to another node (Request::forward): where to, in which order, and what to
+// add to it. The front end sends the request unchanged plus `headers`, takes the first member's
+// answer, and on a transport failure (refused, reset, timed out after kForwardTimeout) tries
+// the next member; then hands the outcome to Service::Relayed or Service::RelayFailed.
+struct ForwardPlan {
+  int shard = -1;                    // -1: nothing to forward
+  std::vector<std::string> members;  // "host:port": live members first, rotated by the key
+  // X-Kvs-Hops, X-Kvs-Epoch and X-Request-Id as sent by Service::Forward.
+  std::vector<std::pair<std::string_view, std::string>> headers;
+  std::chrono::steady_clock::time_point start;  // when TryHandle took the request
 };
 
 // Who may do what (issue 12). Both off by default, as in the SPEC.
@@ -133,6 +152,14 @@ class Service {
   // node's shard owns, with its dependencies applied and no reshard barrier up. nullopt
   // (with nothing done) otherwise: the caller then runs Handle() where blocking is fine.
   std::optional<Response> TryHandle(const Request& request);
+  // The answer to a request relayed per `plan` (TryHandle filled it): `member` answered
+  // `status` with `body`. Counts and logs it as Handle would have.
+  Response Relayed(const Request& request, const ForwardPlan& plan, int status, std::string body,
+                   const std::string& member);
+  // No member of the plan answered: the 503 Handle would have given (counted and logged).
+  // `last_error` names the last member tried and what went wrong.
+  Response RelayFailed(const Request& request, const ForwardPlan& plan,
+                       const std::string& last_error, net::CallFailure failure);
   const Limits& limits() const { return limits_; }
   // The node's journal, or null (memory mode): front ends release answers with durable_lsn set
   // once it reports them durable.
@@ -156,6 +183,20 @@ class Service {
 
  private:
   std::optional<Response> Run(const Request& request, bool may_block);
+  // Counts, times and logs an answered request (the end of Run, Relayed and RelayFailed).
+  void Record(const Request& request, Response& response, std::chrono::steady_clock::time_point start,
+              uint64_t pulls_before);
+  // Where a request for `shard` goes: its members other than this node, live ones first, each
+  // group rotated by `spread_key` so that load spreads over replicas; an error answer instead
+  // when the request was forwarded too often or the shard is unknown.
+  std::variant<ForwardPlan, Response> PlanForward(int shard, const Request& request,
+                                                  std::string_view spread_key);
+  // The answer when no member of `shard` answered (logged, counted by failure kind).
+  Response ForwardFailure(const Request& request, int shard, const std::string& last_error,
+                          net::CallFailure failure);
+  // Without `may_block`: hands the request to the front end's forwarding (Request::forward) if
+  // it has one, else leaves it to Handle (would-block).
+  Response Defer(int shard, const Request& request, std::string_view spread_key);
   // The kvs.log.requests line for an answered client request (it applies the mode: none for
   // node-to-node calls, none for a success with "errors").
   void LogRequest(const Request& request, const Response& response, int64_t micros) const;
@@ -168,7 +209,7 @@ class Service {
   // and relays its answer; 503 when none answers.
   Response Forward(int shard, const Request& request, std::string_view spread_key);
   Response HandleView(std::string_view method, std::string_view body);
-  Response HandleShard(const Request& request, std::string_view rest);
+  Response HandleShard(const Request& request, std::string_view rest, bool may_block);
   Response HandleAddMember(std::string_view id_text, std::string_view body);
   Response HandleReshard(std::string_view body);
   Response HandleHealth() const;

@@ -1,0 +1,411 @@
+#include "forwarder.h"
+
+#include <arpa/inet.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+namespace kvs::api {
+namespace {
+
+// Connections a loop keeps to one member. More only help while requests wait at the member
+// (a dependency pull, a barrier): the member serves a connection's requests in order.
+constexpr size_t kMaxConnectionsPerPeer = 4;
+constexpr size_t kReadBufferBytes = 64 * 1024;
+
+std::string ErrnoText(int error) { return std::strerror(error); }
+
+net::CallFailure FailureOfErrno(int error) {
+  return error == ECONNREFUSED ? net::CallFailure::kRefused : net::CallFailure::kOther;
+}
+
+}  // namespace
+
+struct Forwarder::Job {
+  uint64_t token = 0;
+  std::string line;  // "METHOD target HTTP/1.1\r\n"
+  std::string rest;  // the other headers, the blank line and the body
+  std::vector<std::string> members;
+  size_t next = 0;           // index of the member being tried
+  bool fresh_tried = false;  // the stale keep-alive retry was used on this member
+  std::string last_error = "no member";
+  net::CallFailure failure = net::CallFailure::kOther;
+  Clock::time_point deadline;
+};
+
+struct Forwarder::PeerConn {
+  int fd = -1;  // -1 once closed (the object lives on until the next Flush)
+  Member* member = nullptr;
+  std::string name;
+  bool connected = false;
+  bool reused = false;  // answered before: a failure may just be the member closing it as idle
+  std::string out;
+  size_t out_sent = 0;
+  bool dirty = false;
+  std::deque<std::unique_ptr<Job>> jobs;  // sent or queued, answers come in this order
+  net::ResponseParser parser;
+  Clock::time_point connect_deadline;
+  Clock::time_point idle_since;
+};
+
+Forwarder::Forwarder(int epoll_fd, ForwarderOptions options, Done done)
+    : epoll_fd_(epoll_fd),
+      options_(options),
+      done_(std::move(done)),
+      read_buffer_(std::make_unique<char[]>(kReadBufferBytes)) {}
+
+Forwarder::~Forwarder() {
+  for (auto& [name, member] : members_) {
+    for (auto& conn : member.conns) {
+      if (conn->fd >= 0) ::close(conn->fd);
+    }
+  }
+  for (auto& conn : graveyard_) {
+    if (conn->fd >= 0) ::close(conn->fd);
+  }
+}
+
+Forwarder::Member* Forwarder::MemberOf(const std::string& name) {
+  auto it = members_.find(name);
+  if (it != members_.end()) return &it->second;
+  const size_t colon = name.rfind(':');
+  if (colon == std::string::npos) return nullptr;
+  const std::string host = name.substr(0, colon);
+  unsigned port = 0;
+  const char* first = name.data() + colon + 1;
+  const char* last = name.data() + name.size();
+  const auto [end, ec] = std::from_chars(first, last, port);
+  if (ec != std::errc() || end != last || port == 0 || port > 65535) return nullptr;
+  Member member;
+  member.address.sin_family = AF_INET;
+  member.address.sin_port = htons(static_cast<uint16_t>(port));
+  if (::inet_pton(AF_INET, host.c_str(), &member.address.sin_addr) != 1) return nullptr;
+  return &members_.emplace(name, std::move(member)).first->second;
+}
+
+bool Forwarder::Reachable(const ForwardPlan& plan) {
+  return std::all_of(plan.members.begin(), plan.members.end(),
+                     [this](const std::string& m) { return MemberOf(m) != nullptr; });
+}
+
+void Forwarder::Start(uint64_t token, const Request& request, const ForwardPlan& plan) {
+  auto job = std::make_unique<Job>();
+  job->token = token;
+  job->line.reserve(request.method.size() + request.target.size() + 12);
+  job->line.append(request.method).append(" ").append(request.target).append(" HTTP/1.1\r\n");
+  job->rest.reserve(160 + request.body.size());
+  job->rest.append("Content-Type: application/json\r\nContent-Length: ")
+      .append(std::to_string(request.body.size()))
+      .append("\r\n");
+  for (const auto& [name, value] : plan.headers) {
+    job->rest.append(name).append(": ").append(value).append("\r\n");
+  }
+  job->rest.append("\r\n").append(request.body);
+  job->members = plan.members;
+  ++in_flight_;
+  // Never answered from here: the caller is in the middle of handling its connection.
+  Dispatch(std::move(job), /*fresh_connection=*/false);
+}
+
+void Forwarder::Dispatch(std::unique_ptr<Job> job, bool fresh_connection) {
+  while (job->next < job->members.size()) {
+    const std::string& name = job->members[job->next];
+    Member* member = MemberOf(name);
+    if (member == nullptr) {
+      job->last_error = name + ": not a numeric IPv4 address";
+      job->failure = net::CallFailure::kOther;
+      ++job->next;
+      continue;
+    }
+    PeerConn* conn = nullptr;
+    if (!fresh_connection) {
+      // An idle connection, else a new one, else the one with the fewest requests in flight.
+      for (auto& c : member->conns) {
+        if (c->connected && c->jobs.empty()) {
+          conn = c.get();
+          break;
+        }
+      }
+      if (conn == nullptr && member->conns.size() >= kMaxConnectionsPerPeer) {
+        conn = std::min_element(member->conns.begin(), member->conns.end(),
+                                [](const auto& a, const auto& b) {
+                                  return a->jobs.size() < b->jobs.size();
+                                })
+                   ->get();
+      }
+    }
+    if (conn == nullptr) conn = Open(*member, name, *job);
+    if (conn != nullptr) {
+      Queue(*conn, std::move(job));
+      return;
+    }
+    ++job->next;  // Open said why in job->last_error
+    fresh_connection = false;
+    job->fresh_tried = false;
+  }
+  finished_.emplace_back(job->token,
+                         Outcome{0, {}, {}, std::move(job->last_error), job->failure});
+  --in_flight_;
+}
+
+Forwarder::PeerConn* Forwarder::Open(Member& member, const std::string& name, Job& job) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    job.last_error = name + ": cannot open a socket: " + ErrnoText(errno);
+    job.failure = net::CallFailure::kOther;
+    return nullptr;
+  }
+  const int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  bool connected = true;
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&member.address), sizeof member.address) !=
+      0) {
+    if (errno != EINPROGRESS) {
+      const int error = errno;
+      ::close(fd);
+      job.last_error = name + ": " + ErrnoText(error);
+      job.failure = FailureOfErrno(error);
+      return nullptr;
+    }
+    connected = false;
+  }
+  auto conn = std::make_unique<PeerConn>();
+  conn->fd = fd;
+  conn->member = &member;
+  conn->name = name;
+  conn->connected = connected;
+  conn->connect_deadline = Clock::now() + options_.connect_timeout;
+  conn->parser.Reset(/*capture_body=*/true);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = reinterpret_cast<uint64_t>(conn.get()) | kTagBit;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    const int error = errno;
+    ::close(fd);
+    job.last_error = name + ": cannot watch the socket: " + ErrnoText(error);
+    job.failure = net::CallFailure::kOther;
+    return nullptr;
+  }
+  member.conns.push_back(std::move(conn));
+  return member.conns.back().get();
+}
+
+void Forwarder::Queue(PeerConn& conn, std::unique_ptr<Job> job) {
+  job->deadline = Clock::now() + options_.answer_timeout;
+  conn.out.append(job->line)
+      .append("Host: ")
+      .append(conn.name)
+      .append("\r\n")
+      .append(job->rest);
+  conn.jobs.push_back(std::move(job));
+  if (!conn.dirty) {
+    conn.dirty = true;
+    dirty_.push_back(&conn);
+  }
+}
+
+void Forwarder::Flush() {
+  do {
+    // Fail() may queue requests on other connections (and so add to dirty_) meanwhile.
+    for (size_t i = 0; i < dirty_.size(); ++i) {
+      PeerConn& conn = *dirty_[i];
+      conn.dirty = false;
+      if (conn.fd >= 0 && conn.connected) Write(conn);
+    }
+    dirty_.clear();
+    Deliver();  // the answers' handlers may forward more
+  } while (!dirty_.empty());
+  // No event of the last batch can name them any more.
+  graveyard_.clear();
+}
+
+bool Forwarder::Write(PeerConn& conn) {
+  while (conn.out_sent < conn.out.size()) {
+    const ssize_t n = ::send(conn.fd, conn.out.data() + conn.out_sent,
+                             conn.out.size() - conn.out_sent, MSG_NOSIGNAL);
+    if (n > 0) {
+      conn.out_sent += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;  // EPOLLOUT follows
+    const int error = errno;
+    Fail(conn, "send failed: " + ErrnoText(error), FailureOfErrno(error));
+    return false;
+  }
+  conn.out.clear();
+  conn.out_sent = 0;
+  return true;
+}
+
+void Forwarder::OnEvent(uint64_t tag, uint32_t events, Clock::time_point now) {
+  PeerConn& conn = *reinterpret_cast<PeerConn*>(tag & ~kTagBit);
+  if (conn.fd < 0) return;  // closed earlier in this batch
+  if (!conn.connected) {
+    if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) == 0) return;
+    int error = 0;
+    socklen_t size = sizeof error;
+    ::getsockopt(conn.fd, SOL_SOCKET, SO_ERROR, &error, &size);
+    if (error != 0) {
+      Fail(conn, "connect failed: " + ErrnoText(error), FailureOfErrno(error));
+      Deliver();
+      return;
+    }
+    conn.connected = true;
+  }
+  if (conn.out_sent < conn.out.size() && !Write(conn)) {
+    Deliver();
+    return;
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) Read(conn);
+  if (conn.fd >= 0 && conn.jobs.empty()) conn.idle_since = now;
+  Deliver();
+}
+
+void Forwarder::Read(PeerConn& conn) {
+  while (conn.fd >= 0) {
+    const ssize_t n = ::recv(conn.fd, read_buffer_.get(), kReadBufferBytes, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      const int error = errno;
+      Fail(conn, "receive failed: " + ErrnoText(error), FailureOfErrno(error));
+      return;
+    }
+    if (n == 0) {
+      if (conn.parser.FinishOnEof() == net::ResponseParser::Result::kComplete &&
+          !conn.jobs.empty()) {
+        std::unique_ptr<Job> job = std::move(conn.jobs.front());
+        conn.jobs.pop_front();
+        finished_.emplace_back(job->token, Outcome{conn.parser.status(),
+                                                   std::string(conn.parser.body()), conn.name,
+                                                   {}, net::CallFailure::kNone});
+        --in_flight_;
+        conn.reused = true;
+        conn.parser.Reset(/*capture_body=*/true);
+      }
+      if (conn.jobs.empty()) {
+        Remove(conn);
+      } else {
+        Fail(conn, "connection closed by the member", net::CallFailure::kOther);
+      }
+      return;
+    }
+    std::string_view data(read_buffer_.get(), static_cast<size_t>(n));
+    while (!data.empty()) {
+      if (conn.jobs.empty()) {
+        Fail(conn, "answer to no request", net::CallFailure::kOther);
+        return;
+      }
+      size_t consumed = 0;
+      const net::ResponseParser::Result result = conn.parser.Feed(data, consumed);
+      data.remove_prefix(consumed);
+      if (result == net::ResponseParser::Result::kError) {
+        Fail(conn, "malformed answer: " + std::string(conn.parser.error()),
+             net::CallFailure::kOther);
+        return;
+      }
+      if (result != net::ResponseParser::Result::kComplete) break;
+      std::unique_ptr<Job> job = std::move(conn.jobs.front());
+      conn.jobs.pop_front();
+      finished_.emplace_back(job->token,
+                             Outcome{conn.parser.status(), std::string(conn.parser.body()),
+                                     conn.name, {}, net::CallFailure::kNone});
+      --in_flight_;
+      conn.reused = true;
+      const bool keep_alive = conn.parser.keep_alive();
+      conn.parser.Reset(/*capture_body=*/true);
+      if (!keep_alive) {
+        if (conn.jobs.empty()) {
+          Remove(conn);
+        } else {
+          Fail(conn, "connection closed by the member", net::CallFailure::kOther);
+        }
+        return;
+      }
+    }
+  }
+}
+
+void Forwarder::Fail(PeerConn& conn, std::string_view what, net::CallFailure failure) {
+  std::deque<std::unique_ptr<Job>> jobs = std::move(conn.jobs);
+  conn.jobs.clear();
+  const bool answer_started = conn.parser.started();
+  const bool reused = conn.reused;
+  const std::string name = conn.name;
+  Remove(conn);
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    std::unique_ptr<Job>& job = jobs[i];
+    // A keep-alive connection the member closed while idle fails the requests written into it
+    // before any byte of an answer: they go again on a fresh connection to the same member.
+    const bool nothing_answered = !(i == 0 && answer_started);
+    if (reused && nothing_answered && !job->fresh_tried && failure != net::CallFailure::kTimeout) {
+      job->fresh_tried = true;
+      Dispatch(std::move(job), /*fresh_connection=*/true);
+      continue;
+    }
+    job->last_error = name + ": " + std::string(what);
+    job->failure = failure;
+    ++job->next;
+    job->fresh_tried = false;
+    Dispatch(std::move(job), /*fresh_connection=*/false);
+  }
+}
+
+void Forwarder::Remove(PeerConn& conn) {
+  if (conn.fd < 0) return;
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, conn.fd, nullptr);
+  ::close(conn.fd);
+  conn.fd = -1;
+  auto& conns = conn.member->conns;
+  for (auto it = conns.begin(); it != conns.end(); ++it) {
+    if (it->get() == &conn) {
+      graveyard_.push_back(std::move(*it));
+      conns.erase(it);
+      break;
+    }
+  }
+}
+
+void Forwarder::Sweep(Clock::time_point now) {
+  std::vector<std::pair<PeerConn*, bool>> expired;  // (connection, timed out with requests)
+  for (auto& [name, member] : members_) {
+    for (auto& conn : member.conns) {
+      if (!conn->connected && now >= conn->connect_deadline) {
+        expired.emplace_back(conn.get(), true);
+      } else if (!conn->jobs.empty() && now >= conn->jobs.front()->deadline) {
+        expired.emplace_back(conn.get(), true);
+      } else if (conn->jobs.empty() && now - conn->idle_since >= options_.idle_timeout) {
+        expired.emplace_back(conn.get(), false);
+      }
+    }
+  }
+  for (auto& [conn, timed_out] : expired) {
+    if (conn->fd < 0) continue;
+    if (timed_out) {
+      Fail(*conn, conn->connected ? "timed out" : "connect timed out", net::CallFailure::kTimeout);
+    } else {
+      Remove(*conn);
+    }
+  }
+  Deliver();
+}
+
+void Forwarder::Deliver() {
+  if (delivering_) return;
+  delivering_ = true;
+  while (!finished_.empty()) {
+    std::vector<std::pair<uint64_t, Outcome>> batch;
+    batch.swap(finished_);
+    for (auto& [token, outcome] : batch) done_(token, std::move(outcome));
+  }
+  delivering_ = false;
+}
+
+}  // namespace kvs::api

@@ -1,0 +1,116 @@
+// The event loops' client for forwarded requests (issue 14): relays a request for another
+// shard to one of its members over non-blocking keep-alive connections that the loop owns, with
+// no thread hand-off. One Forwarder per event loop, used only by that loop's thread.
+//
+// - Connections per member are pooled (at most kMaxConnectionsPerPeer per loop); a request goes
+//   to an idle one, else a new one, else it is pipelined behind the fewest requests in flight
+//   (answers come back in order). Requests queued in one event batch leave in one write per
+//   connection (Flush, called before the loop waits for events).
+// - Every attempt has a deadline (connect: connect_timeout; the answer: answer_timeout); Sweep
+//   enforces them. On a transport failure (refused, reset, closed, timed out, malformed answer)
+//   the request moves to the plan's next member, as the blocking path does; a reused keep-alive
+//   connection that fails before any byte of its answer (the member closed it as idle) is first
+//   retried once on a fresh connection to the same member.
+// - Pooled connections idle for idle_timeout are closed (before the member's own keep-alive
+//   timeout would race a request with its close).
+// Only members named by numeric IPv4 addresses are reached here (Reachable): resolving a name
+// would block the loop, so those requests keep the worker path.
+// Plain HTTP only: with kvs.tls.* the front end leaves forwarding to the workers' TLS client.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "kvs/api/service.h"
+#include "kvs/net/http_response_parser.h"
+#include "kvs/net/peer_client.h"
+
+namespace kvs::api {
+
+struct ForwarderOptions {
+  std::chrono::milliseconds connect_timeout{500};
+  std::chrono::milliseconds answer_timeout = Service::kForwardTimeout;
+  std::chrono::milliseconds idle_timeout{2000};
+};
+
+class Forwarder {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // How a forwarded request ended: an answer (status != 0) from `member`, or, when every member
+  // failed, status 0 with the last failure.
+  struct Outcome {
+    int status = 0;
+    std::string body;
+    std::string member;
+    std::string error;  // "<member>: <what went wrong>" of the last attempt, when status == 0
+    net::CallFailure failure = net::CallFailure::kNone;
+  };
+  // Called on the loop thread for every request started, once, from OnEvent, Sweep or
+  // StartForward (never while the Forwarder is mid-update: it may start new requests).
+  using Done = std::function<void(uint64_t token, Outcome outcome)>;
+  // epoll user data of a peer connection has this bit set (the loop's own tags never do).
+  static constexpr uint64_t kTagBit = 1;
+
+  Forwarder(int epoll_fd, ForwarderOptions options, Done done);
+  ~Forwarder();
+  Forwarder(const Forwarder&) = delete;
+  Forwarder& operator=(const Forwarder&) = delete;
+
+  // Whether every member of `plan` can be reached without blocking (numeric IPv4 host:port).
+  bool Reachable(const ForwardPlan& plan);
+  // Sends `request` (method, target, body: copied) with the plan's headers to its first member.
+  // `token` comes back with the outcome.
+  void Start(uint64_t token, const Request& request, const ForwardPlan& plan);
+  // An epoll event whose user data has kTagBit set.
+  void OnEvent(uint64_t tag, uint32_t events, Clock::time_point now);
+  // Writes what was queued since the last call (one write per connection).
+  void Flush();
+  // Deadlines and idle connections.
+  void Sweep(Clock::time_point now);
+  // Requests in flight (not yet answered or failed).
+  size_t in_flight() const { return in_flight_; }
+
+ private:
+  struct Job;
+  struct PeerConn;
+  struct Member {
+    sockaddr_in address{};
+    std::vector<std::unique_ptr<PeerConn>> conns;
+  };
+
+  Member* MemberOf(const std::string& member);
+  // Sends `job` to its current member (or fails it when none is left).
+  void Dispatch(std::unique_ptr<Job> job, bool fresh_connection);
+  // A new connection to `member`; nullptr (the reason in job.last_error) if it cannot be made.
+  PeerConn* Open(Member& member, const std::string& name, Job& job);
+  void Queue(PeerConn& conn, std::unique_ptr<Job> job);
+  bool Write(PeerConn& conn);
+  void Read(PeerConn& conn);
+  // Closes `conn`; its requests go to their next member (or a fresh connection, see above).
+  void Fail(PeerConn& conn, std::string_view what, net::CallFailure failure);
+  void Remove(PeerConn& conn);
+  void Deliver();
+
+  const int epoll_fd_;
+  const ForwarderOptions options_;
+  const Done done_;
+  std::unordered_map<std::string, Member> members_;
+  std::vector<PeerConn*> dirty_;  // with output queued since the last Flush
+  // Closed since the last Flush: an event of the current batch may still name them.
+  std::vector<std::unique_ptr<PeerConn>> graveyard_;
+  std::vector<std::pair<uint64_t, Outcome>> finished_;
+  bool delivering_ = false;
+  size_t in_flight_ = 0;
+  std::unique_ptr<char[]> read_buffer_;
+};
+
+}  // namespace kvs::api

@@ -1,0 +1,325 @@
+// The event loops' forwarding client (modules/api/forwarder.h) against scripted members: real
+// loopback sockets, driven by an epoll loop in the test thread the way EventServer drives it
+// (Flush before each wait, events, Sweep).
+#include "forwarder.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace kvs::api {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Reads one HTTP request (head + Content-Length body) from a blocking socket; "" at EOF.
+std::string ReadRequest(int fd, std::string& buffer) {
+  while (true) {
+    const size_t end = buffer.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      size_t length = 0;
+      const size_t at = buffer.find("Content-Length: ");
+      if (at != std::string::npos && at < end) length = std::stoul(buffer.substr(at + 16));
+      if (buffer.size() >= end + 4 + length) {
+        std::string request = buffer.substr(0, end + 4 + length);
+        buffer.erase(0, end + 4 + length);
+        return request;
+      }
+    }
+    char chunk[4096];
+    const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+    if (n <= 0) return "";
+    buffer.append(chunk, static_cast<size_t>(n));
+  }
+}
+
+std::string Answer(int status, const std::string& body) {
+  return "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: application/json\r\n" +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// A member on 127.0.0.1: each accepted connection is served by `script` on its own thread
+// (given the socket and the connection's number, from 0).
+class FakeMember {
+ public:
+  using Script = std::function<void(int fd, int connection)>;
+  explicit FakeMember(Script script) : script_(std::move(script)) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    EXPECT_EQ(::listen(listen_fd_, 64), 0);
+    socklen_t size = sizeof address;
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&address), &size);
+    port_ = ntohs(address.sin_port);
+    acceptor_ = std::thread([this] {
+      for (int n = 0;; ++n) {
+        const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd < 0) return;  // shut down
+        connections_.fetch_add(1);
+        std::lock_guard lock(mu_);
+        fds_.push_back(fd);
+        threads_.emplace_back([this, fd, n] { script_(fd, n); });
+      }
+    });
+  }
+  ~FakeMember() {
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    ::close(listen_fd_);
+    acceptor_.join();
+    std::lock_guard lock(mu_);
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+    for (auto& t : threads_) t.join();
+    for (int fd : fds_) ::close(fd);
+  }
+  std::string name() const { return "127.0.0.1:" + std::to_string(port_); }
+  int connections() const { return connections_.load(); }
+
+ private:
+  Script script_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<int> connections_{0};
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<int> fds_;
+  std::vector<std::thread> threads_;
+};
+
+// Answers every request with 200 and a body naming the request line and its X-Kvs-Hops value.
+void Echo(int fd, int) {
+  std::string buffer;
+  while (true) {
+    const std::string request = ReadRequest(fd, buffer);
+    if (request.empty()) return;
+    const std::string line = request.substr(0, request.find("\r\n"));
+    const size_t hops = request.find("X-Kvs-Hops: ");
+    const std::string body =
+        line + "|" + (hops == std::string::npos ? "" : request.substr(hops + 12, 1)) + "|" +
+        request.substr(request.find("\r\n\r\n") + 4);
+    const std::string answer = Answer(200, body);
+    if (::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL) < 0) return;
+  }
+}
+
+// A port nothing listens on (bound, then closed).
+std::string ClosedPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t size = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size);
+  ::close(fd);
+  return "127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+}
+
+class ForwarderTest : public ::testing::Test {
+ protected:
+  void SetUp() override { epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC); }
+  void TearDown() override {
+    forwarder_.reset();
+    ::close(epoll_fd_);
+  }
+
+  void Make(ForwarderOptions options = {}) {
+    forwarder_ = std::make_unique<Forwarder>(
+        epoll_fd_, options, [this](uint64_t token, Forwarder::Outcome outcome) {
+          outcomes_[token] = std::move(outcome);
+          if (on_outcome_) on_outcome_(token);
+        });
+  }
+
+  void Start(uint64_t token, std::string_view target, const std::vector<std::string>& members,
+             std::string_view body = "") {
+    ForwardPlan plan;
+    plan.shard = 1;
+    plan.members = members;
+    plan.headers = {{kHopsHeader, "1"}};
+    Request request;
+    request.method = "PUT";
+    request.target = target;
+    request.body = body;
+    ASSERT_TRUE(forwarder_->Reachable(plan));
+    forwarder_->Start(token, request, plan);
+  }
+
+  // Runs the loop until `count` outcomes arrived (or 10 s passed).
+  void RunUntil(size_t count) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    epoll_event events[16];
+    while (outcomes_.size() < count && std::chrono::steady_clock::now() < deadline) {
+      forwarder_->Flush();
+      if (outcomes_.size() >= count) break;
+      const int n = ::epoll_wait(epoll_fd_, events, 16, 20);
+      const auto now = std::chrono::steady_clock::now();
+      for (int i = 0; i < n; ++i) forwarder_->OnEvent(events[i].data.u64, events[i].events, now);
+      forwarder_->Sweep(now);
+    }
+    ASSERT_EQ(outcomes_.size(), count);
+  }
+
+  int epoll_fd_ = -1;
+  std::unique_ptr<Forwarder> forwarder_;
+  std::map<uint64_t, Forwarder::Outcome> outcomes_;
+  std::function<void(uint64_t)> on_outcome_;
+};
+
+TEST_F(ForwarderTest, RelaysTheRequestWithItsHeadersAndTheAnswer) {
+  FakeMember member(Echo);
+  Make();
+  Start(7, "/kvs/keys/a", {member.name()}, R"({"value":"v"})");
+  RunUntil(1);
+  const Forwarder::Outcome& outcome = outcomes_.at(7);
+  EXPECT_EQ(outcome.status, 200);
+  EXPECT_EQ(outcome.member, member.name());
+  EXPECT_EQ(outcome.body, R"(PUT /kvs/keys/a HTTP/1.1|1|{"value":"v"})");
+  EXPECT_EQ(forwarder_->in_flight(), 0u);
+}
+
+TEST_F(ForwarderTest, StatusOfTheAnswerIsRelayedAsIs) {
+  FakeMember member([](int fd, int) {
+    std::string buffer;
+    while (!ReadRequest(fd, buffer).empty()) {
+      const std::string answer = Answer(404, R"({"doesExist":false})");
+      ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+    }
+  });
+  Make();
+  Start(1, "/kvs/keys/missing", {member.name()});
+  RunUntil(1);
+  EXPECT_EQ(outcomes_.at(1).status, 404);
+  EXPECT_EQ(outcomes_.at(1).body, R"({"doesExist":false})");
+}
+
+TEST_F(ForwarderTest, RefusedMemberFailsOverToTheNext) {
+  FakeMember live(Echo);
+  const std::string dead = ClosedPort();
+  Make();
+  Start(1, "/kvs/keys/a", {dead, live.name()});
+  RunUntil(1);
+  EXPECT_EQ(outcomes_.at(1).status, 200);
+  EXPECT_EQ(outcomes_.at(1).member, live.name());
+}
+
+TEST_F(ForwarderTest, NoMemberAnsweringIsAFailureNamingTheLastOne) {
+  const std::string dead = ClosedPort();
+  Make();
+  Start(1, "/kvs/keys/a", {dead});
+  RunUntil(1);
+  const Forwarder::Outcome& outcome = outcomes_.at(1);
+  EXPECT_EQ(outcome.status, 0);
+  EXPECT_EQ(outcome.failure, net::CallFailure::kRefused);
+  EXPECT_NE(outcome.error.find(dead), std::string::npos) << outcome.error;
+}
+
+TEST_F(ForwarderTest, EmptyPlanFailsWithoutAnAttempt) {
+  Make();
+  Start(1, "/kvs/keys/a", {});
+  RunUntil(1);
+  EXPECT_EQ(outcomes_.at(1).status, 0);
+  EXPECT_EQ(outcomes_.at(1).error, "no member");
+}
+
+TEST_F(ForwarderTest, SilentMemberTimesOutAndTheNextAnswers) {
+  std::atomic<bool> done{false};
+  FakeMember silent([&](int fd, int) {
+    std::string buffer;
+    ReadRequest(fd, buffer);  // and never answer; the socket's shutdown ends the wait
+    char byte;
+    while (!done.load() && ::recv(fd, &byte, 1, 0) > 0) {
+    }
+  });
+  FakeMember live(Echo);
+  ForwarderOptions options;
+  options.answer_timeout = 300ms;
+  Make(options);
+  Start(1, "/kvs/keys/a", {silent.name(), live.name()});
+  Start(2, "/kvs/keys/b", {silent.name()});
+  RunUntil(2);
+  EXPECT_EQ(outcomes_.at(1).status, 200);
+  EXPECT_EQ(outcomes_.at(1).member, live.name());
+  EXPECT_EQ(outcomes_.at(2).status, 0);
+  EXPECT_EQ(outcomes_.at(2).failure, net::CallFailure::kTimeout);
+  EXPECT_NE(outcomes_.at(2).error.find("timed out"), std::string::npos) << outcomes_.at(2).error;
+  done = true;
+}
+
+TEST_F(ForwarderTest, MalformedAnswerFailsOverToTheNext) {
+  FakeMember garbage([](int fd, int) {
+    std::string buffer;
+    ReadRequest(fd, buffer);
+    const std::string junk = "NOT HTTP AT ALL\r\n\r\n";
+    ::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL);
+  });
+  FakeMember live(Echo);
+  Make();
+  Start(1, "/kvs/keys/a", {garbage.name(), live.name()});
+  RunUntil(1);
+  EXPECT_EQ(outcomes_.at(1).status, 200);
+  EXPECT_EQ(outcomes_.at(1).member, live.name());
+}
+
+// The member closes a kept-alive connection just as the next request is written into it (its
+// idle timeout racing the request): the request goes again on a fresh connection to the same
+// member, not to the next member and not as a failure.
+TEST_F(ForwarderTest, KeptAliveConnectionClosedUnderARequestIsRetriedFresh) {
+  FakeMember member([](int fd, int connection) {
+    std::string buffer;
+    if (connection == 0) {
+      ReadRequest(fd, buffer);
+      const std::string answer = Answer(200, "first");
+      ::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL);
+      ReadRequest(fd, buffer);  // the second request arrives ... and the member hangs up
+      ::shutdown(fd, SHUT_RDWR);
+      return;
+    }
+    Echo(fd, connection);
+  });
+  const std::string other = ClosedPort();
+  Make();
+  // The second request starts as soon as the first is answered, on the same connection.
+  on_outcome_ = [&](uint64_t token) {
+    if (token == 1) Start(2, "/kvs/keys/b", {member.name(), other});
+  };
+  Start(1, "/kvs/keys/a", {member.name(), other});
+  RunUntil(2);
+  EXPECT_EQ(outcomes_.at(1).body, "first");
+  EXPECT_EQ(outcomes_.at(2).status, 200);
+  EXPECT_EQ(outcomes_.at(2).member, member.name());
+  EXPECT_EQ(outcomes_.at(2).body, "PUT /kvs/keys/b HTTP/1.1|1|");
+  EXPECT_EQ(member.connections(), 2);
+}
+
+// More requests at once than connections per member: they are pipelined, and every answer
+// goes back to its own request.
+TEST_F(ForwarderTest, ManyRequestsAtOnceEachGetTheirOwnAnswer) {
+  FakeMember member(Echo);
+  Make();
+  constexpr int kRequests = 40;
+  std::vector<std::string> targets;
+  for (int i = 0; i < kRequests; ++i) targets.push_back("/kvs/keys/k" + std::to_string(i));
+  for (int i = 0; i < kRequests; ++i) Start(static_cast<uint64_t>(i), targets[i], {member.name()});
+  RunUntil(kRequests);
+  for (int i = 0; i < kRequests; ++i) {
+    EXPECT_EQ(outcomes_.at(static_cast<uint64_t>(i)).body, "PUT " + targets[i] + " HTTP/1.1|1|");
+  }
+  EXPECT_LE(member.connections(), 4);
+}
+
+}  // namespace
+}  // namespace kvs::api
