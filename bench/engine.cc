@@ -16,10 +16,12 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -58,6 +60,10 @@ constexpr int64_t kScanPeriodNs = 10 * kNanosPerMilli;   // timeout / backoff re
 constexpr int64_t kMaxBackoffNs = 100 * kNanosPerMilli;  // pause after a failed connect
 constexpr size_t kReadBufferSize = 64 * 1024;
 constexpr int kMaxEvents = 256;
+// --rate: how many missed send slots a loop that fell behind (a slow server, all connections
+// busy, a late wake-up) may still send back to back. More would turn a stall into a burst
+// that the measured latencies then blame on the server.
+constexpr int64_t kCatchUpSlots = 3;
 
 int64_t NowNs() {
   timespec ts;
@@ -174,6 +180,7 @@ struct Connection {
   int64_t deadline_ns = 0;
   int64_t sent_ns = 0;
   Op op = Op::kGet;
+  uint64_t key = 0;  // of the request in flight
   std::string out;
   size_t out_offset = 0;
   net::ResponseParser parser;
@@ -185,12 +192,17 @@ struct Connection {
 // loop's own thread, one phase at a time; everything else only between phases.
 class Worker {
  public:
-  Worker(const Options& options, const RequestBuilder& builder, const TlsClientContext* tls)
+  // `slot_ns`: the gap between this loop's send slots under --rate; 0 = unpaced.
+  // `key_set`: the keys load phases draw from (empty = all); the Engine's, read-only here.
+  Worker(const Options& options, const RequestBuilder& builder, const TlsClientContext* tls,
+         int64_t slot_ns, const std::vector<uint64_t>& key_set)
       : options_(options),
         builder_(builder),
         tls_(tls),
         timeout_ns_(static_cast<int64_t>(options.timeout_ms) * kNanosPerMilli),
         backoff_ns_(std::min(kMaxBackoffNs, timeout_ns_)),
+        slot_ns_(slot_ns),
+        key_set_(key_set),
         read_buffer_(new char[kReadBufferSize]) {}
 
   ~Worker() {
@@ -211,6 +223,7 @@ class Worker {
   void Run(PhaseControl& phase);
 
   const Stats& stats() const { return stats_; }
+  const std::vector<KeyShard>& shards() const { return shards_; }
   int64_t finished_ns() const { return finished_ns_; }
   uint64_t done() const { return done_.load(std::memory_order_relaxed); }
   uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
@@ -234,8 +247,19 @@ class Worker {
   ssize_t Send(Connection& c, const char* data, size_t size);
   ssize_t Receive(Connection& c, char* data, size_t size, bool& eof);
   void ConnectFailed(Connection& c, TransportError error);
-  // Sends the next request if the phase wants one; else leaves `c` kReady.
+  // Sends the next request if the phase wants one (in a paced phase, once a send slot is
+  // free: until then `c` waits, kReady, in waiting_); else leaves `c` kReady.
   void TryIssue(Connection& c);
+  // Sends the next request now if the phase wants one.
+  void Issue(Connection& c);
+  // Paced phase: gives the send slots that are due to the waiting connections, in order.
+  void ReleaseWaiting(int64_t now);
+  // Claims the next send slot (due by `now`), moving the schedule on by one slot.
+  void TakeSlot(int64_t now) {
+    next_slot_ns_ = std::max(next_slot_ns_, now - kCatchUpSlots * slot_ns_) + slot_ns_;
+  }
+  // epoll_wait for at most `wait_ns`; at nanosecond resolution when pacing.
+  int Wait(epoll_event* events, int64_t wait_ns);
   bool TakeTicket(Op& op, uint64_t& key);
   void Write(Connection& c);
   void Read(Connection& c);
@@ -255,6 +279,8 @@ class Worker {
   const TlsClientContext* const tls_;  // null without --tls
   const int64_t timeout_ns_;
   const int64_t backoff_ns_;
+  const int64_t slot_ns_;
+  const std::vector<uint64_t>& key_set_;
   std::unique_ptr<char[]> read_buffer_;
   int epoll_fd_ = -1;
   std::vector<Connection> connections_;  // never resized after the first phase starts
@@ -262,6 +288,15 @@ class Worker {
   Stats stats_;
   int in_flight_ = 0;
   int64_t finished_ns_ = 0;
+  // Pacing of the current phase (load phases with --rate): the next send slot, and the ready
+  // connections waiting for one as (index, generation), first come first served. An entry
+  // whose connection was closed since (generation moved on) is skipped.
+  bool paced_ = false;
+  int64_t next_slot_ns_ = 0;
+  std::deque<std::pair<uint32_t, uint32_t>> waiting_;
+  bool nanosecond_wait_ = true;  // epoll_pwait2 works (Linux >= 5.11)
+  // --only-shard: the shard-id of each key this loop preloaded (kept after the preload).
+  std::vector<KeyShard> shards_;
   // Read by the progress reporter while the loop runs.
   alignas(64) std::atomic<uint64_t> done_{0};
   std::atomic<uint64_t> errors_{0};
@@ -273,6 +308,10 @@ void Worker::Run(PhaseControl& phase) {
   done_.store(0, std::memory_order_relaxed);
   errors_.store(0, std::memory_order_relaxed);
   in_flight_ = 0;
+  paced_ = slot_ns_ > 0 && phase.spec.kind == PhaseSpec::Kind::kLoad;
+  next_slot_ns_ = NowNs();
+  waiting_.clear();
+  if (phase.spec.kind == PhaseSpec::Kind::kPreload) shards_.clear();
   StartPhase();
 
   epoll_event events[kMaxEvents];
@@ -288,12 +327,14 @@ void Worker::Run(PhaseControl& phase) {
       next_scan = now + kScanPeriodNs;
       continue;  // a timed-out request may have been the last in flight
     }
-    int wait_ms = static_cast<int>((next_scan - now + kNanosPerMilli - 1) / kNanosPerMilli);
-    if (Active() && phase.end_ns != 0) {
-      wait_ms = static_cast<int>(
-          std::min<int64_t>(wait_ms, (phase.end_ns - now + kNanosPerMilli - 1) / kNanosPerMilli));
+    if (!waiting_.empty() && Active() && now >= next_slot_ns_) {
+      ReleaseWaiting(now);
+      continue;
     }
-    const int n = epoll_wait(epoll_fd_, events, kMaxEvents, std::max(wait_ms, 0));
+    int64_t wake_ns = next_scan;
+    if (Active() && phase.end_ns != 0) wake_ns = std::min(wake_ns, phase.end_ns);
+    if (Active() && !waiting_.empty()) wake_ns = std::min(wake_ns, next_slot_ns_);
+    const int n = Wait(events, wake_ns - now);
     for (int i = 0; i < n; ++i) {
       const uint64_t data = events[i].data.u64;
       Connection& c = connections_[static_cast<uint32_t>(data >> 32)];
@@ -303,6 +344,21 @@ void Worker::Run(PhaseControl& phase) {
   }
   finished_ns_ = NowNs();
   phase_ = nullptr;
+}
+
+int Worker::Wait(epoll_event* events, int64_t wait_ns) {
+  wait_ns = std::max<int64_t>(wait_ns, 0);
+  // Slots can be far closer than a millisecond: epoll_wait's timeout would round each wait up
+  // to the next millisecond and cap the rate at what the catch-up allows.
+  if (paced_ && nanosecond_wait_) {
+    const timespec timeout{static_cast<time_t>(wait_ns / 1'000'000'000),
+                           static_cast<long>(wait_ns % 1'000'000'000)};
+    const int n = epoll_pwait2(epoll_fd_, events, kMaxEvents, &timeout, nullptr);
+    if (n >= 0 || errno != ENOSYS) return n;
+    nanosecond_wait_ = false;  // an older kernel: milliseconds it is
+  }
+  return epoll_wait(epoll_fd_, events, kMaxEvents,
+                    static_cast<int>((wait_ns + kNanosPerMilli - 1) / kNanosPerMilli));
 }
 
 void Worker::StartPhase() {
@@ -566,6 +622,33 @@ bool Worker::TakeTicket(Op& op, uint64_t& key) {
 }
 
 void Worker::TryIssue(Connection& c) {
+  if (!Active()) return;
+  if (paced_) {
+    const int64_t now = NowNs();
+    // Behind others already waiting, or before the next slot: wait (the loop's epoll timeout
+    // wakes it for the slot; ReleaseWaiting sends).
+    if (!waiting_.empty() || now < next_slot_ns_) {
+      waiting_.emplace_back(c.index, c.generation);
+      return;
+    }
+    TakeSlot(now);
+  }
+  Issue(c);
+}
+
+void Worker::ReleaseWaiting(int64_t now) {
+  while (!waiting_.empty() && now >= next_slot_ns_ && Active()) {
+    const auto [index, generation] = waiting_.front();
+    waiting_.pop_front();
+    Connection& c = connections_[index];
+    // Closed since it queued (a reconnect queues it again under its new generation).
+    if (c.generation != generation || c.state != Connection::State::kReady) continue;
+    TakeSlot(now);
+    Issue(c);
+  }
+}
+
+void Worker::Issue(Connection& c) {
   Op op;
   uint64_t key;
   if (!TakeTicket(op, key)) return;
@@ -573,11 +656,14 @@ void Worker::TryIssue(Connection& c) {
     const Mix& mix = options_.mix;
     const int pick = static_cast<int>(c.rng.Below(static_cast<uint64_t>(mix.Total())));
     op = pick < mix.get ? Op::kGet : pick < mix.get + mix.put ? Op::kPut : Op::kDelete;
-    key = c.rng.Below(options_.keys);
+    key = key_set_.empty() ? c.rng.Below(options_.keys) : key_set_[c.rng.Below(key_set_.size())];
   }
   c.op = op;
+  c.key = key;
   builder_.Build(op, key, c.target->host_header, c.metadata, c.out);
-  c.parser.Reset(builder_.WantsBody(op));
+  // --only-shard reads the shard-id out of the preload's answers.
+  c.parser.Reset(builder_.WantsBody(op) ||
+                 (options_.only_shard >= 0 && phase_->spec.kind == PhaseSpec::Kind::kPreload));
   c.out_offset = 0;
   c.read_pending = false;
   c.state = Connection::State::kWriting;
@@ -669,6 +755,10 @@ void Worker::OnResponse(Connection& c, bool out_of_step) {
       c.metadata.assign(metadata->data(), metadata->size());
     }
   }
+  if (options_.only_shard >= 0 && phase_->spec.kind == PhaseSpec::Kind::kPreload &&
+      (status == 200 || status == 201)) {
+    if (const auto shard = ExtractShardId(c.parser.body())) shards_.push_back({c.key, *shard});
+  }
   --in_flight_;
   done_.fetch_add(1, std::memory_order_relaxed);
   if (out_of_step || !c.parser.keep_alive()) {
@@ -741,9 +831,12 @@ std::unique_ptr<Engine> Engine::Create(const Options& options, std::string& erro
     std::signal(SIGPIPE, SIG_IGN);
   }
   const int threads = std::min(options.threads, options.connections);
+  // --rate: each loop sends rate / threads per second, one slot every threads / rate seconds.
+  const int64_t slot_ns =
+      options.rate > 0 ? std::max<int64_t>(1, std::llround(threads * 1e9 / options.rate)) : 0;
   for (int i = 0; i < threads; ++i) {
-    engine->workers_.push_back(
-        std::make_unique<Worker>(engine->options_, engine->builder_, engine->tls_.get()));
+    engine->workers_.push_back(std::make_unique<Worker>(
+        engine->options_, engine->builder_, engine->tls_.get(), slot_ns, engine->key_set_));
     if (!engine->workers_.back()->Init(error)) return nullptr;
   }
   for (int i = 0; i < options.connections; ++i) {
@@ -752,6 +845,24 @@ std::unique_ptr<Engine> Engine::Create(const Options& options, std::string& erro
     engine->workers_[i % threads]->AddConnection(target, seed);
   }
   return engine;
+}
+
+std::vector<KeyShard> Engine::PreloadShards() const {
+  std::vector<KeyShard> all;
+  for (const auto& worker : workers_) {
+    all.insert(all.end(), worker->shards().begin(), worker->shards().end());
+  }
+  return all;
+}
+
+std::vector<uint64_t> KeysOfShard(const std::vector<KeyShard>& shards, int shard) {
+  std::vector<uint64_t> keys;
+  for (const KeyShard& entry : shards) {
+    if (entry.shard == shard) keys.push_back(entry.key);
+  }
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  return keys;
 }
 
 PhaseResult Engine::RunPhase(const PhaseSpec& spec, std::ostream* progress) {

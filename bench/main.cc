@@ -42,6 +42,7 @@ int Run(const kvs::bench::Options& options) {
   }
 
   std::vector<RunResult> results;
+  std::vector<uint64_t> shard_keys;  // --only-shard: found by the first run's preload
   bool all_succeeded = true;
   bool files_ok = true;
   std::string error;
@@ -51,9 +52,13 @@ int Run(const kvs::bench::Options& options) {
            << (options.sweep_param == "threads" ? runs[i].threads : runs[i].connections) << "\n";
     }
     RunResult result;
-    if (!RunBenchmark(runs[i], options.preload && i == 0, log, result, error)) {
+    if (!RunBenchmark(runs[i], options.preload && i == 0, log, result, error, &shard_keys)) {
       std::cerr << "kvs-bench: " << error << "\n";
       return kExitUsage;
+    }
+    if (!result.failure.empty()) {
+      std::cerr << "kvs-bench: " << result.failure << "\n";
+      return kExitFailed;
     }
     if (!options.sweep_param.empty()) {
       result.sweep_param = options.sweep_param;

@@ -11,6 +11,8 @@ constexpr uint64_t kMaxConnections = 100000;
 constexpr uint64_t kMaxThreads = 1024;
 constexpr uint64_t kMaxValueSize = 64ull << 20;
 constexpr double kMaxSeconds = 7 * 24 * 3600;
+constexpr double kMinRate = 1e-3;
+constexpr double kMaxRate = 1e9;  // a slot per nanosecond: the pacing clock's resolution
 
 template <typename T>
 bool ParseUnsigned(std::string_view text, T& out) {
@@ -22,13 +24,18 @@ bool ParseUnsigned(std::string_view text, T& out) {
   return true;
 }
 
-bool ParseSeconds(std::string_view text, double& out) {
+// A plain decimal number in [0, max].
+bool ParseNumber(std::string_view text, double max, double& out) {
   double value = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (text.empty() || ec != std::errc() || end != text.data() + text.size()) return false;
-  if (!std::isfinite(value) || value < 0 || value > kMaxSeconds) return false;
+  if (!std::isfinite(value) || value < 0 || value > max) return false;
   out = value;
   return true;
+}
+
+bool ParseSeconds(std::string_view text, double& out) {
+  return ParseNumber(text, kMaxSeconds, out);
 }
 
 std::vector<std::string_view> Split(std::string_view text, char sep) {
@@ -220,6 +227,13 @@ ParsedOptions ParseOptions(const std::vector<std::string_view>& args) {
     } else if (name == "causal") {
       if (value != "on" && value != "off") return bad("expected on or off");
       o.causal = value == "on";
+    } else if (name == "rate") {
+      // Below kMinRate a slot gap would not fit the loops' nanosecond clock.
+      if (!ParseNumber(value, kMaxRate, o.rate) || (o.rate > 0 && o.rate < kMinRate)) {
+        return bad("expected requests per second 0.001..1000000000 (0 = unthrottled)");
+      }
+    } else if (name == "only-shard") {
+      if (!ParseUnsigned(value, o.only_shard)) return bad("expected a shard id (integer >= 0)");
     } else if (name == "protocol") {
       if (value == "kvs") {
         o.protocol = Protocol::kKvs;
@@ -276,6 +290,10 @@ ParsedOptions ParseOptions(const std::vector<std::string_view>& args) {
     error = "--cert and --key go together (a client certificate and its private key)";
   } else if (o.preload && o.protocol == Protocol::kRaw) {
     error = "--preload needs --protocol=kvs or etcd (raw only sends GET " + o.path + ")";
+  } else if (o.only_shard >= 0 && o.protocol != Protocol::kKvs) {
+    error = "--only-shard needs --protocol=kvs (only kvs answers a PUT with its shard-id)";
+  } else if (o.only_shard >= 0 && !o.preload) {
+    error = "--only-shard needs --preload (the preload's answers say which shard holds a key)";
   }
   return result;
 }
@@ -299,6 +317,11 @@ Usage: kvs-bench --targets=host:port[,host:port...] [options]
   --mix=get:G,put:P,delete:D operation weights in percent (default get:80,put:20,delete:0)
   --preload                  PUT every key once before warm-up (not measured)
   --causal=on|off            chain causal-metadata per connection (default off; kvs only)
+  --rate=N                   pace warm-up and the measured phase to N requests/s in total
+                             (N/threads per thread; at most what --connections can carry);
+                             0 = unthrottled (default 0)
+  --only-shard=N             with --preload (kvs only): warm-up and measured requests use only
+                             the keys whose preload PUT answer said "shard-id": N
   --protocol=kvs|raw|etcd    kvs: /key-value-store/<key>; raw: GET --path, 2xx = ok;
                              etcd: v3 JSON gateway /v3/kv/{put,range,deleterange}
                              (default kvs)
@@ -318,8 +341,8 @@ Usage: kvs-bench --targets=host:port[,host:port...] [options]
                              (writes FILE.dat and FILE.gp next to it)
   --help                     this text
 
-Exit status: 0 when the run completed (even with HTTP errors), 1 when no request succeeded
-or the plot could not be drawn, 2 on bad options.
+Exit status: 0 when the run completed (even with HTTP errors), 1 when no request succeeded,
+--only-shard matched no key or the plot could not be drawn, 2 on bad options.
 )";
 }
 

@@ -43,6 +43,14 @@ std::string JoinTargets(const Options& options, std::string_view separator) {
   return out;
 }
 
+// The configured --rate as a JSON number: "200", "0.5".
+std::string Rate(double rate) { return Format("%.10g", rate); }
+
+// Every key unless --only-shard narrowed them.
+uint64_t KeysUsed(const RunResult& r) {
+  return r.options.only_shard >= 0 ? r.keys_used : r.options.keys;
+}
+
 uint64_t Transport(const Stats& stats, TransportError error) {
   return stats.transport[static_cast<int>(error)];
 }
@@ -71,7 +79,12 @@ std::string FormatText(const RunResult& r) {
                 " B";
   }
   line("workload:", workload);
+  if (o.only_shard >= 0) {
+    line("keys used:", std::to_string(KeysUsed(r)) + " of " + std::to_string(o.keys) +
+                           " (those on shard " + std::to_string(o.only_shard) + ")");
+  }
   line("threads:", std::to_string(o.threads) + ", connections " + std::to_string(o.connections));
+  line("rate:", o.rate > 0 ? Rate(o.rate) + " req/s target" : std::string("unthrottled"));
   line("duration:", Format("%.3f s measured", r.elapsed_s) +
                         (o.warmup_s > 0 ? Format(" (after %.1f s warm-up)", o.warmup_s)
                                         : std::string(" (no warm-up)")) +
@@ -142,10 +155,13 @@ std::string FormatJson(const RunResult& r) {
   } else {
     str("mix", o.mix.ToString());
     num("keys", o.keys);
+    num("keys_used", KeysUsed(r));
+    if (o.only_shard >= 0) num("only_shard", static_cast<uint64_t>(o.only_shard));
     num("value_size", o.value_size);
   }
   num("threads", static_cast<uint64_t>(o.threads));
   num("connections", static_cast<uint64_t>(o.connections));
+  raw("target_rps", Rate(o.rate));  // 0 = unthrottled
   raw("duration_s", Format("%.3f", r.elapsed_s));
   raw("warmup_s", Format("%.3f", o.warmup_s));
   raw("stalled", r.stalled ? "true" : "false");

@@ -104,6 +104,24 @@ std::optional<std::string_view> ExtractCausalMetadata(std::string_view body) {
   return std::nullopt;  // unterminated
 }
 
+std::optional<int> ExtractShardId(std::string_view body) {
+  static constexpr std::string_view kName = "\"shard-id\"";
+  const size_t at = body.find(kName);
+  if (at == std::string_view::npos) return std::nullopt;
+  size_t i = body.find_first_not_of(" \t\r\n", at + kName.size());
+  if (i == std::string_view::npos || body[i] != ':') return std::nullopt;
+  i = body.find_first_not_of(" \t\r\n", i + 1);
+  if (i == std::string_view::npos) return std::nullopt;
+  int id = 0;
+  const auto [end, ec] = std::from_chars(body.data() + i, body.data() + body.size(), id);
+  if (ec != std::errc() || end == body.data() + i || id < 0) return std::nullopt;
+  // "1.5" or "1e3" is a number, but not a shard id.
+  if (end != body.data() + body.size() && (*end == '.' || *end == 'e' || *end == 'E')) {
+    return std::nullopt;
+  }
+  return id;
+}
+
 RequestBuilder::RequestBuilder(const Options& options)
     : protocol_(options.protocol), causal_(options.causal), path_(options.path) {
   static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <set>
 
 #include "kvs/bench/engine.h"
 
@@ -19,6 +20,22 @@ std::string UtcNow() {
   return text;
 }
 
+// Why --only-shard found no key, naming the shards the preload did see.
+std::string NoKeysOnShard(int shard, const std::vector<KeyShard>& seen, bool preloaded) {
+  std::string out =
+      "--only-shard=" + std::to_string(shard) + ": no key is on shard " + std::to_string(shard);
+  if (!preloaded) return out + " (no preload in this run)";
+  std::set<int> shards;
+  for (const KeyShard& entry : seen) shards.insert(entry.shard);
+  if (shards.empty()) return out + " (no preload PUT answer carried a shard-id)";
+  out += " (the preload saw shard";
+  out += shards.size() > 1 ? "s " : " ";
+  for (auto it = shards.begin(); it != shards.end(); ++it) {
+    out += (it == shards.begin() ? "" : ", ") + std::to_string(*it);
+  }
+  return out + ")";
+}
+
 }  // namespace
 
 double RunResult::Throughput() const {
@@ -26,7 +43,7 @@ double RunResult::Throughput() const {
 }
 
 bool RunBenchmark(const Options& options, bool preload, std::ostream* log, RunResult& result,
-                  std::string& error) {
+                  std::string& error, std::vector<uint64_t>* shard_keys) {
   std::unique_ptr<Engine> engine = Engine::Create(options, error);
   if (engine == nullptr) return false;
   result = RunResult();
@@ -56,6 +73,26 @@ bool RunBenchmark(const Options& options, bool preload, std::ostream* log, RunRe
       result.stalled = true;
       return true;
     }
+  }
+  if (options.only_shard >= 0) {
+    const std::vector<KeyShard> seen = preload ? engine->PreloadShards() : std::vector<KeyShard>();
+    std::vector<uint64_t> keys;
+    if (preload) {
+      keys = KeysOfShard(seen, options.only_shard);
+      if (shard_keys != nullptr) *shard_keys = keys;
+    } else if (shard_keys != nullptr) {
+      keys = *shard_keys;
+    }
+    if (log != nullptr) {
+      *log << "only-shard " << options.only_shard << ": " << keys.size() << " of " << options.keys
+           << " keys\n";
+    }
+    if (keys.empty()) {
+      result.failure = NoKeysOnShard(options.only_shard, seen, preload);
+      return true;
+    }
+    result.keys_used = keys.size();
+    engine->UseKeys(std::move(keys));
   }
   if (options.warmup_s > 0) {
     const PhaseResult warm =

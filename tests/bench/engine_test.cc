@@ -1,5 +1,7 @@
 // End-to-end tests of the engine against TestHttpServer on loopback: bounded request counts
 // or short durations, no sleeps.
+#include "kvs/bench/engine.h"
+
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -135,6 +137,104 @@ TEST(EngineTest, DurationBoundsTheRun) {
   EXPECT_GT(r.stats.ok, 0u);
   EXPECT_EQ(r.stats.ok, r.stats.requests());
   EXPECT_GT(server.requests(), r.stats.requests());  // the warm-up was sent, not counted
+}
+
+TEST(EngineTest, RateThrottlesTheMeasuredPhase) {
+  TestHttpServer server(TestHttpServer::Mode::kOk);
+  const RunResult r =
+      RunToEnd(MakeOptions({"--targets=" + server.Target(), "--protocol=raw", "--rate=200",
+                            "--duration=1", "--warmup=0", "--connections=4", "--threads=2"}));
+  // Unthrottled this server answers tens of thousands a second; paced, about 200. Loose
+  // bounds: a loaded machine may wake the loops late (and they only catch up a few slots).
+  EXPECT_GE(r.stats.requests(), 100u);
+  EXPECT_LE(r.stats.requests(), 300u);
+  EXPECT_EQ(r.stats.ok, r.stats.requests());
+  EXPECT_EQ(server.requests(), r.stats.requests());
+  EXPECT_EQ(r.options.rate, 200);
+}
+
+TEST(EngineTest, RatePacesARequestCountToo) {
+  TestHttpServer server(TestHttpServer::Mode::kOk);
+  // 60 requests at 100/s over 2 loops: slots every 20 ms per loop, 30 each, so the last goes
+  // out 29 slots = 0.58 s after the start. Pacing can only be late, never early.
+  const RunResult r =
+      RunToEnd(MakeOptions({"--targets=" + server.Target(), "--protocol=raw", "--rate=100",
+                            "--requests=60", "--warmup=0", "--connections=8", "--threads=2"}));
+  EXPECT_EQ(r.stats.ok, 60u);
+  EXPECT_GE(r.elapsed_s, 0.5);
+  EXPECT_LT(r.elapsed_s, 5.0);
+}
+
+TEST(EngineTest, WarmupIsPacedButThePreloadIsNot) {
+  TestHttpServer server(TestHttpServer::Mode::kOk);
+  const auto start = std::chrono::steady_clock::now();
+  // 2000 preload PUTs at 10/s would take minutes; the warm-up's 0.5 s at 10/s sends ~5.
+  const RunResult r =
+      RunToEnd(MakeOptions({"--targets=" + server.Target(), "--preload", "--keys=2000", "--rate=10",
+                            "--warmup=0.5", "--requests=1", "--connections=4", "--threads=1"}));
+  EXPECT_EQ(r.stats.requests(), 1u);
+  EXPECT_LT(SecondsSince(start), 10.0);
+  EXPECT_GE(server.requests(), 2000u + 1);
+  EXPECT_LE(server.requests(), 2000u + 1 + 15);
+}
+
+TEST(EngineTest, OnlyShardLoadsOnlyThatShardsKeys) {
+  TestHttpServer server(TestHttpServer::Mode::kShards);  // keyN is on shard N % 2
+  const RunResult r =
+      RunToEnd(MakeOptions({"--targets=" + server.Target(), "--preload", "--keys=100",
+                            "--only-shard=1", "--requests=300", "--mix=get:50,put:25,delete:25",
+                            "--connections=4", "--threads=2", "--warmup=0"}));
+  EXPECT_TRUE(r.failure.empty()) << r.failure;
+  EXPECT_EQ(r.keys_used, 50u);
+  EXPECT_EQ(r.stats.requests(), 300u);
+  EXPECT_EQ(r.stats.ok, 300u);
+  const std::vector<std::string> log = server.Log();
+  ASSERT_EQ(log.size(), 400u);
+  std::set<int> used;
+  for (size_t i = 100; i < log.size(); ++i) {
+    const size_t at = log[i].find("/key-value-store/key");
+    ASSERT_NE(at, std::string::npos) << log[i];
+    const int key = std::stoi(log[i].substr(at + 20));
+    EXPECT_EQ(key % 2, 1) << log[i];
+    used.insert(key);
+  }
+  EXPECT_GT(used.size(), 40u);  // 300 uniform draws from 50 keys miss hardly any
+}
+
+TEST(EngineTest, OnlyShardWithoutKeysStopsBeforeTheLoad) {
+  TestHttpServer server(TestHttpServer::Mode::kShards);
+  const RunResult r =
+      RunToEnd(MakeOptions({"--targets=" + server.Target(), "--preload", "--keys=20",
+                            "--only-shard=7", "--requests=50", "--connections=2", "--warmup=0.2"}));
+  EXPECT_NE(r.failure.find("no key is on shard 7"), std::string::npos) << r.failure;
+  EXPECT_NE(r.failure.find("shards 0, 1"), std::string::npos) << r.failure;
+  EXPECT_EQ(r.stats.requests(), 0u);
+  EXPECT_EQ(server.requests(), 20u);  // the preload only: no warm-up, no measured phase
+}
+
+TEST(EngineTest, OnlyShardOfASweepReusesTheFirstRunsPreload) {
+  TestHttpServer server(TestHttpServer::Mode::kShards);
+  const Options options =
+      MakeOptions({"--targets=" + server.Target(), "--preload", "--keys=10", "--only-shard=0",
+                   "--requests=20", "--mix=get:100", "--connections=2", "--warmup=0"});
+  std::vector<uint64_t> shard_keys;
+  RunResult first;
+  RunResult second;
+  std::string error;
+  ASSERT_TRUE(RunBenchmark(options, true, nullptr, first, error, &shard_keys)) << error;
+  EXPECT_EQ(shard_keys, (std::vector<uint64_t>{0, 2, 4, 6, 8}));
+  ASSERT_TRUE(RunBenchmark(options, false, nullptr, second, error, &shard_keys)) << error;
+  EXPECT_TRUE(second.failure.empty()) << second.failure;
+  EXPECT_EQ(second.keys_used, 5u);
+  EXPECT_EQ(server.requests(), 10u + 20 + 20);
+}
+
+TEST(KeysOfShardTest, SelectsSortsAndDeduplicates) {
+  const std::vector<KeyShard> shards = {{5, 1}, {2, 0}, {3, 1}, {5, 1}, {9, 2}, {0, 1}};
+  EXPECT_EQ(KeysOfShard(shards, 1), (std::vector<uint64_t>{0, 3, 5}));
+  EXPECT_EQ(KeysOfShard(shards, 0), (std::vector<uint64_t>{2}));
+  EXPECT_TRUE(KeysOfShard(shards, 4).empty());
+  EXPECT_TRUE(KeysOfShard({}, 0).empty());
 }
 
 TEST(EngineTest, RequestTimeoutIsAnErrorAndTheRunEnds) {

@@ -109,6 +109,27 @@ TEST(OptionsTest, PartialMixAndOtherProtocols) {
   EXPECT_EQ(parsed.options.sweep_param, "threads");
 }
 
+TEST(OptionsTest, RateAndOnlyShard) {
+  ParsedOptions parsed = Parse({"--targets=h:1"});
+  ASSERT_TRUE(parsed.ok()) << parsed.error;
+  EXPECT_EQ(parsed.options.rate, 0);  // unthrottled
+  EXPECT_EQ(parsed.options.only_shard, -1);
+
+  parsed = Parse({"--targets=h:1", "--rate=200", "--preload", "--only-shard=1"});
+  ASSERT_TRUE(parsed.ok()) << parsed.error;
+  EXPECT_EQ(parsed.options.rate, 200);
+  EXPECT_EQ(parsed.options.only_shard, 1);
+
+  parsed = Parse({"--targets=h:1", "--rate=0.5", "--only-shard=0", "--preload"});
+  ASSERT_TRUE(parsed.ok()) << parsed.error;
+  EXPECT_EQ(parsed.options.rate, 0.5);
+  EXPECT_EQ(parsed.options.only_shard, 0);
+
+  parsed = Parse({"--targets=h:1", "--rate=0", "--protocol=raw"});
+  ASSERT_TRUE(parsed.ok()) << parsed.error;
+  EXPECT_EQ(parsed.options.rate, 0);
+}
+
 TEST(OptionsTest, TlsIsOffByDefaultAndImpliedByItsFiles) {
   const ParsedOptions plain = Parse({"--targets=h:1"});
   ASSERT_TRUE(plain.ok()) << plain.error;
@@ -136,10 +157,11 @@ TEST(OptionsTest, HelpNeedsNothingElse) {
   ASSERT_TRUE(parsed.ok());
   EXPECT_TRUE(parsed.options.help);
   for (const char* name :
-       {"--targets=", "--threads=",  "--connections=", "--duration=", "--requests=",
-        "--warmup=",  "--keys=",     "--value-size=",  "--mix=",      "--preload",
-        "--causal=",  "--protocol=", "--json=",        "--csv=",      "--label=",
-        "--quiet",    "--timeout=",  "--sweep=",       "--plot=",     "--seed="}) {
+       {"--targets=", "--threads=",   "--connections=", "--duration=", "--requests=",
+        "--warmup=",  "--keys=",      "--value-size=",  "--mix=",      "--preload",
+        "--causal=",  "--protocol=",  "--json=",        "--csv=",      "--label=",
+        "--quiet",    "--timeout=",   "--sweep=",       "--plot=",     "--seed=",
+        "--rate=",    "--only-shard="}) {
     EXPECT_NE(HelpText().find(name), std::string::npos) << name;
   }
 }
@@ -188,6 +210,19 @@ TEST(OptionsTest, BadOptionsGiveOneClearLine) {
       {{"--targets=h:1", "--cert=c.pem"}, "--cert and --key go together"},
       {{"--targets=h:1", "--key=k.pem"}, "--cert and --key go together"},
       {{"--targets=h:1", "--tls-verify-name=no"}, "--tls-verify-name"},
+      {{"--targets=h:1", "--rate=-1"}, "--rate"},
+      {{"--targets=h:1", "--rate=fast"}, "--rate"},
+      {{"--targets=h:1", "--rate=100/s"}, "--rate"},
+      {{"--targets=h:1", "--rate=0.0001"}, "--rate"},
+      {{"--targets=h:1", "--rate=2e9"}, "--rate"},
+      {{"--targets=h:1", "--rate=inf"}, "--rate"},
+      {{"--targets=h:1", "--rate"}, "needs a value"},
+      {{"--targets=h:1", "--preload", "--only-shard=-1"}, "--only-shard"},
+      {{"--targets=h:1", "--preload", "--only-shard=one"}, "--only-shard"},
+      {{"--targets=h:1", "--preload", "--only-shard="}, "--only-shard"},
+      {{"--targets=h:1", "--only-shard=1"}, "--only-shard needs --preload"},
+      {{"--targets=h:1", "--protocol=etcd", "--preload", "--only-shard=1"},
+       "--only-shard needs --protocol=kvs"},
   };
   for (const BadCase& c : cases) {
     const ParsedOptions parsed = Parse(c.args);

@@ -119,6 +119,33 @@ TEST(ReportTest, JsonIsOneValidObject) {
   EXPECT_FALSE(object->has("tls_error"));
 }
 
+TEST(ReportTest, RateAndShardKeysAreReported) {
+  RunResult r = SampleResult();
+  std::string text = FormatText(r);
+  EXPECT_NE(text.find("rate:        unthrottled"), std::string::npos) << text;
+  EXPECT_EQ(text.find("keys used:"), std::string::npos) << text;
+  Poco::JSON::Parser parser;
+  auto object = parser.parse(FormatJson(r)).extract<Poco::JSON::Object::Ptr>();
+  EXPECT_EQ(object->getValue<double>("target_rps"), 0);
+  EXPECT_EQ(object->getValue<uint64_t>("keys_used"), r.options.keys);  // every key
+  EXPECT_FALSE(object->has("only_shard"));
+
+  r.options.rate = 250.5;
+  r.options.only_shard = 1;
+  r.options.keys = 100;
+  r.keys_used = 47;
+  text = FormatText(r);
+  for (const char* part :
+       {"rate:        250.5 req/s target", "keys used:   47 of 100", "shard 1"}) {
+    EXPECT_NE(text.find(part), std::string::npos) << part << "\n" << text;
+  }
+  parser.reset();
+  object = parser.parse(FormatJson(r)).extract<Poco::JSON::Object::Ptr>();
+  EXPECT_DOUBLE_EQ(object->getValue<double>("target_rps"), 250.5);
+  EXPECT_EQ(object->getValue<uint64_t>("keys_used"), 47u);
+  EXPECT_EQ(object->getValue<int>("only_shard"), 1);
+}
+
 TEST(ReportTest, TlsRunsSayTlsAndWhyAHandshakeFailed) {
   RunResult r = SampleResult();
   r.options.tls = true;

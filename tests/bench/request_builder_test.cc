@@ -129,6 +129,23 @@ TEST(CausalMetadataTest, AbsentNullOrBrokenGivesNothing) {
   EXPECT_FALSE(ExtractCausalMetadata(""));
 }
 
+TEST(ShardIdTest, ReadsTheIntegerMember) {
+  EXPECT_EQ(
+      ExtractShardId(R"({"message":"Added successfully","causal-metadata":"x","shard-id":1})"), 1);
+  EXPECT_EQ(ExtractShardId(R"({"shard-id" : 12, "message":"ok"})"), 12);
+  EXPECT_EQ(ExtractShardId(R"({"shard-id":0})"), 0);
+}
+
+TEST(ShardIdTest, AbsentNullOrNotAnIdGivesNothing) {
+  EXPECT_EQ(ExtractShardId(R"({"message":"ok"})"), std::nullopt);
+  EXPECT_EQ(ExtractShardId(R"({"shard-id":null})"), std::nullopt);
+  EXPECT_EQ(ExtractShardId(R"({"shard-id":"1"})"), std::nullopt);
+  EXPECT_EQ(ExtractShardId(R"({"shard-id":-1})"), std::nullopt);
+  EXPECT_EQ(ExtractShardId(R"({"shard-id":1.5})"), std::nullopt);
+  EXPECT_EQ(ExtractShardId(R"({"shard-id":)"), std::nullopt);
+  EXPECT_EQ(ExtractShardId(""), std::nullopt);
+}
+
 TEST(ClassifyTest, ProtocolRules) {
   EXPECT_EQ(Classify(Protocol::kKvs, Op::kPut, 201, ""), Outcome::kOk);
   EXPECT_EQ(Classify(Protocol::kKvs, Op::kPut, 200, ""), Outcome::kOk);

@@ -131,6 +131,18 @@ void TestHttpServer::Serve(int fd) {
             R"({"message":"ok","causal-metadata":")" + expected_metadata + R"(","value":"v"})";
         response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
                    std::to_string(answer.size()) + "\r\n\r\n" + answer;
+      } else if (mode_ == Mode::kShards) {
+        std::string answer = R"({"message":"ok"})";
+        std::string status = "200 OK";
+        if (head.starts_with("PUT ")) {
+          const size_t digits = head.find("/key-value-store/key") + 20;
+          const int shard = std::stoi(head.substr(digits)) % 2;
+          answer = R"({"message":"Added successfully","causal-metadata":"","shard-id":)" +
+                   std::to_string(shard) + "}";
+          status = "201 Created";
+        }
+        response = "HTTP/1.1 " + status + "\r\nContent-Type: application/json\r\nContent-Length: " +
+                   std::to_string(answer.size()) + "\r\n\r\n" + answer;
       } else if (close) {
         response = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
       } else {

@@ -19,6 +19,7 @@ class TestHttpServer {
     kOk,      // 200 OK, Content-Length, keep-alive
     kSilent,  // reads requests, never answers
     kCausal,  // 200 with a fresh "causal-metadata" per answer; checks the client echoes it
+    kShards,  // kvs on two shards: a PUT of keyN gets 201 with "shard-id": N % 2, else 200
   };
 
   explicit TestHttpServer(Mode mode, int close_every = 0);

@@ -3,6 +3,8 @@
 // Connections persist across phases (preload, warm-up, measured run), so a phase starts on
 // warm connections. Engine is driven from one thread; RunPhase runs the loops on their own
 // threads and returns once they have all stopped.
+// With --rate, each loop paces the sends of load phases to rate / threads per second: a
+// connection ready to send waits for the loop's next send slot (woken by the epoll timeout).
 // Invariant: a phase ends at its time limit / request budget plus at most --timeout.
 #pragma once
 
@@ -37,6 +39,15 @@ struct PhaseResult {
   bool stalled = false;
 };
 
+// A preloaded key and the "shard-id" its PUT answer named (--only-shard).
+struct KeyShard {
+  uint64_t key = 0;
+  int shard = 0;
+};
+
+// The keys of `shards` on shard `shard`, ascending, each once.
+std::vector<uint64_t> KeysOfShard(const std::vector<KeyShard>& shards, int shard);
+
 class Worker;
 struct ResolvedTarget;
 class TlsClientContext;
@@ -58,12 +69,21 @@ class Engine {
 
   int threads() const { return static_cast<int>(workers_.size()); }
 
+  // With --only-shard: the shard of every key whose preload PUT was answered with a
+  // "shard-id", in no particular order (empty before a preload). Between phases only.
+  std::vector<KeyShard> PreloadShards() const;
+
+  // Load phases pick their keys uniformly from `keys` instead of key0..key{keys-1}; empty =
+  // the whole key space again. Between phases only.
+  void UseKeys(std::vector<uint64_t> keys) { key_set_ = std::move(keys); }
+
  private:
   explicit Engine(const Options& options);
 
   Options options_;
   RequestBuilder builder_;
   std::vector<ResolvedTarget> targets_;    // shared, read-only, by the workers' connections
+  std::vector<uint64_t> key_set_;          // UseKeys; read by the workers during a phase
   std::unique_ptr<TlsClientContext> tls_;  // with --tls; outlives the workers (declared first)
   std::vector<std::unique_ptr<Worker>> workers_;
 };

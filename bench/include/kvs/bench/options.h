@@ -51,6 +51,12 @@ struct Options {
   uint64_t seed = 1;
   bool preload = false;  // PUT every key once before warm-up, unmeasured
   bool causal = false;   // chain causal-metadata per connection (kvs only)
+  // Requests per second in total that warm-up and the measured phase are paced to (each loop
+  // paces its own rate / threads); 0 = unthrottled. The preload is never paced.
+  double rate = 0;
+  // Warm-up and measured requests use only the keys whose preload PUT answer named this
+  // "shard-id" (kvs, needs --preload); -1 = every key.
+  int only_shard = -1;
   Protocol protocol = Protocol::kKvs;
   std::string path = "/";  // request path of --protocol=raw
   int timeout_ms = 5000;   // connect timeout and per-request timeout

@@ -56,4 +56,9 @@ void AppendBase64(std::string_view data, std::string& out);
 // string. Scans for the member name and then to the closing unescaped quote: no JSON parsing.
 std::optional<std::string_view> ExtractCausalMetadata(std::string_view body);
 
+// The integer JSON member "shard-id" in `body` (kvs names the shard that holds the key in its
+// PUT and DELETE answers). nullopt when absent, null, negative or not an integer. A scan, like
+// ExtractCausalMetadata.
+std::optional<int> ExtractShardId(std::string_view body);
+
 }  // namespace kvs::bench
