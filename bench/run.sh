@@ -11,7 +11,9 @@
 #   2. nginx-light returning a fixed JSON body (worker_processes 1 and auto), GET only,
 #      plus a wrk cross-check of the load generator;
 #   3. kvs: one node; a 3-replica shard on 127.0.0.2-4; 6 nodes in 2 shards on 127.0.0.2-7;
-#      GET-only and PUT-only, load spread over every node; then interleaved rounds of nginx
+#      GET-only and PUT-only, load spread over every node (the 6 nodes also through one node,
+#      with CPU per process, side by side with the single node of the same run, and forwarded
+#      vs local GET latency at 70% of peak: cluster6 runs the single node too); then interleaved rounds of nginx
 #      GET / kvs GET / kvs PUT (both servers up, one loaded at a time) for the nginx ratios;
 #   4. etcd: 3 members on 127.0.0.1, v3 JSON gateway, GET (range) and PUT;
 #   5. kvs one node: throughput vs server threads (epoll loops, poco threads), and a
@@ -369,6 +371,7 @@ run_bench() {
       best=$attempt best_other=$other
       cp "$WORK/$label.$attempt.json" "$WORK/$label.json"
       BEST_CORES="$ATTEMPT_CORES"
+      BEST_PER_PROCESS="$ATTEMPT_PER_PROCESS"
     fi
     awk -v o="$other" -v m="$MAX_OTHER" 'BEGIN{exit !(o > m)}' || break
     if ((attempt <= RETRIES && SECONDS - START_SECONDS < RETRY_BUDGET)); then
@@ -381,6 +384,7 @@ run_bench() {
   local srv bench irq
   read -r srv bench irq other <<<"$BEST_CORES"
   record_row "$label" "$system" "$workload" "$WORK/$label.json" "$srv" "$bench" "$other" "$best" "$irq"
+  printf '%s\t%s\n' "$label" "$BEST_PER_PROCESS" >>"$RESULT_ROWS.per-process"
 }
 
 # One kvs-bench run; sets ATTEMPT_CORES="server bench irq other" (cores used in the window: the
@@ -390,6 +394,8 @@ run_bench() {
 # in ksoftirqd/kworkers: cost of the workload, not disturbance) = other users of the machine.
 ATTEMPT_CORES=""
 BEST_CORES=""
+ATTEMPT_PER_PROCESS=""  # cores of each server process (SERVER_PIDS order), comma-separated
+BEST_PER_PROCESS=""
 bench_attempt() {
   local label="$1" attempt="$2" measured="$3"; shift 3
   local json="$WORK/$label.$attempt.json" out="$WORK/$label.$attempt.txt"
@@ -406,12 +412,16 @@ bench_attempt() {
   BENCH_WRAPPER_PID=$!
   deadline=$((SECONDS + WARMUP + measured + BENCH_SLACK))
 
-  local -a s_t=() s_srv=() s_bench=() s_task=() s_irq=() s_kern=()
-  local now
+  local -a s_t=() s_srv=() s_bench=() s_task=() s_irq=() s_kern=() s_per=()
+  local now per p
   while :; do
     [[ -z "$bench_pid" ]] && bench_pid="$(pgrep -P "$BENCH_WRAPPER_PID" 2>/dev/null | head -n 1 || true)"
     now="$EPOCHREALTIME"
     read_ticks "${servers[@]}"; s_srv+=("$TICKS")
+    # Each server started (with its children) on its own: the CPU of every cluster node.
+    per=""
+    for p in "${SERVER_PIDS[@]}"; do read_ticks "$p"; per+="${per:+,}$TICKS"; done
+    s_per+=("$per")
     if [[ -n "$bench_pid" ]]; then read_ticks "$bench_pid"; s_bench+=("$TICKS"); else s_bench+=(-1); fi
     read_ticks "${kthreads[@]}"; s_kern+=("$TICKS")
     read_machine; s_task+=("$TASK"); s_irq+=("$IRQ")
@@ -447,6 +457,10 @@ bench_attempt() {
       irq = (i1 - i0) / hz / dt
       other = (u1 - u0 - (k1 - k0)) / hz / dt - srv - bench; if (other < 0) other = 0
       printf "%.2f %.2f %.2f %.2f", srv, bench, irq, other }')"
+  ATTEMPT_PER_PROCESS="$(awk -v t0="${s_t[first]}" -v t1="${s_t[last]}" -v hz="$CLK_TCK" \
+    -v a="${s_per[first]}" -v b="${s_per[last]}" 'BEGIN{
+      dt = t1 - t0; n = split(a, x, ","); split(b, y, ",")
+      for (i = 1; i <= n; i++) printf "%s%.2f", (i > 1 ? "," : ""), (dt > 0 ? (y[i] - x[i]) / hz / dt : 0) }')"
 }
 
 # jq helpers for kvs-bench's JSON.
@@ -693,7 +707,72 @@ bench_kvs_cluster6() {
   set_kvs_args "$DURATION" "$WARMUP"
   run_bench kvs6-get "kvs 6 nodes, 2 shards" GET "$DURATION" "${ARGS[@]}" "--targets=$targets" --mix=get:100
   run_bench kvs6-put "kvs 6 nodes, 2 shards" PUT "$DURATION" "${ARGS[@]}" "--targets=$targets" --mix=put:100
+  # Through one node: half of the keys are the other shard's, forwarded by that node.
+  run_bench kvs6one-get "kvs 6 nodes, 2 shards, through one node" GET "$DURATION" "${ARGS[@]}" "--targets=${addrs[0]}" --mix=get:100
+  run_bench kvs6one-put "kvs 6 nodes, 2 shards, through one node" PUT "$DURATION" "${ARGS[@]}" "--targets=${addrs[0]}" --mix=put:100
+  # Latency of a forwarded GET against a local one, through the same node: first each path's
+  # peak (--only-shard keeps the keys of one shard), then both at 70% of the lower peak.
+  local mine other peak_local peak_fwd rate
+  mine="$(curl -sf --max-time 2 "http://${addrs[0]}/key-value-store-shard/node-shard-id" | sed -n 's/.*"shard-id":\([0-9]*\).*/\1/p')"
+  [[ -n "$mine" ]] || die "cannot read the shard of ${addrs[0]}"
+  other=$((1 - mine))
+  run_bench kvs6-local-peak "kvs 6 nodes, GET of its own shard's keys, one node" GET "$DURATION" "${ARGS[@]}" "--targets=${addrs[0]}" --mix=get:100 "--only-shard=$mine"
+  run_bench kvs6-fwd-peak "kvs 6 nodes, GET of the other shard's keys, one node" GET "$DURATION" "${ARGS[@]}" "--targets=${addrs[0]}" --mix=get:100 "--only-shard=$other"
+  peak_local="$(rps_of kvs6-local-peak)" peak_fwd="$(rps_of kvs6-fwd-peak)"
+  rate="$(awk -v a="$peak_local" -v b="$peak_fwd" 'BEGIN { printf "%.0f", 0.7 * (a < b ? a : b) }')"
+  P70_RATE="$rate"
+  run_bench kvs6-local-70 "kvs 6 nodes, local GET at $rate req/s" GET "$DURATION" "${ARGS[@]}" "--targets=${addrs[0]}" --mix=get:100 "--only-shard=$mine" "--rate=$rate"
+  run_bench kvs6-fwd-70 "kvs 6 nodes, forwarded GET at $rate req/s" GET "$DURATION" "${ARGS[@]}" "--targets=${addrs[0]}" --mix=get:100 "--only-shard=$other" "--rate=$rate"
   stop_servers
+}
+P70_RATE=""
+
+# Row LABEL of the cluster table: req/s, ratio to the single node's WORKLOAD row, p99, CPU.
+cluster_row() {
+  local label="$1" single="$2" name="$3" per
+  per="$(awk -F'\t' -v l="$label" '$1 == l { print $2 }' "$RESULT_ROWS.per-process" 2>/dev/null | tail -n 1)"
+  awk -F'\t' -v l="$label" -v s="$(rps_of "$single")" -v n="$name" -v per="${per//,/ \/ }" '
+    $1 == l { printf "| %s | %s | %.0f | %s | %.2f | %s | %s |\n", n, $3, $4,
+              (s > 0 ? sprintf("%.2f×", $4 / s) : "—"), $7, $9, (per == "" ? "—" : per) }' "$RESULT_ROWS"
+}
+
+cluster_section() {
+  echo "## Cluster vs single node"
+  echo
+  echo "The same run, the same cores: one node on 127.0.0.1 (\`kvs1-*\`), then six nodes in two shards on 127.0.0.2-7 (\`kvs6*\`), each with the server defaults, ${CONNECTIONS} connections, uniform random keys over ${KEYS} preloaded keys. \"Through all\" spreads the connections over the six nodes; \"through one\" sends everything to 127.0.0.2, which forwards the other shard's half. × single = req/s over the single node's req/s for the same workload. CPU per process: cores used by each server process over the measured window (127.0.0.2 … 127.0.0.7 in order)."
+  echo
+  echo "| setup | workload | req/s | × single | p99 ms | server cores | CPU per process |"
+  echo "|---|---|---:|---:|---:|---:|---|"
+  cluster_row kvs1-get kvs1-get "1 node"
+  cluster_row kvs1-put kvs1-put "1 node"
+  cluster_row kvs6-get kvs1-get "6 nodes, through all"
+  cluster_row kvs6-put kvs1-put "6 nodes, through all"
+  cluster_row kvs6one-get kvs1-get "6 nodes, through one"
+  cluster_row kvs6one-put kvs1-put "6 nodes, through one"
+  echo
+  echo "Forwarded vs local GET through 127.0.0.2 (\`--only-shard\`: the measured requests use only the keys of one shard, learnt from the preload's answers): each path's peak, then both paced at 70% of the lower peak (\`--rate=${P70_RATE:-?}\`)."
+  echo
+  echo "| path | peak req/s | p99 at peak ms | req/s at 70% | p50 ms | p99 ms | p99.9 ms |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  local path
+  for path in local fwd; do
+    awk -F'\t' -v p="$path" '
+      $1 == "kvs6-" p "-peak" { peak = sprintf("%.0f | %.2f", $4, $7) }
+      $1 == "kvs6-" p "-70" { at = sprintf("%.0f | %.2f | %.2f | %.2f", $4, $5, $7, $8) }
+      END { if (peak != "") printf "| %s | %s | %s |\n", (p == "local" ? "local (its own shard)" : "forwarded (other shard)"), peak, at }' "$RESULT_ROWS"
+  done
+  echo
+  echo "| target | measured | target | |"
+  echo "|---|---|---|---|"
+  ratio_line "6 nodes through all, GET / 1 node GET" kvs6-get kvs1-get 0.5
+  ratio_line "6 nodes through all, PUT / 1 node PUT" kvs6-put kvs1-put 0.35
+  local pl pf
+  pl="$(row_field kvs6-local-70 7)" pf="$(row_field kvs6-fwd-70 7)"
+  if [[ -n "$pl" && -n "$pf" ]]; then
+    awk -v a="$pf" -v b="$pl" 'BEGIN { r = (b > 0) ? a / b : 0
+      printf "| p99 forwarded GET / p99 local GET at 70%% of peak | %.2f / %.2f ms = **%.2f×** | ≤ 2× | %s |\n", a, b, r, (r <= 2 ? "met" : "**not met**") }'
+  fi
+  echo
 }
 
 # Server threads vs throughput, one node, short runs: event loops of the epoll front end,
@@ -1614,6 +1693,7 @@ write_results() {
       echo "Cross-check of the load generator with wrk (\`-t$THREADS -c$CONNECTIONS\`, ${DURATION} s): nginx (worker_processes 1) ${WRK_NGINX:-—} req/s with wrk vs $(rps_of nginx-w1-get | awk '{ printf "%.0f", $1 }') with kvs-bench; kvs 1 node GET of one key ${WRK_KVS:-—} req/s with wrk (no metadata, one key) vs $(rps_of kvs1-get | awk '{ printf "%.0f", $1 }') with kvs-bench."
       echo
     fi
+    if grep -q '^kvs6-get' "$RESULT_ROWS" 2>/dev/null; then cluster_section; fi
     if grep -q '^scale-' "$RESULT_ROWS" 2>/dev/null || ((${#SCALE_FAILED[@]})); then
       echo "## Scaling with server threads"
       echo
@@ -1762,7 +1842,8 @@ main() {
     KVS_FRONTEND="epoll front end, event loops: $loops"
   fi
   if part nginx; then bench_nginx; fi
-  if part single || part sweep; then bench_kvs_single; fi
+  # The cluster's figures are read against the single node's of the same run.
+  if part single || part sweep || part cluster6; then bench_kvs_single; fi
   if part paired; then bench_paired; fi
   if part replica3; then bench_kvs_replica3; fi
   if part cluster6; then bench_kvs_cluster6; fi
