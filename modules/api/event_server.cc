@@ -377,9 +377,10 @@ EventServer::Loop::Loop(Shared& shared) : shared_(shared), service_(shared.servi
   }
   listening_ = true;
   if (shared_.options.forward_on_loops && shared_.options.tls == nullptr) {
-    forwarder_ = std::make_unique<Forwarder>(
-        epoll_fd_, ForwarderOptions{},
-        [this](uint64_t token, Forwarder::Outcome outcome) { OnRelayed(token, std::move(outcome)); });
+    forwarder_ = std::make_unique<Forwarder>(epoll_fd_, ForwarderOptions{},
+                                             [this](uint64_t token, Forwarder::Outcome outcome) {
+                                               OnRelayed(token, std::move(outcome));
+                                             });
   }
 }
 
@@ -1122,8 +1123,8 @@ void EventServer::Loop::OnRelayed(uint64_t token, Forwarder::Outcome outcome) {
   Conn& c = *reinterpret_cast<Conn*>(token);
   const Response response =
       outcome.status != 0
-          ? service_.Relayed(c.relay_request, c.relay_plan, outcome.status,
-                             std::move(outcome.body), outcome.member)
+          ? service_.Relayed(c.relay_request, c.relay_plan, outcome.status, std::move(outcome.body),
+                             outcome.member)
           : service_.RelayFailed(c.relay_request, c.relay_plan, outcome.error, outcome.failure);
   c.relay_plan.shard = -1;
   Complete(c, response);

@@ -14,9 +14,16 @@
 namespace kvs::api {
 namespace {
 
-// Connections a loop keeps to one member. More only help while requests wait at the member
-// (a dependency pull, a barrier): the member serves a connection's requests in order.
+// Connections a loop keeps to one member before reads are pipelined. More only help while
+// requests wait at the member (a dependency pull, a barrier): the member serves a connection's
+// requests in order.
 constexpr size_t kMaxConnectionsPerPeer = 4;
+// A write is never queued behind another request (up to this many connections): held up at the
+// member behind a read that waits, it could take effect long after its client gave up on it
+// and moved on to later writes of the same key (a stale write resurrected). Sent on a
+// connection of its own, it is applied (or waits for its dependencies) at once, as it was
+// with the workers' client.
+constexpr size_t kMaxConnectionsForWrites = 64;
 constexpr size_t kReadBufferBytes = 64 * 1024;
 
 std::string ErrnoText(int error) { return std::strerror(error); }
@@ -32,6 +39,7 @@ struct Forwarder::Job {
   std::string line;  // "METHOD target HTTP/1.1\r\n"
   std::string rest;  // the other headers, the blank line and the body
   std::vector<std::string> members;
+  bool is_read = false;      // GET: may be pipelined behind other requests
   size_t next = 0;           // index of the member being tried
   bool fresh_tried = false;  // the stale keep-alive retry was used on this member
   std::string last_error = "no member";
@@ -108,6 +116,7 @@ void Forwarder::Start(uint64_t token, const Request& request, const ForwardPlan&
   }
   job->rest.append("\r\n").append(request.body);
   job->members = plan.members;
+  job->is_read = request.method == "GET";
   ++in_flight_;
   // Never answered from here: the caller is in the middle of handling its connection.
   Dispatch(std::move(job), /*fresh_connection=*/false);
@@ -132,11 +141,11 @@ void Forwarder::Dispatch(std::unique_ptr<Job> job, bool fresh_connection) {
           break;
         }
       }
-      if (conn == nullptr && member->conns.size() >= kMaxConnectionsPerPeer) {
-        conn = std::min_element(member->conns.begin(), member->conns.end(),
-                                [](const auto& a, const auto& b) {
-                                  return a->jobs.size() < b->jobs.size();
-                                })
+      const size_t cap = job->is_read ? kMaxConnectionsPerPeer : kMaxConnectionsForWrites;
+      if (conn == nullptr && member->conns.size() >= cap) {
+        conn = std::min_element(
+                   member->conns.begin(), member->conns.end(),
+                   [](const auto& a, const auto& b) { return a->jobs.size() < b->jobs.size(); })
                    ->get();
       }
     }
@@ -149,8 +158,7 @@ void Forwarder::Dispatch(std::unique_ptr<Job> job, bool fresh_connection) {
     fresh_connection = false;
     job->fresh_tried = false;
   }
-  finished_.emplace_back(job->token,
-                         Outcome{0, {}, {}, std::move(job->last_error), job->failure});
+  finished_.emplace_back(job->token, Outcome{0, {}, {}, std::move(job->last_error), job->failure});
   --in_flight_;
 }
 
@@ -198,11 +206,7 @@ Forwarder::PeerConn* Forwarder::Open(Member& member, const std::string& name, Jo
 
 void Forwarder::Queue(PeerConn& conn, std::unique_ptr<Job> job) {
   job->deadline = Clock::now() + options_.answer_timeout;
-  conn.out.append(job->line)
-      .append("Host: ")
-      .append(conn.name)
-      .append("\r\n")
-      .append(job->rest);
+  conn.out.append(job->line).append("Host: ").append(conn.name).append("\r\n").append(job->rest);
   conn.jobs.push_back(std::move(job));
   if (!conn.dirty) {
     conn.dirty = true;
@@ -281,20 +285,9 @@ void Forwarder::Read(PeerConn& conn) {
     if (n == 0) {
       if (conn.parser.FinishOnEof() == net::ResponseParser::Result::kComplete &&
           !conn.jobs.empty()) {
-        std::unique_ptr<Job> job = std::move(conn.jobs.front());
-        conn.jobs.pop_front();
-        finished_.emplace_back(job->token, Outcome{conn.parser.status(),
-                                                   std::string(conn.parser.body()), conn.name,
-                                                   {}, net::CallFailure::kNone});
-        --in_flight_;
-        conn.reused = true;
-        conn.parser.Reset(/*capture_body=*/true);
+        Answered(conn);
       }
-      if (conn.jobs.empty()) {
-        Remove(conn);
-      } else {
-        Fail(conn, "connection closed by the member", net::CallFailure::kOther);
-      }
+      ClosedByMember(conn);
       return;
     }
     std::string_view data(read_buffer_.get(), static_cast<size_t>(n));
@@ -312,24 +305,34 @@ void Forwarder::Read(PeerConn& conn) {
         return;
       }
       if (result != net::ResponseParser::Result::kComplete) break;
-      std::unique_ptr<Job> job = std::move(conn.jobs.front());
-      conn.jobs.pop_front();
-      finished_.emplace_back(job->token,
-                             Outcome{conn.parser.status(), std::string(conn.parser.body()),
-                                     conn.name, {}, net::CallFailure::kNone});
-      --in_flight_;
-      conn.reused = true;
       const bool keep_alive = conn.parser.keep_alive();
-      conn.parser.Reset(/*capture_body=*/true);
+      Answered(conn);
       if (!keep_alive) {
-        if (conn.jobs.empty()) {
-          Remove(conn);
-        } else {
-          Fail(conn, "connection closed by the member", net::CallFailure::kOther);
-        }
+        ClosedByMember(conn);
         return;
       }
     }
+  }
+}
+
+void Forwarder::Answered(PeerConn& conn) {
+  std::unique_ptr<Job> job = std::move(conn.jobs.front());
+  conn.jobs.pop_front();
+  finished_.emplace_back(job->token, Outcome{conn.parser.status(),
+                                             std::string(conn.parser.body()),
+                                             conn.name,
+                                             {},
+                                             net::CallFailure::kNone});
+  --in_flight_;
+  conn.reused = true;
+  conn.parser.Reset(/*capture_body=*/true);
+}
+
+void Forwarder::ClosedByMember(PeerConn& conn) {
+  if (conn.jobs.empty()) {
+    Remove(conn);
+  } else {
+    Fail(conn, "connection closed by the member", net::CallFailure::kOther);
   }
 }
 

@@ -2,9 +2,10 @@
 // shard to one of its members over non-blocking keep-alive connections that the loop owns, with
 // no thread hand-off. One Forwarder per event loop, used only by that loop's thread.
 //
-// - Connections per member are pooled (at most kMaxConnectionsPerPeer per loop); a request goes
-//   to an idle one, else a new one, else it is pipelined behind the fewest requests in flight
-//   (answers come back in order). Requests queued in one event batch leave in one write per
+// - Connections per member are pooled; a request goes to an idle one, else a new one (up to 4
+//   per member and loop for reads, 64 for writes), else it is pipelined behind the fewest
+//   requests in flight (answers come back in order). Writes are not pipelined: see
+//   kMaxConnectionsForWrites. Requests queued in one event batch leave in one write per
 //   connection (Flush, called before the loop waits for events).
 // - Every attempt has a deadline (connect: connect_timeout; the answer: answer_timeout); Sweep
 //   enforces them. On a transport failure (refused, reset, closed, timed out, malformed answer)
@@ -95,6 +96,10 @@ class Forwarder {
   void Queue(PeerConn& conn, std::unique_ptr<Job> job);
   bool Write(PeerConn& conn);
   void Read(PeerConn& conn);
+  // The answer at the front of the connection's pipeline is complete: hands it to its request.
+  void Answered(PeerConn& conn);
+  // The member ended the connection: closed, and any request still on it goes elsewhere.
+  void ClosedByMember(PeerConn& conn);
   // Closes `conn`; its requests go to their next member (or a fresh connection, see above).
   void Fail(PeerConn& conn, std::string_view what, net::CallFailure failure);
   void Remove(PeerConn& conn);

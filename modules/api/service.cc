@@ -343,9 +343,8 @@ Response Service::Route(const Request& request, bool may_block) {
     // counts only while they are a counter, not a walk of the store during a reshard).
     const bool cheap_count = !replicator_.staging();
     const bool local_read =
-        method == "GET" &&
-        (path == kViewPath || (path.starts_with(kShardPrefix) && cheap_count) ||
-         ((path == "/health" || path == kReadyPath) && cheap_count));
+        method == "GET" && (path == kViewPath || (path.starts_with(kShardPrefix) && cheap_count) ||
+                            ((path == "/health" || path == kReadyPath) && cheap_count));
     // Everything else is rare or may wait on other nodes: it runs where blocking is fine.
     if (!local_read) return WouldBlock();
   }

@@ -107,9 +107,9 @@ void Echo(int fd, int) {
     if (request.empty()) return;
     const std::string line = request.substr(0, request.find("\r\n"));
     const size_t hops = request.find("X-Kvs-Hops: ");
-    const std::string body =
-        line + "|" + (hops == std::string::npos ? "" : request.substr(hops + 12, 1)) + "|" +
-        request.substr(request.find("\r\n\r\n") + 4);
+    const std::string body = line + "|" +
+                             (hops == std::string::npos ? "" : request.substr(hops + 12, 1)) + "|" +
+                             request.substr(request.find("\r\n\r\n") + 4);
     const std::string answer = Answer(200, body);
     if (::send(fd, answer.data(), answer.size(), MSG_NOSIGNAL) < 0) return;
   }
@@ -137,21 +137,21 @@ class ForwarderTest : public ::testing::Test {
   }
 
   void Make(ForwarderOptions options = {}) {
-    forwarder_ = std::make_unique<Forwarder>(
-        epoll_fd_, options, [this](uint64_t token, Forwarder::Outcome outcome) {
-          outcomes_[token] = std::move(outcome);
-          if (on_outcome_) on_outcome_(token);
-        });
+    forwarder_ = std::make_unique<Forwarder>(epoll_fd_, options,
+                                             [this](uint64_t token, Forwarder::Outcome outcome) {
+                                               outcomes_[token] = std::move(outcome);
+                                               if (on_outcome_) on_outcome_(token);
+                                             });
   }
 
   void Start(uint64_t token, std::string_view target, const std::vector<std::string>& members,
-             std::string_view body = "") {
+             std::string_view body = "", std::string_view method = "PUT") {
     ForwardPlan plan;
     plan.shard = 1;
     plan.members = members;
     plan.headers = {{kHopsHeader, "1"}};
     Request request;
-    request.method = "PUT";
+    request.method = method;
     request.target = target;
     request.body = body;
     ASSERT_TRUE(forwarder_->Reachable(plan));
@@ -305,20 +305,40 @@ TEST_F(ForwarderTest, KeptAliveConnectionClosedUnderARequestIsRetriedFresh) {
   EXPECT_EQ(member.connections(), 2);
 }
 
-// More requests at once than connections per member: they are pipelined, and every answer
-// goes back to its own request.
-TEST_F(ForwarderTest, ManyRequestsAtOnceEachGetTheirOwnAnswer) {
+// More reads at once than connections per member: they are pipelined, and every answer goes
+// back to its own request.
+TEST_F(ForwarderTest, ManyReadsAtOnceArePipelinedAndEachGetsItsOwnAnswer) {
   FakeMember member(Echo);
   Make();
   constexpr int kRequests = 40;
   std::vector<std::string> targets;
   for (int i = 0; i < kRequests; ++i) targets.push_back("/kvs/keys/k" + std::to_string(i));
-  for (int i = 0; i < kRequests; ++i) Start(static_cast<uint64_t>(i), targets[i], {member.name()});
+  for (int i = 0; i < kRequests; ++i) {
+    Start(static_cast<uint64_t>(i), targets[i], {member.name()}, "", "GET");
+  }
   RunUntil(kRequests);
   for (int i = 0; i < kRequests; ++i) {
-    EXPECT_EQ(outcomes_.at(static_cast<uint64_t>(i)).body, "PUT " + targets[i] + " HTTP/1.1|1|");
+    EXPECT_EQ(outcomes_.at(static_cast<uint64_t>(i)).body, "GET " + targets[i] + " HTTP/1.1|1|");
   }
   EXPECT_LE(member.connections(), 4);
+}
+
+// Writes are never queued behind another request: each one in flight has a connection of its
+// own (held up behind a read that waits at the member, a write could take effect after its
+// client gave up on it).
+TEST_F(ForwarderTest, WritesInFlightTogetherEachHaveTheirOwnConnection) {
+  FakeMember member(Echo);
+  Make();
+  constexpr int kRequests = 12;
+  for (int i = 0; i < kRequests; ++i) {
+    Start(static_cast<uint64_t>(i), "/kvs/keys/w" + std::to_string(i), {member.name()}, "v");
+  }
+  RunUntil(kRequests);
+  for (int i = 0; i < kRequests; ++i) {
+    EXPECT_EQ(outcomes_.at(static_cast<uint64_t>(i)).body,
+              "PUT /kvs/keys/w" + std::to_string(i) + " HTTP/1.1|1|v");
+  }
+  EXPECT_EQ(member.connections(), kRequests);
 }
 
 }  // namespace

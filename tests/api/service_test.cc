@@ -244,9 +244,8 @@ TEST_F(ServiceTest, TryHandleAnswersReadsOfTheNodesOwnStateAtOnce) {
   // During a reshard the key counts walk the store: not on the event loop then.
   replicator_.SetStaging(true);
   EXPECT_FALSE(service_.TryHandle(Request{"GET", "/health", ""}).has_value());
-  EXPECT_FALSE(
-      service_.TryHandle(Request{"GET", "/key-value-store-shard/shard-id-key-count/0", ""})
-          .has_value());
+  EXPECT_FALSE(service_.TryHandle(Request{"GET", "/key-value-store-shard/shard-id-key-count/0", ""})
+                   .has_value());
   replicator_.SetStaging(false);
 }
 

@@ -11,6 +11,7 @@
 //    reason;
 //  - the answers (status, body, keep-alive) and how the stream ends do not depend on how the
 //    bytes were split into reads.
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>

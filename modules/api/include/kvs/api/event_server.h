@@ -3,14 +3,14 @@
 // the ones Service can serve without waiting (a key this node owns, dependencies present, no
 // reshard barrier) on the loop itself, and relays requests for other shards to their members
 // on the loop too (Forwarder). Every other request (waits, node-to-node calls, view and shard
-// operations) runs on a worker pool, and its answer is handed back to the connection's loop. See README "HTTP front end" for why this replaced POCO's HTTPServer as the
-// default (kvs.http.frontend=poco still selects that one).
-// Thread-safety: Start/Stop from one thread; each connection belongs to one loop thread.
-// Invariant: a connection has at most one request in flight (on a worker, or relayed to another
-// node); its input buffer is left untouched until that request's answer is back (the request
-// points into it).
-// Overload: at max_connections the oldest idle keep-alive connection is closed to make room for
-// a new one (never one with a request in flight); max_connections_per_ip caps one address.
+// operations) runs on a worker pool, and its answer is handed back to the connection's loop. See
+// README "HTTP front end" for why this replaced POCO's HTTPServer as the default
+// (kvs.http.frontend=poco still selects that one). Thread-safety: Start/Stop from one thread; each
+// connection belongs to one loop thread. Invariant: a connection has at most one request in flight
+// (on a worker, or relayed to another node); its input buffer is left untouched until that
+// request's answer is back (the request points into it). Overload: at max_connections the oldest
+// idle keep-alive connection is closed to make room for a new one (never one with a request in
+// flight); max_connections_per_ip caps one address.
 #pragma once
 
 #include <atomic>

@@ -184,8 +184,8 @@ class Service {
  private:
   std::optional<Response> Run(const Request& request, bool may_block);
   // Counts, times and logs an answered request (the end of Run, Relayed and RelayFailed).
-  void Record(const Request& request, Response& response, std::chrono::steady_clock::time_point start,
-              uint64_t pulls_before);
+  void Record(const Request& request, Response& response,
+              std::chrono::steady_clock::time_point start, uint64_t pulls_before);
   // Where a request for `shard` goes: its members other than this node, live ones first, each
   // group rotated by `spread_key` so that load spreads over replicas; an error answer instead
   // when the request was forwarded too often or the shard is unknown.
