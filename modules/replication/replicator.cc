@@ -118,12 +118,15 @@ bool Replicator::ApplyOne(const Update& u, bool keep_key) {
   clock_.Observe(u.entry.version.hlc);
   const bool changed = store_.ApplyIfNewer(u.key, u.entry).written;
   // Logged after the store holds it, and before the vector claims it: a vector that a peer
-  // sees (after a journal flush) never claims more than this replica's disk holds.
+  // sees (after a journal flush) never claims more than this replica's disk holds. Relaxed:
+  // the write's own node made it durable before acknowledging it, and nobody waits for this
+  // copy (a peer that asks for our vector flushes the journal first, see AnswerSync).
   if (journal_ != nullptr) {
+    constexpr auto kRelaxed = storage::Wal::Urgency::kRelaxed;
     if (changed) {
-      journal_->LogEntry(u.key, u.entry);
+      journal_->LogEntry(u.key, u.entry, /*record_applied=*/true, kRelaxed);
     } else {
-      journal_->LogApplied(u.entry.version.origin, u.entry.version.seq);
+      journal_->LogApplied(u.entry.version.origin, u.entry.version.seq, kRelaxed);
     }
   }
   if (keep_key) {

@@ -367,13 +367,14 @@ void Journal::Stop() {
   if (Wal* w = wal()) w->Close();
 }
 
-uint64_t Journal::LogEntry(std::string_view key, const store::Entry& entry, bool record_applied) {
+uint64_t Journal::LogEntry(std::string_view key, const store::Entry& entry, bool record_applied,
+                           Wal::Urgency urgency) {
   Wal* w = wal();
   if (w == nullptr) return 0;
   // One buffer per thread: the write path allocates nothing here once it is warm.
   thread_local std::string payload;
   EncodeEntryTo(payload, key, entry, record_applied);
-  const uint64_t lsn = w->Append(payload);
+  const uint64_t lsn = w->Append(payload, urgency);
   if (payload.capacity() > (1u << 16)) std::string().swap(payload);  // after a big value
   return lsn;
 }
@@ -381,8 +382,9 @@ uint64_t Journal::Append(std::string_view payload) {
   Wal* w = wal();
   return w != nullptr ? w->Append(payload) : 0;
 }
-uint64_t Journal::LogApplied(std::string_view origin, uint64_t seq) {
-  return Append(EncodeApplied(origin, seq));
+uint64_t Journal::LogApplied(std::string_view origin, uint64_t seq, Wal::Urgency urgency) {
+  Wal* w = wal();
+  return w != nullptr ? w->Append(EncodeApplied(origin, seq), urgency) : 0;
 }
 uint64_t Journal::LogRaise(const causal::VersionVector& vv) { return Append(EncodeRaise(vv)); }
 uint64_t Journal::LogPurge(std::string_view key, std::string_view origin, uint64_t seq) {

@@ -29,6 +29,10 @@ constexpr size_t kLingerMaxBytes = 1 << 20;
 // kAlways: the longest a group waits for as many records as the last one had (a writer
 // waiting for its answer pays at most this on top of the fsync).
 constexpr std::chrono::microseconds kGroupLinger{150};
+// kAlways: how long records nobody waits for (Urgency::kRelaxed) may wait for a prompt record to
+// share a group with before they are synced on their own. A node killed meanwhile loses at most
+// these replicated changes, which its peers hold durably and send again when it catches up.
+constexpr std::chrono::milliseconds kRelaxedLinger{10};
 // An emptied buffer keeps at most this much capacity: a burst must not stay allocated for good.
 constexpr size_t kKeepCapacity = 1 << 20;
 // kInterval: the written but unsynced bytes are kept (to be written again should the sync fail)
@@ -172,7 +176,7 @@ void Wal::SetListener(std::function<void()> listener) {
   listener_ = std::move(listener);
 }
 
-uint64_t Wal::Append(std::string_view payload) {
+uint64_t Wal::Append(std::string_view payload, Urgency urgency) {
   char header[kHeaderBytes];
   FrameHeader(header, payload);
   std::lock_guard lock(mu_);
@@ -186,12 +190,14 @@ uint64_t Wal::Append(std::string_view payload) {
   buf_.append(payload);
   appended_ += kHeaderBytes + payload.size();
   ++group_records_;
-  // kAlways: the writer starts a group with the first record and takes it once as many
+  const bool prompt = urgency == Urgency::kPrompt;
+  if (prompt) ++prompt_records_;
+  // kAlways: the writer starts a group with the first prompt record and takes it once as many
   // records as the last group had are in (or a short linger passed): concurrent writers then
   // share one fsync instead of half of them waiting for the next. Otherwise nobody waits:
   // wake the writer only to start its linger (or when a lot piled up).
-  const bool wake = options_.fsync == FsyncPolicy::kAlways
-                        ? was_empty || group_records_ >= group_target_
+  const bool wake = options_.fsync == FsyncPolicy::kAlways && prompt
+                        ? was_empty || prompt_records_ == 1 || group_records_ >= group_target_
                         : was_empty || buf_.size() >= kLingerMaxBytes;
   if (writer_idle_ && wake) {
     writer_idle_ = false;
@@ -216,6 +222,14 @@ Wal::State Wal::Wait(uint64_t lsn, std::chrono::milliseconds timeout) {
   if (state != State::kPending) return state;
   std::unique_lock lock(mu_);
   ++waiters_;
+  if (!prompt_wanted_ && options_.fsync == FsyncPolicy::kAlways) {
+    // Someone waits: whatever is buffered (relaxed records too) goes in the next group.
+    prompt_wanted_ = true;
+    if (writer_idle_) {
+      writer_idle_ = false;
+      writer_cv_.notify_one();
+    }
+  }
   done_cv_.wait_for(lock, timeout, [&] { return (state = Check(lsn)) != State::kPending; });
   --waiters_;
   return state;
@@ -356,7 +370,8 @@ void Wal::Notify() {
 void Wal::Run() {
   Clock::time_point next_sync = Clock::now() + options_.fsync_interval;
   Clock::time_point retry_at{};
-  Clock::time_point linger_until{};  // kInterval/kNever: when the buffered records are written
+  Clock::time_point linger_until{};  // when the buffered records are written at the latest
+  bool linger_relaxed = false;       // linger_until was set for relaxed records only
   const bool lazy = options_.fsync != FsyncPolicy::kAlways;
   bool rotate = false;
   while (true) {
@@ -367,11 +382,20 @@ void Wal::Run() {
         if (!healthy_.load(std::memory_order_relaxed)) return stop_ || Clock::now() >= retry_at;
         if (stop_ || rotate_requested_) return true;
         if (!buf_.empty()) {
-          if (lazy ? buf_.size() >= kLingerMaxBytes : group_records_ >= group_target_) {
+          // kAlways with only records nobody waits for: linger as the lazy policies do.
+          const bool relaxed = !lazy && prompt_records_ == 0 && !prompt_wanted_;
+          if (lazy || relaxed ? buf_.size() >= kLingerMaxBytes : group_records_ >= group_target_) {
             return true;
           }
+          if (linger_until != Clock::time_point{} && linger_relaxed && !relaxed) {
+            linger_until = Clock::time_point{};  // a prompt record came: group linger from now
+          }
           if (linger_until == Clock::time_point{}) {
-            linger_until = Clock::now() + (lazy ? kLinger : kGroupLinger);
+            linger_relaxed = relaxed;
+            linger_until = Clock::now() +
+                           (lazy      ? std::chrono::duration_cast<Clock::duration>(kLinger)
+                            : relaxed ? std::chrono::duration_cast<Clock::duration>(kRelaxedLinger)
+                                      : std::chrono::duration_cast<Clock::duration>(kGroupLinger));
           }
           if (Clock::now() >= linger_until) return true;
         }
@@ -406,6 +430,8 @@ void Wal::Run() {
       pending_lsn_ = appended_;
       group_target_ = std::max<uint64_t>(1, group_records_);
       group_records_ = 0;
+      prompt_records_ = 0;
+      prompt_wanted_ = false;
       if (rotate_requested_) {
         rotate = true;
         rotate_requested_ = false;

@@ -177,6 +177,44 @@ TEST(WalTest, SyncMarksClaimOnlyWhatWasFsynced) {
   }
 }
 
+// kAlways: records nobody waits for (a replica's copy of a peer's write) need not force a group
+// of their own (how many fsyncs that saves is measured by the cluster benchmark, README
+// "Forwarding on the event loops"); they must still reach the disk: with the next prompt
+// record's group, by themselves when none comes, and at once when someone waits for them.
+TEST(WalTest, RelaxedRecordBeforeAPromptOneIsOnDiskWithIt) {
+  TempDir dir;
+  std::string error;
+  auto wal = Wal::Open(dir.path(), 1, WalOptions{}, error);
+  ASSERT_TRUE(wal) << error;
+  const uint64_t relaxed = wal->Append(EncodeApplied("peer", 1), Wal::Urgency::kRelaxed);
+  const uint64_t prompt = wal->Append(EncodeApplied("self", 1));
+  ASSERT_EQ(wal->Wait(prompt, milliseconds(5000)), Wal::State::kDurable);
+  EXPECT_EQ(wal->Check(relaxed), Wal::State::kDurable);
+  wal->Close();
+  EXPECT_EQ(Payloads(dir.path() + "/" + SegmentName(1)),
+            (std::vector<std::string>{EncodeApplied("peer", 1), EncodeApplied("self", 1)}));
+}
+
+TEST(WalTest, RelaxedRecordsReachTheDiskAloneAndAtOnceWhenAwaited) {
+  TempDir dir;
+  std::string error;
+  auto wal = Wal::Open(dir.path(), 1, WalOptions{}, error);
+  ASSERT_TRUE(wal) << error;
+  // Nobody waits: synced after the relaxed linger, by the writer on its own (polled, bounded).
+  const uint64_t alone = wal->Append(EncodeApplied("peer", 1), Wal::Urgency::kRelaxed);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (wal->Check(alone) != Wal::State::kDurable && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(wal->Check(alone), Wal::State::kDurable);
+  // Someone waits (a peer asking for this replica's vector flushes the journal): durable.
+  const uint64_t awaited = wal->Append(EncodeApplied("peer", 2), Wal::Urgency::kRelaxed);
+  EXPECT_EQ(wal->Wait(awaited, milliseconds(5000)), Wal::State::kDurable);
+  EXPECT_GE(wal->stats().fsyncs, 2u);
+  wal->Close();
+  EXPECT_EQ(Payloads(dir.path() + "/" + SegmentName(1)).size(), 2u);
+}
+
 TEST(WalTest, ListenerRunsAfterGroups) {
   TempDir dir;
   std::string error;

@@ -109,8 +109,12 @@ class Journal {
   void Stop();
 
   // --- logging (0 when disabled) ---
-  uint64_t LogEntry(std::string_view key, const store::Entry& entry, bool record_applied = true);
-  uint64_t LogApplied(std::string_view origin, uint64_t seq);
+  // `urgency`: kRelaxed for changes applied from a peer's broadcast (nobody waits for them; see
+  // Wal::Urgency), kPrompt otherwise.
+  uint64_t LogEntry(std::string_view key, const store::Entry& entry, bool record_applied = true,
+                    Wal::Urgency urgency = Wal::Urgency::kPrompt);
+  uint64_t LogApplied(std::string_view origin, uint64_t seq,
+                      Wal::Urgency urgency = Wal::Urgency::kPrompt);
   uint64_t LogRaise(const causal::VersionVector& vv);
   uint64_t LogPurge(std::string_view key, std::string_view origin, uint64_t seq);
   uint64_t LogLayout(std::string_view layout);

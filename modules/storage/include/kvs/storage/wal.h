@@ -70,8 +70,18 @@ class Wal {
   Wal(const Wal&) = delete;
   Wal& operator=(const Wal&) = delete;
 
+  // How soon a record must reach the disk under FsyncPolicy::kAlways.
+  enum class Urgency {
+    // Someone (a client's write) waits for it: written and synced in the next group.
+    kPrompt,
+    // Nobody waits for it (a change applied from a peer's broadcast, which the peer already
+    // made durable before acknowledging it): it rides along with the next prompt record's group,
+    // or is synced within kRelaxedLinger if none comes, so that records no one waits for do not
+    // each cost a group fsync. Wait() on it makes it prompt.
+    kRelaxed,
+  };
   // Frames `payload` as a record and queues it; returns its LSN.
-  uint64_t Append(std::string_view payload);
+  uint64_t Append(std::string_view payload, Urgency urgency = Urgency::kPrompt);
   State Check(uint64_t lsn) const;
   // Blocks until the record at `lsn` is durable or failed, or `timeout` passes (kPending).
   State Wait(uint64_t lsn, std::chrono::milliseconds timeout);
@@ -121,6 +131,8 @@ class Wal {
   bool stop_ = false;                  // GUARDED_BY(mu_)
   bool rotate_requested_ = false;      // GUARDED_BY(mu_)
   uint64_t group_records_ = 0;         // GUARDED_BY(mu_): records in buf_
+  uint64_t prompt_records_ = 0;        // GUARDED_BY(mu_): kPrompt records in buf_
+  bool prompt_wanted_ = false;         // GUARDED_BY(mu_): a Wait() for a record in buf_
   uint64_t group_target_ = 1;          // GUARDED_BY(mu_): records the last group took
   uint64_t rotations_ = 0;             // GUARDED_BY(mu_)
   int waiters_ = 0;                    // GUARDED_BY(mu_)
