@@ -55,8 +55,8 @@ const std::vector<Tunable>& Tunables() {
        "poco: threads, each serving one connection at a time"},
       {"kvs.http.loop_forwarding", "true",
        "epoll: requests for another shard are relayed by the event loops over pooled "
-       "non-blocking connections (false: by a worker's blocking call; always so with TLS or "
-       "members named by DNS names)"},
+       "non-blocking connections, TLS with kvs.tls.* (false: by a worker's blocking call; "
+       "always so for members named by DNS names)"},
       {"kvs.http.max_connections", "10000",
        "epoll: open client connections at most; at the limit the oldest idle keep-alive "
        "connection is closed for a new one (refused only when none is idle)"},

@@ -376,8 +376,10 @@ EventServer::Loop::Loop(Shared& shared) : shared_(shared), service_(shared.servi
     throw Poco::SystemException(std::string("epoll_ctl(listener): ") + std::strerror(errno));
   }
   listening_ = true;
-  if (shared_.options.forward_on_loops && shared_.options.tls == nullptr) {
-    forwarder_ = std::make_unique<Forwarder>(epoll_fd_, ForwarderOptions{},
+  if (shared_.options.forward_on_loops) {
+    ForwarderOptions forwarding;
+    forwarding.tls = shared_.options.tls;
+    forwarder_ = std::make_unique<Forwarder>(epoll_fd_, forwarding,
                                              [this](uint64_t token, Forwarder::Outcome outcome) {
                                                OnRelayed(token, std::move(outcome));
                                              });

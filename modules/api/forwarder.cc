@@ -2,6 +2,9 @@
 
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,6 +13,8 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+
+#include "kvs/net/tls.h"
 
 namespace kvs::api {
 namespace {
@@ -25,11 +30,32 @@ constexpr size_t kMaxConnectionsPerPeer = 4;
 // with the workers' client.
 constexpr size_t kMaxConnectionsForWrites = 64;
 constexpr size_t kReadBufferBytes = 64 * 1024;
+// At least this long for a TLS handshake once the connection is made.
+constexpr std::chrono::milliseconds kHandshakeTime{1000};
 
 std::string ErrnoText(int error) { return std::strerror(error); }
 
 net::CallFailure FailureOfErrno(int error) {
   return error == ECONNREFUSED ? net::CallFailure::kRefused : net::CallFailure::kOther;
+}
+
+// OpenSSL's reasons for the last failure on this thread (and the certificate check's verdict),
+// for the 503 and the log.
+std::string TlsErrorText(SSL* ssl) {
+  std::string text;
+  char line[256];
+  while (const unsigned long code = ERR_get_error()) {
+    ERR_error_string_n(code, line, sizeof line);
+    if (!text.empty()) text += "; ";
+    text += line;
+  }
+  const long verify = ssl != nullptr ? SSL_get_verify_result(ssl) : X509_V_OK;
+  if (verify != X509_V_OK) {
+    if (!text.empty()) text += "; ";
+    text += "certificate: ";
+    text += X509_verify_cert_error_string(verify);
+  }
+  return text.empty() ? "connection closed during the handshake" : text;
 }
 
 }  // namespace
@@ -48,7 +74,13 @@ struct Forwarder::Job {
 };
 
 struct Forwarder::PeerConn {
+  ~PeerConn() {
+    if (ssl != nullptr) SSL_free(ssl);
+  }
   int fd = -1;  // -1 once closed (the object lives on until the next Flush)
+  // With kvs.tls.*: every byte goes through `ssl`, once the handshake is done (`secured`).
+  SSL* ssl = nullptr;
+  bool secured = false;
   Member* member = nullptr;
   std::string name;
   bool connected = false;
@@ -66,6 +98,9 @@ Forwarder::Forwarder(int epoll_fd, ForwarderOptions options, Done done)
     : epoll_fd_(epoll_fd),
       options_(options),
       done_(std::move(done)),
+      ssl_ctx_(options.tls != nullptr && options.tls->options().enabled()
+                   ? options.tls->client()->sslContext()
+                   : nullptr),
       read_buffer_(std::make_unique<char[]>(kReadBufferBytes)) {}
 
 Forwarder::~Forwarder() {
@@ -91,6 +126,7 @@ Forwarder::Member* Forwarder::MemberOf(const std::string& name) {
   const auto [end, ec] = std::from_chars(first, last, port);
   if (ec != std::errc() || end != last || port == 0 || port > 65535) return nullptr;
   Member member;
+  member.host = host;
   member.address.sin_family = AF_INET;
   member.address.sin_port = htons(static_cast<uint16_t>(port));
   if (::inet_pton(AF_INET, host.c_str(), &member.address.sin_addr) != 1) return nullptr;
@@ -190,6 +226,25 @@ Forwarder::PeerConn* Forwarder::Open(Member& member, const std::string& name, Jo
   conn->connected = connected;
   conn->connect_deadline = Clock::now() + options_.connect_timeout;
   conn->parser.Reset(/*capture_body=*/true);
+  if (ssl_ctx_ != nullptr) {
+    conn->ssl = SSL_new(ssl_ctx_);
+    if (conn->ssl == nullptr || SSL_set_fd(conn->ssl, fd) != 1) {
+      ::close(fd);
+      job.last_error = name + ": TLS set-up failed: " + TlsErrorText(conn->ssl);
+      job.failure = net::CallFailure::kTls;
+      return nullptr;
+    }
+    SSL_set_connect_state(conn->ssl);
+    // A member that closes without close_notify ends the stream, as on plain HTTP.
+    SSL_set_options(conn->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    // The chain must lead to kvs.tls.ca (loaded into the context); OpenSSL's own check, so a
+    // failure ends the handshake. Members are reached by IP address: the certificate must
+    // name it (kvs.tls.verify_peer_name), as the workers' client requires.
+    SSL_set_verify(conn->ssl, SSL_VERIFY_PEER, nullptr);
+    if (options_.tls->options().verify_peer_name) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(conn->ssl), member.host.c_str());
+    }
+  }
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = reinterpret_cast<uint64_t>(conn.get()) | kTagBit;
@@ -229,7 +284,41 @@ void Forwarder::Flush() {
   graveyard_.clear();
 }
 
+bool Forwarder::Handshake(PeerConn& conn) {
+  ERR_clear_error();
+  const int r = SSL_do_handshake(conn.ssl);
+  if (r == 1) {
+    conn.secured = true;
+    return true;
+  }
+  const int error = SSL_get_error(conn.ssl, r);
+  if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return true;
+  const int saved_errno = errno;
+  std::string why = TlsErrorText(conn.ssl);
+  if (error == SSL_ERROR_SYSCALL && saved_errno != 0) why += " (" + ErrnoText(saved_errno) + ")";
+  Fail(conn, "TLS handshake failed: " + why, net::CallFailure::kTls);
+  return false;
+}
+
 bool Forwarder::Write(PeerConn& conn) {
+  if (conn.ssl != nullptr && !conn.secured) {
+    if (!Handshake(conn)) return false;
+    if (!conn.secured) return true;  // the handshake goes on with the next events
+  }
+  while (conn.ssl != nullptr && conn.out_sent < conn.out.size()) {
+    ERR_clear_error();
+    const int n =
+        SSL_write(conn.ssl, conn.out.data() + conn.out_sent,
+                  static_cast<int>(std::min<size_t>(conn.out.size() - conn.out_sent, 1u << 30)));
+    if (n > 0) {
+      conn.out_sent += static_cast<size_t>(n);
+      continue;
+    }
+    const int error = SSL_get_error(conn.ssl, n);
+    if (error == SSL_ERROR_WANT_WRITE || error == SSL_ERROR_WANT_READ) return true;
+    Fail(conn, "TLS write failed: " + TlsErrorText(conn.ssl), net::CallFailure::kTls);
+    return false;
+  }
   while (conn.out_sent < conn.out.size()) {
     const ssize_t n = ::send(conn.fd, conn.out.data() + conn.out_sent,
                              conn.out.size() - conn.out_sent, MSG_NOSIGNAL);
@@ -262,6 +351,16 @@ void Forwarder::OnEvent(uint64_t tag, uint32_t events, Clock::time_point now) {
       return;
     }
     conn.connected = true;
+    // The handshake gets a deadline of its own (the member may be busy, not gone).
+    conn.connect_deadline =
+        now + std::max<Clock::duration>(options_.connect_timeout, kHandshakeTime);
+  }
+  if (conn.ssl != nullptr && !conn.secured) {
+    if (!Handshake(conn)) {
+      Deliver();
+      return;
+    }
+    if (!conn.secured) return;  // waits for the member's next handshake bytes
   }
   if (conn.out_sent < conn.out.size() && !Write(conn)) {
     Deliver();
@@ -272,16 +371,36 @@ void Forwarder::OnEvent(uint64_t tag, uint32_t events, Clock::time_point now) {
   Deliver();
 }
 
-void Forwarder::Read(PeerConn& conn) {
-  while (conn.fd >= 0) {
-    const ssize_t n = ::recv(conn.fd, read_buffer_.get(), kReadBufferBytes, 0);
-    if (n < 0) {
+ssize_t Forwarder::Receive(PeerConn& conn) {
+  if (conn.ssl == nullptr) {
+    while (true) {
+      const ssize_t n = ::recv(conn.fd, read_buffer_.get(), kReadBufferBytes, 0);
+      if (n >= 0) return n;
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return kWouldBlock;
       const int error = errno;
       Fail(conn, "receive failed: " + ErrnoText(error), FailureOfErrno(error));
-      return;
+      return kFailed;
     }
+  }
+  ERR_clear_error();
+  const int n = SSL_read(conn.ssl, read_buffer_.get(), static_cast<int>(kReadBufferBytes));
+  if (n > 0) return n;
+  const int error = SSL_get_error(conn.ssl, n);
+  if (error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE) return kWouldBlock;
+  // close_notify, or the connection closed without one: the end of the stream either way
+  // (HTTP's framing tells a whole answer from a cut one).
+  if (error == SSL_ERROR_ZERO_RETURN || (error == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+    return 0;
+  }
+  Fail(conn, "TLS read failed: " + TlsErrorText(conn.ssl), net::CallFailure::kTls);
+  return kFailed;
+}
+
+void Forwarder::Read(PeerConn& conn) {
+  while (conn.fd >= 0) {
+    const ssize_t n = Receive(conn);
+    if (n == kWouldBlock || n == kFailed) return;
     if (n == 0) {
       if (conn.parser.FinishOnEof() == net::ResponseParser::Result::kComplete &&
           !conn.jobs.empty()) {
@@ -380,7 +499,8 @@ void Forwarder::Sweep(Clock::time_point now) {
   std::vector<std::pair<PeerConn*, bool>> expired;  // (connection, timed out with requests)
   for (auto& [name, member] : members_) {
     for (auto& conn : member.conns) {
-      if (!conn->connected && now >= conn->connect_deadline) {
+      const bool setting_up = !conn->connected || (conn->ssl != nullptr && !conn->secured);
+      if (setting_up && now >= conn->connect_deadline) {
         expired.emplace_back(conn.get(), true);
       } else if (!conn->jobs.empty() && now >= conn->jobs.front()->deadline) {
         expired.emplace_back(conn.get(), true);
@@ -392,7 +512,11 @@ void Forwarder::Sweep(Clock::time_point now) {
   for (auto& [conn, timed_out] : expired) {
     if (conn->fd < 0) continue;
     if (timed_out) {
-      Fail(*conn, conn->connected ? "timed out" : "connect timed out", net::CallFailure::kTimeout);
+      Fail(*conn,
+           !conn->connected                         ? "connect timed out"
+           : conn->ssl != nullptr && !conn->secured ? "TLS handshake timed out"
+                                                    : "timed out",
+           net::CallFailure::kTimeout);
     } else {
       Remove(*conn);
     }

@@ -15,11 +15,12 @@
 // - Pooled connections idle for idle_timeout are closed (before the member's own keep-alive
 //   timeout would race a request with its close).
 // Only members named by numeric IPv4 addresses are reached here (Reachable): resolving a name
-// would block the loop, so those requests keep the worker path.
-// Plain HTTP only: with kvs.tls.* the front end leaves forwarding to the workers' TLS client.
+// would block the loop, so those requests keep the worker path. With kvs.tls.* the connections
+// speak TLS (non-blocking OpenSSL handshakes, reads and writes on the loop).
 #pragma once
 
 #include <netinet/in.h>
+#include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
@@ -35,9 +36,19 @@
 #include "kvs/net/http_response_parser.h"
 #include "kvs/net/peer_client.h"
 
+typedef struct ssl_ctx_st SSL_CTX;  // <openssl/ssl.h>
+
+namespace kvs::net {
+class Tls;
+}
+
 namespace kvs::api {
 
 struct ForwarderOptions {
+  // With kvs.tls.* on (not owned): HTTPS to the members, with the node's client context (its
+  // certificate presented, members checked against kvs.tls.ca and, with
+  // kvs.tls.verify_peer_name, for their IP address), as the workers' client does.
+  const net::Tls* tls = nullptr;
   std::chrono::milliseconds connect_timeout{500};
   std::chrono::milliseconds answer_timeout = Service::kForwardTimeout;
   std::chrono::milliseconds idle_timeout{2000};
@@ -84,6 +95,7 @@ class Forwarder {
   struct Job;
   struct PeerConn;
   struct Member {
+    std::string host;
     sockaddr_in address{};
     std::vector<std::unique_ptr<PeerConn>> conns;
   };
@@ -94,7 +106,14 @@ class Forwarder {
   // A new connection to `member`; nullptr (the reason in job.last_error) if it cannot be made.
   PeerConn* Open(Member& member, const std::string& name, Job& job);
   void Queue(PeerConn& conn, std::unique_ptr<Job> job);
+  // Drives a TLS handshake; false when it failed (the connection is then failed too).
+  bool Handshake(PeerConn& conn);
   bool Write(PeerConn& conn);
+  // Reads into read_buffer_: bytes read, 0 at the end of the stream, kWouldBlock, or kFailed
+  // (the connection was failed).
+  static constexpr ssize_t kWouldBlock = -1;
+  static constexpr ssize_t kFailed = -2;
+  ssize_t Receive(PeerConn& conn);
   void Read(PeerConn& conn);
   // The answer at the front of the connection's pipeline is complete: hands it to its request.
   void Answered(PeerConn& conn);
@@ -108,6 +127,7 @@ class Forwarder {
   const int epoll_fd_;
   const ForwarderOptions options_;
   const Done done_;
+  SSL_CTX* const ssl_ctx_;  // null: plain HTTP
   std::unordered_map<std::string, Member> members_;
   std::vector<PeerConn*> dirty_;  // with output queued since the last Flush
   // Closed since the last Flush: an event of the current batch may still name them.

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,6 +19,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "kvs/net/tls.h"
+#include "server_process.h"  // MakeTestPki (tests/http)
 
 namespace kvs::api {
 namespace {
@@ -339,6 +343,127 @@ TEST_F(ForwarderTest, WritesInFlightTogetherEachHaveTheirOwnConnection) {
               "PUT /kvs/keys/w" + std::to_string(i) + " HTTP/1.1|1|v");
   }
   EXPECT_EQ(member.connections(), kRequests);
+}
+
+// A member speaking TLS with `cert`/`key` that answers like Echo (blocking OpenSSL, one thread
+// per connection).
+FakeMember::Script TlsEcho(SSL_CTX* ctx) {
+  return [ctx](int fd, int) {
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_accept(ssl) == 1) {
+      std::string buffer;
+      while (true) {
+        const size_t end = buffer.find("\r\n\r\n");
+        if (end != std::string::npos) {
+          const size_t at = buffer.find("Content-Length: ");
+          const size_t length = at < end ? std::stoul(buffer.substr(at + 16)) : 0;
+          if (buffer.size() >= end + 4 + length) {
+            const std::string line = buffer.substr(0, buffer.find("\r\n"));
+            const std::string answer = Answer(200, line + "|tls|" + buffer.substr(end + 4, length));
+            buffer.erase(0, end + 4 + length);
+            if (SSL_write(ssl, answer.data(), static_cast<int>(answer.size())) <= 0) break;
+            continue;
+          }
+        }
+        char chunk[4096];
+        const int n = SSL_read(ssl, chunk, sizeof chunk);
+        if (n <= 0) break;
+        buffer.append(chunk, static_cast<size_t>(n));
+      }
+    }
+    SSL_free(ssl);
+  };
+}
+
+class ForwarderTlsTest : public ForwarderTest {
+ protected:
+  void SetUp() override {
+    ForwarderTest::SetUp();
+    dir_ = std::filesystem::temp_directory_path() /
+           ("kvs-forwarder-tls-" + std::to_string(::getpid()));
+    std::string error;
+    ASSERT_TRUE(http_test::MakeTestPki(dir_, &pki_, &error)) << error;
+    net::TlsOptions options;
+    options.cert = pki_.cert;
+    options.key = pki_.key;
+    options.ca = pki_.ca;
+    tls_ = net::Tls::Create(options, error);
+    ASSERT_TRUE(tls_) << error;
+  }
+  void TearDown() override {
+    ForwarderTest::TearDown();
+    for (SSL_CTX* ctx : contexts_) SSL_CTX_free(ctx);
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  SSL_CTX* ServerContext(const std::string& cert, const std::string& key) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    EXPECT_EQ(SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()), 1);
+    EXPECT_EQ(SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM), 1);
+    contexts_.push_back(ctx);
+    return ctx;
+  }
+  void MakeTls() {
+    ForwarderOptions options;
+    options.tls = tls_.get();
+    Make(options);
+  }
+
+  std::filesystem::path dir_;
+  http_test::TestPki pki_;
+  std::unique_ptr<net::Tls> tls_;
+  std::vector<SSL_CTX*> contexts_;
+};
+
+TEST_F(ForwarderTlsTest, RelaysOverTlsToAMemberTheCaVouchesFor) {
+  FakeMember member(TlsEcho(ServerContext(pki_.cert, pki_.key)));
+  MakeTls();
+  Start(1, "/kvs/keys/a", {member.name()}, "v");
+  Start(2, "/kvs/keys/b", {member.name()}, "", "GET");
+  RunUntil(2);
+  EXPECT_EQ(outcomes_.at(1).status, 200) << outcomes_.at(1).error;
+  EXPECT_EQ(outcomes_.at(1).body, "PUT /kvs/keys/a HTTP/1.1|tls|v");
+  EXPECT_EQ(outcomes_.at(2).body, "GET /kvs/keys/b HTTP/1.1|tls|");
+}
+
+TEST_F(ForwarderTlsTest, MemberOfAnotherCaOrNameIsATlsFailureAndTheNextAnswers) {
+  FakeMember rogue(TlsEcho(ServerContext(pki_.rogue_cert, pki_.rogue_key)));
+  FakeMember misnamed(TlsEcho(ServerContext(pki_.misnamed_cert, pki_.misnamed_key)));
+  FakeMember good(TlsEcho(ServerContext(pki_.cert, pki_.key)));
+  MakeTls();
+  Start(1, "/kvs/keys/a", {rogue.name(), good.name()});
+  Start(2, "/kvs/keys/b", {rogue.name()});
+  Start(3, "/kvs/keys/c", {misnamed.name()});
+  RunUntil(3);
+  EXPECT_EQ(outcomes_.at(1).status, 200) << outcomes_.at(1).error;
+  EXPECT_EQ(outcomes_.at(1).member, good.name());
+  for (uint64_t token : {2u, 3u}) {
+    const Forwarder::Outcome& outcome = outcomes_.at(token);
+    EXPECT_EQ(outcome.status, 0);
+    EXPECT_EQ(outcome.failure, net::CallFailure::kTls);
+    EXPECT_NE(outcome.error.find("TLS handshake failed"), std::string::npos) << outcome.error;
+    EXPECT_NE(outcome.error.find("certificate"), std::string::npos) << outcome.error;
+  }
+}
+
+// A member that never completes the handshake (here: one speaking plain HTTP, waiting for a
+// request that never comes) is given up on after the handshake's deadline.
+TEST_F(ForwarderTlsTest, HandshakeThatNeverEndsTimesOut) {
+  std::atomic<bool> done{false};
+  FakeMember plain([&](int fd, int) {
+    char byte;
+    while (!done.load() && ::recv(fd, &byte, 1, 0) > 0) {
+    }
+  });
+  MakeTls();
+  Start(1, "/kvs/keys/a", {plain.name()});
+  RunUntil(1);
+  EXPECT_EQ(outcomes_.at(1).status, 0);
+  EXPECT_EQ(outcomes_.at(1).failure, net::CallFailure::kTimeout);
+  EXPECT_NE(outcomes_.at(1).error.find("TLS handshake timed out"), std::string::npos)
+      << outcomes_.at(1).error;
+  done = true;
 }
 
 }  // namespace

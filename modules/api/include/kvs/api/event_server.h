@@ -46,8 +46,8 @@ struct EventServerOptions {
   // 400 that says so, then the connection closes.
   const net::Tls* tls = nullptr;
   // Requests for another shard are relayed by the loops themselves over pooled non-blocking
-  // connections (modules/api/forwarder.h) instead of a worker's blocking call. Not with TLS
-  // (the workers' client speaks it), nor to members named by DNS names (kvs.http.loop_forwarding).
+  // connections (modules/api/forwarder.h; TLS with `tls`) instead of a worker's blocking call.
+  // Not to members named by DNS names (kvs.http.loop_forwarding).
   bool forward_on_loops = true;
 };
 
