@@ -32,7 +32,7 @@ constexpr std::chrono::microseconds kGroupLinger{150};
 // kAlways: how long records nobody waits for (Urgency::kRelaxed) may wait for a prompt record to
 // share a group with before they are synced on their own. A node killed meanwhile loses at most
 // these replicated changes, which its peers hold durably and send again when it catches up.
-constexpr std::chrono::milliseconds kRelaxedLinger{10};
+constexpr std::chrono::microseconds kRelaxedLinger{10000};
 // An emptied buffer keeps at most this much capacity: a burst must not stay allocated for good.
 constexpr size_t kKeepCapacity = 1 << 20;
 // kInterval: the written but unsynced bytes are kept (to be written again should the sync fail)
@@ -392,10 +392,9 @@ void Wal::Run() {
           }
           if (linger_until == Clock::time_point{}) {
             linger_relaxed = relaxed;
-            linger_until = Clock::now() +
-                           (lazy      ? std::chrono::duration_cast<Clock::duration>(kLinger)
-                            : relaxed ? std::chrono::duration_cast<Clock::duration>(kRelaxedLinger)
-                                      : std::chrono::duration_cast<Clock::duration>(kGroupLinger));
+            linger_until = Clock::now() + (lazy      ? kLinger
+                                           : relaxed ? kRelaxedLinger
+                                                     : kGroupLinger);
           }
           if (Clock::now() >= linger_until) return true;
         }
