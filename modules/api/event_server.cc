@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -413,6 +414,7 @@ void EventServer::Loop::UpdateDate() {
 }
 
 void EventServer::Loop::Run() {
+  pthread_setname_np(pthread_self(), "kvs-loop");  // top -H, perf --sort comm
   epoll_event events[kMaxEvents];
   now_ = Clock::now();
   next_sweep_ = now_ + kSweepPeriod;

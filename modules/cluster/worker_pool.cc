@@ -1,5 +1,7 @@
 #include "kvs/cluster/worker_pool.h"
 
+#include <pthread.h>
+
 namespace kvs::cluster {
 
 WorkerPool::WorkerPool(size_t threads) {
@@ -26,6 +28,7 @@ void WorkerPool::Submit(std::function<void()> task) {
 }
 
 void WorkerPool::Run() {
+  pthread_setname_np(pthread_self(), "kvs-worker");  // top -H, perf --sort comm
   while (true) {
     std::function<void()> task;
     {

@@ -1,6 +1,7 @@
 #include "kvs/replication/peer_sender.h"
 
 #include <Poco/Logger.h>
+#include <pthread.h>
 
 #include <algorithm>
 
@@ -60,6 +61,7 @@ void PeerSender::Enqueue(std::shared_ptr<const Update> update) {
 }
 
 void PeerSender::Run() {
+  pthread_setname_np(pthread_self(), "kvs-send");  // top -H, perf --sort comm
   Poco::Logger& log = Poco::Logger::get("kvs.replication");
   std::chrono::milliseconds backoff = options_.backoff_min;
   std::vector<std::shared_ptr<const Update>> batch;

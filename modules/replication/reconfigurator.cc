@@ -1,6 +1,7 @@
 #include "kvs/replication/reconfigurator.h"
 
 #include <Poco/Logger.h>
+#include <pthread.h>
 
 #include <future>
 #include <map>
@@ -183,6 +184,7 @@ void Reconfigurator::Stage(const cluster::ClusterConfig& next) {
 }
 
 void Reconfigurator::StageLoop(Staging& st) {
+  pthread_setname_np(pthread_self(), "kvs-stage");  // top -H, perf --sort comm
   auto set_phase = [&](StagingProgress::Phase phase, std::string error = {}) {
     std::lock_guard lock(staging_mu_);
     st.progress.phase = phase;

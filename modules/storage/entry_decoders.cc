@@ -1,5 +1,7 @@
 #include "entry_decoders.h"
 
+#include <pthread.h>
+
 #include <exception>
 
 namespace kvs::storage {
@@ -72,6 +74,7 @@ uint64_t EntryDecoders::entries() {
 }
 
 void EntryDecoders::Work() {
+  pthread_setname_np(pthread_self(), "kvs-decode");  // top -H, perf --sort comm
   std::vector<LoggedEntryRef> scratch;
   std::unique_lock lock(mu_);
   while (true) {

@@ -3,6 +3,7 @@
 #include <Poco/Logger.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -464,6 +465,7 @@ uint64_t Journal::SnapshotThreshold() const {
 }
 
 void Journal::SnapshotLoop() {
+  pthread_setname_np(pthread_self(), "kvs-snapshot");  // top -H, perf --sort comm
   auto next_try = Clock::now();
   std::unique_lock lock(loop_mu_);
   while (!stop_) {

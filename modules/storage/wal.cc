@@ -2,6 +2,7 @@
 
 #include <Poco/Logger.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -142,6 +143,7 @@ Wal::Wal(std::string dir, uint64_t segment, int fd, const WalOptions& options)
 std::string Wal::PreparedPath() const { return dir_ + "/" + kPreparedSegmentName; }
 
 void Wal::Prepare() {
+  pthread_setname_np(pthread_self(), "kvs-wal-prep");
   std::unique_lock lock(prep_mu_);
   while (true) {
     prep_cv_.wait(lock, [&] { return prep_stop_ || !prepared_; });
@@ -368,6 +370,7 @@ void Wal::Notify() {
 }
 
 void Wal::Run() {
+  pthread_setname_np(pthread_self(), "kvs-wal");
   Clock::time_point next_sync = Clock::now() + options_.fsync_interval;
   Clock::time_point retry_at{};
   Clock::time_point linger_until{};  // when the buffered records are written at the latest
