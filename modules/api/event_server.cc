@@ -27,6 +27,7 @@
 #include "kvs/api/http_codec.h"
 #include "kvs/cluster/worker_pool.h"
 #include "kvs/net/tls.h"
+#include "kvs/replication/peer_sender.h"
 
 namespace kvs::api {
 namespace {
@@ -163,7 +164,16 @@ struct EventServer::Shared {
   std::unordered_map<PeerKey, int, PeerKeyHash> per_ip;  // GUARDED_BY(per_ip_mu)
 };
 
-class EventServer::Loop {
+// The loop this thread runs (null on other threads).
+thread_local const void* tl_running_loop = nullptr;
+
+// The first loop also sends the replication broadcasts (issue 14): as a SenderDriver it is told
+// when a shard peer's sender has a batch, relays it over its Forwarder (POST
+// /internal/replicate, signed with the cluster secret when one is set, the sender's call timeout)
+// and reports the outcome back. One batch per peer is in flight; a failed one backs off as the
+// sender says. No thread hand-off on either side: the loop that applied a write usually sends
+// its broadcast in the same turn, and the peer's answer is just another event.
+class EventServer::Loop : public replication::SenderDriver {
  public:
   explicit Loop(Shared& shared);
   ~Loop();
@@ -189,6 +199,12 @@ class EventServer::Loop {
   // When this loop's oldest idle connection became idle (steady clock ticks), kNoIdle if none.
   int64_t oldest_idle() const { return oldest_idle_.load(std::memory_order_relaxed); }
   static constexpr int64_t kNoIdle = std::numeric_limits<int64_t>::max();
+
+  // replication::SenderDriver (with forwarding on the loops, the first loop only).
+  bool Drives(const std::string& peer) override {
+    return forwarder_ != nullptr && Forwarder::Addressable(peer);
+  }
+  void Ready(std::shared_ptr<replication::PeerSender> sender) override;
 
  private:
   // How to answer a request, and how many input bytes it took.
@@ -219,8 +235,12 @@ class EventServer::Loop {
     size_t out_sent = 0;
     bool close_after_write = false;  // the last response ended the connection
     bool eof = false;                // the client closed its side
-    bool broken = false;             // socket error while a request was in flight
-    bool sent_continue = false;      // "100 Continue" sent for the request being received
+    // An input edge came since a read last found the socket empty. Without one there is
+    // nothing to read (edge-triggered: new bytes raise a new edge), so a connection whose
+    // answer just left does not ask the socket for a request its client has yet to send.
+    bool readable = true;
+    bool broken = false;         // socket error while a request was in flight
+    bool sent_continue = false;  // "100 Continue" sent for the request being received
     bool chunk_active = false;
     ChunkedDecoder chunk;
     std::string chunk_body;
@@ -303,8 +323,14 @@ class EventServer::Loop {
   // Writes the answer of the connection's request in flight (from a worker or relayed) and
   // goes on with the connection's next requests.
   void Complete(Conn& c, const Response& response);
-  // The Forwarder's outcome for the request relayed from connection `token`.
+  // The Forwarder's outcome for the request relayed from connection `token` (or for the
+  // broadcast batch `token`, see kBroadcastToken).
   void OnRelayed(uint64_t token, Forwarder::Outcome outcome);
+  // Starts the batches of the senders that became ready, and of those whose backoff ended.
+  void PumpBroadcasts();
+  // Takes the sender's next batch and relays it (or notes when to try again).
+  void SendBroadcast(std::shared_ptr<replication::PeerSender> sender);
+  void OnBroadcastDone(uint64_t token, const Forwarder::Outcome& outcome);
   // Holds `response` until its durable_lsn is durable; the connection reads nothing meanwhile.
   void HoldUntilDurable(Conn& c, Response response, const Answering& answering,
                         std::string_view method);
@@ -354,6 +380,21 @@ class EventServer::Loop {
   std::atomic<bool> has_durable_waits_{false};
   // Relays requests for other shards (null: forwarding left to the workers).
   std::unique_ptr<Forwarder> forwarder_;
+
+  // Broadcasts (SenderDriver). Ready() from any thread:
+  std::mutex ready_mu_;
+  std::vector<std::shared_ptr<replication::PeerSender>> ready_;  // GUARDED_BY(ready_mu_)
+  std::atomic<bool> has_ready_{false};
+  // Loop thread only:
+  std::vector<std::shared_ptr<replication::PeerSender>> ready_local_;
+  std::unordered_map<uint64_t, std::shared_ptr<replication::PeerSender>> broadcasts_;  // by token
+  std::vector<std::shared_ptr<replication::PeerSender>> backing_off_;
+  Clock::time_point next_retry_ = Clock::time_point::max();  // earliest end of a backoff
+  uint64_t broadcasts_started_ = 0;
+  Clock::time_point last_refusal_warning_;
+  // A broadcast's Forwarder token: (number << 3) | kBroadcastToken. A relayed request's token
+  // is its Conn*, whose low three bits are 0.
+  static constexpr uint64_t kBroadcastToken = 2;
 
   // epoll user data for the two non-connection descriptors.
   static constexpr uint64_t kListenerTag = 1;
@@ -415,6 +456,7 @@ void EventServer::Loop::UpdateDate() {
 
 void EventServer::Loop::Run() {
   pthread_setname_np(pthread_self(), "kvs-loop");  // top -H, perf --sort comm
+  tl_running_loop = this;
   epoll_event events[kMaxEvents];
   now_ = Clock::now();
   next_sweep_ = now_ + kSweepPeriod;
@@ -424,10 +466,12 @@ void EventServer::Loop::Run() {
       if (conns_.empty() || now_ >= shared_.stop_deadline) break;
     }
     ReleaseDurable();
+    PumpBroadcasts();
     // Requests relayed since the last wait leave now, one write per peer connection.
     if (forwarder_ != nullptr) forwarder_->Flush();
+    const Clock::time_point wake_at = std::min(next_sweep_, next_retry_);
     const int timeout_ms = static_cast<int>(std::max<int64_t>(
-        1, std::chrono::duration_cast<std::chrono::milliseconds>(next_sweep_ - now_).count()));
+        1, std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now_).count()));
     const int n = ::epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
     now_ = Clock::now();
     UpdateDate();
@@ -593,6 +637,7 @@ void EventServer::Loop::AddConnection(const Accepted& accepted) {
 }
 
 void EventServer::Loop::OnEvent(Conn& c, uint32_t events) {
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) c.readable = true;
   if (c.state == Conn::State::kInFlight) {
     // The answer is not ready; input waits in the socket. Remember a dead socket so that
     // the answer is not written to it.
@@ -700,7 +745,8 @@ void EventServer::Loop::PumpIo(Conn& c) {
     return;
   }
   if (!Flush(c)) return;
-  bool socket_empty = false;
+  // (With TLS, OpenSSL may hold bytes it read from the socket: always asked.)
+  bool socket_empty = c.tls == Conn::Tls::kOff && !c.readable;
   while (c.state == Conn::State::kReading) {
     ProcessInput(c);
     if (!Flush(c)) return;
@@ -712,6 +758,7 @@ void EventServer::Loop::PumpIo(Conn& c) {
         break;
       case ReadResult::kDrained:
         socket_empty = true;
+        c.readable = false;
         break;
       case ReadResult::kEof:
         c.eof = true;
@@ -1123,7 +1170,96 @@ void EventServer::Loop::Complete(Conn& c, const Response& response) {
   Pump(c);
 }
 
+void EventServer::Loop::Ready(std::shared_ptr<replication::PeerSender> sender) {
+  bool was_empty = false;
+  {
+    std::lock_guard lock(ready_mu_);
+    was_empty = ready_.empty();
+    ready_.push_back(std::move(sender));
+    has_ready_.store(true, std::memory_order_release);
+  }
+  // On this loop's own thread (a write it applied) PumpBroadcasts runs before it waits.
+  if (was_empty && tl_running_loop != this) Wake();
+}
+
+void EventServer::Loop::PumpBroadcasts() {
+  if (has_ready_.load(std::memory_order_acquire)) {
+    {
+      std::lock_guard lock(ready_mu_);
+      ready_local_.swap(ready_);
+      has_ready_.store(false, std::memory_order_relaxed);
+    }
+    for (auto& sender : ready_local_) SendBroadcast(std::move(sender));
+    ready_local_.clear();
+  }
+  if (now_ >= next_retry_) {
+    next_retry_ = Clock::time_point::max();
+    std::vector<std::shared_ptr<replication::PeerSender>> due;
+    due.swap(backing_off_);
+    for (auto& sender : due) SendBroadcast(std::move(sender));
+  }
+}
+
+void EventServer::Loop::SendBroadcast(std::shared_ptr<replication::PeerSender> sender) {
+  std::optional<replication::PeerSender::Batch> batch = sender->TakeBatch();
+  if (!batch) {
+    const Clock::time_point retry_at = sender->retry_at();
+    if (retry_at > now_) {
+      next_retry_ = std::min(next_retry_, retry_at);
+      backing_off_.push_back(std::move(sender));
+    }
+    return;
+  }
+  static constexpr std::string_view kPath = "/internal/replicate";
+  Request request;
+  request.method = "POST";
+  request.target = kPath;
+  request.body = batch->body;
+  ForwardPlan plan;
+  plan.members.push_back(sender->peer());
+  plan.answer_timeout = sender->call_timeout();
+  if (const auth::ClusterAuth* auth = service_.cluster_auth()) {
+    plan.headers.emplace_back(auth::kAuthHeader, auth->Sign("POST", kPath, batch->body));
+  }
+  const uint64_t token = (++broadcasts_started_ << 3) | kBroadcastToken;
+  broadcasts_.emplace(token, std::move(sender));
+  forwarder_->Start(token, request, plan);
+}
+
+void EventServer::Loop::OnBroadcastDone(uint64_t token, const Forwarder::Outcome& outcome) {
+  auto it = broadcasts_.find(token);
+  if (it == broadcasts_.end()) return;
+  std::shared_ptr<replication::PeerSender> sender = std::move(it->second);
+  broadcasts_.erase(it);
+  const bool ok = outcome.status >= 200 && outcome.status < 300;
+  std::string error;
+  if (!ok) {
+    error = outcome.status == 0
+                ? outcome.error
+                : "status " + std::to_string(outcome.status) + " " + outcome.body.substr(0, 200);
+    // A peer that refuses our credential or certificate is a configuration error worth a
+    // warning (every 10 s at most), as the workers' client gives.
+    if ((outcome.status == 401 || outcome.failure == net::CallFailure::kTls) &&
+        now_ - last_refusal_warning_ >= std::chrono::seconds(10)) {
+      last_refusal_warning_ = now_;
+      Poco::Logger::get("kvs.replication")
+          .warning("replicate to %s refused: %s", sender->peer(), error);
+    }
+  }
+  if (sender->Finished(ok, error)) {
+    SendBroadcast(std::move(sender));
+  } else if (!ok) {
+    const Clock::time_point retry_at = sender->retry_at();
+    next_retry_ = std::min(next_retry_, retry_at);
+    backing_off_.push_back(std::move(sender));
+  }
+}
+
 void EventServer::Loop::OnRelayed(uint64_t token, Forwarder::Outcome outcome) {
+  if ((token & 7) == kBroadcastToken) {
+    OnBroadcastDone(token, outcome);
+    return;
+  }
   Conn& c = *reinterpret_cast<Conn*>(token);
   const Response response =
       outcome.status != 0
@@ -1197,6 +1333,8 @@ void EventServer::Start() {
     });
   }
   for (auto& loop : loops_) loop->Start();
+  // Broadcasts to shard peers leave from the first loop rather than from a thread per peer.
+  if (options_.forward_on_loops) service_.replicator().SetSenderDriver(loops_.front().get());
   if (storage::Journal* journal = service_.journal()) {
     journal->SetDurabilityListener([shared = shared_.get()] {
       for (Loop* loop : shared->loops) loop->OnDurable();
@@ -1208,6 +1346,8 @@ void EventServer::Start() {
 void EventServer::Stop(std::chrono::milliseconds grace) {
   if (!started_) return;
   started_ = false;
+  // Queued broadcasts go back to sender threads, which outlive the loops.
+  if (options_.forward_on_loops) service_.replicator().SetSenderDriver(nullptr);
   shared_->stop_deadline = Clock::now() + grace;
   shared_->stopping.store(true, std::memory_order_release);
   for (auto& loop : loops_) loop->Wake();

@@ -65,7 +65,8 @@ struct Forwarder::Job {
   std::string line;  // "METHOD target HTTP/1.1\r\n"
   std::string rest;  // the other headers, the blank line and the body
   std::vector<std::string> members;
-  bool is_read = false;      // GET: may be pipelined behind other requests
+  bool is_read = false;  // GET: may be pipelined behind other requests
+  std::chrono::milliseconds answer_timeout{0};
   size_t next = 0;           // index of the member being tried
   bool fresh_tried = false;  // the stale keep-alive retry was used on this member
   std::string last_error = "no member";
@@ -114,22 +115,32 @@ Forwarder::~Forwarder() {
   }
 }
 
-Forwarder::Member* Forwarder::MemberOf(const std::string& name) {
-  auto it = members_.find(name);
-  if (it != members_.end()) return &it->second;
+bool Forwarder::ParseMember(const std::string& name, sockaddr_in& address) {
   const size_t colon = name.rfind(':');
-  if (colon == std::string::npos) return nullptr;
+  if (colon == std::string::npos) return false;
   const std::string host = name.substr(0, colon);
   unsigned port = 0;
   const char* first = name.data() + colon + 1;
   const char* last = name.data() + name.size();
   const auto [end, ec] = std::from_chars(first, last, port);
-  if (ec != std::errc() || end != last || port == 0 || port > 65535) return nullptr;
+  if (ec != std::errc() || end != last || port == 0 || port > 65535) return false;
+  address = sockaddr_in{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  return ::inet_pton(AF_INET, host.c_str(), &address.sin_addr) == 1;
+}
+
+bool Forwarder::Addressable(const std::string& member) {
+  sockaddr_in address{};
+  return ParseMember(member, address);
+}
+
+Forwarder::Member* Forwarder::MemberOf(const std::string& name) {
+  auto it = members_.find(name);
+  if (it != members_.end()) return &it->second;
   Member member;
-  member.host = host;
-  member.address.sin_family = AF_INET;
-  member.address.sin_port = htons(static_cast<uint16_t>(port));
-  if (::inet_pton(AF_INET, host.c_str(), &member.address.sin_addr) != 1) return nullptr;
+  if (!ParseMember(name, member.address)) return nullptr;
+  member.host = name.substr(0, name.rfind(':'));
   return &members_.emplace(name, std::move(member)).first->second;
 }
 
@@ -141,6 +152,7 @@ bool Forwarder::Reachable(const ForwardPlan& plan) {
 void Forwarder::Start(uint64_t token, const Request& request, const ForwardPlan& plan) {
   auto job = std::make_unique<Job>();
   job->token = token;
+  job->answer_timeout = options_.answer_timeout;
   job->line.reserve(request.method.size() + request.target.size() + 12);
   job->line.append(request.method).append(" ").append(request.target).append(" HTTP/1.1\r\n");
   job->rest.reserve(160 + request.body.size());
@@ -153,6 +165,7 @@ void Forwarder::Start(uint64_t token, const Request& request, const ForwardPlan&
   job->rest.append("\r\n").append(request.body);
   job->members = plan.members;
   job->is_read = request.method == "GET";
+  if (plan.answer_timeout.count() > 0) job->answer_timeout = plan.answer_timeout;
   ++in_flight_;
   // Never answered from here: the caller is in the middle of handling its connection.
   Dispatch(std::move(job), /*fresh_connection=*/false);
@@ -260,7 +273,7 @@ Forwarder::PeerConn* Forwarder::Open(Member& member, const std::string& name, Jo
 }
 
 void Forwarder::Queue(PeerConn& conn, std::unique_ptr<Job> job) {
-  job->deadline = Clock::now() + options_.answer_timeout;
+  job->deadline = Clock::now() + job->answer_timeout;
   conn.out.append(job->line).append("Host: ").append(conn.name).append("\r\n").append(job->rest);
   conn.jobs.push_back(std::move(job));
   if (!conn.dirty) {
@@ -431,6 +444,10 @@ void Forwarder::Read(PeerConn& conn) {
         return;
       }
     }
+    // A short plain read emptied the socket: the next arrival raises a new edge, so asking
+    // again would only return EAGAIN (a system call per answer saved). OpenSSL returns one
+    // record at a time, so with TLS the loop goes on until it would block.
+    if (conn.ssl == nullptr && static_cast<size_t>(n) < kReadBufferBytes) return;
   }
 }
 

@@ -79,6 +79,8 @@ class Forwarder {
 
   // Whether every member of `plan` can be reached without blocking (numeric IPv4 host:port).
   bool Reachable(const ForwardPlan& plan);
+  // Whether `member` ("host:port") is a numeric IPv4 address and port, which Start can reach.
+  static bool Addressable(const std::string& member);
   // Sends `request` (method, target, body: copied) with the plan's headers to its first member.
   // `token` comes back with the outcome.
   void Start(uint64_t token, const Request& request, const ForwardPlan& plan);
@@ -101,6 +103,7 @@ class Forwarder {
   };
 
   Member* MemberOf(const std::string& member);
+  static bool ParseMember(const std::string& name, sockaddr_in& address);
   // Sends `job` to its current member (or fails it when none is left).
   void Dispatch(std::unique_ptr<Job> job, bool fresh_connection);
   // A new connection to `member`; nullptr (the reason in job.last_error) if it cannot be made.

@@ -6,17 +6,25 @@
 #include <algorithm>
 
 namespace kvs::replication {
+namespace {
+
+Poco::Logger& Log() { return Poco::Logger::get("kvs.replication"); }
+
+}  // namespace
 
 PeerSender::PeerSender(std::string self, std::string peer, net::PeerClient& client,
                        SenderOptions options, std::function<bool(const std::string&)> in_view,
-                       SenderCounters& counters)
+                       SenderCounters& counters, SenderDriver* driver)
     : self_(std::move(self)),
       peer_(std::move(peer)),
       client_(client),
       options_(options),
       in_view_(std::move(in_view)),
       counters_(counters),
-      thread_([this] { Run(); }) {}
+      driver_(driver),
+      backoff_(options.backoff_min) {
+  if (driver_ == nullptr) thread_ = std::thread([this] { Run(); });
+}
 
 PeerSender::~PeerSender() {
   {
@@ -24,7 +32,7 @@ PeerSender::~PeerSender() {
     stop_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 void PeerSender::DropAllLocked() {
@@ -43,9 +51,11 @@ PeerSender::QueueState PeerSender::Snapshot() const {
 
 void PeerSender::Enqueue(std::shared_ptr<const Update> update) {
   bool was_empty = false;
-  const auto now = std::chrono::steady_clock::now();
+  bool ready = false;
+  const auto now = Clock::now();
   {
     std::lock_guard lock(mu_);
+    if (stop_) return;  // detached: its successor has the queue
     if (queue_.size() >= options_.queue_max) {
       queue_.pop_front();
       queued_at_.pop_front();
@@ -54,17 +64,127 @@ void PeerSender::Enqueue(std::shared_ptr<const Update> update) {
     was_empty = queue_.empty();
     queue_.push_back(std::move(update));
     queued_at_.push_back(now);
+    if (driver_ != nullptr && !sending_ && !signalled_ && now >= retry_at_) {
+      signalled_ = true;
+      ready = true;
+    }
+  }
+  if (driver_ != nullptr) {
+    if (ready) driver_->Ready(shared_from_this());
+    return;
   }
   // The sender only waits on an empty queue: while it sends, writes pile up for the next
   // batch without a wake-up (a futex call) each.
   if (was_empty) cv_.notify_one();
 }
 
+std::deque<std::shared_ptr<const Update>> PeerSender::Detach() {
+  std::deque<std::shared_ptr<const Update>> out;
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    out.swap(queue_);
+    queued_at_.clear();
+  }
+  cv_.notify_all();
+  return out;
+}
+
+void PeerSender::Adopt(std::deque<std::shared_ptr<const Update>> updates) {
+  if (updates.empty()) return;
+  bool ready = false;
+  const auto now = Clock::now();
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return;
+    for (auto& u : updates) {
+      queue_.push_back(std::move(u));
+      queued_at_.push_back(now);
+    }
+    while (queue_.size() > options_.queue_max) {
+      queue_.pop_front();
+      queued_at_.pop_front();
+      counters_.dropped.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (driver_ != nullptr && !sending_ && !signalled_) {
+      signalled_ = true;
+      ready = true;
+    }
+  }
+  if (ready) driver_->Ready(shared_from_this());
+  cv_.notify_one();
+}
+
+void PeerSender::TakeFrontLocked() {
+  const size_t n = std::min(queue_.size(), options_.batch_max);
+  in_flight_.assign(queue_.begin(), queue_.begin() + static_cast<long>(n));
+}
+
+void PeerSender::PopSentLocked() {
+  // Only the front in_flight_.size() items were sent; anything dropped meanwhile shrank the
+  // queue from the front, so pop what is still there of the batch.
+  size_t popped = 0;
+  while (!queue_.empty() && popped < in_flight_.size() && queue_.front() == in_flight_[popped]) {
+    queue_.pop_front();
+    queued_at_.pop_front();
+    ++popped;
+  }
+  counters_.sent.fetch_add(in_flight_.size(), std::memory_order_relaxed);
+}
+
+std::optional<PeerSender::Batch> PeerSender::TakeBatch() {
+  std::vector<const Update*> raw;
+  {
+    std::lock_guard lock(mu_);
+    signalled_ = false;
+    const auto now = Clock::now();
+    if (stop_ || sending_ || queue_.empty() || now < retry_at_) return std::nullopt;
+    if (queue_.size() < options_.batch_max && now < queued_at_.front() + options_.linger) {
+      // Lingering for more: the driver comes back then (Enqueue does not signal meanwhile).
+      retry_at_ = queued_at_.front() + options_.linger;
+      return std::nullopt;
+    }
+    if (!in_view_(peer_)) {
+      // The peer is down: it will catch up by anti-entropy when it returns.
+      DropAllLocked();
+      return std::nullopt;
+    }
+    TakeFrontLocked();
+    sending_ = true;
+  }
+  // in_flight_ belongs to the driver's thread until Finished(): encoded without the lock.
+  raw.reserve(in_flight_.size());
+  for (const auto& u : in_flight_) raw.push_back(u.get());
+  Batch batch;
+  batch.body = EncodeBatch(self_, raw);
+  batch.updates = raw.size();
+  return batch;
+}
+
+bool PeerSender::Finished(bool ok, std::string_view error) {
+  std::lock_guard lock(mu_);
+  sending_ = false;
+  if (ok) {
+    if (!stop_) PopSentLocked();
+    backoff_ = options_.backoff_min;
+    retry_at_ = {};
+  } else {
+    Log().debug("replicate to %s failed (%s); retrying in %d ms", peer_, std::string(error),
+                static_cast<int>(backoff_.count()));
+    retry_at_ = Clock::now() + backoff_;
+    backoff_ = std::min(backoff_ * 2, options_.backoff_max);
+  }
+  in_flight_.clear();
+  return ok && !stop_ && !queue_.empty();
+}
+
+PeerSender::Clock::time_point PeerSender::retry_at() const {
+  std::lock_guard lock(mu_);
+  return retry_at_;
+}
+
 void PeerSender::Run() {
   pthread_setname_np(pthread_self(), "kvs-send");  // top -H, perf --sort comm
-  Poco::Logger& log = Poco::Logger::get("kvs.replication");
-  std::chrono::milliseconds backoff = options_.backoff_min;
-  std::vector<std::shared_ptr<const Update>> batch;
   std::vector<const Update*> raw;
   while (true) {
     {
@@ -81,33 +201,26 @@ void PeerSender::Run() {
         DropAllLocked();
         continue;
       }
-      const size_t n = std::min(queue_.size(), options_.batch_max);
-      batch.assign(queue_.begin(), queue_.begin() + static_cast<long>(n));
+      TakeFrontLocked();
     }
     raw.clear();
-    for (const auto& u : batch) raw.push_back(u.get());
+    for (const auto& u : in_flight_) raw.push_back(u.get());
     const net::CallResult result = client_.Call(peer_, "POST", "/internal/replicate",
                                                 EncodeBatch(self_, raw), options_.call_timeout);
     std::unique_lock lock(mu_);
     if (result.ok()) {
-      // Only the front `batch.size()` items were sent; anything dropped meanwhile shrank the
-      // queue from the front, so pop what is still there of the batch.
-      size_t popped = 0;
-      while (!queue_.empty() && popped < batch.size() && queue_.front() == batch[popped]) {
-        queue_.pop_front();
-        queued_at_.pop_front();
-        ++popped;
-      }
-      counters_.sent.fetch_add(batch.size(), std::memory_order_relaxed);
-      backoff = options_.backoff_min;
+      PopSentLocked();
+      in_flight_.clear();
+      backoff_ = options_.backoff_min;
       continue;
     }
-    log.debug("replicate to %s failed (%s); retrying in %d ms", peer_,
-              result.error.empty() ? "status " + std::to_string(result.status) : result.error,
-              static_cast<int>(backoff.count()));
-    cv_.wait_for(lock, backoff, [&] { return stop_; });
+    in_flight_.clear();
+    Log().debug("replicate to %s failed (%s); retrying in %d ms", peer_,
+                result.error.empty() ? "status " + std::to_string(result.status) : result.error,
+                static_cast<int>(backoff_.count()));
+    cv_.wait_for(lock, backoff_, [&] { return stop_; });
     if (stop_) return;
-    backoff = std::min(backoff * 2, options_.backoff_max);
+    backoff_ = std::min(backoff_ * 2, options_.backoff_max);
   }
 }
 

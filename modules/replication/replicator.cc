@@ -75,26 +75,50 @@ bool Replicator::SameShardOrigin(const std::string& origin) const {
   return mine && config->ShardOf(*address) == mine;
 }
 
+std::shared_ptr<PeerSender> Replicator::MakeSenderLocked(const std::string& peer) {
+  SenderDriver* driver = driver_ != nullptr && driver_->Drives(peer) ? driver_ : nullptr;
+  return std::make_shared<PeerSender>(
+      self_, peer, client_, options_.sender,
+      [this](const std::string& p) {
+        auto address = cluster::Address::Parse(p);
+        return address && cluster_.InView(*address);
+      },
+      sender_counters_, driver);
+}
+
 void Replicator::RefreshPeers() {
   const std::vector<std::string> peers = ShardPeers(/*live_only=*/false);
-  std::unique_lock lock(senders_mu_);
-  for (auto it = senders_.begin(); it != senders_.end();) {
-    if (std::find(peers.begin(), peers.end(), it->first) == peers.end()) {
-      it = senders_.erase(it);
-    } else {
-      ++it;
+  std::vector<std::shared_ptr<PeerSender>> gone;  // stopped after the lock is released
+  {
+    std::unique_lock lock(senders_mu_);
+    for (auto it = senders_.begin(); it != senders_.end();) {
+      if (std::find(peers.begin(), peers.end(), it->first) == peers.end()) {
+        gone.push_back(std::move(it->second));
+        it = senders_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    has_peers_.store(!peers.empty(), std::memory_order_release);
+    for (const std::string& peer : peers) {
+      if (!senders_.contains(peer)) senders_.emplace(peer, MakeSenderLocked(peer));
     }
   }
-  has_peers_.store(!peers.empty(), std::memory_order_release);
-  for (const std::string& peer : peers) {
-    if (senders_.contains(peer)) continue;
-    senders_.emplace(peer, std::make_unique<PeerSender>(
-                               self_, peer, client_, options_.sender,
-                               [this](const std::string& p) {
-                                 auto address = cluster::Address::Parse(p);
-                                 return address && cluster_.InView(*address);
-                               },
-                               sender_counters_));
+}
+
+void Replicator::SetSenderDriver(SenderDriver* driver) {
+  std::vector<std::shared_ptr<PeerSender>> replaced;  // stopped after the lock is released
+  {
+    std::unique_lock lock(senders_mu_);
+    driver_ = driver;
+    for (auto& [peer, sender] : senders_) {
+      if (sender->driver() == (driver_ != nullptr && driver_->Drives(peer) ? driver_ : nullptr)) {
+        continue;
+      }
+      std::shared_ptr<PeerSender> next = MakeSenderLocked(peer);
+      next->Adopt(sender->Detach());
+      replaced.push_back(std::exchange(sender, std::move(next)));
+    }
   }
 }
 

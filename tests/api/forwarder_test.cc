@@ -263,6 +263,52 @@ TEST_F(ForwarderTest, SilentMemberTimesOutAndTheNextAnswers) {
   done = true;
 }
 
+TEST_F(ForwarderTest, APlansOwnAnswerTimeoutOverridesTheDefault) {
+  std::atomic<bool> done{false};
+  FakeMember silent([&](int fd, int) {
+    std::string buffer;
+    ReadRequest(fd, buffer);
+    char byte;
+    while (!done.load() && ::recv(fd, &byte, 1, 0) > 0) {
+    }
+  });
+  Make();  // the default answer timeout: 25 s
+  ForwardPlan plan;
+  plan.members = {silent.name()};
+  plan.answer_timeout = 200ms;
+  Request request;
+  request.method = "POST";
+  request.target = "/internal/replicate";
+  request.body = "{}";
+  const auto start = std::chrono::steady_clock::now();
+  forwarder_->Start(1, request, plan);
+  RunUntil(1);
+  EXPECT_EQ(outcomes_.at(1).failure, net::CallFailure::kTimeout);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
+  done = true;
+}
+
+TEST_F(ForwarderTest, AnAnswerArrivingInPiecesIsPutTogether) {
+  // The head, then (after the first piece was surely read on its own) the body: each piece is
+  // a short read, and the second comes with an edge of its own.
+  FakeMember member([](int fd, int) {
+    std::string buffer;
+    while (!ReadRequest(fd, buffer).empty()) {
+      const std::string answer = Answer(200, R"({"replicated":3})");
+      const size_t cut = answer.size() - 5;
+      ::send(fd, answer.data(), cut, MSG_NOSIGNAL);
+      std::this_thread::sleep_for(50ms);
+      ::send(fd, answer.data() + cut, answer.size() - cut, MSG_NOSIGNAL);
+    }
+  });
+  Make();
+  Start(1, "/kvs/keys/a", {member.name()});
+  Start(2, "/kvs/keys/b", {member.name()});
+  RunUntil(2);
+  EXPECT_EQ(outcomes_.at(1).body, R"({"replicated":3})");
+  EXPECT_EQ(outcomes_.at(2).body, R"({"replicated":3})");
+}
+
 TEST_F(ForwarderTest, MalformedAnswerFailsOverToTheNext) {
   FakeMember garbage([](int fd, int) {
     std::string buffer;

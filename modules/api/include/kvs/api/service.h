@@ -62,6 +62,8 @@ struct ForwardPlan {
   // X-Kvs-Hops, X-Kvs-Epoch and X-Request-Id as sent by Service::Forward.
   std::vector<std::pair<std::string_view, std::string>> headers;
   std::chrono::steady_clock::time_point start;  // when TryHandle took the request
+  // How long to wait for the answer; 0: the front end's default (kForwardTimeout).
+  std::chrono::milliseconds answer_timeout{0};
 };
 
 // Who may do what (issue 12). Both off by default, as in the SPEC.
@@ -164,6 +166,13 @@ class Service {
   // The node's journal, or null (memory mode): front ends release answers with durable_lsn set
   // once it reports them durable.
   storage::Journal* journal() const { return journal_; }
+  // What a front end that sends the replication broadcasts itself needs: the replicator (to
+  // drive its senders) and the cluster credential its calls are signed with (null: none).
+  replication::Replicator& replicator() const { return replicator_; }
+  const auth::ClusterAuth* cluster_auth() const {
+    return security_.cluster != nullptr && security_.cluster->enabled() ? security_.cluster
+                                                                        : nullptr;
+  }
   // While true (recovery from disk), /health and /metrics are served; node-to-node calls get
   // 503 with a JSON reason, and client requests wait up to kRecoveryWait, then 503.
   void SetRecovering(bool recovering) { recovering_.store(recovering, std::memory_order_release); }

@@ -131,6 +131,9 @@ class Replicator {
   // One anti-entropy round: sync with every live shard peer, then collect tombstones that
   // every member has applied.
   void AntiEntropyRound();
+  // Broadcasts go through `driver` (the event loops) from now on, for every peer it Drives();
+  // nullptr: each peer's sender thread again. Queued updates move to the new senders.
+  void SetSenderDriver(SenderDriver* driver);
   // Starts/stops per-peer senders to match the current shard membership.
   void RefreshPeers();
   // Pulls every entry of this node's shard from a live peer (a member that just joined or
@@ -238,6 +241,8 @@ class Replicator {
   // The first same-shard dependency in `m` not yet applied here (contiguously), or null.
   const std::string* FirstMissing(const causal::Metadata& m) const;
   std::vector<std::string> ShardPeers(bool live_only) const;
+  // A sender for `peer`, driven when driver_ drives it. REQUIRES: senders_mu_ held.
+  std::shared_ptr<PeerSender> MakeSenderLocked(const std::string& peer);
   bool WaitReady(std::chrono::steady_clock::time_point deadline);
   void CollectTombstones();
   // Recomputes stable_ from the members' last reported vectors.
@@ -257,7 +262,8 @@ class Replicator {
   SenderCounters sender_counters_;
 
   mutable std::shared_mutex senders_mu_;
-  std::map<std::string, std::unique_ptr<PeerSender>> senders_;  // GUARDED_BY(senders_mu_)
+  std::map<std::string, std::shared_ptr<PeerSender>> senders_;  // GUARDED_BY(senders_mu_)
+  SenderDriver* driver_ = nullptr;                              // GUARDED_BY(senders_mu_)
 
   std::mutex peer_vv_mu_;
   std::map<std::string, causal::VersionVector> peer_vv_;  // GUARDED_BY(peer_vv_mu_)
