@@ -55,7 +55,8 @@ const std::vector<Tunable>& Tunables() {
        "poco: threads, each serving one connection at a time"},
       {"kvs.http.loop_forwarding", "true",
        "epoll: requests for another shard are relayed by the event loops over pooled "
-       "non-blocking connections, TLS with kvs.tls.* (false: by a worker's blocking call; "
+       "non-blocking connections, TLS with kvs.tls.*, and broadcasts to shard peers leave "
+       "from the first loop (false: a worker's blocking call and a sender thread per peer; "
        "always so for members named by DNS names)"},
       {"kvs.http.max_connections", "10000",
        "epoll: open client connections at most; at the limit the oldest idle keep-alive "
