@@ -466,9 +466,13 @@ void EventServer::Loop::Run() {
       if (conns_.empty() || now_ >= shared_.stop_deadline) break;
     }
     ReleaseDurable();
-    PumpBroadcasts();
-    // Requests relayed since the last wait leave now, one write per peer connection.
-    if (forwarder_ != nullptr) forwarder_->Flush();
+    // Requests relayed and broadcast batches taken since the last wait leave now, one write
+    // per peer connection. A relayed answer handled meanwhile may let a pipelined write in,
+    // whose broadcast then waits in ready_ with no wake-up to come: pumped again.
+    do {
+      PumpBroadcasts();
+      if (forwarder_ != nullptr) forwarder_->Flush();
+    } while (has_ready_.load(std::memory_order_acquire));
     const Clock::time_point wake_at = std::min(next_sweep_, next_retry_);
     const int timeout_ms = static_cast<int>(std::max<int64_t>(
         1, std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - now_).count()));

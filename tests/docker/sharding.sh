@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Docker sharding test (SPEC §3, §4, §6): ./build.sh brings up the six-node, two-shard cluster;
 # through the published host ports 8082-8087 only, one causal client (passing its metadata
-# along) writes 600 keys round robin, the keys must spread evenly over the shards and be readable
+# along) writes 300 keys round robin, the keys must spread evenly over the shards and be readable
 # at a different node than the one that took the write. Then a seventh container (node7,
 # 10.10.0.8, no SHARD_COUNT, no published port) joins every view and is added to shard 1;
 # reshard to 10 is refused, reshard to 3 succeeds and every key is still there, spread evenly.
@@ -13,7 +13,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 NODES=6
-KEYS=600
+KEYS=300
 BASE_PORT=8082            # node i (0-based) -> 8082 + i
 KEY_MAX_TIME=15           # seconds: a key request may be forwarded and pull a dependency
 SHARD_OP_MAX_TIME=120     # seconds: reshard answers once every key has moved
