@@ -6,11 +6,6 @@
 #include <algorithm>
 
 namespace kvs::replication {
-namespace {
-
-Poco::Logger& Log() { return Poco::Logger::get("kvs.replication"); }
-
-}  // namespace
 
 PeerSender::PeerSender(std::string self, std::string peer, net::PeerClient& client,
                        SenderOptions options, std::function<bool(const std::string&)> in_view,
@@ -169,8 +164,9 @@ bool PeerSender::Finished(bool ok, std::string_view error) {
     backoff_ = options_.backoff_min;
     retry_at_ = {};
   } else {
-    Log().debug("replicate to %s failed (%s); retrying in %d ms", peer_, std::string(error),
-                static_cast<int>(backoff_.count()));
+    Poco::Logger::get("kvs.replication")
+        .debug("replicate to %s failed (%s); retrying in %d ms", peer_, std::string(error),
+               static_cast<int>(backoff_.count()));
     retry_at_ = Clock::now() + backoff_;
     backoff_ = std::min(backoff_ * 2, options_.backoff_max);
   }
@@ -215,9 +211,10 @@ void PeerSender::Run() {
       continue;
     }
     in_flight_.clear();
-    Log().debug("replicate to %s failed (%s); retrying in %d ms", peer_,
-                result.error.empty() ? "status " + std::to_string(result.status) : result.error,
-                static_cast<int>(backoff_.count()));
+    Poco::Logger::get("kvs.replication")
+        .debug("replicate to %s failed (%s); retrying in %d ms", peer_,
+               result.error.empty() ? "status " + std::to_string(result.status) : result.error,
+               static_cast<int>(backoff_.count()));
     cv_.wait_for(lock, backoff_, [&] { return stop_; });
     if (stop_) return;
     backoff_ = std::min(backoff_ * 2, options_.backoff_max);

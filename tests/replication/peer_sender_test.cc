@@ -32,7 +32,7 @@ struct FakeDriver : SenderDriver {
   std::vector<std::shared_ptr<PeerSender>> ready;
 };
 
-std::shared_ptr<const Update> MakeUpdate(const std::string& key, uint64_t seq) {
+std::shared_ptr<const Update> QueuedUpdate(const std::string& key, uint64_t seq) {
   store::Entry entry;
   entry.value = "v" + std::to_string(seq);
   entry.version = store::Version{seq, "127.0.0.1:1#1.0", seq};
@@ -73,8 +73,8 @@ class PeerSenderTest : public ::testing::Test {
 TEST_F(PeerSenderTest, OneBatchInFlightAndWhatArrivesMeanwhileIsTheNext) {
   auto sender = Make(NoLinger());
   EXPECT_TRUE(sender->driven());
-  sender->Enqueue(MakeUpdate("a", 1));
-  sender->Enqueue(MakeUpdate("b", 2));
+  sender->Enqueue(QueuedUpdate("a", 1));
+  sender->Enqueue(QueuedUpdate("b", 2));
   EXPECT_EQ(driver_.ReadyCount(), 1u);  // told once, not per update
 
   auto first = sender->TakeBatch();
@@ -83,7 +83,7 @@ TEST_F(PeerSenderTest, OneBatchInFlightAndWhatArrivesMeanwhileIsTheNext) {
   EXPECT_EQ(KeysOf(*first), (std::vector<std::string>{"a", "b"}));
   EXPECT_FALSE(sender->TakeBatch());  // one in flight at a time
 
-  sender->Enqueue(MakeUpdate("c", 3));
+  sender->Enqueue(QueuedUpdate("c", 3));
   EXPECT_EQ(driver_.ReadyCount(), 1u);       // the driver asks again when the batch is done
   EXPECT_EQ(sender->Snapshot().queued, 3u);  // nothing leaves before it is acknowledged
 
@@ -96,7 +96,7 @@ TEST_F(PeerSenderTest, OneBatchInFlightAndWhatArrivesMeanwhileIsTheNext) {
   EXPECT_FALSE(sender->Finished(true, ""));  // nothing left
   EXPECT_EQ(sender->Snapshot().queued, 0u);
 
-  sender->Enqueue(MakeUpdate("d", 4));
+  sender->Enqueue(QueuedUpdate("d", 4));
   EXPECT_EQ(driver_.ReadyCount(), 2u);  // idle again: the next update tells the driver
 }
 
@@ -104,7 +104,7 @@ TEST_F(PeerSenderTest, BatchesAreCappedAtBatchMax) {
   SenderOptions options = NoLinger();
   options.batch_max = 3;
   auto sender = Make(options);
-  for (uint64_t i = 1; i <= 5; ++i) sender->Enqueue(MakeUpdate("k" + std::to_string(i), i));
+  for (uint64_t i = 1; i <= 5; ++i) sender->Enqueue(QueuedUpdate("k" + std::to_string(i), i));
   auto first = sender->TakeBatch();
   ASSERT_TRUE(first);
   EXPECT_EQ(KeysOf(*first), (std::vector<std::string>{"k1", "k2", "k3"}));
@@ -119,7 +119,7 @@ TEST_F(PeerSenderTest, AFailedBatchIsResentAfterABackoffThatDoubles) {
   options.backoff_min = std::chrono::milliseconds(20);
   options.backoff_max = std::chrono::milliseconds(1000);
   auto sender = Make(options);
-  sender->Enqueue(MakeUpdate("a", 1));
+  sender->Enqueue(QueuedUpdate("a", 1));
   ASSERT_TRUE(sender->TakeBatch());
 
   Clock::time_point before = Clock::now();
@@ -127,7 +127,7 @@ TEST_F(PeerSenderTest, AFailedBatchIsResentAfterABackoffThatDoubles) {
   Clock::time_point retry_at = sender->retry_at();
   EXPECT_GE(retry_at, before + std::chrono::milliseconds(20));
   EXPECT_FALSE(sender->TakeBatch());  // backing off
-  sender->Enqueue(MakeUpdate("b", 2));
+  sender->Enqueue(QueuedUpdate("b", 2));
   EXPECT_EQ(driver_.ReadyCount(), 1u);  // no signal while backing off: the driver comes back
   EXPECT_EQ(sender->Snapshot().queued, 2u);
 
@@ -152,8 +152,8 @@ TEST_F(PeerSenderTest, AFailedBatchIsResentAfterABackoffThatDoubles) {
 
 TEST_F(PeerSenderTest, APeerOutOfTheViewGetsNothingAndItsQueueIsDropped) {
   auto sender = Make(NoLinger());
-  sender->Enqueue(MakeUpdate("a", 1));
-  sender->Enqueue(MakeUpdate("b", 2));
+  sender->Enqueue(QueuedUpdate("a", 1));
+  sender->Enqueue(QueuedUpdate("b", 2));
   in_view_ = false;
   EXPECT_FALSE(sender->TakeBatch());
   EXPECT_EQ(counters_.dropped.load(), 2u);
@@ -166,10 +166,10 @@ TEST_F(PeerSenderTest, LingersForMoreUntilTheOldestUpdateIsLingerOldOrTheBatchIs
   options.batch_max = 4;
   auto sender = Make(options);
   const Clock::time_point queued = Clock::now();
-  sender->Enqueue(MakeUpdate("a", 1));
+  sender->Enqueue(QueuedUpdate("a", 1));
   EXPECT_FALSE(sender->TakeBatch());
   EXPECT_GE(sender->retry_at(), queued + std::chrono::milliseconds(30));
-  sender->Enqueue(MakeUpdate("b", 2));
+  sender->Enqueue(QueuedUpdate("b", 2));
   EXPECT_EQ(driver_.ReadyCount(), 1u);  // lingering: the driver comes back at retry_at()
 
   std::optional<PeerSender::Batch> batch;
@@ -178,7 +178,7 @@ TEST_F(PeerSenderTest, LingersForMoreUntilTheOldestUpdateIsLingerOldOrTheBatchIs
   EXPECT_EQ(KeysOf(*batch), (std::vector<std::string>{"a", "b"}));
   EXPECT_FALSE(sender->Finished(true, ""));
 
-  for (uint64_t i = 3; i <= 6; ++i) sender->Enqueue(MakeUpdate("k" + std::to_string(i), i));
+  for (uint64_t i = 3; i <= 6; ++i) sender->Enqueue(QueuedUpdate("k" + std::to_string(i), i));
   batch = sender->TakeBatch();  // full: no lingering
   ASSERT_TRUE(batch);
   EXPECT_EQ(batch->updates, 4u);
@@ -186,8 +186,8 @@ TEST_F(PeerSenderTest, LingersForMoreUntilTheOldestUpdateIsLingerOldOrTheBatchIs
 
 TEST_F(PeerSenderTest, DetachHandsTheQueueOverAndTheOldSenderTakesNoMore) {
   auto old_sender = Make(NoLinger());
-  old_sender->Enqueue(MakeUpdate("a", 1));
-  old_sender->Enqueue(MakeUpdate("b", 2));
+  old_sender->Enqueue(QueuedUpdate("a", 1));
+  old_sender->Enqueue(QueuedUpdate("b", 2));
   ASSERT_TRUE(old_sender->TakeBatch());  // in flight when the hand-over comes
 
   FakeDriver other;
@@ -198,7 +198,7 @@ TEST_F(PeerSenderTest, DetachHandsTheQueueOverAndTheOldSenderTakesNoMore) {
   EXPECT_EQ(other.ReadyCount(), 1u);
   EXPECT_EQ(next->Snapshot().queued, 2u);
 
-  old_sender->Enqueue(MakeUpdate("c", 3));
+  old_sender->Enqueue(QueuedUpdate("c", 3));
   EXPECT_EQ(old_sender->Snapshot().queued, 0u);
   EXPECT_FALSE(old_sender->Finished(true, ""));  // its in-flight batch ends quietly
   EXPECT_FALSE(old_sender->TakeBatch());
