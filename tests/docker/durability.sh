@@ -26,8 +26,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BUILD_DIR="${KVS_BUILD_DIR:-build}"
 [[ "$BUILD_DIR" = /* ]] || BUILD_DIR="$ROOT/$BUILD_DIR"
 NODES=6
-KEYS=300                  # written before the kill
-MORE_KEYS=40              # written before the single-node restart
+KEYS=150                  # written before the kill
+MORE_KEYS=20              # written before the single-node restart
 BASE_PORT=8082            # node i (0-based) -> 8082 + i, container node<i+1>
 KEY_MAX_TIME=15           # seconds: a key request may be forwarded and pull a dependency
 READY_TIMEOUT=90          # seconds for restarted nodes to report ready
