@@ -5,8 +5,8 @@
 //   PeerClient over a kept-alive connection;
 // - driven: a SenderDriver (the HTTP event loops, issue 14) is told when a batch is ready,
 //   takes it (TakeBatch), sends it on its own connections and reports back (Finished). One
-//   batch is in flight at a time; what arrives meanwhile forms the next one, so batches grow
-//   with the load instead of with a fixed linger.
+//   batch is in flight at a time; what arrives meanwhile forms the next one (after the same
+//   linger as the thread's), so batches also grow with the time a batch takes.
 // Thread-safe: Enqueue() from any thread; TakeBatch/Finished from the driver's thread.
 // Invariant: updates leave the queue only once the peer acknowledged them or were dropped
 // (peer out of the view, or queue over its bound); anti-entropy repairs anything dropped.
@@ -32,8 +32,9 @@ namespace kvs::replication {
 
 struct SenderOptions {
   size_t batch_max = 256;
-  // Threaded: after the first update of a batch arrives, wait this long for more before
-  // sending (fewer, larger requests under load; at most this much added replication delay).
+  // After the first update of a batch arrives, wait this long for more before sending (fewer,
+  // larger requests under load; at most this much added replication delay; a driver may round
+  // it up to its timer's resolution).
   std::chrono::microseconds linger{1000};
   size_t queue_max = 200000;
   std::chrono::milliseconds call_timeout{2000};
@@ -94,13 +95,14 @@ class PeerSender : public std::enable_shared_from_this<PeerSender> {
     size_t updates = 0;
   };
   // The next batch, now in flight; nullopt when there is none to send now: nothing queued, a
-  // batch already in flight, detached, or backing off after a failure (until retry_at()).
+  // batch already in flight, detached, backing off after a failure, or lingering for more
+  // updates (the last two until retry_at()).
   // Updates for a peer out of the view are dropped here, as the thread does.
   std::optional<Batch> TakeBatch();
   // The batch in flight was acknowledged (`ok`) or failed (`error` says how, for the log).
   // True when another batch can be taken at once.
   bool Finished(bool ok, std::string_view error);
-  // When a backing-off sender may send again (time_point{} when it is not backing off).
+  // When a backing-off or lingering sender may send again (time_point{} when neither).
   Clock::time_point retry_at() const;
 
  private:
