@@ -26,6 +26,7 @@
 #include "forwarder.h"
 #include "kvs/api/http_codec.h"
 #include "kvs/cluster/worker_pool.h"
+#include "kvs/net/resolver.h"
 #include "kvs/net/tls.h"
 #include "kvs/replication/peer_sender.h"
 
@@ -155,6 +156,9 @@ struct EventServer::Shared {
   Poco::Net::ServerSocket listener;
   int listen_fd = -1;
   std::unique_ptr<cluster::WorkerPool> workers;
+  // With forwarding on the loops: resolves members named by host names for every loop's
+  // Forwarder (a thread of its own; the loops only read its cache).
+  std::unique_ptr<net::Resolver> resolver;
   std::atomic<int> connections{0};
   std::atomic<bool> stopping{false};
   Clock::time_point stop_deadline;     // written before `stopping` is set
@@ -202,7 +206,7 @@ class EventServer::Loop : public replication::SenderDriver {
 
   // replication::SenderDriver (with forwarding on the loops, the first loop only).
   bool Drives(const std::string& peer) override {
-    return forwarder_ != nullptr && Forwarder::Addressable(peer);
+    return forwarder_ != nullptr && forwarder_->Addressable(peer);
   }
   void Ready(std::shared_ptr<replication::PeerSender> sender) override;
 
@@ -395,6 +399,8 @@ class EventServer::Loop : public replication::SenderDriver {
   // A broadcast's Forwarder token: (number << 3) | kBroadcastToken. A relayed request's token
   // is its Conn*, whose low three bits are 0.
   static constexpr uint64_t kBroadcastToken = 2;
+  // How often a broadcast to a peer whose name is being resolved looks again.
+  static constexpr std::chrono::milliseconds kResolvingRecheck{5};
 
   // epoll user data for the two non-connection descriptors.
   static constexpr uint64_t kListenerTag = 1;
@@ -421,6 +427,7 @@ EventServer::Loop::Loop(Shared& shared) : shared_(shared), service_(shared.servi
   if (shared_.options.forward_on_loops) {
     ForwarderOptions forwarding;
     forwarding.tls = shared_.options.tls;
+    forwarding.resolver = shared_.resolver.get();
     forwarder_ = std::make_unique<Forwarder>(epoll_fd_, forwarding,
                                              [this](uint64_t token, Forwarder::Outcome outcome) {
                                                OnRelayed(token, std::move(outcome));
@@ -882,7 +889,12 @@ void EventServer::Loop::Dispatch(Conn& c, const RequestHead& head, std::string_v
   request.forward = nullptr;
   c.state = Conn::State::kInFlight;
   c.flight = answering;
-  if (plan.shard >= 0 && forwarder_->Reachable(plan)) {
+  const bool forwarded = plan.shard >= 0;
+  const bool on_loop = forwarded && forwarder_->Reachable(plan);
+  if (forwarded && shared_.options.metrics != nullptr) {
+    shared_.options.metrics->CountForwarded(on_loop);
+  }
+  if (on_loop) {
     // For another shard: relayed from this loop; OnRelayed answers it.
     c.relay_request = request;
     forwarder_->Start(reinterpret_cast<uint64_t>(&c), c.relay_request, plan);
@@ -1205,6 +1217,13 @@ void EventServer::Loop::PumpBroadcasts() {
 }
 
 void EventServer::Loop::SendBroadcast(std::shared_ptr<replication::PeerSender> sender) {
+  if (forwarder_->Resolving(sender->peer())) {
+    // A peer named by a host name whose first lookup has not ended: looked at again shortly
+    // (a name that cannot be resolved fails the batch, and the sender backs off).
+    next_retry_ = std::min(next_retry_, now_ + kResolvingRecheck);
+    backing_off_.push_back(std::move(sender));
+    return;
+  }
   std::optional<replication::PeerSender::Batch> batch = sender->TakeBatch();
   if (!batch) {
     const Clock::time_point retry_at = sender->retry_at();
@@ -1317,6 +1336,7 @@ EventServer::~EventServer() { Stop(std::chrono::milliseconds(0)); }
 
 void EventServer::Start() {
   shared_ = std::make_unique<Shared>(service_, options_);
+  if (options_.forward_on_loops) shared_->resolver = std::make_unique<net::Resolver>();
   shared_->listener.bind(Poco::Net::SocketAddress(options_.bind_host, options_.port),
                          /*reuseAddress=*/true, /*reusePort=*/false);
   shared_->listener.listen(options_.backlog);

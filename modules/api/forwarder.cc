@@ -14,6 +14,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "kvs/net/resolver.h"
 #include "kvs/net/tls.h"
 
 namespace kvs::api {
@@ -32,6 +33,8 @@ constexpr size_t kMaxConnectionsForWrites = 64;
 constexpr size_t kReadBufferBytes = 64 * 1024;
 // At least this long for a TLS handshake once the connection is made.
 constexpr std::chrono::milliseconds kHandshakeTime{1000};
+// A named member's address is taken from the resolver's cache again after this long.
+constexpr std::chrono::milliseconds kRecheckNamedMember{1000};
 
 std::string ErrnoText(int error) { return std::strerror(error); }
 
@@ -84,6 +87,7 @@ struct Forwarder::PeerConn {
   bool secured = false;
   Member* member = nullptr;
   std::string name;
+  uint64_t generation = 0;  // the member's address generation it was opened to
   bool connected = false;
   bool reused = false;  // answered before: a failure may just be the member closing it as idle
   std::string out;
@@ -115,38 +119,78 @@ Forwarder::~Forwarder() {
   }
 }
 
-bool Forwarder::ParseMember(const std::string& name, sockaddr_in& address) {
-  const size_t colon = name.rfind(':');
-  if (colon == std::string::npos) return false;
-  const std::string host = name.substr(0, colon);
-  unsigned port = 0;
-  const char* first = name.data() + colon + 1;
-  const char* last = name.data() + name.size();
-  const auto [end, ec] = std::from_chars(first, last, port);
-  if (ec != std::errc() || end != last || port == 0 || port > 65535) return false;
-  address = sockaddr_in{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  return ::inet_pton(AF_INET, host.c_str(), &address.sin_addr) == 1;
-}
-
-bool Forwarder::Addressable(const std::string& member) {
+bool Forwarder::Addressable(const std::string& member) const {
   sockaddr_in address{};
-  return ParseMember(member, address);
+  if (net::Resolver::ParseNumeric(member, address)) return true;
+  std::string host;
+  uint16_t port = 0;
+  if (options_.resolver == nullptr || !net::Resolver::Split(member, host, port)) return false;
+  options_.resolver->Lookup(member);  // resolving starts now, before the first request
+  return true;
 }
 
-Forwarder::Member* Forwarder::MemberOf(const std::string& name) {
+Forwarder::Member* Forwarder::MemberOf(const std::string& name, std::string* why) {
   auto it = members_.find(name);
-  if (it != members_.end()) return &it->second;
-  Member member;
-  if (!ParseMember(name, member.address)) return nullptr;
-  member.host = name.substr(0, name.rfind(':'));
-  return &members_.emplace(name, std::move(member)).first->second;
+  if (it != members_.end() && !it->second.named) return &it->second;
+  if (it == members_.end()) {
+    Member member;
+    if (net::Resolver::ParseNumeric(name, member.address)) {
+      member.host = name.substr(0, name.rfind(':'));
+      return &members_.emplace(name, std::move(member)).first->second;
+    }
+    if (options_.resolver == nullptr) {
+      if (why != nullptr) *why = "not a numeric IPv4 address";
+      return nullptr;
+    }
+  }
+  // A host name: its address comes from the resolver (rechecked every kRecheckNamedMember).
+  const Clock::time_point now = Clock::now();
+  if (it != members_.end() && it->second.address.sin_family == AF_INET &&
+      now - it->second.checked < kRecheckNamedMember) {
+    return &it->second;
+  }
+  const net::Resolver::Result result = options_.resolver->Lookup(name);
+  if (it == members_.end()) {
+    if (result.state != net::Resolver::State::kResolved) {
+      if (why != nullptr) {
+        *why = result.state == net::Resolver::State::kPending ? "its name is being resolved"
+                                                              : result.error;
+      }
+      return nullptr;
+    }
+    Member member;
+    member.host = name.substr(0, name.rfind(':'));
+    member.named = true;
+    it = members_.emplace(name, std::move(member)).first;
+  }
+  Member& member = it->second;
+  member.checked = now;
+  if (result.state != net::Resolver::State::kResolved) {
+    // Forgotten until the name resolves again; its connections are closed as they idle.
+    if (member.address.sin_family == AF_INET) ++member.generation;
+    member.address = sockaddr_in{};
+    if (why != nullptr) *why = result.error;
+    return nullptr;
+  }
+  if (member.address.sin_addr.s_addr != result.address.sin_addr.s_addr ||
+      member.address.sin_port != result.address.sin_port || member.address.sin_family != AF_INET) {
+    member.address = result.address;
+    ++member.generation;  // connections to the old address are no longer reused
+  }
+  return &member;
 }
 
 bool Forwarder::Reachable(const ForwardPlan& plan) {
-  return std::all_of(plan.members.begin(), plan.members.end(),
-                     [this](const std::string& m) { return MemberOf(m) != nullptr; });
+  // Every member is looked at (not just up to the first without an address), so that every
+  // name of the plan starts resolving at once.
+  bool all = true;
+  for (const std::string& member : plan.members) all = MemberOf(member) != nullptr && all;
+  return all;
+}
+
+bool Forwarder::Resolving(const std::string& member) {
+  if (options_.resolver == nullptr || MemberOf(member) != nullptr) return false;
+  return options_.resolver->Lookup(member).state == net::Resolver::State::kPending;
 }
 
 void Forwarder::Start(uint64_t token, const Request& request, const ForwardPlan& plan) {
@@ -174,9 +218,10 @@ void Forwarder::Start(uint64_t token, const Request& request, const ForwardPlan&
 void Forwarder::Dispatch(std::unique_ptr<Job> job, bool fresh_connection) {
   while (job->next < job->members.size()) {
     const std::string& name = job->members[job->next];
-    Member* member = MemberOf(name);
+    std::string why;
+    Member* member = MemberOf(name, &why);
     if (member == nullptr) {
-      job->last_error = name + ": not a numeric IPv4 address";
+      job->last_error = name + ": " + why;
       job->failure = net::CallFailure::kOther;
       ++job->next;
       continue;
@@ -185,17 +230,20 @@ void Forwarder::Dispatch(std::unique_ptr<Job> job, bool fresh_connection) {
     if (!fresh_connection) {
       // An idle connection, else a new one, else the one with the fewest requests in flight.
       for (auto& c : member->conns) {
-        if (c->connected && c->jobs.empty()) {
+        if (c->connected && c->jobs.empty() && c->generation == member->generation) {
           conn = c.get();
           break;
         }
       }
       const size_t cap = job->is_read ? kMaxConnectionsPerPeer : kMaxConnectionsForWrites;
       if (conn == nullptr && member->conns.size() >= cap) {
-        conn = std::min_element(
-                   member->conns.begin(), member->conns.end(),
-                   [](const auto& a, const auto& b) { return a->jobs.size() < b->jobs.size(); })
-                   ->get();
+        // The one with the fewest requests in flight, among those to the current address.
+        for (auto& c : member->conns) {
+          if (c->generation == member->generation &&
+              (conn == nullptr || c->jobs.size() < conn->jobs.size())) {
+            conn = c.get();
+          }
+        }
       }
     }
     if (conn == nullptr) conn = Open(*member, name, *job);
@@ -228,6 +276,7 @@ Forwarder::PeerConn* Forwarder::Open(Member& member, const std::string& name, Jo
       ::close(fd);
       job.last_error = name + ": " + ErrnoText(error);
       job.failure = FailureOfErrno(error);
+      if (member.named) options_.resolver->Refresh(name);  // it may have moved
       return nullptr;
     }
     connected = false;
@@ -236,6 +285,7 @@ Forwarder::PeerConn* Forwarder::Open(Member& member, const std::string& name, Jo
   conn->fd = fd;
   conn->member = &member;
   conn->name = name;
+  conn->generation = member.generation;
   conn->connected = connected;
   conn->connect_deadline = Clock::now() + options_.connect_timeout;
   conn->parser.Reset(/*capture_body=*/true);
@@ -251,11 +301,17 @@ Forwarder::PeerConn* Forwarder::Open(Member& member, const std::string& name, Jo
     // A member that closes without close_notify ends the stream, as on plain HTTP.
     SSL_set_options(conn->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
     // The chain must lead to kvs.tls.ca (loaded into the context); OpenSSL's own check, so a
-    // failure ends the handshake. Members are reached by IP address: the certificate must
-    // name it (kvs.tls.verify_peer_name), as the workers' client requires.
+    // failure ends the handshake. The certificate must name the address the member is reached
+    // under (kvs.tls.verify_peer_name), as the workers' client requires: its IP address, or
+    // for a named member its host name (also sent as SNI, as the workers' client does).
     SSL_set_verify(conn->ssl, SSL_VERIFY_PEER, nullptr);
+    if (member.named) SSL_set_tlsext_host_name(conn->ssl, member.host.c_str());
     if (options_.tls->options().verify_peer_name) {
-      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(conn->ssl), member.host.c_str());
+      if (member.named) {
+        SSL_set1_host(conn->ssl, member.host.c_str());
+      } else {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(conn->ssl), member.host.c_str());
+      }
     }
   }
   epoll_event ev{};
@@ -478,6 +534,11 @@ void Forwarder::Fail(PeerConn& conn, std::string_view what, net::CallFailure fai
   const bool answer_started = conn.parser.started();
   const bool reused = conn.reused;
   const std::string name = conn.name;
+  if (!conn.connected && conn.member->named && options_.resolver != nullptr) {
+    // A named member that cannot be reached may have come back under another address.
+    options_.resolver->Refresh(name);
+    conn.member->checked = {};
+  }
   Remove(conn);
   for (size_t i = 0; i < jobs.size(); ++i) {
     std::unique_ptr<Job>& job = jobs[i];
@@ -521,7 +582,8 @@ void Forwarder::Sweep(Clock::time_point now) {
         expired.emplace_back(conn.get(), true);
       } else if (!conn->jobs.empty() && now >= conn->jobs.front()->deadline) {
         expired.emplace_back(conn.get(), true);
-      } else if (conn->jobs.empty() && now - conn->idle_since >= options_.idle_timeout) {
+      } else if (conn->jobs.empty() && (now - conn->idle_since >= options_.idle_timeout ||
+                                        conn->generation != member.generation)) {
         expired.emplace_back(conn.get(), false);
       }
     }

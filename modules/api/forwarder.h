@@ -14,9 +14,14 @@
 //   retried once on a fresh connection to the same member.
 // - Pooled connections idle for idle_timeout are closed (before the member's own keep-alive
 //   timeout would race a request with its close).
-// Only members named by numeric IPv4 addresses are reached here (Reachable): resolving a name
-// would block the loop, so those requests keep the worker path. With kvs.tls.* the connections
-// speak TLS (non-blocking OpenSSL handshakes, reads and writes on the loop).
+// Members named by numeric IPv4 addresses are reached at once. A member named by a host name
+// is reached here once options.resolver has its address (net::Resolver: a thread of its own
+// resolves, the loop only reads the cache); until then, or when the name cannot be resolved,
+// Reachable says no and the request keeps the worker path. Pooled connections follow a
+// member's new address (idle ones to the old one are closed), and a connection to a named
+// member that cannot be made asks the resolver to look the name up again. With kvs.tls.* the
+// connections speak TLS (non-blocking OpenSSL handshakes, reads and writes on the loop; a
+// named member's certificate must name its host name, an addressed one's its IP address).
 #pragma once
 
 #include <netinet/in.h>
@@ -39,8 +44,9 @@
 typedef struct ssl_ctx_st SSL_CTX;  // <openssl/ssl.h>
 
 namespace kvs::net {
+class Resolver;
 class Tls;
-}
+}  // namespace kvs::net
 
 namespace kvs::api {
 
@@ -52,6 +58,9 @@ struct ForwarderOptions {
   std::chrono::milliseconds connect_timeout{500};
   std::chrono::milliseconds answer_timeout = Service::kForwardTimeout;
   std::chrono::milliseconds idle_timeout{2000};
+  // Resolves members named by host names (not owned; shared by the loops). Null: only numeric
+  // IPv4 members are reached.
+  net::Resolver* resolver = nullptr;
 };
 
 class Forwarder {
@@ -77,10 +86,15 @@ class Forwarder {
   Forwarder(const Forwarder&) = delete;
   Forwarder& operator=(const Forwarder&) = delete;
 
-  // Whether every member of `plan` can be reached without blocking (numeric IPv4 host:port).
+  // Whether every member of `plan` can be reached without blocking (numeric IPv4 host:port,
+  // or a name the resolver has an address for).
   bool Reachable(const ForwardPlan& plan);
-  // Whether `member` ("host:port") is a numeric IPv4 address and port, which Start can reach.
-  static bool Addressable(const std::string& member);
+  // Whether `member` is a numeric IPv4 "a.b.c.d:port", or (with a resolver) a "host:port"
+  // that Start will be able to reach once the name is resolved (its lookup starts now).
+  // Thread-safe.
+  bool Addressable(const std::string& member) const;
+  // Whether `member` is a name whose first lookup has yet to end (Start would fail it now).
+  bool Resolving(const std::string& member);
   // Sends `request` (method, target, body: copied) with the plan's headers to its first member.
   // `token` comes back with the outcome.
   void Start(uint64_t token, const Request& request, const ForwardPlan& plan);
@@ -100,10 +114,13 @@ class Forwarder {
     std::string host;
     sockaddr_in address{};
     std::vector<std::unique_ptr<PeerConn>> conns;
+    bool named = false;           // a host name, resolved by options_.resolver
+    Clock::time_point checked{};  // named: when the resolver was last asked
+    uint64_t generation = 0;      // named: bumped when the address changes
   };
 
-  Member* MemberOf(const std::string& member);
-  static bool ParseMember(const std::string& name, sockaddr_in& address);
+  // The member, with a current address; nullptr (and why, in `why`) if it has none now.
+  Member* MemberOf(const std::string& member, std::string* why = nullptr);
   // Sends `job` to its current member (or fails it when none is left).
   void Dispatch(std::unique_ptr<Job> job, bool fresh_connection);
   // A new connection to `member`; nullptr (the reason in job.last_error) if it cannot be made.

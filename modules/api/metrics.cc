@@ -41,6 +41,16 @@ std::string Metrics::Render(int64_t live_keys) const {
       "kvs_http_connections_evicted_total " +
       std::to_string(evicted_.load(std::memory_order_relaxed)) + "\n";
   out +=
+      "# HELP kvs_forwarded_requests_total Client requests the epoll front end relayed to "
+      "another shard (kvs.http.loop_forwarding): on=\"loop\" from the event loop itself, "
+      "on=\"worker\" through a worker thread (a member named by a host name that is not "
+      "resolved yet, or cannot be).\n"
+      "# TYPE kvs_forwarded_requests_total counter\n"
+      "kvs_forwarded_requests_total{on=\"loop\"} " +
+      std::to_string(forwarded_[0].load(std::memory_order_relaxed)) +
+      "\nkvs_forwarded_requests_total{on=\"worker\"} " +
+      std::to_string(forwarded_[1].load(std::memory_order_relaxed)) + "\n";
+  out +=
       "# HELP kvs_http_connections_refused_total New connections closed at once: limit "
       "(kvs.http.max_connections reached, none idle) or per_ip "
       "(kvs.http.max_connections_per_ip reached).\n"

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "kvs/net/resolver.h"
 #include "kvs/net/tls.h"
 #include "server_process.h"  // MakeTestPki (tests/http)
 
@@ -160,6 +161,20 @@ class ForwarderTest : public ::testing::Test {
     request.body = body;
     ASSERT_TRUE(forwarder_->Reachable(plan));
     forwarder_->Start(token, request, plan);
+  }
+
+  // Waits (10 s at most) until the forwarder can reach every member of `members` (named ones
+  // once resolved), then starts the request.
+  void StartWhenReachable(uint64_t token, std::string_view target,
+                          const std::vector<std::string>& members, std::string_view body = "",
+                          std::string_view method = "PUT") {
+    ForwardPlan plan;
+    plan.members = members;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!forwarder_->Reachable(plan) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    Start(token, target, members, body, method);
   }
 
   // Runs the loop until `count` outcomes arrived (or 10 s passed).
@@ -391,6 +406,70 @@ TEST_F(ForwarderTest, WritesInFlightTogetherEachHaveTheirOwnConnection) {
   EXPECT_EQ(member.connections(), kRequests);
 }
 
+// "localhost:<port>" of a member listening on 127.0.0.1.
+std::string NamedAfter(const FakeMember& member) {
+  return "localhost:" + member.name().substr(member.name().rfind(':') + 1);
+}
+
+TEST_F(ForwarderTest, AMemberNamedByAHostNameIsReachedOnceTheResolverHasIt) {
+  FakeMember member(Echo);
+  const std::string named = NamedAfter(member);
+  ForwardPlan plan;
+  plan.members = {named};
+  Make();  // no resolver: numeric addresses only
+  EXPECT_FALSE(forwarder_->Addressable(named));
+  EXPECT_FALSE(forwarder_->Reachable(plan));
+  EXPECT_TRUE(forwarder_->Addressable(member.name()));
+
+  net::Resolver resolver;
+  ForwarderOptions options;
+  options.resolver = &resolver;
+  Make(options);
+  EXPECT_TRUE(forwarder_->Addressable(named));  // and its lookup has started
+  StartWhenReachable(1, "/kvs/keys/a", {named}, "v");
+  RunUntil(1);
+  Start(2, "/kvs/keys/b", {named}, "", "GET");
+  RunUntil(2);
+  EXPECT_EQ(outcomes_.at(1).status, 200) << outcomes_.at(1).error;
+  EXPECT_EQ(outcomes_.at(1).member, named);
+  EXPECT_EQ(outcomes_.at(1).body, "PUT /kvs/keys/a HTTP/1.1|1|v");
+  EXPECT_EQ(outcomes_.at(2).body, "GET /kvs/keys/b HTTP/1.1|1|");
+  EXPECT_EQ(member.connections(), 1);  // the first one's connection, kept alive for the second
+}
+
+TEST_F(ForwarderTest, ANameThatCannotBeResolvedFailsOverToTheNextMember) {
+  FakeMember member(Echo);
+  net::Resolver resolver;
+  ForwarderOptions options;
+  options.resolver = &resolver;
+  Make(options);
+  const std::string bad = "bad..name:8090";
+  // (Resolving may already be over here: such a name fails without asking a server.)
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (forwarder_->Resolving(bad) && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_EQ(resolver.Lookup(bad).state, net::Resolver::State::kFailed);
+  ForwardPlan plan;
+  plan.members = {bad, member.name()};
+  EXPECT_FALSE(forwarder_->Reachable(plan));  // a client request would take a worker
+  // Started anyway (as a broadcast is): the name fails, the next member answers.
+  Request request;
+  request.method = "PUT";
+  request.target = "/kvs/keys/a";
+  request.body = "v";
+  forwarder_->Start(1, request, plan);
+  plan.members = {bad};
+  forwarder_->Start(2, request, plan);
+  RunUntil(2);
+  EXPECT_EQ(outcomes_.at(1).status, 200) << outcomes_.at(1).error;
+  EXPECT_EQ(outcomes_.at(1).member, member.name());
+  EXPECT_EQ(outcomes_.at(2).status, 0);
+  EXPECT_NE(outcomes_.at(2).error.find("bad..name:8090: cannot resolve bad..name: "),
+            std::string::npos)
+      << outcomes_.at(2).error;
+}
+
 // A member speaking TLS with `cert`/`key` that answers like Echo (blocking OpenSSL, one thread
 // per connection).
 FakeMember::Script TlsEcho(SSL_CTX* ctx) {
@@ -491,6 +570,26 @@ TEST_F(ForwarderTlsTest, MemberOfAnotherCaOrNameIsATlsFailureAndTheNextAnswers) 
     EXPECT_NE(outcome.error.find("TLS handshake failed"), std::string::npos) << outcome.error;
     EXPECT_NE(outcome.error.find("certificate"), std::string::npos) << outcome.error;
   }
+}
+
+// A member reached by host name must show a certificate for that name (the test PKI's node
+// certificate names localhost; the misnamed one does not).
+TEST_F(ForwarderTlsTest, ANamedMembersCertificateMustNameItsHostName) {
+  FakeMember good(TlsEcho(ServerContext(pki_.cert, pki_.key)));
+  FakeMember misnamed(TlsEcho(ServerContext(pki_.misnamed_cert, pki_.misnamed_key)));
+  net::Resolver resolver;
+  ForwarderOptions options;
+  options.tls = tls_.get();
+  options.resolver = &resolver;
+  Make(options);
+  StartWhenReachable(1, "/kvs/keys/a", {NamedAfter(good)}, "v");
+  StartWhenReachable(2, "/kvs/keys/b", {NamedAfter(misnamed)}, "v");
+  RunUntil(2);
+  EXPECT_EQ(outcomes_.at(1).status, 200) << outcomes_.at(1).error;
+  EXPECT_EQ(outcomes_.at(1).body, "PUT /kvs/keys/a HTTP/1.1|tls|v");
+  EXPECT_EQ(outcomes_.at(2).status, 0);
+  EXPECT_EQ(outcomes_.at(2).failure, net::CallFailure::kTls);
+  EXPECT_NE(outcomes_.at(2).error.find("certificate"), std::string::npos) << outcomes_.at(2).error;
 }
 
 // A member that never completes the handshake (here: one speaking plain HTTP, waiting for a

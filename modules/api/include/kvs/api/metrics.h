@@ -45,6 +45,11 @@ class Metrics {
   void CountForwardingFailure(net::CallFailure failure) {
     forwarding_failures_[static_cast<size_t>(failure)].fetch_add(1, std::memory_order_relaxed);
   }
+  // A client request the epoll front end relayed to another shard: from the event loop itself,
+  // or through a worker thread (a member named by a host name not resolved yet).
+  void CountForwarded(bool on_loop) {
+    forwarded_[on_loop ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
+  }
   void CountRefused(ConnectionRefusal reason) {
     refused_[static_cast<size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
   }
@@ -60,7 +65,8 @@ class Metrics {
   static constexpr int kStatusClasses = 5;  // 1xx..5xx
   std::array<std::array<std::atomic<uint64_t>, kStatusClasses>, kMethods.size()> requests_{};
   std::atomic<uint64_t> evicted_{0};
-  std::array<std::atomic<uint64_t>, 2> refused_{};  // by ConnectionRefusal
+  std::array<std::atomic<uint64_t>, 2> refused_{};    // by ConnectionRefusal
+  std::array<std::atomic<uint64_t>, 2> forwarded_{};  // on the loop, through a worker
   std::array<std::atomic<uint64_t>, net::kCallFailureKinds> forwarding_failures_{};
   std::array<std::array<std::atomic<uint64_t>, auth::kFailureKinds>, 2> auth_failures_{};
   mutable std::mutex gauge_mu_;
