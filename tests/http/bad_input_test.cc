@@ -2,6 +2,7 @@
 // paths and wrong methods. Every answer must be contract JSON with the right status.
 #include <string>
 
+#include "contract_text.h"
 #include "gtest/gtest.h"
 #include "http_client.h"
 #include "server_process.h"
@@ -9,16 +10,7 @@
 namespace kvs::http_test {
 namespace {
 
-constexpr int kMaxBodyBytes = 4096;
 constexpr int kMaxValueBytes = 1024;
-constexpr char kAdded[] = R"({"message":"Added successfully","shard-id":0})";
-constexpr char kTooLarge[] = R"({"error":"Request body too large","message":"Error in PUT"})";
-
-std::string KeyPath(const std::string& key) { return "/key-value-store/" + key; }
-
-std::string ErrorJson(const std::string& error, const std::string& method) {
-  return "{\"error\":" + JsonQuote(error) + ",\"message\":\"Error in " + method + "\"}";
-}
 
 class BadInputTest : public SharedServerTest<BadInputTest> {
  public:

@@ -2,6 +2,7 @@
 // deterministic echo on reads that learn nothing, and rejection of malformed metadata.
 #include <string>
 
+#include "contract_text.h"
 #include "gtest/gtest.h"
 #include "http_client.h"
 #include "server_process.h"
@@ -9,16 +10,7 @@
 namespace kvs::http_test {
 namespace {
 
-constexpr char kAdded[] = R"({"message":"Added successfully","shard-id":0})";
-constexpr char kUpdated[] = R"({"message":"Updated successfully","shard-id":0})";
-constexpr char kDeleted[] = R"({"message":"Deleted successfully","shard-id":0})";
 constexpr char kInvalidMetadata[] = "Invalid causal-metadata";
-
-std::string Retrieved(const std::string& value) {
-  return R"({"message":"Retrieved successfully","value":)" + JsonQuote(value) + "}";
-}
-
-std::string KeyPath(const std::string& key) { return "/key-value-store/" + key; }
 
 class CausalMetadataTest : public SharedServerTest<CausalMetadataTest> {};
 

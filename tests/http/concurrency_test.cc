@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "contract_text.h"
 #include "gtest/gtest.h"
 #include "http_client.h"
 #include "server_process.h"
@@ -23,10 +24,6 @@ std::string Key(int thread, int key) {
 
 std::string Value(int thread, int round) {
   return "t" + std::to_string(thread) + "-r" + std::to_string(round);
-}
-
-std::string Retrieved(const std::string& value) {
-  return R"({"message":"Retrieved successfully","value":)" + JsonQuote(value) + "}";
 }
 
 // Failures seen by worker threads, reported by the test thread.

@@ -1,6 +1,7 @@
 // SPEC §4 key-value rows and /health against a real single-node kvs-server.
 #include <string>
 
+#include "contract_text.h"
 #include "gtest/gtest.h"
 #include "http_client.h"
 #include "server_process.h"
@@ -8,19 +9,10 @@
 namespace kvs::http_test {
 namespace {
 
-constexpr char kAdded[] = R"({"message":"Added successfully","shard-id":0})";
-constexpr char kUpdated[] = R"({"message":"Updated successfully","shard-id":0})";
-constexpr char kDeleted[] = R"({"message":"Deleted successfully","shard-id":0})";
 constexpr char kGetMissing[] =
     R"({"doesExist":false,"error":"Key does not exist","message":"Error in GET"})";
 constexpr char kDeleteMissing[] =
     R"({"doesExist":false,"error":"Key does not exist","message":"Error in DELETE"})";
-
-std::string Retrieved(const std::string& value) {
-  return R"({"message":"Retrieved successfully","value":)" + JsonQuote(value) + "}";
-}
-
-std::string KeyPath(const std::string& key) { return "/key-value-store/" + key; }
 
 class KeyValueTest : public SharedServerTest<KeyValueTest> {};
 

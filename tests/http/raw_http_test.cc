@@ -9,6 +9,7 @@
 #include "Poco/Net/NetException.h"
 #include "Poco/Net/SocketAddress.h"
 #include "Poco/Net/StreamSocket.h"
+#include "contract_text.h"
 #include "gtest/gtest.h"
 #include "http_client.h"
 #include "server_process.h"
@@ -19,10 +20,8 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
-constexpr int kMaxBodyBytes = 4096;
 // How long a prompt answer (or close) may take.
 constexpr milliseconds kPromptly{3000};
-constexpr char kTooLarge[] = R"({"error":"Request body too large","message":"Error in PUT"})";
 
 std::string RequestHead(const std::string& method, const std::string& target,
                         const std::string& extra_headers) {

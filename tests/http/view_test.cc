@@ -4,6 +4,7 @@
 #include <sstream>
 #include <string>
 
+#include "contract_text.h"
 #include "gtest/gtest.h"
 #include "http_client.h"
 #include "server_process.h"
@@ -16,10 +17,6 @@ constexpr char kAbsentReplica[] = "127.0.0.1:9";
 
 std::string ViewJson(const std::string& view) {
   return R"({"message":"View retrieved successfully","view":)" + JsonQuote(view) + "}";
-}
-
-std::string ErrorJson(const std::string& error, const std::string& method) {
-  return "{\"error\":" + JsonQuote(error) + ",\"message\":\"Error in " + method + "\"}";
 }
 
 // The members of the comma-joined "view" string of a GET answer.
