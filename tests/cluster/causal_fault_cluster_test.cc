@@ -29,7 +29,9 @@
 #include "cluster_fixture.h"
 
 namespace kvs::cluster_test {
-namespace {
+// Named, not anonymous: the live tests build as unity sources (KVS_UNITY), where the
+// file-local names of different files would clash.
+namespace causal_fault_live {
 
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
@@ -351,5 +353,5 @@ TEST_F(CausalFaultTest, SessionsNeverSeeStaleReadsOrLoseWritesWhileNodesRestartA
   EXPECT_EQ(violations_, 0) << "seed " << seed;
 }
 
-}  // namespace
+}  // namespace causal_fault_live
 }  // namespace kvs::cluster_test

@@ -12,7 +12,9 @@
 #include "cluster_fixture.h"
 
 namespace kvs::cluster_test {
-namespace {
+// Named, not anonymous: the live tests build as unity sources (KVS_UNITY), where the
+// file-local names of different files would clash.
+namespace crash_live {
 
 using http_test::IsJsonWithMetadata;
 using std::chrono::milliseconds;
@@ -105,5 +107,5 @@ TEST_F(CrashTest, KilledReplicaLeavesEveryViewAndRejoinsEmptyServingEverything) 
   }
 }
 
-}  // namespace
+}  // namespace crash_live
 }  // namespace kvs::cluster_test

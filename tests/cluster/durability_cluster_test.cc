@@ -25,7 +25,9 @@
 #include "cluster_fixture.h"
 
 namespace kvs::cluster_test {
-namespace {
+// Named, not anonymous: the live tests build as unity sources (KVS_UNITY), where the
+// file-local names of different files would clash.
+namespace durability_live {
 
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
@@ -474,11 +476,11 @@ TEST_F(ClusterDurabilityTest, WholeClusterKilledUnderLoadLosesNoAcknowledgedWrit
   EXPECT_TRUE(check.Clean()) << check.Summary() << "\n" << check.details;
 }
 
-}  // namespace
+}  // namespace durability_live
 }  // namespace kvs::cluster_test
 
 namespace kvs::cluster_test {
-namespace {
+namespace durability_live {
 
 class ReshardWhileDownTest : public ClusterTest {
  protected:
@@ -531,5 +533,5 @@ TEST_F(ReshardWhileDownTest, NodeRestartedFromDiskAfterAMissedReshardHoldsItsNew
   EXPECT_EQ(wrong, 0) << "first: " << first_wrong << "\n" << cluster().LogTails(20);
 }
 
-}  // namespace
+}  // namespace durability_live
 }  // namespace kvs::cluster_test

@@ -12,7 +12,9 @@
 #include "cluster_fixture.h"
 
 namespace kvs::cluster_test {
-namespace {
+// Named, not anonymous: the live tests build as unity sources (KVS_UNITY), where the
+// file-local names of different files would clash.
+namespace metadata_live {
 
 using http_test::IsJsonWithMetadata;
 using std::chrono::milliseconds;
@@ -87,5 +89,5 @@ TEST_F(MetadataTest, StaysBoundedOverTenRestartsWithoutLosingAWrite) {
   }
 }
 
-}  // namespace
+}  // namespace metadata_live
 }  // namespace kvs::cluster_test

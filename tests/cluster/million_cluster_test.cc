@@ -10,7 +10,9 @@
 #include "server_process.h"
 
 namespace kvs::cluster_test {
-namespace {
+// Named, not anonymous: the live tests build as unity sources (KVS_UNITY), where the
+// file-local names of different files would clash.
+namespace million_live {
 
 using std::chrono::milliseconds;
 
@@ -95,5 +97,5 @@ TEST_F(MillionKeysTest, RestartedReplicaIsNeverReadyBeforeItHoldsEveryKey) {
 #endif
 }
 
-}  // namespace
+}  // namespace million_live
 }  // namespace kvs::cluster_test

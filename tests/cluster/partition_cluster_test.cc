@@ -13,7 +13,9 @@
 #include "cluster_fixture.h"
 
 namespace kvs::cluster_test {
-namespace {
+// Named, not anonymous: the live tests build as unity sources (KVS_UNITY), where the
+// file-local names of different files would clash.
+namespace partition_live {
 
 using http_test::IsJsonWithMetadata;
 using std::chrono::milliseconds;
@@ -202,5 +204,5 @@ TEST_F(PartitionTest, AntiEntropyRepairsAThousandKeysAfterHeal) {
       << ": the keys did not arrive by anti-entropy";
 }
 
-}  // namespace
+}  // namespace partition_live
 }  // namespace kvs::cluster_test

@@ -11,7 +11,9 @@
 #include "cluster_fixture.h"
 
 namespace kvs::cluster_test {
-namespace {
+// Named, not anonymous: the live tests build as unity sources (KVS_UNITY), where the
+// file-local names of different files would clash.
+namespace replication_live {
 
 using http_test::IsJsonWithMetadata;
 using std::chrono::milliseconds;
@@ -126,5 +128,5 @@ TEST_F(ReplicationTest, ConcurrentWritersOfOneKeyConvergeToOneWinner) {
       << last;
 }
 
-}  // namespace
+}  // namespace replication_live
 }  // namespace kvs::cluster_test

@@ -19,7 +19,9 @@
 #include "http_client.h"
 
 namespace kvs::cluster_test {
-namespace {
+// Named, not anonymous: the live tests build as unity sources (KVS_UNITY), where the
+// file-local names of different files would clash.
+namespace request_id_live {
 
 using std::chrono::milliseconds;
 
@@ -173,5 +175,5 @@ TEST_F(RequestIdClusterTest, IdFollowsAForwardedRequestAndItsFailure) {
       << access_line;
 }
 
-}  // namespace
+}  // namespace request_id_live
 }  // namespace kvs::cluster_test

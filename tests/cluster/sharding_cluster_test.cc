@@ -18,7 +18,9 @@
 #include "cluster_fixture.h"
 
 namespace kvs::cluster_test {
-namespace {
+// Named, not anonymous: the live tests build as unity sources (KVS_UNITY), where the
+// file-local names of different files would clash.
+namespace sharding_live {
 
 using http_test::IsJson;
 using std::chrono::milliseconds;
@@ -675,5 +677,5 @@ TEST_F(ReshardUnderWritesTest, WritesDuringAddMemberAreNeverLost) {
   EXPECT_EQ(ParseNodeShardId(own_id), 1) << http_test::Describe(own_id);
 }
 
-}  // namespace
+}  // namespace sharding_live
 }  // namespace kvs::cluster_test

@@ -16,7 +16,9 @@
 #include "cluster_fixture.h"
 
 namespace kvs::cluster_test {
-namespace {
+// Named, not anonymous: the live tests build as unity sources (KVS_UNITY), where the
+// file-local names of different files would clash.
+namespace status_live {
 
 using std::chrono::milliseconds;
 
@@ -333,5 +335,5 @@ TEST_F(StatusClusterTest, AntiEntropyRepairShowsInStatusAndMetrics) {
   EXPECT_GT(*stamp, 1.6e9);
 }
 
-}  // namespace
+}  // namespace status_live
 }  // namespace kvs::cluster_test

@@ -24,7 +24,9 @@
 #include "server_process.h"
 
 namespace kvs::cluster_test {
-namespace {
+// Named, not anonymous: the live tests build as unity sources (KVS_UNITY), where the
+// file-local names of different files would clash.
+namespace status_page_live {
 
 using std::chrono::milliseconds;
 
@@ -200,5 +202,5 @@ TEST_F(StatusPageTest, AHeadlessBrowserSeesEveryNodeShardAndCountAndNoError) {
       << "the page produced errors:" << JoinErrors(browser->errors());
 }
 
-}  // namespace
+}  // namespace status_page_live
 }  // namespace kvs::cluster_test

@@ -11,7 +11,9 @@
 #include "cluster_fixture.h"
 
 namespace kvs::cluster_test {
-namespace {
+// Named, not anonymous: the live tests build as unity sources (KVS_UNITY), where the
+// file-local names of different files would clash.
+namespace transfer_live {
 
 using std::chrono::milliseconds;
 using std::chrono::steady_clock;
@@ -166,5 +168,5 @@ TEST_F(CatchUpTest, RestartedReplicaCatchesUpFromRecentUpdatesWithoutAWalk) {
   EXPECT_GT(sum("kvs_sync_answered_from_recent_total"), recent_before);
 }
 
-}  // namespace
+}  // namespace transfer_live
 }  // namespace kvs::cluster_test
