@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <system_error>
 
 namespace kvs::net {
 namespace {
@@ -116,13 +117,21 @@ uint64_t Resolver::lookups_done() const {
 
 void Resolver::Enqueue(const std::string& member, Entry& entry) {
   if (stopping_) return;
+  if (!thread_.joinable()) {
+    try {
+      thread_ = std::thread([this] { Run(); });
+    } catch (const std::system_error& e) {
+      // No thread to resolve with (the process is out of threads): the name fails now and is
+      // tried again after retry_after, like any failed lookup; the caller must not throw.
+      entry.state = State::kFailed;
+      entry.error = std::string("cannot start the resolver's thread: ") + e.what();
+      entry.looked_up = Clock::now();
+      return;
+    }
+  }
   entry.queued = true;
   queue_.push_back(member);
-  if (!thread_.joinable()) {
-    thread_ = std::thread([this] { Run(); });
-  } else {
-    wake_.notify_one();
-  }
+  wake_.notify_one();
 }
 
 void Resolver::Run() {
