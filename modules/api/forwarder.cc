@@ -1,6 +1,5 @@
 #include "forwarder.h"
 
-#include <arpa/inet.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -11,9 +10,9 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 
+#include "kvs/cluster/address.h"
 #include "kvs/net/resolver.h"
 #include "kvs/net/tls.h"
 
@@ -122,9 +121,7 @@ Forwarder::~Forwarder() {
 bool Forwarder::Addressable(const std::string& member) const {
   sockaddr_in address{};
   if (net::Resolver::ParseNumeric(member, address)) return true;
-  std::string host;
-  uint16_t port = 0;
-  if (options_.resolver == nullptr || !net::Resolver::Split(member, host, port)) return false;
+  if (options_.resolver == nullptr || !cluster::Address::Parse(member)) return false;
   options_.resolver->Lookup(member);  // resolving starts now, before the first request
   return true;
 }

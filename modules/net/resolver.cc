@@ -6,9 +6,11 @@
 #include <sys/socket.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cstring>
+#include <optional>
 #include <system_error>
+
+#include "kvs/cluster/address.h"
 
 namespace kvs::net {
 namespace {
@@ -51,27 +53,13 @@ Resolver::~Resolver() {
   if (thread_.joinable()) thread_.join();
 }
 
-bool Resolver::Split(const std::string& member, std::string& host, uint16_t& port) {
-  const size_t colon = member.rfind(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  unsigned value = 0;
-  const char* first = member.data() + colon + 1;
-  const char* last = member.data() + member.size();
-  const auto [end, ec] = std::from_chars(first, last, value);
-  if (ec != std::errc() || end != last || value == 0 || value > 65535) return false;
-  host = member.substr(0, colon);
-  port = static_cast<uint16_t>(value);
-  return true;
-}
-
 bool Resolver::ParseNumeric(const std::string& member, sockaddr_in& address) {
-  std::string host;
-  uint16_t port = 0;
-  if (!Split(member, host, port)) return false;
+  const std::optional<cluster::Address> parsed = cluster::Address::Parse(member);
+  if (!parsed) return false;
   address = sockaddr_in{};
   address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  return ::inet_pton(AF_INET, host.c_str(), &address.sin_addr) == 1;
+  address.sin_port = htons(parsed->port);
+  return ::inet_pton(AF_INET, parsed->host.c_str(), &address.sin_addr) == 1;
 }
 
 Resolver::Result Resolver::Lookup(const std::string& member) {
@@ -80,9 +68,7 @@ Resolver::Result Resolver::Lookup(const std::string& member) {
     result.state = State::kResolved;
     return result;
   }
-  std::string host;
-  uint16_t port = 0;
-  if (!Split(member, host, port)) {
+  if (!cluster::Address::Parse(member)) {
     result.state = State::kFailed;
     result.error = "not host:port";
     return result;
@@ -153,9 +139,8 @@ void Resolver::Run() {
     }
     const std::string member = std::move(queue_.front());
     queue_.pop_front();
-    std::string host;
-    uint16_t port = 0;
-    Split(member, host, port);  // only well-formed names are queued
+    // Only well-formed names are queued.
+    const auto [host, port] = *cluster::Address::Parse(member);
     lock.unlock();
     in_addr address{};
     std::string error;

@@ -82,8 +82,8 @@ std::optional<int64_t> ParseShardKeyCount(const HttpResponse& response);
 std::optional<double> GetMetric(const Endpoint& endpoint, std::string_view name,
                                 std::chrono::milliseconds timeout = kRequestTimeout);
 
-// Same, from a /metrics body already fetched.
-std::optional<double> MetricValue(std::string_view metrics_text, std::string_view name);
+// Same, from a /metrics body already fetched (tests/http's harness).
+using http_test::MetricValue;
 
 // What GET /health reports: {"status":"ok","address":...,"shard-id":int|null,"keys":int,
 // "origin":string,"ready":bool}. `ready` is false while the node is still recovering its data

@@ -154,12 +154,15 @@ main() {
 
   # The members are named by service name: the event loops resolve them off the loop
   # (net::Resolver) and relay requests for the other shard themselves, not through workers.
-  local loop=0 worker=0 metrics
+  local loop=0 worker=0 metrics n
   for ((i = 1; i <= NODES; i++)); do
     metrics="$(curl -s --max-time 5 "http://127.0.0.1:$((BASE_PORT + i - 1))/metrics")" \
       || fail "GET /metrics of node$i failed"
-    loop=$((loop + $(awk '$1 == "kvs_forwarded_requests_total{on=\"loop\"}" {print $2}' <<<"$metrics")))
-    worker=$((worker + $(awk '$1 == "kvs_forwarded_requests_total{on=\"worker\"}" {print $2}' <<<"$metrics")))
+    n="$(awk '$1 == "kvs_forwarded_requests_total{on=\"loop\"}" {print $2}' <<<"$metrics")"
+    [[ -n $n ]] || fail "node$i's /metrics has no kvs_forwarded_requests_total{on=\"loop\"}"
+    loop=$((loop + n))
+    n="$(awk '$1 == "kvs_forwarded_requests_total{on=\"worker\"}" {print $2}' <<<"$metrics")"
+    worker=$((worker + ${n:-0}))
   done
   ((loop > 0)) || fail "no request was forwarded from an event loop (kvs_forwarded_requests_total: loop $loop, worker $worker)"
   pass "members named by service name: $loop requests forwarded from the event loops, $worker through workers (names not resolved yet)"

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <sstream>
 
@@ -391,6 +392,28 @@ Poco::JSON::Object::Ptr ParseObject(const std::string& body) {
   } catch (const Poco::Exception&) {
   }
   return nullptr;
+}
+
+std::optional<double> MetricValue(std::string_view metrics_text, std::string_view name) {
+  std::optional<double> total;
+  size_t pos = 0;
+  while (pos < metrics_text.size()) {
+    size_t end = metrics_text.find('\n', pos);
+    if (end == std::string_view::npos) end = metrics_text.size();
+    const std::string_view line = metrics_text.substr(pos, end - pos);
+    pos = end + 1;
+    if (!line.starts_with(name) || line.size() == name.size()) continue;
+    const char next = line[name.size()];
+    if (next != ' ' && next != '{') continue;
+    const size_t space = line.rfind(' ');
+    if (space == std::string_view::npos) continue;
+    const std::string number(line.substr(space + 1));
+    char* parse_end = nullptr;
+    const double value = std::strtod(number.c_str(), &parse_end);
+    if (parse_end == number.c_str()) continue;
+    total = total.value_or(0) + value;
+  }
+  return total;
 }
 
 std::string Describe(const HttpResponse& response) {

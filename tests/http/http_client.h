@@ -101,6 +101,10 @@ Poco::JSON::Object::Ptr ParseObject(const std::string& body);
 // One line for failure messages: status, headers of interest and body.
 std::string Describe(const HttpResponse& response);
 
+// The value of Prometheus metric `name` in a /metrics body, summed over its label sets (or of
+// one series, when `name` includes its labels: `kvs_x{on="loop"}`); nullopt if absent.
+std::optional<double> MetricValue(std::string_view metrics_text, std::string_view name);
+
 // Status is `status`, Content-Type is application/json, and the body is a JSON object with
 // exactly the members of `expected_json` (any order).
 ::testing::AssertionResult IsJson(const HttpResponse& response, int status,

@@ -20,23 +20,10 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// The value of the sample line `series` ("name{labels}") of a /metrics text, -1 if absent.
-double SampleOf(const std::string& metrics, const std::string& series) {
-  const std::string line_start = series + " ";
-  for (size_t at = 0; at < metrics.size();) {
-    const size_t end = metrics.find('\n', at);
-    const std::string line =
-        metrics.substr(at, end == std::string::npos ? std::string::npos : end - at);
-    if (line.rfind(line_start, 0) == 0) return std::atof(line.c_str() + line_start.size());
-    if (end == std::string::npos) break;
-    at = end + 1;
-  }
-  return -1;
-}
-
+// The value of `series` in node `port`'s /metrics, -1 if absent or unanswered.
 double NodeSample(uint16_t port, const std::string& series) {
   const HttpResponse metrics = SendRequest(port, "GET", "/metrics");
-  return metrics.status == 200 ? SampleOf(metrics.body, series) : -1;
+  return metrics.status == 200 ? MetricValue(metrics.body, series).value_or(-1) : -1;
 }
 
 // How many threads of `pid` are named `name` (/proc/<pid>/task/*/comm).

@@ -55,9 +55,8 @@ class Resolver {
   // Looks a name up again as soon as the thread can (no effect on numeric addresses).
   void Refresh(const std::string& member);
 
-  // Splits "host:port" (port 1-65535, host not empty); false when it is not of that form.
-  static bool Split(const std::string& member, std::string& host, uint16_t& port);
-  // A numeric IPv4 "a.b.c.d:port" into `address`; false for anything else.
+  // A numeric IPv4 "a.b.c.d:port" into `address`; false for anything else. (Whether a member
+  // is "host:port" at all is cluster::Address::Parse's call, as for the view.)
   static bool ParseNumeric(const std::string& member, sockaddr_in& address);
 
   // Lookups the thread has finished (successful or not).
