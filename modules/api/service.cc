@@ -581,12 +581,16 @@ std::variant<ForwardPlan, Response> Service::PlanForward(int shard, const Reques
   const auto& members = config->shards[static_cast<size_t>(shard)];
   const size_t start =
       members.empty() ? 0 : std::hash<std::string_view>{}(spread_key) % members.size();
-  for (int pass = 0; pass < 2; ++pass) {
-    for (size_t i = 0; i < members.size(); ++i) {
-      const cluster::Address& m = members[(start + i) % members.size()];
-      if (cluster_.InView(m) == (pass == 0) && !(m == cluster_.self())) {
-        plan.members.push_back(m.ToString());
-      }
+  // Live members first (in the rotated order), then the rest.
+  plan.members.reserve(members.size());
+  size_t live = 0;
+  for (size_t i = 0; i < members.size(); ++i) {
+    const cluster::Address& m = members[(start + i) % members.size()];
+    if (m == cluster_.self()) continue;
+    if (cluster_.InView(m)) {
+      plan.members.insert(plan.members.begin() + static_cast<std::ptrdiff_t>(live++), m.ToString());
+    } else {
+      plan.members.push_back(m.ToString());
     }
   }
   // The id travels along (a log label only: the owner validates it as a client's).

@@ -15,6 +15,14 @@ struct LayoutCache {
 };
 thread_local LayoutCache tls_layout;
 
+// The view members this thread read last (InView), and from which ClusterState and version.
+struct ViewCache {
+  uint64_t instance = 0;
+  uint64_t version = 0;
+  std::shared_ptr<const ClusterState::ViewSet> members;
+};
+thread_local ViewCache tls_view;
+
 std::shared_ptr<const ClusterState::Layout> MakeLayout(
     const Address& self, std::shared_ptr<const ClusterConfig> config,
     std::shared_ptr<const HashRing> reusable_ring) {
@@ -39,6 +47,16 @@ ClusterState::ClusterState(Address self, std::vector<Address> view, ClusterConfi
   if (std::find(view_.begin(), view_.end(), self_) == view_.end()) view_.push_back(self_);
   std::sort(view_.begin(), view_.end());
   view_.erase(std::unique(view_.begin(), view_.end()), view_.end());
+  PublishViewLocked();
+}
+
+size_t ClusterState::AddressHash::operator()(const Address& a) const noexcept {
+  return std::hash<std::string>{}(a.host) * 31 + a.port;
+}
+
+void ClusterState::PublishViewLocked() {
+  view_set_ = std::make_shared<const ViewSet>(view_.begin(), view_.end());
+  view_version_.fetch_add(1, std::memory_order_release);
 }
 
 const ClusterState::Layout& ClusterState::CachedLayout() const {
@@ -59,8 +77,15 @@ std::vector<Address> ClusterState::View() const {
 }
 
 bool ClusterState::InView(const Address& node) const {
-  std::lock_guard lock(mu_);
-  return std::binary_search(view_.begin(), view_.end(), node);
+  ViewCache& cache = tls_view;
+  if (cache.instance != instance_ ||
+      cache.version != view_version_.load(std::memory_order_acquire)) {
+    std::lock_guard lock(mu_);
+    cache.members = view_set_;
+    cache.version = view_version_.load(std::memory_order_relaxed);
+    cache.instance = instance_;
+  }
+  return cache.members->contains(node);
 }
 
 bool ClusterState::AddToView(const Address& node) {
@@ -68,6 +93,7 @@ bool ClusterState::AddToView(const Address& node) {
   auto it = std::lower_bound(view_.begin(), view_.end(), node);
   if (it != view_.end() && *it == node) return false;
   view_.insert(it, node);
+  PublishViewLocked();
   return true;
 }
 
@@ -76,6 +102,7 @@ bool ClusterState::RemoveFromView(const Address& node) {
   auto it = std::lower_bound(view_.begin(), view_.end(), node);
   if (it == view_.end() || !(*it == node)) return false;
   view_.erase(it);
+  PublishViewLocked();
   return true;
 }
 

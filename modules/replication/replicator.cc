@@ -8,6 +8,7 @@
 #include <memory>
 #include <thread>
 #include <tuple>
+#include <unordered_map>
 #include <variant>
 
 #include "kvs/cluster/hash_ring.h"
@@ -28,6 +29,9 @@ Poco::Logger& Log() { return Poco::Logger::get("kvs.replication"); }
 uint64_t TransferBytes(std::string_view key, const store::EntryView& entry) {
   return key.size() + entry.value.size() + entry.meta.size() + entry.version.origin.size() + 32;
 }
+
+// Origins whose shard one thread remembers (SameShardOrigin) before it starts over.
+constexpr size_t kSameShardMemoSize = 4096;
 
 std::string_view OriginAddress(std::string_view origin) {
   return origin.substr(0, origin.rfind('#'));
@@ -66,13 +70,36 @@ std::vector<std::string> Replicator::ShardPeers(bool live_only) const {
 }
 
 bool Replicator::SameShardOrigin(const std::string& origin) const {
-  const auto address = cluster::Address::Parse(OriginAddress(origin));
-  if (!address) return false;
-  const auto config = cluster_.Config();
+  // Asked for each dependency of each request that this node has not applied (every other
+  // shard's origin in a client's metadata): answers are remembered per thread until the layout
+  // changes.
+  thread_local struct {
+    const Replicator* owner = nullptr;
+    uint64_t layout_version = 0;
+    uint64_t barrier_epoch = 0;
+    std::unordered_map<std::string, bool> same;
+  } memo;
+  const uint64_t version = cluster_.layout_version();
+  std::shared_ptr<const cluster::ClusterConfig> config;
+  if (memo.owner != this || memo.layout_version != version ||
+      memo.same.size() >= kSameShardMemoSize) {
+    // Read after the version: at worst answers of a newer layout are kept under the older
+    // version, and dropped at the next call.
+    config = cluster_.Config();
+    memo.owner = this;
+    memo.layout_version = version;
+    memo.barrier_epoch = config->barrier_epoch;
+    memo.same.clear();
+  }
   // Writes from before the last reshard were moved under its barrier: satisfied everywhere.
-  if (causal::OriginEpoch(origin) < config->barrier_epoch) return false;
+  if (causal::OriginEpoch(origin) < memo.barrier_epoch) return false;
+  if (const auto it = memo.same.find(origin); it != memo.same.end()) return it->second;
+  if (!config) config = cluster_.Config();
+  const auto address = cluster::Address::Parse(OriginAddress(origin));
   const auto mine = config->ShardOf(cluster_.self());
-  return mine && config->ShardOf(*address) == mine;
+  const bool same = address && mine && config->ShardOf(*address) == mine;
+  memo.same.emplace(origin, same);
+  return same;
 }
 
 std::shared_ptr<PeerSender> Replicator::MakeSenderLocked(const std::string& peer) {

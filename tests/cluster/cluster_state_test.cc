@@ -26,6 +26,43 @@ TEST(ClusterStateTest, ViewAddAndRemove) {
   EXPECT_EQ(JoinAddresses(state.View()), "10.0.0.1:8080,10.0.0.2:8080,10.0.0.3:8080,10.0.0.4:8080");
 }
 
+// InView reads a per-thread copy of the view: a change made on another thread must still be
+// seen by a thread's next call, and two states on one thread must not share answers.
+TEST(ClusterStateTest, ViewChangeReachesThreadsThatCachedTheOldOne) {
+  ClusterState state = FourNodes();
+  std::atomic<int> phase{0};
+  std::optional<bool> before_add, after_add, removed_after;
+  std::thread reader([&] {
+    before_add = state.InView(A(9));  // caches the four-node view on this thread
+    phase.store(1);
+    while (phase.load() != 2) std::this_thread::yield();
+    after_add = state.InView(A(9));
+    removed_after = state.InView(A(2));
+  });
+  while (phase.load() != 1) std::this_thread::yield();
+  ASSERT_TRUE(state.AddToView(A(9)));
+  ASSERT_TRUE(state.RemoveFromView(A(2)));
+  phase.store(2);
+  reader.join();
+  EXPECT_EQ(before_add, false);
+  EXPECT_EQ(after_add, true);
+  EXPECT_EQ(removed_after, false);
+}
+
+TEST(ClusterStateTest, ViewAnswersAreNotSharedBetweenStates) {
+  ClusterState four = FourNodes();
+  std::vector<Address> other_view = {A(5), A(6)};
+  ClusterState other(A(5), other_view, InitialAssignment(other_view, 1));
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_TRUE(four.InView(A(2)));
+    EXPECT_FALSE(four.InView(A(6)));
+    EXPECT_TRUE(other.InView(A(6)));
+    EXPECT_FALSE(other.InView(A(2)));
+  }
+  // A member known under another port is another member.
+  EXPECT_FALSE(four.InView(Address{"10.0.0.2", 8081}));
+}
+
 TEST(ClusterStateTest, LiveMembersFollowTheView) {
   ClusterState state = FourNodes();
   EXPECT_EQ(JoinAddresses(*state.LiveMembers(0)), "10.0.0.1:8080,10.0.0.3:8080");

@@ -1,7 +1,8 @@
 // This node's live knowledge of the cluster: the view (nodes believed up) and the current
 // ClusterConfig. Thread-safe: readers get immutable snapshots; writers serialize on a mutex.
 // The layout (configuration + hash ring), read on every request, is cached per thread and
-// re-read under the mutex only after it changed, so the request path takes no shared lock.
+// re-read under the mutex only after it changed, so the request path takes no shared lock; so
+// is the set of view members that InView asks (every forwarded request asks it per member).
 // Invariant: the view is sorted and holds each address once; self starts in it.
 #pragma once
 
@@ -10,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <unordered_set>
 #include <vector>
 
 #include "kvs/cluster/address.h"
@@ -54,15 +56,26 @@ class ClusterState {
     std::optional<int> my_shard;
   };
 
+  // The view's members as InView reads them (a snapshot per change, cached per thread).
+  struct AddressHash {
+    size_t operator()(const Address& a) const noexcept;
+  };
+  using ViewSet = std::unordered_set<Address, AddressHash>;
+
  private:
   // The current layout from this thread's cache. The reference is valid until this thread's
   // next call into any ClusterState: use it locally, without calling out.
   const Layout& CachedLayout() const;
+  // Publishes view_ to InView's readers; called under mu_ after every change.
+  void PublishViewLocked();
 
   const Address self_;
   const uint64_t instance_;  // tells ClusterStates apart in the per-thread cache
   mutable std::mutex mu_;
-  std::vector<Address> view_;             // GUARDED_BY(mu_), sorted
+  std::vector<Address> view_;                // GUARDED_BY(mu_), sorted
+  std::shared_ptr<const ViewSet> view_set_;  // GUARDED_BY(mu_): view_'s members
+  // Bumped (under mu_) whenever view_ changes.
+  std::atomic<uint64_t> view_version_{1};
   std::shared_ptr<const Layout> layout_;  // GUARDED_BY(mu_)
   // Bumped (under mu_) whenever layout_ changes.
   std::atomic<uint64_t> layout_version_{1};
