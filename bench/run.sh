@@ -153,8 +153,23 @@ die() {
 }
 part() { [[ "$PARTS" == *",$1,"* ]]; }
 
-# Unlike kill -0, false for a zombie too (its /proc/PID/exe is unreadable).
-process_running() { readlink "/proc/$1/exe" >/dev/null 2>&1; }
+# Unlike kill -0, false for a zombie too, and for a process of another user (a reaped PID
+# reused). Builtins only: it runs between the CPU samples of a
+# measured run (bench_attempt), where a fork every 100 ms showed in the latency percentiles.
+process_running() {
+  local line
+  [[ -O "/proc/$1" ]] || return 1
+  read -r line 2>/dev/null <"/proc/$1/stat" || return 1
+  line="${line##*) }"  # the state follows "pid (comm) "; comm may contain ") "
+  [[ "${line:0:1}" != [ZX] ]]
+}
+
+# pause SECONDS: sleep without forking (read times out on a pipe nobody writes to).
+PAUSE_FD=""
+pause() {
+  [[ -n "$PAUSE_FD" ]] || exec {PAUSE_FD}<> <(:)
+  read -r -t "$1" -u "$PAUSE_FD" _ || true
+}
 
 # --- cleanup ----------------------------------------------------------------------------
 
@@ -316,12 +331,14 @@ tree_pids() {
 # Builtins only (no fork), so sampling does not itself load the machine.
 TICKS=0
 read_ticks() {
-  local p line f
+  local p line
+  local -a f
   TICKS=0
   for p in "$@"; do
     read -r line 2>/dev/null <"/proc/$p/stat" || continue
     line="${line##*) }"             # drop "pid (comm) ": comm may contain spaces
-    read -r -a f <<<"$line"
+    # shellcheck disable=SC2206 # split on purpose: numbers and a state letter, nothing to glob
+    f=($line)
     TICKS=$((TICKS + f[11] + f[12])) # fields 14 and 15 of stat
   done
 }
@@ -432,7 +449,7 @@ bench_attempt() {
       [[ -n "$bench_pid" ]] && kill -TERM "$bench_pid" 2>/dev/null
       break
     fi
-    sleep "$SAMPLE_PERIOD"
+    pause "$SAMPLE_PERIOD"
   done
   wait "$BENCH_WRAPPER_PID" || rc=$?
   BENCH_WRAPPER_PID=""
