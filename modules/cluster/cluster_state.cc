@@ -7,21 +7,29 @@ namespace {
 
 std::atomic<uint64_t> next_instance{1};
 
-// The layout this thread read last, and from which ClusterState and version.
-struct LayoutCache {
+// What one thread read last of a ClusterState's published values (the layout, the view's
+// members), and from which ClusterState and version: taken again, under the state's mutex, only
+// when either differs, so a read of an unchanged value takes no shared lock.
+template <typename T>
+struct PerThreadCopy {
   uint64_t instance = 0;
   uint64_t version = 0;
-  std::shared_ptr<const ClusterState::Layout> layout;
-};
-thread_local LayoutCache tls_layout;
+  std::shared_ptr<const T> value;
 
-// The view members this thread read last (InView), and from which ClusterState and version.
-struct ViewCache {
-  uint64_t instance = 0;
-  uint64_t version = 0;
-  std::shared_ptr<const ClusterState::ViewSet> members;
+  // `source` is read under `mu`, which also guards every change of it and of `version`.
+  const T& Get(uint64_t of, const std::atomic<uint64_t>& current, std::mutex& mu,
+               const std::shared_ptr<const T>& source) {
+    if (instance != of || version != current.load(std::memory_order_acquire)) {
+      std::lock_guard lock(mu);
+      value = source;
+      version = current.load(std::memory_order_relaxed);
+      instance = of;
+    }
+    return *value;
+  }
 };
-thread_local ViewCache tls_view;
+thread_local PerThreadCopy<ClusterState::Layout> tls_layout;
+thread_local PerThreadCopy<ClusterState::ViewSet> tls_view;
 
 std::shared_ptr<const ClusterState::Layout> MakeLayout(
     const Address& self, std::shared_ptr<const ClusterConfig> config,
@@ -60,15 +68,7 @@ void ClusterState::PublishViewLocked() {
 }
 
 const ClusterState::Layout& ClusterState::CachedLayout() const {
-  LayoutCache& cache = tls_layout;
-  if (cache.instance != instance_ ||
-      cache.version != layout_version_.load(std::memory_order_acquire)) {
-    std::lock_guard lock(mu_);
-    cache.layout = layout_;
-    cache.version = layout_version_.load(std::memory_order_relaxed);
-    cache.instance = instance_;
-  }
-  return *cache.layout;
+  return tls_layout.Get(instance_, layout_version_, mu_, layout_);
 }
 
 std::vector<Address> ClusterState::View() const {
@@ -77,15 +77,7 @@ std::vector<Address> ClusterState::View() const {
 }
 
 bool ClusterState::InView(const Address& node) const {
-  ViewCache& cache = tls_view;
-  if (cache.instance != instance_ ||
-      cache.version != view_version_.load(std::memory_order_acquire)) {
-    std::lock_guard lock(mu_);
-    cache.members = view_set_;
-    cache.version = view_version_.load(std::memory_order_relaxed);
-    cache.instance = instance_;
-  }
-  return cache.members->contains(node);
+  return tls_view.Get(instance_, view_version_, mu_, view_set_).contains(node);
 }
 
 bool ClusterState::AddToView(const Address& node) {
