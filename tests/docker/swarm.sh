@@ -12,8 +12,9 @@
 #   4. The contract smoke checks of tests/docker/contract_smoke.sh through host ports 8082-8087.
 #   5. From the EXIT trap (on failure too): docker stack rm, wait until its containers, services
 #      and network are gone, delete its volumes kvstest_node<i>-data; remove the labels this test
-#      added; `docker swarm leave --force` (and remove docker_gwbridge) only if this test created
-#      the swarm; the image kvs only if this test created it. Anything left fails the test.
+#      added; `docker swarm leave --force` (and remove docker_gwbridge, see remove_gwbridge)
+#      only if this test created the swarm; the image kvs only if this test created it.
+#      Anything left fails the test.
 # The stack is kvstest, not the kvs of the documented commands: the test never touches a
 # deployment of the user's. Exit 0 on success, non-zero with a message on the first failure.
 # Every wait is bounded.
@@ -57,6 +58,29 @@ stack_objects() {
   printf '%s' "$left"
 }
 
+# Removes Swarm's docker_gwbridge once the swarm is left (bounded retries). Docker can keep the
+# record of an endpoint on it after every container that had one is gone (moby/moby#37018:
+# "has active endpoints", none listed, seen once in CI on 2026-12-07); only a restart of the
+# daemon drops that record, and the bridge holds nothing: that case is a warning, not a
+# leftover (STALE_GWBRIDGE). Anything else that keeps the network is.
+STALE_GWBRIDGE=0
+remove_gwbridge() {
+  local deadline=$((SECONDS + 20)) out=""
+  while docker network inspect docker_gwbridge >/dev/null 2>&1; do
+    out="$(docker network rm docker_gwbridge 2>&1)" && return 0
+    ((SECONDS < deadline)) || break
+    sleep 1
+  done
+  docker network inspect docker_gwbridge >/dev/null 2>&1 || return 0
+  if [[ $out == *"has active endpoints"* &&
+    "$(docker network inspect docker_gwbridge -f '{{len .Containers}}' 2>/dev/null)" == 0 ]]; then
+    STALE_GWBRIDGE=1
+    warn "docker_gwbridge stays: Docker still counts an endpoint on it with no container attached (moby/moby#37018); it goes with the next restart of dockerd"
+    return 0
+  fi
+  warn "cannot remove network docker_gwbridge: $out"
+}
+
 # Everything of this test's still there (empty = nothing).
 leftovers() {
   local left label
@@ -66,7 +90,7 @@ leftovers() {
   if ((CREATED_SWARM)); then
     [[ $(swarm_state) == inactive ]] || left+="swarm:$(swarm_state) "
     docker network inspect ingress >/dev/null 2>&1 && left+="network:ingress "
-    ((GWBRIDGE_EXISTED)) || ! docker network inspect docker_gwbridge >/dev/null 2>&1 \
+    ((GWBRIDGE_EXISTED || STALE_GWBRIDGE)) || ! docker network inspect docker_gwbridge >/dev/null 2>&1 \
       || left+="network:docker_gwbridge "
   elif [[ $(swarm_state) == active ]]; then
     for label in "${ADDED_LABELS[@]}"; do
@@ -127,7 +151,7 @@ finish() {
       dk swarm leave --force >/dev/null || warn "docker swarm leave --force exited non-zero"
     fi
     if ((!GWBRIDGE_EXISTED)) && docker network inspect docker_gwbridge >/dev/null 2>&1; then
-      docker network rm docker_gwbridge >/dev/null || warn "cannot remove network docker_gwbridge"
+      remove_gwbridge
     fi
   elif [[ $(swarm_state) == active ]]; then
     for label in "${ADDED_LABELS[@]}"; do
