@@ -112,6 +112,21 @@ TEST_F(CoordinatorTest, OtherShardDependenciesAreCarriedNotChecked) {
   EXPECT_EQ(put.metadata, "0|10.9.9.9:1#5=42,127.0.0.1:1#100.0=1");
 }
 
+// Whether a dependency's origin is of this shard is remembered per thread: a layout that moves
+// the origin into this shard must make the same dependency one to wait for.
+TEST_F(CoordinatorTest, DependencyShardFollowsALayoutChange) {
+  const causal::Metadata m = Parse("0|10.9.9.9:1#5=42");
+  EXPECT_TRUE(replicator_.DependenciesPresent(m));  // another shard's: carried, not checked
+  EXPECT_TRUE(replicator_.DependenciesPresent(m));  // the remembered answer
+  cluster::ClusterConfig joined = *cluster_.Config();
+  joined.epoch = 1;
+  joined.shards[0].push_back(cluster::Address{"10.9.9.9", 1});
+  cluster_.SetConfig(joined);
+  EXPECT_FALSE(replicator_.DependenciesPresent(m));  // now this shard's, and never applied
+  cluster_.SetConfig(cluster::ClusterConfig{2, 0, {{self_}}});  // and out again
+  EXPECT_TRUE(replicator_.DependenciesPresent(m));
+}
+
 TEST_F(CoordinatorTest, ConcurrentWritesGetDistinctGaplessSequenceNumbers) {
   constexpr int kThreads = 6, kEach = 500;
   std::vector<std::thread> threads;
