@@ -29,6 +29,10 @@ constexpr size_t kMaxConnectionsPerPeer = 4;
 // connection of its own, it is applied (or waits for its dependencies) at once, as it was
 // with the workers' client.
 constexpr size_t kMaxConnectionsForWrites = 64;
+// Reads queued for one member in one event batch share a connection (and so one send, and one
+// read of the answers), up to this many on it: the member serves them in order, so one of them
+// that waits there (a dependency pull) holds the others up, as pipelined reads always are.
+constexpr size_t kMaxCoalescedReads = 8;
 constexpr size_t kReadBufferBytes = 64 * 1024;
 // At least this long for a TLS handshake once the connection is made.
 constexpr std::chrono::milliseconds kHandshakeTime{1000};
@@ -224,7 +228,19 @@ void Forwarder::Dispatch(std::unique_ptr<Job> job, bool fresh_connection) {
       continue;
     }
     PeerConn* conn = nullptr;
-    if (!fresh_connection) {
+    if (!fresh_connection && job->is_read) {
+      // A read joins the reads already queued for this member in this event batch (not yet
+      // written): they leave in one write and their answers come back together.
+      for (auto& c : member->conns) {
+        if (c->dirty && c->connected && c->generation == member->generation &&
+            c->jobs.size() < kMaxCoalescedReads &&
+            std::all_of(c->jobs.begin(), c->jobs.end(), [](const auto& j) { return j->is_read; })) {
+          conn = c.get();
+          break;
+        }
+      }
+    }
+    if (!fresh_connection && conn == nullptr) {
       // An idle connection, else a new one, else the one with the fewest requests in flight.
       for (auto& c : member->conns) {
         if (c->connected && c->jobs.empty() && c->generation == member->generation) {

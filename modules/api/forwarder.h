@@ -2,11 +2,12 @@
 // shard to one of its members over non-blocking keep-alive connections that the loop owns, with
 // no thread hand-off. One Forwarder per event loop, used only by that loop's thread.
 //
-// - Connections per member are pooled; a request goes to an idle one, else a new one (up to 4
-//   per member and loop for reads, 64 for writes), else it is pipelined behind the fewest
-//   requests in flight (answers come back in order). Writes are not pipelined: see
-//   kMaxConnectionsForWrites. Requests queued in one event batch leave in one write per
-//   connection (Flush, called before the loop waits for events).
+// - Connections per member are pooled; a read joins reads queued for the same member in the
+//   same event batch (up to kMaxCoalescedReads on one connection), else a request goes to an
+//   idle connection, else a new one (up to 4 per member and loop for reads, 64 for writes),
+//   else it is pipelined behind the fewest requests in flight (answers come back in order).
+//   Writes are not pipelined: see kMaxConnectionsForWrites. Requests queued in one event batch
+//   leave in one write per connection (Flush, called before the loop waits for events).
 // - Every attempt has a deadline (connect: connect_timeout; the answer: answer_timeout); Sweep
 //   enforces them. On a transport failure (refused, reset, closed, timed out, malformed answer)
 //   the request moves to the plan's next member, as the blocking path does; a reused keep-alive

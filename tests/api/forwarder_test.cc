@@ -388,6 +388,39 @@ TEST_F(ForwarderTest, ManyReadsAtOnceArePipelinedAndEachGetsItsOwnAnswer) {
   EXPECT_LE(member.connections(), 4);
 }
 
+// Reads for one member queued in one event batch leave together on one connection (one send,
+// one read of the answers) instead of taking a connection each.
+TEST_F(ForwarderTest, ReadsQueuedInOneBatchShareAConnection) {
+  FakeMember member(Echo);
+  Make();
+  Start(0, "/kvs/keys/first", {member.name()}, "", "GET");
+  RunUntil(1);  // one connection, made and idle
+  constexpr int kBatch = 5;
+  for (int i = 1; i <= kBatch; ++i) {
+    Start(static_cast<uint64_t>(i), "/kvs/keys/k" + std::to_string(i), {member.name()}, "", "GET");
+  }
+  RunUntil(1 + kBatch);
+  for (int i = 1; i <= kBatch; ++i) {
+    EXPECT_EQ(outcomes_.at(static_cast<uint64_t>(i)).body,
+              "GET /kvs/keys/k" + std::to_string(i) + " HTTP/1.1|1|");
+  }
+  EXPECT_EQ(member.connections(), 1);
+}
+
+// A read does not join a write queued in the same batch: the write keeps its connection alone.
+TEST_F(ForwarderTest, AReadDoesNotJoinAQueuedWrite) {
+  FakeMember member(Echo);
+  Make();
+  Start(0, "/kvs/keys/first", {member.name()}, "", "GET");
+  RunUntil(1);
+  Start(1, "/kvs/keys/w", {member.name()}, "v");  // takes the idle connection
+  Start(2, "/kvs/keys/r", {member.name()}, "", "GET");
+  RunUntil(3);
+  EXPECT_EQ(outcomes_.at(1).body, "PUT /kvs/keys/w HTTP/1.1|1|v");
+  EXPECT_EQ(outcomes_.at(2).body, "GET /kvs/keys/r HTTP/1.1|1|");
+  EXPECT_EQ(member.connections(), 2);
+}
+
 // Writes are never queued behind another request: each one in flight has a connection of its
 // own (held up behind a read that waits at the member, a write could take effect after its
 // client gave up on it).
