@@ -14,6 +14,7 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "Poco/JSON/Array.h"
@@ -107,6 +108,24 @@ class KvsctlTest : public ::testing::Test {
       auto healthy = node->WaitUntilHealthy(milliseconds(15000));
       EXPECT_TRUE(healthy) << healthy.message() << "\n" << node->Stderr();
       if (!healthy) return {};
+    }
+    // A node of a shard can answer /health before it has the layout (503 "does not know the
+    // cluster layout yet" to a key request; seen under TSan): wait, bounded, until each of them
+    // knows its shard.
+    for (int i = 0; i < with_shard; ++i) {
+      const auto give_up = std::chrono::steady_clock::now() + milliseconds(15000);
+      http_test::HttpResponse answer;
+      while (true) {
+        answer = http_test::SendRequest(ports[static_cast<size_t>(i)], "GET",
+                                        "/key-value-store-shard/node-shard-id", std::nullopt,
+                                        milliseconds(1000));
+        if (answer.status == 200 || std::chrono::steady_clock::now() >= give_up) break;
+        std::this_thread::sleep_for(milliseconds(20));
+      }
+      EXPECT_EQ(answer.status, 200)
+          << "node " << i << " does not know its shard: " << answer.body << "\n"
+          << nodes[static_cast<size_t>(i)]->Stderr();
+      if (answer.status != 200) return {};
     }
     return nodes;
   }
