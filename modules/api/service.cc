@@ -467,14 +467,14 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
     if (!owner) return ErrorResponse(503, "Node does not know the cluster layout yet", method);
     shard = cluster_.MyShard();
     if (shard != owner) {
-      return may_block ? Forward(*owner, request, key) : Defer(*owner, request, key);
+      return may_block ? Forward(*owner, request) : Defer(*owner, request);
     }
     // A replica still loading its shard's data could answer a wrong 404 (or stale value):
     // a ready replica serves a client's request instead. Only a client's own request is
     // passed on, so two loading replicas never bounce it between them; a forwarded one waits
     // here for the load (and gets a 503 with the reason if it does not end in time).
     if (!replicator_.ready() && request.hops == 0 && replicator_.has_peers()) {
-      return may_block ? Forward(*owner, request, key) : Defer(*owner, request, key);
+      return may_block ? Forward(*owner, request) : Defer(*owner, request);
     }
     if (method == "GET") break;
     ticket = coordinator_.EnterWrite(may_block ? kWriteBarrierWait : std::chrono::milliseconds(0));
@@ -566,8 +566,7 @@ Response Service::HandleView(std::string_view method, std::string_view body) {
   return Message(200, "Replica deleted successfully from the view");
 }
 
-std::variant<ForwardPlan, Response> Service::PlanForward(int shard, const Request& request,
-                                                         std::string_view spread_key) {
+std::variant<ForwardPlan, Response> Service::PlanForward(int shard, const Request& request) {
   if (request.hops >= 6) {
     return ErrorResponse(503, "Request forwarded too many times (layout changing)", request.method);
   }
@@ -579,8 +578,7 @@ std::variant<ForwardPlan, Response> Service::PlanForward(int shard, const Reques
   ForwardPlan plan;
   plan.shard = shard;
   const auto& members = config->shards[static_cast<size_t>(shard)];
-  const size_t start =
-      members.empty() ? 0 : std::hash<std::string_view>{}(spread_key) % members.size();
+  const size_t start = members.empty() ? 0 : cluster_.ForwardStart(shard) % members.size();
   // Live members first (in the rotated order), then the rest.
   plan.members.reserve(members.size());
   size_t live = 0;
@@ -600,16 +598,16 @@ std::variant<ForwardPlan, Response> Service::PlanForward(int shard, const Reques
   return plan;
 }
 
-Response Service::Defer(int shard, const Request& request, std::string_view spread_key) {
+Response Service::Defer(int shard, const Request& request) {
   if (request.forward == nullptr) return WouldBlock();
-  std::variant<ForwardPlan, Response> planned = PlanForward(shard, request, spread_key);
+  std::variant<ForwardPlan, Response> planned = PlanForward(shard, request);
   if (auto* refusal = std::get_if<Response>(&planned)) return std::move(*refusal);
   *request.forward = std::move(std::get<ForwardPlan>(planned));
   return WouldBlock();
 }
 
-Response Service::Forward(int shard, const Request& request, std::string_view spread_key) {
-  std::variant<ForwardPlan, Response> planned = PlanForward(shard, request, spread_key);
+Response Service::Forward(int shard, const Request& request) {
+  std::variant<ForwardPlan, Response> planned = PlanForward(shard, request);
   if (auto* refusal = std::get_if<Response>(&planned)) return std::move(*refusal);
   const ForwardPlan& plan = std::get<ForwardPlan>(planned);
   net::PeerClient::Headers headers;
@@ -695,7 +693,7 @@ Response Service::HandleShard(const Request& request, std::string_view rest, boo
                     .Finish());
   }
   if (config->ShardOf(cluster_.self()) != id) {
-    return may_block ? Forward(*id, request, "") : Defer(*id, request, "");
+    return may_block ? Forward(*id, request) : Defer(*id, request);
   }
   return Json(200, JsonObject()
                        .Str("message", "Key count of shard ID retrieved successfully")

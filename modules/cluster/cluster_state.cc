@@ -31,6 +31,31 @@ struct PerThreadCopy {
 thread_local PerThreadCopy<ClusterState::Layout> tls_layout;
 thread_local PerThreadCopy<ClusterState::ViewSet> tls_view;
 
+// ClusterState::ForwardStart for every shard of `config`. Lay the shards' member lists end to
+// end: the nodes outside shard s then hold consecutive places apart from the size of s (all
+// of s lies before or after each of them), so their places modulo that size deal its members
+// out in turn.
+std::vector<size_t> ForwardStarts(const Address& self, const ClusterConfig& config,
+                                  std::optional<int> my_shard) {
+  std::vector<size_t> starts(config.shards.size(), 0);
+  size_t place = ClusterState::AddressHash{}(self);  // outside the layout: any fixed choice
+  size_t in_own = 0;
+  if (my_shard) {
+    place = 0;
+    for (int s = 0; s < *my_shard; ++s) place += config.shards[static_cast<size_t>(s)].size();
+    const auto& own = config.shards[static_cast<size_t>(*my_shard)];
+    in_own = static_cast<size_t>(std::find(own.begin(), own.end(), self) - own.begin());
+    place += in_own;
+  }
+  for (size_t s = 0; s < config.shards.size(); ++s) {
+    const size_t size = config.shards[s].size();
+    if (size == 0) continue;
+    const bool own = my_shard && static_cast<size_t>(*my_shard) == s;
+    starts[s] = (own ? in_own + 1 : place) % size;
+  }
+  return starts;
+}
+
 std::shared_ptr<const ClusterState::Layout> MakeLayout(
     const Address& self, std::shared_ptr<const ClusterConfig> config,
     std::shared_ptr<const HashRing> reusable_ring) {
@@ -41,6 +66,7 @@ std::shared_ptr<const ClusterState::Layout> MakeLayout(
     layout->ring = std::make_shared<const HashRing>(config->shard_count());
   }
   layout->my_shard = config->ShardOf(self);
+  layout->forward_start = ForwardStarts(self, *config, layout->my_shard);
   layout->config = std::move(config);
   return layout;
 }
@@ -128,6 +154,12 @@ std::optional<int> ClusterState::ShardForKey(std::string_view key) const {
 }
 
 std::optional<int> ClusterState::MyShard() const { return CachedLayout().my_shard; }
+
+size_t ClusterState::ForwardStart(int shard) const {
+  const Layout& layout = CachedLayout();
+  if (shard < 0 || static_cast<size_t>(shard) >= layout.forward_start.size()) return 0;
+  return layout.forward_start[static_cast<size_t>(shard)];
+}
 
 std::optional<std::vector<Address>> ClusterState::LiveMembers(int shard) const {
   std::lock_guard lock(mu_);

@@ -4,6 +4,8 @@
 #include <Poco/JSON/Parser.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace kvs::api {
 namespace {
 
@@ -12,8 +14,10 @@ using cluster::Address;
 class ServiceTest : public ::testing::Test {
  protected:
   ServiceTest() : ServiceTest(Security{}) {}
-  explicit ServiceTest(Security security)
-      : cluster_(self_, {self_}, cluster::InitialAssignment({self_}, 1)),
+  explicit ServiceTest(Security security, std::vector<Address> view = {})
+      : cluster_(self_, view.empty() ? std::vector<Address>{self_} : view,
+                 cluster::InitialAssignment(view.empty() ? std::vector<Address>{self_} : view,
+                                            view.empty() ? 1 : 2)),
         // Heartbeats and notices go nowhere: this service is tested without a network.
         detector_(cluster_,
                   {[](const Address&) { return false; },
@@ -440,6 +444,65 @@ TEST_F(SecureServiceTest, NeitherCredentialShowsInHealthOrMetrics) {
     EXPECT_EQ(health.find(secret), std::string::npos);
     EXPECT_EQ(metrics.find(secret), std::string::npos);
   }
+}
+
+}  // namespace
+}  // namespace kvs::api
+
+namespace kvs::api {
+namespace {
+
+// This node (127.0.0.1:7000) in a layout of six nodes and two shards; nothing listens at the
+// other five, and nothing here sends: the front end would.
+class ForwardingServiceTest : public ServiceTest {
+ protected:
+  ForwardingServiceTest()
+      : ServiceTest(Security{}, {Address{"127.0.0.1", 7000}, Address{"127.0.0.2", 7000},
+                                 Address{"127.0.0.3", 7000}, Address{"127.0.0.4", 7000},
+                                 Address{"127.0.0.5", 7000}, Address{"127.0.0.6", 7000}}) {}
+
+  // The plan TryHandle makes for `request` (the front end's forwarding on).
+  ForwardPlan Plan(std::string_view method, std::string_view target, std::string_view body = "") {
+    ForwardPlan plan;
+    Request request{method, target, body};
+    request.forward = &plan;
+    EXPECT_FALSE(service_.TryHandle(request).has_value()) << target;
+    return plan;
+  }
+};
+
+// Every request this node forwards to a shard starts at the same member of it (its
+// ClusterState::ForwardStart), whatever the key, and lists the shard's other members after
+// it; nothing goes to this node itself.
+TEST_F(ForwardingServiceTest, ForwardsToAShardStartAtThisNodesMemberOfIt) {
+  const int mine = *cluster_.MyShard();
+  const int other = 1 - mine;
+  const auto& members = cluster_.Config()->shards[static_cast<size_t>(other)];
+  const std::string first = members[cluster_.ForwardStart(other)].ToString();
+  int planned = 0;
+  for (int i = 0; i < 200; ++i) {
+    const std::string key = "key" + std::to_string(i);
+    if (cluster_.ShardForKey(key) != other) continue;
+    const std::string target = "/key-value-store/" + key;
+    for (const ForwardPlan& plan :
+         {Plan("GET", target), Plan("PUT", target, R"({"value":"v"})"), Plan("DELETE", target)}) {
+      EXPECT_EQ(plan.shard, other);
+      ASSERT_EQ(plan.members.size(), members.size()) << key;
+      EXPECT_EQ(plan.members[0], first) << key;
+      for (const Address& m : members) {
+        EXPECT_NE(std::find(plan.members.begin(), plan.members.end(), m.ToString()),
+                  plan.members.end())
+            << m.ToString();
+      }
+      ++planned;
+    }
+  }
+  EXPECT_GT(planned, 100);
+  // The key count of the other shard goes the same way.
+  const ForwardPlan count =
+      Plan("GET", "/key-value-store-shard/shard-id-key-count/" + std::to_string(other));
+  ASSERT_FALSE(count.members.empty());
+  EXPECT_EQ(count.members[0], first);
 }
 
 }  // namespace

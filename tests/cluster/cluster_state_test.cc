@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <optional>
 #include <thread>
@@ -122,6 +123,105 @@ TEST(ClusterStateTest, StatesOnOneThreadKeepTheirOwnLayouts) {
     EXPECT_EQ(two.MyShard(), 0);
     EXPECT_EQ(three.MyShard(), 1);
   }
+}
+
+}  // namespace
+}  // namespace kvs::cluster
+
+namespace kvs::cluster {
+namespace {
+
+// For every shard of `config`: how many of the nodes outside it start their forwards at each
+// of its members (ClusterState::ForwardStart of a state built for that node).
+std::vector<std::vector<int>> FirstChoices(const std::vector<Address>& view,
+                                           const ClusterConfig& config) {
+  std::vector<std::vector<int>> counts;
+  for (const auto& members : config.shards) counts.emplace_back(members.size(), 0);
+  for (const Address& node : view) {
+    ClusterState state(node, view, config);
+    for (int s = 0; s < config.shard_count(); ++s) {
+      const size_t start = state.ForwardStart(s);
+      EXPECT_LT(start, config.shards[static_cast<size_t>(s)].size()) << node.ToString();
+      if (state.MyShard() != s) ++counts[static_cast<size_t>(s)][start];
+    }
+  }
+  return counts;
+}
+
+std::vector<Address> ViewOfNodes(int n) {
+  std::vector<Address> view;
+  for (int i = 1; i <= n; ++i) view.push_back(A(i));
+  return view;
+}
+
+// The nodes outside a shard spread their first choices over its members: each member is the
+// first choice of as many outsiders as any other, give or take one.
+TEST(ClusterStateTest, ForwardersSpreadTheirFirstChoicesOverAShardsMembers) {
+  struct Case {
+    int nodes;
+    int shards;
+  };
+  for (const Case c : {Case{6, 2}, Case{6, 3}, Case{7, 2}, Case{9, 2}, Case{4, 2}, Case{8, 3}}) {
+    const std::vector<Address> view = ViewOfNodes(c.nodes);
+    const ClusterConfig config = InitialAssignment(view, c.shards);
+    const auto counts = FirstChoices(view, config);
+    for (size_t s = 0; s < counts.size(); ++s) {
+      const int outsiders = c.nodes - static_cast<int>(config.shards[s].size());
+      const int fewest = outsiders / static_cast<int>(config.shards[s].size());
+      int total = 0;
+      for (const int n : counts[s]) {
+        EXPECT_GE(n, fewest) << c.nodes << " nodes, " << c.shards << " shards, shard " << s;
+        EXPECT_LE(n, fewest + 1) << c.nodes << " nodes, " << c.shards << " shards, shard " << s;
+        total += n;
+      }
+      EXPECT_EQ(total, outsiders);
+    }
+  }
+  // Shards of different sizes after a reshard, members in no particular order.
+  const std::vector<Address> view = ViewOfNodes(7);
+  ClusterConfig uneven;
+  uneven.shards = {{A(5), A(1), A(7), A(3), A(2)}, {A(6), A(4)}};
+  const auto counts = FirstChoices(view, uneven);
+  EXPECT_EQ(counts[0], (std::vector<int>{1, 1, 0, 0, 0}));  // two outsiders for five members
+  EXPECT_EQ(counts[1], (std::vector<int>{3, 2}));
+}
+
+// Within its own shard (a replica still loading passes client requests on) a node starts at
+// the member after itself; outside the layout it still picks a member.
+TEST(ClusterStateTest, ForwardStartInTheOwnShardAndOutsideTheLayout) {
+  const std::vector<Address> view = ViewOfNodes(6);
+  const ClusterConfig config = InitialAssignment(view, 2);
+  for (const Address& node : view) {
+    ClusterState state(node, view, config);
+    const auto& own = config.shards[static_cast<size_t>(*state.MyShard())];
+    const size_t mine = static_cast<size_t>(std::find(own.begin(), own.end(), node) - own.begin());
+    EXPECT_EQ(state.ForwardStart(*state.MyShard()), (mine + 1) % own.size()) << node.ToString();
+  }
+  ClusterState outside(A(9), view, config);
+  EXPECT_FALSE(outside.MyShard().has_value());
+  EXPECT_LT(outside.ForwardStart(0), config.shards[0].size());
+  EXPECT_EQ(outside.ForwardStart(-1), 0u);
+  EXPECT_EQ(outside.ForwardStart(2), 0u);
+}
+
+// A reshard moves the first choices with the layout.
+TEST(ClusterStateTest, ForwardStartFollowsTheLayout) {
+  const std::vector<Address> view = ViewOfNodes(6);
+  int moved = 0;
+  for (const Address& node : view) {
+    ClusterState state(node, view, InitialAssignment(view, 2));
+    std::vector<size_t> before;
+    for (int s = 0; s < 3; ++s) before.push_back(state.ForwardStart(s));  // cached per thread
+    EXPECT_EQ(before[2], 0u);                                             // no such shard yet
+    const ClusterConfig three = Reshard(*state.Config(), view, 3);
+    state.SetConfig(three);
+    ClusterState fresh(node, view, three);
+    for (int s = 0; s < 3; ++s) {
+      EXPECT_EQ(state.ForwardStart(s), fresh.ForwardStart(s)) << s;
+      if (state.ForwardStart(s) != before[static_cast<size_t>(s)]) ++moved;
+    }
+  }
+  EXPECT_GT(moved, 0);
 }
 
 }  // namespace

@@ -499,7 +499,26 @@ TEST_F(ReshardWhileDownTest, NodeRestartedFromDiskAfterAMissedReshardHoldsItsNew
                                   "", kWriteTimeout);
     ASSERT_TRUE(r.status == 200 || r.status == 201) << r.status << " " << r.body;
   }
-  // Every replica has every write of its shard before the crash (anti-entropy, bounded wait).
+  // Every replica has every write of its shard before the crash (the broadcasts, bounded
+  // wait): the node killed may have coordinated some of them, and a reshard while it is down
+  // must find them on the others.
+  const PollResult replicated = Eventually(
+      [&] {
+        std::map<int64_t, int64_t> count_of;  // shard -> its replicas' common key count
+        for (int i = 0; i < 6; ++i) {
+          const auto shard = ParseNodeShardId(GetShardInfo(node(i), "node-shard-id"));
+          if (!shard) return false;
+          const auto count = GetKeyCount(node(i), static_cast<int>(*shard));  // its own count
+          if (!count) return false;
+          const auto [it, first] = count_of.emplace(*shard, *count);
+          if (!first && it->second != *count) return false;
+        }
+        int64_t total = 0;
+        for (const auto& [shard, count] : count_of) total += count;
+        return count_of.size() == 3 && total == kKeys;
+      },
+      milliseconds(15000));
+  ASSERT_TRUE(replicated) << "the shards' replicas never all held the " << kKeys << " keys";
   ASSERT_TRUE(cluster().Kill(kDown));
   // The cluster notices the node is gone (heartbeats), then reshards without it.
   const auto deadline = steady_clock::now() + milliseconds(15000);

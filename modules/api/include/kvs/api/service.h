@@ -58,7 +58,7 @@ struct Request {
 // the next member; then hands the outcome to Service::Relayed or Service::RelayFailed.
 struct ForwardPlan {
   int shard = -1;                    // -1: nothing to forward
-  std::vector<std::string> members;  // "host:port": live members first, rotated by the key
+  std::vector<std::string> members;  // "host:port": live members first (PlanForward)
   // X-Kvs-Hops, X-Kvs-Epoch and X-Request-Id as sent by Service::Forward.
   std::vector<std::pair<std::string_view, std::string>> headers;
   std::chrono::steady_clock::time_point start;  // when TryHandle took the request
@@ -196,16 +196,15 @@ class Service {
   void Record(const Request& request, Response& response,
               std::chrono::steady_clock::time_point start, uint64_t pulls_before);
   // Where a request for `shard` goes: its members other than this node, live ones first, each
-  // group rotated by `spread_key` so that load spreads over replicas; an error answer instead
-  // when the request was forwarded too often or the shard is unknown.
-  std::variant<ForwardPlan, Response> PlanForward(int shard, const Request& request,
-                                                  std::string_view spread_key);
+  // group rotated to start at this node's member of that shard (ClusterState::ForwardStart);
+  // an error answer instead when the request was forwarded too often or the shard is unknown.
+  std::variant<ForwardPlan, Response> PlanForward(int shard, const Request& request);
   // The answer when no member of `shard` answered (logged, counted by failure kind).
   Response ForwardFailure(const Request& request, int shard, const std::string& last_error,
                           net::CallFailure failure);
   // Without `may_block`: hands the request to the front end's forwarding (Request::forward) if
   // it has one, else leaves it to Handle (would-block).
-  Response Defer(int shard, const Request& request, std::string_view spread_key);
+  Response Defer(int shard, const Request& request);
   // The kvs.log.requests line for an answered client request (it applies the mode: none for
   // node-to-node calls, none for a success with "errors").
   void LogRequest(const Request& request, const Response& response, int64_t micros) const;
@@ -216,7 +215,7 @@ class Service {
   Response HandleKeyValue(const Request& request, std::string_view encoded_key, bool may_block);
   // Sends the request, unchanged, to a member of `shard` (live ones first, then the others)
   // and relays its answer; 503 when none answers.
-  Response Forward(int shard, const Request& request, std::string_view spread_key);
+  Response Forward(int shard, const Request& request);
   Response HandleView(std::string_view method, std::string_view body);
   Response HandleShard(const Request& request, std::string_view rest, bool may_block);
   Response HandleAddMember(std::string_view id_text, std::string_view body);

@@ -44,6 +44,13 @@ class ClusterState {
   // layout (an unassigned node that has not heard from the cluster yet).
   std::optional<int> ShardForKey(std::string_view key) const;
   std::optional<int> MyShard() const;
+  // Where this node's forwarded requests to `shard` start in its member list (an index into
+  // Config()->shards[shard]; 0 for an unknown shard). The nodes outside a shard take its
+  // members in turn by their place in the layout, so their first choices spread evenly over
+  // the members, and each forwarder keeps to one member: what it sends at once arrives at one
+  // node at once (one batch, one fsync group) instead of waking every member. For its own
+  // shard a node starts at the member after itself.
+  size_t ForwardStart(int shard) const;
   // Members of `shard` that are currently in the view (SPEC: shard-id-members lists live
   // members). nullopt when the shard does not exist.
   std::optional<std::vector<Address>> LiveMembers(int shard) const;
@@ -54,6 +61,7 @@ class ClusterState {
     std::shared_ptr<const ClusterConfig> config;
     std::shared_ptr<const HashRing> ring;
     std::optional<int> my_shard;
+    std::vector<size_t> forward_start;  // shard id -> ForwardStart
   };
 
   // The view's members as InView reads them (a snapshot per change, cached per thread).
