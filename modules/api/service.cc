@@ -792,6 +792,14 @@ Response Service::HandleInternal(std::string_view method, std::string_view path,
     }
     return Json(200, replication::EncodeSyncReply(replicator_.AnswerSync(*request, /*wire=*/true)));
   }
+  if (path == "/internal/handoff" && method == "POST") {
+    auto batch = replication::DecodeBatch(body, error);
+    if (!batch) return ErrorResponse(400, "Bad hand-off batch: " + error, method);
+    if (journal_ != nullptr && !journal_->Writable()) return StorageFailure(method);
+    const std::optional<size_t> applied = replicator_.ApplyHandoff(batch->updates);
+    if (!applied) return StorageFailure(method);
+    return Json(200, JsonObject().Int("applied", static_cast<int64_t>(*applied)).Finish());
+  }
   if (path == "/internal/heartbeat" && method == "GET") {
     if (query.starts_with("from=")) {
       if (auto from = cluster::Address::Parse(query.substr(5))) detector_.OnHeartbeatFrom(*from);

@@ -14,6 +14,12 @@ namespace {
 
 Poco::Logger& Log() { return Poco::Logger::get("kvs.reconfigure"); }
 
+// A hand-off's entries go in batches of this many, each to every member of their shard,
+// tried this many times (pausing between rounds) before they are given up.
+constexpr size_t kHandoffBatch = 512;
+constexpr int kHandoffAttempts = 5;
+constexpr std::chrono::milliseconds kHandoffRetryPause{1000};
+
 }  // namespace
 
 Reconfigurator::Reconfigurator(store::Store& store, causal::HybridClock& clock,
@@ -84,7 +90,7 @@ bool Reconfigurator::Adopt(const cluster::ClusterConfig& config, uint64_t* held_
     // Writes reopen before the walk that drops what this node no longer owns, and the walk
     // runs after this returns (the commit's answer does not wait for it).
     coordinator_.Thaw();
-    StartDrop(shard_after, config.epoch);
+    StartDrop(shard_after, config.epoch, /*hand_off=*/!took_part);
   } else if (shard_after && shard_after != shard_before) {
     replicator_.RequestFullSync();  // joined a shard: its data comes with the next round
   }
@@ -105,13 +111,14 @@ Reconfigurator::~Reconfigurator() {
   EndStaging(/*adopted=*/true);
 }
 
-void Reconfigurator::StartDrop(std::optional<int> shard, uint64_t epoch) {
+void Reconfigurator::StartDrop(std::optional<int> shard, uint64_t epoch, bool hand_off) {
   WaitForDrop();
   // Until the drop ends, sync answers and key counts leave out the keys this node does not
   // own, as while staging (a node that missed the barrier has no staging of its own).
   replicator_.SetStaging(true);
   std::lock_guard lock(drop_mu_);
-  drop_ = std::thread([this, shard, epoch] {
+  drop_ = std::thread([this, shard, epoch, hand_off] {
+    if (hand_off) HandOff(shard);
     const auto start = std::chrono::steady_clock::now();
     // Keys of other shards, and tombstones from before the barrier (a new write replaces
     // such a tombstone with a newer entry). Writes reopened before this walk, but they reach
@@ -130,6 +137,67 @@ void Reconfigurator::StartDrop(std::optional<int> shard, uint64_t epoch) {
                                          std::chrono::steady_clock::now() - start)
                                          .count()));
   });
+}
+
+size_t Reconfigurator::HandOff(std::optional<int> shard) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string self = cluster_.self().ToString();
+  const std::shared_ptr<const cluster::ClusterConfig> config = cluster_.Config();
+  std::map<int, std::vector<Update>> by_shard;
+  store_.ForEach([&](std::string_view key, const store::EntryView& entry) {
+    const std::string_view origin = entry.version.origin;
+    if (origin.substr(0, origin.rfind('#')) != self) return;  // not a write of this node
+    const std::optional<int> owner = cluster_.ShardForKey(key);
+    if (!owner || owner == shard) return;
+    by_shard[*owner].push_back(Update{std::string(key), entry.ToEntry()});
+  });
+  size_t sent = 0;
+  size_t lost = 0;
+  for (const auto& [owner, updates] : by_shard) {
+    const auto& members = config->shards[static_cast<size_t>(owner)];
+    for (size_t first = 0; first < updates.size(); first += kHandoffBatch) {
+      std::vector<const Update*> batch;
+      for (size_t i = first; i < std::min(updates.size(), first + kHandoffBatch); ++i) {
+        batch.push_back(&updates[i]);
+      }
+      const std::string body = EncodeBatch(self, batch);
+      // Every member, each tried a few times: one that took it is enough for the entries to
+      // survive (anti-entropy spreads them within the shard), every one is better.
+      bool taken = false;
+      for (int attempt = 0; attempt < kHandoffAttempts && !taken; ++attempt) {
+        if (attempt > 0) std::this_thread::sleep_for(kHandoffRetryPause);
+        for (const cluster::Address& member : members) {
+          if (member == cluster_.self()) continue;
+          const net::CallResult result = client_.Call(
+              member.ToString(), "POST", "/internal/handoff", body, options_.call_timeout);
+          if (result.ok()) {
+            taken = true;
+          } else {
+            Log().warning("hand-off of %z entries to %s (shard %d) failed: %s", batch.size(),
+                          member.ToString(), owner, result.error);
+          }
+        }
+      }
+      (taken ? sent : lost) += batch.size();
+    }
+  }
+  if (sent + lost > 0) {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+    if (lost == 0) {
+      Log().information(
+          "missed a reshard: handed %z of this node's writes to their new shards "
+          "in %s ms",
+          sent, std::to_string(ms));
+    } else {
+      Log().error(
+          "missed a reshard: handed %z of this node's writes to their new shards; %z "
+          "could not be handed to any member and are dropped",
+          sent, lost);
+    }
+  }
+  return lost;
 }
 
 void Reconfigurator::WaitForDrop() {

@@ -30,6 +30,9 @@ uint64_t TransferBytes(std::string_view key, const store::EntryView& entry) {
   return key.size() + entry.value.size() + entry.meta.size() + entry.version.origin.size() + 32;
 }
 
+// How long a hand-off's answer waits for its entries to be durable here.
+constexpr std::chrono::milliseconds kHandoffFlushTimeout{10000};
+
 // Origins whose shard one thread remembers (SameShardOrigin) before it starts over.
 constexpr size_t kSameShardMemoSize = 4096;
 
@@ -523,6 +526,12 @@ bool Replicator::SyncWith(const std::string& peer, bool full,
 }
 
 size_t Replicator::ApplySyncUpdates(const std::vector<Update>& updates, bool keep_keys) {
+  const size_t changed = ApplyInClockOrder(updates, keep_keys);
+  anti_entropy_applied_.fetch_add(changed, std::memory_order_relaxed);
+  return changed;
+}
+
+size_t Replicator::ApplyInClockOrder(const std::vector<Update>& updates, bool keep_keys) {
   // The answerer's state is causally closed; applying it in clock order keeps every
   // intermediate state closed too (a causally later write has a larger hybrid clock). Across
   // the chunks of a stream it is not: the causal gate covers that, since the vector is raised
@@ -542,7 +551,13 @@ size_t Replicator::ApplySyncUpdates(const std::vector<Update>& updates, bool kee
       misrouted_.fetch_add(1, std::memory_order_relaxed);
     }
   }
-  anti_entropy_applied_.fetch_add(changed, std::memory_order_relaxed);
+  return changed;
+}
+
+std::optional<size_t> Replicator::ApplyHandoff(const std::vector<Update>& updates) {
+  const size_t changed = ApplyInClockOrder(updates, /*keep_keys=*/true);
+  handoff_applied_.fetch_add(changed, std::memory_order_relaxed);
+  if (journal_ != nullptr && !journal_->Flush(kHandoffFlushTimeout)) return std::nullopt;
   return changed;
 }
 
@@ -864,6 +879,9 @@ std::string Replicator::MetricsText() const {
           broadcast_applied_.load());
   counter("kvs_anti_entropy_updates_applied_total", "Entries applied from anti-entropy pulls.",
           anti_entropy_applied_.load());
+  counter("kvs_replication_handoff_applied_total",
+          "Entries applied from a hand-off (a node that missed a reshard passing on its writes).",
+          handoff_applied_.load());
   counter("kvs_anti_entropy_received_bytes_total",
           "Bytes of the answers of this node's periodic anti-entropy pulls.",
           ae_received_bytes_.load());

@@ -222,6 +222,34 @@ TEST_F(ServiceTest, HealthAndMetrics) {
       << metrics.body;
 }
 
+// A hand-off (a node that missed a reshard passing on its own writes) applies by last writer
+// wins, whatever that origin's sequence numbers seen so far; a bad batch is a 400.
+TEST_F(ServiceTest, HandoffAppliesNewerEntriesAndKeepsNewerOnes) {
+  ASSERT_EQ(Call("PUT", "/key-value-store/kept", R"({"value":"local"})").status, 201);
+  const store::Entry local = *store_.Get("kept");
+  const std::string origin = "127.0.0.9:7000#4.0";
+  replication::Update newer;
+  newer.key = "handed";
+  newer.entry.value = "v9";
+  newer.entry.version.hlc = local.version.hlc;
+  newer.entry.version.origin = origin;
+  newer.entry.version.seq = 7;
+  replication::Update older = newer;
+  older.key = "kept";
+  older.entry.value = "old";
+  older.entry.version.hlc = 1;  // before the local write
+  older.entry.version.seq = 8;
+  const Response r = Call("POST", "/internal/handoff",
+                          replication::EncodeBatch("127.0.0.9:7000", {&newer, &older}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Body(r)->getValue<int>("applied"), 1);
+  const Response get = Call("GET", "/key-value-store/handed");
+  ASSERT_EQ(get.status, 200) << get.body;
+  EXPECT_EQ(Body(get)->getValue<std::string>("value"), "v9");
+  EXPECT_EQ(store_.Get("kept")->value, "local");
+  EXPECT_EQ(Call("POST", "/internal/handoff", "not a batch").status, 400);
+}
+
 TEST_F(ServiceTest, TryHandleServesOwnedKeysWithoutWaiting) {
   std::optional<Response> put =
       service_.TryHandle(Request{"PUT", "/key-value-store/fast", R"({"value":"v"})"});
@@ -327,6 +355,7 @@ class SecureServiceTest : public ServiceTest {
 // the proof is good).
 const std::vector<std::pair<std::string, std::string>> kInternal = {
     {"POST", "/internal/replicate"},
+    {"POST", "/internal/handoff"},
     {"POST", "/internal/sync"},
     {"GET", "/internal/heartbeat?from=127.0.0.1:7001"},
     {"POST", "/internal/view"},

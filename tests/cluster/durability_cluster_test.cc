@@ -485,6 +485,20 @@ namespace durability_live {
 class ReshardWhileDownTest : public ClusterTest {
  protected:
   ClusterOptions Options() const override { return DurableOptions(6, 3); }
+
+  // Reshards 3 -> 2 through node 0, asking again (bounded) while it refuses, e.g. until the
+  // cluster has noticed a killed node.
+  HttpResponse ReshardToTwo() {
+    const auto deadline = steady_clock::now() + milliseconds(15000);
+    HttpResponse reshard;
+    while (steady_clock::now() < deadline) {
+      reshard = Send(node(0), "PUT", "/key-value-store-shard/reshard", R"({"shard-count":2})",
+                     milliseconds(30000));
+      if (reshard.status == 200) break;
+      std::this_thread::sleep_for(milliseconds(200));
+    }
+    return reshard;
+  }
 };
 
 // A node that was down (its data kept on disk) while the cluster resharded comes back with the
@@ -521,14 +535,7 @@ TEST_F(ReshardWhileDownTest, NodeRestartedFromDiskAfterAMissedReshardHoldsItsNew
   ASSERT_TRUE(replicated) << "the shards' replicas never all held the " << kKeys << " keys";
   ASSERT_TRUE(cluster().Kill(kDown));
   // The cluster notices the node is gone (heartbeats), then reshards without it.
-  const auto deadline = steady_clock::now() + milliseconds(15000);
-  HttpResponse reshard;
-  while (steady_clock::now() < deadline) {
-    reshard = Send(node(0), "PUT", "/key-value-store-shard/reshard", R"({"shard-count":2})",
-                   milliseconds(30000));
-    if (reshard.status == 200) break;
-    std::this_thread::sleep_for(milliseconds(200));
-  }
+  const HttpResponse reshard = ReshardToTwo();
   ASSERT_EQ(reshard.status, 200) << reshard.body;
 
   ASSERT_TRUE(cluster().Restart(kDown));  // same data directory, old layout inside
@@ -550,6 +557,79 @@ TEST_F(ReshardWhileDownTest, NodeRestartedFromDiskAfterAMissedReshardHoldsItsNew
     }
   }
   EXPECT_EQ(wrong, 0) << "first: " << first_wrong << "\n" << cluster().LogTails(20);
+}
+
+// A node that coordinated writes whose broadcast never left (its shard's other replica was cut
+// off), then crashed, holds the only copies of those acknowledged writes. The cluster reshards
+// without it, and when it comes back it owns none of their keys: it must hand them to their
+// new shards before it drops them, so that every one reads back through the other nodes.
+TEST_F(ReshardWhileDownTest, WritesOnlyADownNodeHeldReachTheirNewShardsWhenItReturns) {
+  constexpr int kDown = 5;
+  constexpr size_t kWrites = 40;
+  const auto shard = ParseNodeShardId(GetShardInfo(node(kDown), "node-shard-id"));
+  ASSERT_TRUE(shard.has_value());
+  const auto members =
+      ParseShardMembers(GetShardInfo(node(kDown), "shard-id-members/" + std::to_string(*shard)));
+  ASSERT_TRUE(members.has_value());
+  int peer = -1;
+  for (int i = 0; i < 6; ++i) {
+    if (i != kDown &&
+        std::find(members->begin(), members->end(), node(i).ToString()) != members->end()) {
+      peer = i;
+    }
+  }
+  ASSERT_GE(peer, 0) << "no other member in shard " << *shard;
+  ASSERT_TRUE(cluster().Isolate(peer));
+  // Keys of kDown's own shard, written through it: it coordinates them and acknowledges each
+  // after its own fsync; their broadcast cannot reach the peer.
+  std::map<std::string, std::string> written;
+  for (int i = 0; written.size() < kWrites && i < 2000; ++i) {
+    const std::string key = "only" + std::to_string(i);
+    const std::string value = "v" + std::to_string(i);
+    const HttpResponse put = PutKey(node(kDown), key, value, "", kWriteTimeout);
+    ASSERT_TRUE(put.status == 200 || put.status == 201) << put.status << " " << put.body;
+    const auto object = http_test::ParseObject(put.body);
+    ASSERT_FALSE(object.isNull()) << put.body;
+    if (object->optValue<int>("shard-id", -1) == static_cast<int>(*shard)) written[key] = value;
+  }
+  ASSERT_EQ(written.size(), kWrites);
+  ASSERT_TRUE(cluster().Kill(kDown));
+  ASSERT_TRUE(cluster().Heal(peer));
+  std::vector<int> live;
+  for (int i = 0; i < 6; ++i) {
+    if (i != kDown) live.push_back(i);
+  }
+  ASSERT_TRUE(WaitForViews(live, peer, /*present=*/true, milliseconds(20000)))
+      << DescribeViews(live);
+  ASSERT_TRUE(WaitForViews(live, kDown, /*present=*/false, milliseconds(20000)))
+      << DescribeViews(live);
+  const HttpResponse reshard = ReshardToTwo();
+  ASSERT_EQ(reshard.status, 200) << reshard.body;
+  // Nobody but kDown ever had them (else this test shows nothing).
+  for (const auto& [key, value] : written) {
+    const HttpResponse get = GetKey(node(peer), key, "", kReadTimeout);
+    ASSERT_EQ(get.status, 404) << key << ": " << get.body;
+  }
+
+  ASSERT_TRUE(cluster().Restart(kDown));  // its data directory, the old layout inside
+  ASSERT_TRUE(cluster().WaitReady(kDown, kReadyTimeout));
+  std::string first_wrong;
+  const PollResult handed = Eventually(
+      [&] {
+        int i = 0;
+        for (const auto& [key, value] : written) {
+          const HttpResponse get =
+              GetKey(node(live[static_cast<size_t>(i++) % live.size()]), key, "", kReadTimeout);
+          const auto read = ParseRead(get);
+          if (!read || read->value != value) {
+            first_wrong = key + ": " + std::to_string(get.status) + " " + get.body;
+            return false;
+          }
+        }
+        return true;
+      },
+      milliseconds(20000), milliseconds(200));
+  EXPECT_TRUE(handed) << "first: " << first_wrong << "\n" << cluster().LogTails(20);
 }
 
 }  // namespace durability_live

@@ -155,8 +155,16 @@ class Reconfigurator {
   // After a reshard commit: on a background thread, drops what this node no longer owns
   // (`shard`: its shard now; none drops everything) and then ends the staging. Joins the
   // previous drop first.
-  void StartDrop(std::optional<int> shard, uint64_t epoch);
+  // `hand_off`: this node missed the reshard (HandOff runs first, on the same thread).
+  void StartDrop(std::optional<int> shard, uint64_t epoch, bool hand_off);
   void WaitForDrop();
+  // A node that missed a reshard (down, or cut off) may hold writes it coordinated whose
+  // broadcast never left: nobody else has them, and the drop would lose them although they
+  // were acknowledged. Before the drop, its own writes (entries of its origins) among the keys
+  // it no longer owns go to every member of their new shard (POST /internal/handoff, which
+  // answers once they are durable there); last writer wins, so what they already hold stays.
+  // Returns how many entries no member of their shard took (logged; dropped all the same).
+  size_t HandOff(std::optional<int> shard);
 
   store::Store& store_;
   causal::HybridClock& clock_;

@@ -97,6 +97,12 @@ class Replicator {
   // in turn); returns how many entries changed. `keep_keys`: remember their keys among the
   // recent ones (a delta); a full transfer, which comes in no useful order, does not.
   size_t ApplySyncUpdates(const std::vector<Update>& updates, bool keep_keys = true);
+  // Entries that a node which missed a reshard hands on before it drops the keys it no longer
+  // owns (Reconfigurator's hand-off, POST /internal/handoff): applied like anti-entropy's
+  // (last writer wins; no causal gate, they were written before the barrier), then made
+  // durable, since the sender drops its copy once we answer. nullopt when the log could not
+  // make them durable (the sender keeps trying elsewhere).
+  std::optional<size_t> ApplyHandoff(const std::vector<Update>& updates);
   // After the last chunk of a stream: raises the applied vector to `vv`, the answerer's vector
   // from the stream's first chunk. `delta`: the stream was a delta whose entries were applied
   // with their keys (AppliedTracker::RaiseTo's keys_delivered).
@@ -245,6 +251,9 @@ class Replicator {
   std::shared_ptr<PeerSender> MakeSenderLocked(const std::string& peer);
   bool WaitReady(std::chrono::steady_clock::time_point deadline);
   void CollectTombstones();
+  // ApplySyncUpdates and ApplyHandoff without their counters: applies `updates` (those this
+  // node owns) oldest first, last writer wins; returns how many changed.
+  size_t ApplyInClockOrder(const std::vector<Update>& updates, bool keep_keys);
   // Recomputes stable_ from the members' last reported vectors.
   void RefreshStable();
 
@@ -297,6 +306,7 @@ class Replicator {
 
   std::atomic<uint64_t> broadcast_applied_{0};
   std::atomic<uint64_t> anti_entropy_applied_{0};
+  std::atomic<uint64_t> handoff_applied_{0};
   std::atomic<uint64_t> dependency_pulls_{0};
   std::atomic<uint64_t> dependency_timeouts_{0};
   std::atomic<uint64_t> tombstones_collected_{0};
