@@ -421,18 +421,21 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
     }
   }
 
+  // The metadata is checked and its newest layout read in place here; it is decoded into a
+  // map only if this node serves the request (a forwarded one is decoded by its owner).
   std::string wire;
-  causal::Metadata metadata;
+  uint64_t layout_wanted = request.sender_epoch;
   switch (fields.GetString("causal-metadata", wire)) {
     case RequestBody::Field::kMissing:
     case RequestBody::Field::kNull:
       break;
     case RequestBody::Field::kString: {
-      auto decoded = causal::Decode(wire);
-      if (auto* error = std::get_if<causal::DecodeError>(&decoded)) {
-        return ErrorResponse(400, "Invalid causal-metadata: " + error->reason, method);
-      }
-      metadata = std::move(std::get<causal::Metadata>(decoded));
+      uint64_t epoch = 0;
+      const std::optional<causal::DecodeError> error =
+          causal::ScanEntries(wire, epoch, [&](std::string_view origin, uint64_t) {
+            layout_wanted = std::max(layout_wanted, causal::OriginEpoch(origin));
+          });
+      if (error) return ErrorResponse(400, "Invalid causal-metadata: " + error->reason, method);
       break;
     }
     default:
@@ -446,10 +449,6 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
   // Routing with an older layout than the sender's would send the request back to it; and a
   // client whose metadata names a write of a newer layout (a reshard that committed at other
   // nodes first) must not be served from this node's old copy of a key that moved.
-  uint64_t layout_wanted = request.sender_epoch;
-  for (const auto& [origin, seq] : metadata.vv) {
-    layout_wanted = std::max(layout_wanted, causal::OriginEpoch(origin));
-  }
   if (layout_wanted > cluster_.Config()->epoch) {
     if (!may_block) return WouldBlock();
     const auto deadline = std::chrono::steady_clock::now() + kLayoutCatchUpWait;
@@ -485,6 +484,8 @@ Response Service::HandleKeyValue(const Request& request, std::string_view encode
     if (attempt > 3) return ErrorResponse(503, "Cluster layout keeps changing; try again", method);
   }
 
+  causal::Metadata metadata;
+  if (!wire.empty()) metadata = std::move(std::get<causal::Metadata>(causal::Decode(wire)));
   // A missing dependency is pulled from peers (a wait): leave that to a worker.
   if (!may_block && !replicator_.DependenciesPresent(metadata)) return WouldBlock();
   const replication::ClientContext client{wire, metadata};

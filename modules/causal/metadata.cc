@@ -29,16 +29,18 @@ bool ValidOrigin(std::string_view origin) {
 
 }  // namespace
 
-std::variant<Metadata, DecodeError> Decode(std::string_view wire) {
-  Metadata out;
-  if (wire.empty()) return out;
+std::optional<DecodeError> ScanEntries(std::string_view wire, uint64_t& epoch,
+                                       FunctionRef<void(std::string_view, uint64_t)> visit) {
+  epoch = 0;
+  if (wire.empty()) return std::nullopt;
   const size_t bar = wire.find('|');
   if (bar == std::string_view::npos) return DecodeError{"expected \"<epoch>|<entries>\""};
-  if (!ParseCounter(wire.substr(0, bar), out.epoch, /*allow_zero=*/true)) {
+  if (!ParseCounter(wire.substr(0, bar), epoch, /*allow_zero=*/true)) {
     return DecodeError{"epoch is not a number"};
   }
   std::string_view rest = wire.substr(bar + 1);
-  const std::string* previous = nullptr;
+  std::string_view previous;
+  bool any = false;
   while (!rest.empty()) {
     const size_t comma = rest.find(',');
     const std::string_view item = rest.substr(0, comma);
@@ -50,15 +52,25 @@ std::variant<Metadata, DecodeError> Decode(std::string_view wire) {
     if (!ParseCounter(item.substr(eq + 1), seq, /*allow_zero=*/false)) {
       return DecodeError{"sequence number is not a positive integer"};
     }
-    if (previous != nullptr && !(*previous < origin)) {
-      return DecodeError{"origins not in canonical order"};
-    }
-    previous = &out.vv.emplace_hint(out.vv.end(), std::string(origin), seq)->first;
+    if (any && !(previous < origin)) return DecodeError{"origins not in canonical order"};
+    visit(origin, seq);
+    previous = origin;
+    any = true;
     if (comma == std::string_view::npos) break;
     rest.remove_prefix(comma + 1);
     if (rest.empty()) return DecodeError{"trailing ','"};
   }
-  if (out.empty()) return DecodeError{"empty metadata must be \"\""};
+  if (epoch == 0 && !any) return DecodeError{"empty metadata must be \"\""};
+  return std::nullopt;
+}
+
+std::variant<Metadata, DecodeError> Decode(std::string_view wire) {
+  Metadata out;
+  std::optional<DecodeError> error =
+      ScanEntries(wire, out.epoch, [&](std::string_view origin, uint64_t seq) {
+        out.vv.emplace_hint(out.vv.end(), std::string(origin), seq);
+      });
+  if (error) return std::move(*error);
   return out;
 }
 

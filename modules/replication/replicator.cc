@@ -36,6 +36,14 @@ constexpr std::chrono::milliseconds kHandoffFlushTimeout{10000};
 // Origins whose shard one thread remembers (SameShardOrigin) before it starts over.
 constexpr size_t kSameShardMemoSize = 4096;
 
+// Lets the per-thread memo of SameShardOrigin be searched by a view, without a copy.
+struct TransparentHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view text) const noexcept {
+    return std::hash<std::string_view>{}(text);
+  }
+};
+
 std::string_view OriginAddress(std::string_view origin) {
   return origin.substr(0, origin.rfind('#'));
 }
@@ -72,7 +80,7 @@ std::vector<std::string> Replicator::ShardPeers(bool live_only) const {
   return out;
 }
 
-bool Replicator::SameShardOrigin(const std::string& origin) const {
+bool Replicator::SameShardOrigin(std::string_view origin) const {
   // Asked for each dependency of each request that this node has not applied (every other
   // shard's origin in a client's metadata): answers are remembered per thread until the layout
   // changes.
@@ -80,7 +88,7 @@ bool Replicator::SameShardOrigin(const std::string& origin) const {
     const Replicator* owner = nullptr;
     uint64_t layout_version = 0;
     uint64_t barrier_epoch = 0;
-    std::unordered_map<std::string, bool> same;
+    std::unordered_map<std::string, bool, TransparentHash, std::equal_to<>> same;
   } memo;
   const uint64_t version = cluster_.layout_version();
   std::shared_ptr<const cluster::ClusterConfig> config;
@@ -101,7 +109,7 @@ bool Replicator::SameShardOrigin(const std::string& origin) const {
   const auto address = cluster::Address::Parse(OriginAddress(origin));
   const auto mine = config->ShardOf(cluster_.self());
   const bool same = address && mine && config->ShardOf(*address) == mine;
-  memo.same.emplace(origin, same);
+  memo.same.emplace(std::string(origin), same);
   return same;
 }
 
@@ -194,15 +202,16 @@ bool Replicator::ApplyOne(const Update& u, bool keep_key) {
 bool Replicator::Deliverable(const Update& u) const {
   const std::string& origin = u.entry.version.origin;
   if (applied_.Contiguous(origin) + 1 < u.entry.version.seq) return false;
-  // The write's metadata is its dependencies plus its own dot.
-  const auto deps = causal::Decode(u.entry.meta);
-  const auto* metadata = std::get_if<causal::Metadata>(&deps);
-  if (metadata == nullptr) return true;  // nothing we can check
-  for (const auto& [dep_origin, dep_seq] : metadata->vv) {
-    if (dep_origin == origin) continue;
-    if (applied_.Contiguous(dep_origin) < dep_seq && SameShardOrigin(dep_origin)) return false;
-  }
-  return true;
+  // The write's metadata is its dependencies plus its own dot (read in place: this runs for
+  // every update of every broadcast).
+  bool missing = false;
+  uint64_t epoch = 0;
+  const auto error =
+      causal::ScanEntries(u.entry.meta, epoch, [&](std::string_view dep_origin, uint64_t dep_seq) {
+        if (missing || dep_origin == origin) return;
+        missing = applied_.Contiguous(dep_origin) < dep_seq && SameShardOrigin(dep_origin);
+      });
+  return error.has_value() || !missing;  // unreadable metadata: nothing we can check
 }
 
 size_t Replicator::DrainPendingLocked() {

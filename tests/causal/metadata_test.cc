@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace kvs::causal {
 namespace {
 
@@ -47,6 +52,34 @@ TEST(MetadataTest, RejectsMalformedInput) {
   EXPECT_NE(DecodeFailure("0|"), "");                               // empty must be ""
   EXPECT_NE(DecodeFailure("0|a b:1#1=1"), "");                      // whitespace in origin
   EXPECT_NE(DecodeFailure("0|a:1#1=99999999999999999999999"), "");  // overflow
+}
+
+// ScanEntries reads what Decode decodes, in place: the same entries in the same order, the same
+// epoch, and the same verdict (and reason) on every malformed string.
+TEST(MetadataTest, ScanEntriesAgreesWithDecode) {
+  for (const std::string_view wire :
+       {"", "3|10.0.0.2:8080#7=9,10.0.0.3:8080#5=2", "0|a:1#1.4=12", "7|a:1#1=1,b:2#3.1=5,c:3#9=8",
+        "garbage", "x|a:1#1=1", "0|a:1#1", "0|a:1#1=0", "0|a:1#1=01", "0|b:1#1=1,a:1#1=1",
+        "0|a:1#1=1,a:1#1=2", "0|a:1#1=1,", "0|", "0|a b:1#1=1", "2|a:1#1=1,b:1#1=x"}) {
+    const auto decoded = Decode(wire);
+    std::vector<std::pair<std::string, uint64_t>> scanned;
+    uint64_t epoch = 99;
+    const std::optional<DecodeError> error =
+        ScanEntries(wire, epoch, [&](std::string_view origin, uint64_t seq) {
+          EXPECT_GE(origin.data(), wire.data()) << "a view into the string itself";
+          scanned.emplace_back(origin, seq);
+        });
+    if (const auto* bad = std::get_if<DecodeError>(&decoded)) {
+      ASSERT_TRUE(error.has_value()) << wire;
+      EXPECT_EQ(error->reason, bad->reason) << wire;
+      continue;
+    }
+    ASSERT_FALSE(error.has_value()) << wire << ": " << error->reason;
+    const Metadata& m = std::get<Metadata>(decoded);
+    EXPECT_EQ(epoch, m.epoch) << wire;
+    EXPECT_EQ(scanned, (std::vector<std::pair<std::string, uint64_t>>(m.vv.begin(), m.vv.end())))
+        << wire;
+  }
 }
 
 TEST(MetadataTest, MergeTakesPointwiseMaximum) {

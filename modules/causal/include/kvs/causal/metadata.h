@@ -8,11 +8,34 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <variant>
 
 namespace kvs::causal {
+
+// A non-owning reference to a callable (no allocation, unlike std::function): valid only
+// while the callable it was made from lives, as for an argument of the call it is passed to.
+template <class Signature>
+class FunctionRef;
+template <class R, class... Args>
+class FunctionRef<R(Args...)> {
+ public:
+  template <class F>
+  FunctionRef(F&& f)  // NOLINT(google-explicit-constructor): passed like a lambda
+      : object_(const_cast<void*>(static_cast<const void*>(&f))),
+        call_([](void* object, Args... args) -> R {
+          return (*static_cast<std::remove_reference_t<F>*>(object))(std::forward<Args>(args)...);
+        }) {}
+  R operator()(Args... args) const { return call_(object_, std::forward<Args>(args)...); }
+
+ private:
+  void* object_;
+  R (*call_)(void*, Args...);
+};
 
 // origin ("address#incarnation") -> highest sequence number seen from it (a prefix: seeing
 // seq n of an origin implies seeing 1..n).
@@ -33,6 +56,14 @@ struct DecodeError {
 
 // Parses the wire form. "" decodes to the empty metadata.
 std::variant<Metadata, DecodeError> Decode(std::string_view wire);
+
+// Reads the wire form in place, without copying or allocating: sets `epoch` and calls
+// visit(origin, seq) for each entry in order (the views point into `wire`). Accepts exactly
+// what Decode accepts; on a malformed string it returns the reason, having visited a prefix
+// of the entries. For the paths that only look (a route's layout check, a replica's
+// dependency check) and would otherwise build a map of strings per request.
+std::optional<DecodeError> ScanEntries(std::string_view wire, uint64_t& epoch,
+                                       FunctionRef<void(std::string_view, uint64_t)> visit);
 
 // Canonical wire form.
 std::string Encode(const Metadata& metadata);

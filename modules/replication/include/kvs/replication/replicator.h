@@ -243,7 +243,7 @@ class Replicator {
   size_t DrainPendingLocked();
   // REQUIRES: pending_mu_ held.
   size_t ApplyBatchLocked(const ReplicateBatch& batch);
-  bool SameShardOrigin(const std::string& origin) const;
+  bool SameShardOrigin(std::string_view origin) const;
   // The first same-shard dependency in `m` not yet applied here (contiguously), or null.
   const std::string* FirstMissing(const causal::Metadata& m) const;
   std::vector<std::string> ShardPeers(bool live_only) const;
