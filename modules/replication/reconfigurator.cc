@@ -19,6 +19,8 @@ Poco::Logger& Log() { return Poco::Logger::get("kvs.reconfigure"); }
 constexpr size_t kHandoffBatch = 512;
 constexpr int kHandoffAttempts = 5;
 constexpr std::chrono::milliseconds kHandoffRetryPause{1000};
+// Each call's bound (connect and answer): a member that hangs costs at most this per try.
+constexpr std::chrono::milliseconds kHandoffCallTimeout{5000};
 
 }  // namespace
 
@@ -107,6 +109,7 @@ void Reconfigurator::FetchConfigFrom(const std::string& peer) {
 }
 
 Reconfigurator::~Reconfigurator() {
+  stopping_.store(true, std::memory_order_release);
   WaitForDrop();
   EndStaging(/*adopted=*/true);
 }
@@ -165,11 +168,17 @@ size_t Reconfigurator::HandOff(std::optional<int> shard) {
       // survive (anti-entropy spreads them within the shard), every one is better.
       bool taken = false;
       for (int attempt = 0; attempt < kHandoffAttempts && !taken; ++attempt) {
-        if (attempt > 0) std::this_thread::sleep_for(kHandoffRetryPause);
+        if (attempt > 0) {
+          const auto until = std::chrono::steady_clock::now() + kHandoffRetryPause;
+          while (!stopping_.load(std::memory_order_acquire) &&
+                 std::chrono::steady_clock::now() < until) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          }
+        }
         for (const cluster::Address& member : members) {
-          if (member == cluster_.self()) continue;
+          if (member == cluster_.self() || stopping_.load(std::memory_order_acquire)) continue;
           const net::CallResult result = client_.Call(
-              member.ToString(), "POST", "/internal/handoff", body, options_.call_timeout);
+              member.ToString(), "POST", "/internal/handoff", body, kHandoffCallTimeout);
           if (result.ok()) {
             taken = true;
           } else {

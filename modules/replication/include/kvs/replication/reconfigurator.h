@@ -163,7 +163,8 @@ class Reconfigurator {
   // were acknowledged. Before the drop, its own writes (entries of its origins) among the keys
   // it no longer owns go to every member of their new shard (POST /internal/handoff, which
   // answers once they are durable there); last writer wins, so what they already hold stays.
-  // Returns how many entries no member of their shard took (logged; dropped all the same).
+  // Returns how many entries no member of their shard took (logged; dropped all the same),
+  // those it had no time for when the server stopped included.
   size_t HandOff(std::optional<int> shard);
 
   store::Store& store_;
@@ -198,6 +199,9 @@ class Reconfigurator {
 
   std::mutex drop_mu_;  // guards drop_ (never held by the drop thread itself)
   std::thread drop_;    // GUARDED_BY(drop_mu_): the last commit's drop
+  // Set when this object is destroyed (the server stops): a hand-off in progress gives up
+  // between calls instead of holding the shutdown for its retries.
+  std::atomic<bool> stopping_{false};
 
   std::mutex staging_end_mu_;  // Stage/Finish/EndStaging run one at a time
   mutable std::mutex staging_mu_;
