@@ -7,6 +7,7 @@
 #include <map>
 #include <thread>
 
+#include "kvs/causal/metadata.h"
 #include "kvs/cluster/hash_ring.h"
 
 namespace kvs::replication {
@@ -142,14 +143,14 @@ void Reconfigurator::StartDrop(std::optional<int> shard, uint64_t epoch, bool ha
   });
 }
 
-size_t Reconfigurator::HandOff(std::optional<int> shard) {
+void Reconfigurator::HandOff(std::optional<int> shard) {
   const auto start = std::chrono::steady_clock::now();
   const std::string self = cluster_.self().ToString();
   const std::shared_ptr<const cluster::ClusterConfig> config = cluster_.Config();
   std::map<int, std::vector<Update>> by_shard;
   store_.ForEach([&](std::string_view key, const store::EntryView& entry) {
     const std::string_view origin = entry.version.origin;
-    if (origin.substr(0, origin.rfind('#')) != self) return;  // not a write of this node
+    if (causal::OriginAddress(origin) != self) return;  // not a write of this node
     const std::optional<int> owner = cluster_.ShardForKey(key);
     if (!owner || owner == shard) return;
     by_shard[*owner].push_back(Update{std::string(key), entry.ToEntry()});
@@ -157,6 +158,10 @@ size_t Reconfigurator::HandOff(std::optional<int> shard) {
   size_t sent = 0;
   size_t lost = 0;
   for (const auto& [owner, updates] : by_shard) {
+    if (static_cast<size_t>(owner) >= config->shards.size()) {  // the layout moved meanwhile
+      lost += updates.size();
+      continue;
+    }
     const auto& members = config->shards[static_cast<size_t>(owner)];
     for (size_t first = 0; first < updates.size(); first += kHandoffBatch) {
       std::vector<const Update*> batch;
@@ -164,10 +169,15 @@ size_t Reconfigurator::HandOff(std::optional<int> shard) {
         batch.push_back(&updates[i]);
       }
       const std::string body = EncodeBatch(self, batch);
-      // Every member, each tried a few times: one that took it is enough for the entries to
-      // survive (anti-entropy spreads them within the shard), every one is better.
+      // Every member, each until it takes the batch (a few tries): anti-entropy's deltas do not
+      // offer entries from before the last barrier, so a member left out would get these only
+      // from a full sync. One member that took it is enough for them to survive.
+      std::vector<const cluster::Address*> left;
+      for (const cluster::Address& member : members) {
+        if (member != cluster_.self()) left.push_back(&member);
+      }
       bool taken = false;
-      for (int attempt = 0; attempt < kHandoffAttempts && !taken; ++attempt) {
+      for (int attempt = 0; attempt < kHandoffAttempts && !left.empty(); ++attempt) {
         if (attempt > 0) {
           const auto until = std::chrono::steady_clock::now() + kHandoffRetryPause;
           while (!stopping_.load(std::memory_order_acquire) &&
@@ -175,17 +185,19 @@ size_t Reconfigurator::HandOff(std::optional<int> shard) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
           }
         }
-        for (const cluster::Address& member : members) {
-          if (member == cluster_.self() || stopping_.load(std::memory_order_acquire)) continue;
+        std::erase_if(left, [&](const cluster::Address* member) {
+          if (stopping_.load(std::memory_order_acquire)) return false;
           const net::CallResult result = client_.Call(
-              member.ToString(), "POST", "/internal/handoff", body, kHandoffCallTimeout);
-          if (result.ok()) {
-            taken = true;
-          } else {
+              member->ToString(), "POST", "/internal/handoff", body, kHandoffCallTimeout);
+          if (!result.ok()) {
             Log().warning("hand-off of %z entries to %s (shard %d) failed: %s", batch.size(),
-                          member.ToString(), owner, result.error);
+                          member->ToString(), owner, result.error);
+            return false;
           }
-        }
+          taken = true;
+          return true;
+        });
+        if (stopping_.load(std::memory_order_acquire)) break;
       }
       (taken ? sent : lost) += batch.size();
     }
@@ -206,7 +218,6 @@ size_t Reconfigurator::HandOff(std::optional<int> shard) {
           sent, lost);
     }
   }
-  return lost;
 }
 
 void Reconfigurator::WaitForDrop() {

@@ -44,10 +44,6 @@ struct TransparentHash {
   }
 };
 
-std::string_view OriginAddress(std::string_view origin) {
-  return origin.substr(0, origin.rfind('#'));
-}
-
 }  // namespace
 
 Replicator::Replicator(store::Store& store, causal::HybridClock& clock,
@@ -106,7 +102,7 @@ bool Replicator::SameShardOrigin(std::string_view origin) const {
   if (causal::OriginEpoch(origin) < memo.barrier_epoch) return false;
   if (const auto it = memo.same.find(origin); it != memo.same.end()) return it->second;
   if (!config) config = cluster_.Config();
-  const auto address = cluster::Address::Parse(OriginAddress(origin));
+  const auto address = cluster::Address::Parse(causal::OriginAddress(origin));
   const auto mine = config->ShardOf(cluster_.self());
   const bool same = address && mine && config->ShardOf(*address) == mine;
   memo.same.emplace(std::string(origin), same);

@@ -78,6 +78,11 @@ bool Observe(Metadata& into, std::string_view origin, uint64_t seq);
 // origin carries no epoch.
 uint64_t OriginEpoch(std::string_view origin);
 
+// The node address of an origin "address#incarnation.epoch" (all of it when there is no '#').
+inline std::string_view OriginAddress(std::string_view origin) {
+  return origin.substr(0, origin.rfind('#'));
+}
+
 // True when every entry of `b` is <= the matching entry of `a` (a has seen all b has).
 bool Dominates(const VersionVector& a, const VersionVector& b);
 

@@ -163,9 +163,9 @@ class Reconfigurator {
   // were acknowledged. Before the drop, its own writes (entries of its origins) among the keys
   // it no longer owns go to every member of their new shard (POST /internal/handoff, which
   // answers once they are durable there); last writer wins, so what they already hold stays.
-  // Returns how many entries no member of their shard took (logged; dropped all the same),
-  // those it had no time for when the server stopped included.
-  size_t HandOff(std::optional<int> shard);
+  // Entries no member took (those it had no time for when the server stopped included) are
+  // logged as an error and dropped all the same.
+  void HandOff(std::optional<int> shard);
 
   store::Store& store_;
   causal::HybridClock& clock_;
