@@ -162,6 +162,7 @@ void Reconfigurator::HandOff(std::optional<int> shard) {
       lost += updates.size();
       continue;
     }
+    const int to_shard = owner;  // a structured binding cannot be captured (clang 14)
     const auto& members = config->shards[static_cast<size_t>(owner)];
     for (size_t first = 0; first < updates.size(); first += kHandoffBatch) {
       std::vector<const Update*> batch;
@@ -191,7 +192,7 @@ void Reconfigurator::HandOff(std::optional<int> shard) {
               member->ToString(), "POST", "/internal/handoff", body, kHandoffCallTimeout);
           if (!result.ok()) {
             Log().warning("hand-off of %z entries to %s (shard %d) failed: %s", batch.size(),
-                          member->ToString(), owner, result.error);
+                          member->ToString(), to_shard, result.error);
             return false;
           }
           taken = true;
