@@ -169,6 +169,10 @@ int ServerApp::main(const std::vector<std::string>&) {
   if (repair_text != "true" && repair_text != "false") {
     return StartupError("kvs.storage.repair '" + repair_text + "' must be true or false");
   }
+  const std::string direct_text = cfg.getString("kvs.storage.direct_io");
+  if (direct_text != "true" && direct_text != "false") {
+    return StartupError("kvs.storage.direct_io '" + direct_text + "' must be true or false");
+  }
   const std::string huge_pages_text = cfg.getString("kvs.store.huge_pages");
   if (huge_pages_text != "true" && huge_pages_text != "false") {
     return StartupError("kvs.store.huge_pages '" + huge_pages_text + "' must be true or false");
@@ -251,6 +255,7 @@ int ServerApp::main(const std::vector<std::string>&) {
     journal_options.wal.segment_bytes =
         static_cast<uint64_t>(counts.at("kvs.storage.segment_bytes"));
     journal_options.repair = repair_text == "true";
+    journal_options.wal.direct_io = direct_text == "true";
     journal = std::make_unique<storage::Journal>(std::move(data_dir), journal_options);
   } else {
     log.warning(

@@ -117,6 +117,9 @@ const std::vector<Tunable>& Tunables() {
       {"kvs.storage.segment_bytes", "4194304",
        "size of a log segment; each is zero-filled ahead of use (a background thread "
        "prepares the next) so that an fsync flushes only data; 0 = segments grow as written"},
+      {"kvs.storage.direct_io", "true",
+       "with fsync=always: log groups are written with O_DIRECT where the file system takes it "
+       "(the fsync then only flushes the device); false = through the page cache"},
       {"kvs.storage.repair", "false",
        "true (or --storage-repair): cut a damaged log or snapshot at the damage and catch up "
        "from the shard's peers, instead of refusing to start"},

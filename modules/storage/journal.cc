@@ -507,6 +507,9 @@ std::string Journal::MetricsText() const {
   const Wal::Stats s = w->stats();
   metric("kvs_storage_healthy", "gauge", "0 while the log cannot be written (writes refused).",
          w->healthy() ? 1 : 0);
+  metric("kvs_storage_direct_io", "gauge",
+         "1 while the log's groups are written with O_DIRECT (kvs.storage.direct_io).",
+         w->direct_io() ? 1 : 0);
   metric("kvs_storage_fsyncs_total", "counter", "fdatasync calls on the log.",
          static_cast<double>(s.fsyncs));
   metric("kvs_storage_fsync_seconds_total", "counter", "Time spent in fdatasync on the log.",

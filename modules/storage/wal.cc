@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "kvs/storage/data_dir.h"
@@ -41,6 +42,10 @@ constexpr size_t kKeepCapacity = 1 << 20;
 // its capacity, so a steady load neither grows nor reallocates it (nor faults in fresh pages).
 constexpr size_t kMaxUnsynced = 2 << 20;
 constexpr size_t kUnsyncedCapacity = kMaxUnsynced + kLingerMaxBytes;
+
+// Direct writes: offsets, lengths and memory aligned to this (the largest logical block size
+// a device here may have; the page size).
+constexpr size_t kDirectBlock = 4096;
 
 void Shrink(std::string& buffer, size_t keep = kKeepCapacity) {
   if (buffer.empty() && buffer.capacity() > keep) std::string().swap(buffer);
@@ -136,6 +141,7 @@ std::unique_ptr<Wal> Wal::Open(const std::string& dir, uint64_t segment, const W
 
 Wal::Wal(std::string dir, uint64_t segment, int fd, const WalOptions& options)
     : dir_(std::move(dir)), options_(options), segment_(segment), fd_(fd) {
+  ChooseIoMode();
   writer_ = std::thread([this] { Run(); });
   if (options_.segment_bytes > 0) preparer_ = std::thread([this] { Prepare(); });
 }
@@ -276,7 +282,86 @@ void Wal::Close() {
   }
 }
 
+void Wal::FreeDeleter::operator()(char* p) const { std::free(p); }
+
+void Wal::ChooseIoMode() {
+  direct_ = false;
+  if (!options_.direct_io || options_.fsync != FsyncPolicy::kAlways) return;
+  const int flags = ::fcntl(fd_, F_GETFL);
+  if (flags >= 0 && ::fcntl(fd_, F_SETFL, flags | O_DIRECT) == 0) {
+    direct_ = true;
+    return;
+  }
+  static std::atomic<bool> told{false};
+  if (!told.exchange(true)) {
+    Log().information(
+        "storage: %s takes no O_DIRECT (%s): the log is written through the page "
+        "cache",
+        dir_, std::string(std::strerror(errno)));
+  }
+}
+
+Wal::DirectResult Wal::WriteDirect() {
+  const uint64_t start = file_offset_ - tail_.size();
+  const size_t used = tail_.size() + pending_.size();
+  const size_t bytes = (used + kDirectBlock - 1) / kDirectBlock * kDirectBlock;
+  if (direct_buf_bytes_ < bytes || direct_buf_bytes_ > std::max(bytes, kKeepCapacity)) {
+    direct_buf_.reset(static_cast<char*>(std::aligned_alloc(kDirectBlock, bytes)));
+    direct_buf_bytes_ = direct_buf_ ? bytes : 0;
+    if (!direct_buf_) return DirectResult::kFallBack;
+  }
+  char* buf = direct_buf_.get();
+  std::memcpy(buf, tail_.data(), tail_.size());
+  std::memcpy(buf + tail_.size(), pending_.data(), pending_.size());
+  // Zeros after the records: what a preallocated segment holds there anyway (the end of the
+  // records to recovery), and what the next group overwrites.
+  std::memset(buf + used, 0, bytes - used);
+  size_t done = 0;
+  while (done < bytes) {
+    const ssize_t n = ::pwrite(fd_, buf + done, bytes - done, static_cast<off_t>(start + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINVAL && done == 0) return DirectResult::kFallBack;
+    if (n <= 0) {
+      SetError(std::string("write failed: ") + (n < 0 ? std::strerror(errno) : "no progress"));
+      return DirectResult::kError;
+    }
+    done += static_cast<size_t>(n);
+  }
+  file_offset_ += pending_.size();
+  const size_t in_block = static_cast<size_t>(file_offset_ % kDirectBlock);
+  tail_.assign(buf + used - in_block, in_block);
+  return DirectResult::kOk;
+}
+
 bool Wal::WritePending() {
+  if (direct_) {
+    switch (WriteDirect()) {
+      case DirectResult::kOk:
+        if (unsynced_.empty()) {
+          unsynced_.swap(pending_);
+        } else {
+          unsynced_ += pending_;
+        }
+        pending_.clear();
+        return true;
+      case DirectResult::kError:
+        return false;
+      case DirectResult::kFallBack: {
+        // EINVAL: the file system (or a file size limit cutting the write short) refuses this
+        // direct write; the page cache takes it and every later one.
+        Log().warning(
+            "storage: a direct write to the log failed (%s); writing through the page "
+            "cache from now on",
+            std::string(std::strerror(errno)));
+        const int flags = ::fcntl(fd_, F_GETFL);
+        if (flags >= 0) ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT);
+        direct_ = false;
+        direct_buf_.reset();
+        direct_buf_bytes_ = 0;
+        break;
+      }
+    }
+  }
   size_t done = 0;
   while (done < pending_.size()) {
     const ssize_t n = ::pwrite(fd_, pending_.data() + done, pending_.size() - done,
@@ -356,6 +441,9 @@ bool Wal::OpenNextSegment() {
   ::close(fd_);
   fd_ = fd;
   file_offset_ = synced_offset_ = fsynced_offset_ = 0;
+  tail_.clear();
+  synced_tail_.clear();
+  if (direct_) ChooseIoMode();
   segment_.store(next, std::memory_order_release);
   return true;
 }
@@ -456,6 +544,7 @@ void Wal::Run() {
     if (ok && (sync_now || options_.fsync == FsyncPolicy::kNever)) {
       // Durable (or, with kNever, as durable as this policy makes anything).
       synced_offset_ = file_offset_;
+      synced_tail_ = tail_;
       unsynced_.clear();
     }
     if (ok && (rotate || full)) ok = OpenNextSegment();
@@ -479,6 +568,7 @@ void Wal::Run() {
       pending_.swap(unsynced_);
       unsynced_.clear();
       file_offset_ = synced_offset_;
+      tail_ = synced_tail_;
       failed_through_.store(pending_lsn_, std::memory_order_release);
       if (healthy_.exchange(false, std::memory_order_acq_rel)) {
         Log().error("storage: %s (segment %s); writes are refused until the log can be written",

@@ -320,7 +320,7 @@ TEST_F(DurabilityTest, MemoryModeWarnsAndWritesNoFiles) {
 TEST_F(DurabilityTest, BadStorageSettingsAreRefusedAtStart) {
   for (const EnvList& bad :
        {EnvList{{"KVS_STORAGE_MODE", "tape"}}, EnvList{{"KVS_STORAGE_FSYNC", "sometimes"}},
-        EnvList{{"KVS_STORAGE_REPAIR", "maybe"}}}) {
+        EnvList{{"KVS_STORAGE_REPAIR", "maybe"}}, EnvList{{"KVS_STORAGE_DIRECT_IO", "yes"}}}) {
     auto server = Spawn(bad);
     const auto status = server->WaitForExit(kStartDeadline);
     ASSERT_TRUE(status.has_value()) << bad[0].first;

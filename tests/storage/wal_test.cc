@@ -1,5 +1,6 @@
 #include "kvs/storage/wal.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -7,6 +8,7 @@
 #include <csignal>
 #include <set>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "kvs/storage/log_format.h"
@@ -278,6 +280,119 @@ TEST(WalTest, WriteErrorFailsWaitersThenRecoversWithoutHoles) {
   EXPECT_EQ(wal->Check(failed_lsn), Wal::State::kDurable);  // written on the retry
   wal->Close();
   EXPECT_EQ(Payloads(dir.path() + "/" + SegmentName(1)), expected);
+}
+
+// Whether files in `dir` can be opened with O_DIRECT (tmpfs before Linux 6.6 cannot).
+bool TakesDirectIo(const std::string& dir) {
+  const std::string path = dir + "/probe";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  ::close(fd);
+  ::unlink(path.c_str());
+  return true;
+}
+
+// kAlways writes each group with O_DIRECT in whole blocks, rewriting the records already in the
+// group's first block: every record must read back, whatever block boundaries groups start,
+// end or cross, and across segments.
+TEST(WalTest, DirectWritesKeepEveryRecordAcrossBlockBoundaries) {
+  TempDir dir;
+  if (!TakesDirectIo(dir.path())) GTEST_SKIP() << "no O_DIRECT on " << dir.path();
+  std::string error;
+  WalOptions options;
+  options.segment_bytes = 64 << 10;
+  auto wal = Wal::Open(dir.path(), 1, options, error);
+  ASSERT_TRUE(wal) << error;
+  EXPECT_TRUE(wal->direct_io());
+  std::vector<std::string> expected;
+  uint64_t n = 0;
+  for (int group = 0; group < 120; ++group) {
+    uint64_t last = 0;
+    for (int k = 0; k <= group % 5; ++k, ++n) {
+      // 1 .. ~6000-byte origins: records from a few bytes to past a whole block.
+      expected.push_back(EncodeApplied(std::string(1 + (n * 797) % 6000, 'a' + n % 26), n));
+      last = wal->Append(expected.back());
+    }
+    ASSERT_EQ(wal->Wait(last, milliseconds(5000)), Wal::State::kDurable);
+  }
+  EXPECT_TRUE(wal->direct_io());
+  const uint64_t segments = wal->segment();
+  wal->Close();
+  EXPECT_GE(segments, 3u);
+  std::vector<std::string> read;
+  for (uint64_t s = 1; s <= segments; ++s) {
+    for (std::string& p : Payloads(dir.path() + "/" + SegmentName(s))) read.push_back(p);
+  }
+  EXPECT_EQ(read, expected);
+}
+
+// A direct write cut short at a block boundary (the file size limit; a full disk does the same)
+// fails its waiters and is written again, whole, from the start of its first block once the
+// limit is lifted: no hole, no duplicate, and still O_DIRECT.
+TEST(WalTest, DirectWriteCutShortIsWrittenAgainFromItsBlock) {
+  TempDir dir;
+  if (!TakesDirectIo(dir.path())) GTEST_SKIP() << "no O_DIRECT on " << dir.path();
+  std::string error;
+  WalOptions options;
+  options.retry_after_error = milliseconds(20);
+  auto wal = Wal::Open(dir.path(), 1, options, error);
+  ASSERT_TRUE(wal) << error;
+  ASSERT_TRUE(wal->direct_io());
+  std::vector<std::string> expected;
+  uint64_t lsn = 0;
+  for (uint64_t i = 0; i < 5; ++i) {  // ~3.5 KiB: the next group starts inside the first block
+    expected.push_back(EncodeApplied(std::string(700, 'o'), i));
+    lsn = wal->Append(expected.back());
+  }
+  ASSERT_EQ(wal->Wait(lsn, milliseconds(5000)), Wal::State::kDurable);
+
+  struct sigaction ignore {
+  }, old{};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old), 0);
+  rlimit saved{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  rlimit small = saved;
+  small.rlim_cur = 8192;  // a block boundary: a write across it stops there
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  Wal::State state = Wal::State::kDurable;
+  uint64_t failed_lsn = 0;
+  for (uint64_t i = 5; i < 100 && state == Wal::State::kDurable; ++i) {
+    expected.push_back(EncodeApplied(std::string(700, 'p'), i));
+    failed_lsn = wal->Append(expected.back());
+    state = wal->Wait(failed_lsn, milliseconds(5000));
+  }
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
+  ::sigaction(SIGXFSZ, &old, nullptr);
+  EXPECT_EQ(state, Wal::State::kFailed);
+  EXPECT_NE(wal->last_error().find("write failed"), std::string::npos) << wal->last_error();
+
+  expected.push_back(EncodeApplied("after", 1));
+  const uint64_t after = wal->Append(expected.back());
+  EXPECT_EQ(wal->Wait(after, milliseconds(5000)), Wal::State::kDurable);
+  EXPECT_EQ(wal->Check(failed_lsn), Wal::State::kDurable);  // written on the retry
+  EXPECT_TRUE(wal->direct_io());
+  wal->Close();
+  EXPECT_EQ(Payloads(dir.path() + "/" + SegmentName(1)), expected);
+}
+
+TEST(WalTest, DirectIoOnlyWithFsyncAlwaysAndWhenAsked) {
+  TempDir dir;
+  if (!TakesDirectIo(dir.path())) GTEST_SKIP() << "no O_DIRECT on " << dir.path();
+  uint64_t segment = 1;
+  for (const auto& [policy, asked, expect] : {std::tuple{FsyncPolicy::kAlways, true, true},
+                                              std::tuple{FsyncPolicy::kAlways, false, false},
+                                              std::tuple{FsyncPolicy::kInterval, true, false},
+                                              std::tuple{FsyncPolicy::kNever, true, false}}) {
+    std::string error;
+    WalOptions options;
+    options.fsync = policy;
+    options.direct_io = asked;
+    auto wal = Wal::Open(dir.path(), segment++, options, error);
+    ASSERT_TRUE(wal) << error;
+    EXPECT_EQ(wal->direct_io(), expect) << ToString(policy) << " " << asked;
+    wal->Close();
+  }
 }
 
 }  // namespace
