@@ -292,12 +292,13 @@ void Wal::ChooseIoMode() {
     direct_ = true;
     return;
   }
+  const std::string why = std::strerror(errno);
   static std::atomic<bool> told{false};
   if (!told.exchange(true)) {
     Log().information(
         "storage: %s takes no O_DIRECT (%s): the log is written through the page "
         "cache",
-        dir_, std::string(std::strerror(errno)));
+        dir_, why);
   }
 }
 
@@ -349,10 +350,11 @@ bool Wal::WritePending() {
       case DirectResult::kFallBack: {
         // EINVAL: the file system (or a file size limit cutting the write short) refuses this
         // direct write; the page cache takes it and every later one.
+        const std::string why = std::strerror(errno);
         Log().warning(
             "storage: a direct write to the log failed (%s); writing through the page "
             "cache from now on",
-            std::string(std::strerror(errno)));
+            why);
         const int flags = ::fcntl(fd_, F_GETFL);
         if (flags >= 0) ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT);
         direct_ = false;

@@ -236,6 +236,38 @@ TEST(WalTest, ListenerRunsAfterGroups) {
   wal->Close();
 }
 
+// Caps the size a write may take a file of this process to (RLIMIT_FSIZE, with SIGXFSZ ignored so
+// that a write past it fails with EFBIG, as a full disk fails it with ENOSPC) until Lift() or
+// the end of the scope, even when an assertion ends the test early.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    ok_ =
+        ::sigaction(SIGXFSZ, &ignore, &old_action_) == 0 && ::getrlimit(RLIMIT_FSIZE, &saved_) == 0;
+    rlimit small = saved_;
+    small.rlim_cur = bytes;
+    ok_ = ok_ && ::setrlimit(RLIMIT_FSIZE, &small) == 0;
+  }
+  ~FileSizeLimit() { Lift(); }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+  bool ok() const { return ok_; }
+  void Lift() {
+    if (lifted_) return;
+    lifted_ = true;
+    ::setrlimit(RLIMIT_FSIZE, &saved_);
+    ::sigaction(SIGXFSZ, &old_action_, nullptr);
+  }
+
+ private:
+  struct sigaction old_action_ {};
+  rlimit saved_{};
+  bool ok_ = false;
+  bool lifted_ = false;
+};
+
 // A write error (here: the file size limit, which fails write(2) with EFBIG just as a full
 // disk fails it with ENOSPC) fails the waiting records, marks the log unhealthy, and once
 // the limit is lifted the same bytes are written again: no hole, no duplicate.
@@ -249,15 +281,8 @@ TEST(WalTest, WriteErrorFailsWaitersThenRecoversWithoutHoles) {
   const uint64_t first = wal->Append(EncodeApplied("o", 1));
   ASSERT_EQ(wal->Wait(first, milliseconds(5000)), Wal::State::kDurable);
 
-  struct sigaction ignore {
-  }, old{};
-  ignore.sa_handler = SIG_IGN;
-  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old), 0);
-  rlimit saved{};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
-  rlimit small = saved;
-  small.rlim_cur = first + 100;  // room for a few more small records
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  FileSizeLimit limit(first + 100);  // room for a few more small records
+  ASSERT_TRUE(limit.ok());
 
   std::vector<std::string> expected{EncodeApplied("o", 1)};
   Wal::State state = Wal::State::kDurable;
@@ -271,8 +296,7 @@ TEST(WalTest, WriteErrorFailsWaitersThenRecoversWithoutHoles) {
   EXPECT_FALSE(wal->healthy());
   EXPECT_NE(wal->last_error().find("write failed"), std::string::npos) << wal->last_error();
 
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
-  ::sigaction(SIGXFSZ, &old, nullptr);
+  limit.Lift();
   expected.push_back(EncodeApplied("o", 1000));
   const uint64_t after = wal->Append(expected.back());
   EXPECT_EQ(wal->Wait(after, milliseconds(5000)), Wal::State::kDurable);
@@ -346,15 +370,8 @@ TEST(WalTest, DirectWriteCutShortIsWrittenAgainFromItsBlock) {
   }
   ASSERT_EQ(wal->Wait(lsn, milliseconds(5000)), Wal::State::kDurable);
 
-  struct sigaction ignore {
-  }, old{};
-  ignore.sa_handler = SIG_IGN;
-  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old), 0);
-  rlimit saved{};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
-  rlimit small = saved;
-  small.rlim_cur = 8192;  // a block boundary: a write across it stops there
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  FileSizeLimit limit(8192);  // a block boundary: a write across it stops there
+  ASSERT_TRUE(limit.ok());
   Wal::State state = Wal::State::kDurable;
   uint64_t failed_lsn = 0;
   for (uint64_t i = 5; i < 100 && state == Wal::State::kDurable; ++i) {
@@ -362,8 +379,7 @@ TEST(WalTest, DirectWriteCutShortIsWrittenAgainFromItsBlock) {
     failed_lsn = wal->Append(expected.back());
     state = wal->Wait(failed_lsn, milliseconds(5000));
   }
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
-  ::sigaction(SIGXFSZ, &old, nullptr);
+  limit.Lift();
   EXPECT_EQ(state, Wal::State::kFailed);
   EXPECT_NE(wal->last_error().find("write failed"), std::string::npos) << wal->last_error();
 
