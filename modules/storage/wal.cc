@@ -303,6 +303,7 @@ void Wal::ChooseIoMode() {
 }
 
 Wal::DirectResult Wal::WriteDirect() {
+  if (pending_.empty()) return DirectResult::kOk;  // a rotation or a stop with nothing new
   const uint64_t start = file_offset_ - tail_.size();
   const size_t used = tail_.size() + pending_.size();
   const size_t bytes = (used + kDirectBlock - 1) / kDirectBlock * kDirectBlock;
