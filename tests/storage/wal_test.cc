@@ -320,34 +320,38 @@ bool TakesDirectIo(const std::string& dir) {
 // group's first block: every record must read back, whatever block boundaries groups start,
 // end or cross, and across segments.
 TEST(WalTest, DirectWritesKeepEveryRecordAcrossBlockBoundaries) {
-  TempDir dir;
-  if (!TakesDirectIo(dir.path())) GTEST_SKIP() << "no O_DIRECT on " << dir.path();
-  std::string error;
-  WalOptions options;
-  options.segment_bytes = 64 << 10;
-  auto wal = Wal::Open(dir.path(), 1, options, error);
-  ASSERT_TRUE(wal) << error;
-  EXPECT_TRUE(wal->direct_io());
-  std::vector<std::string> expected;
-  uint64_t n = 0;
-  for (int group = 0; group < 120; ++group) {
-    uint64_t last = 0;
-    for (int k = 0; k <= group % 5; ++k, ++n) {
-      // 1 .. ~6000-byte origins: records from a few bytes to past a whole block.
-      expected.push_back(EncodeApplied(std::string(1 + (n * 797) % 6000, 'a' + n % 26), n));
-      last = wal->Append(expected.back());
+  // Preallocated 64 KiB segments (several rotations), and one segment that grows as written
+  // (each group's padding then extends the file, and the next group writes over it).
+  for (const uint64_t segment_bytes : {uint64_t{64} << 10, uint64_t{0}}) {
+    TempDir dir;
+    if (!TakesDirectIo(dir.path())) GTEST_SKIP() << "no O_DIRECT on " << dir.path();
+    std::string error;
+    WalOptions options;
+    options.segment_bytes = segment_bytes;
+    auto wal = Wal::Open(dir.path(), 1, options, error);
+    ASSERT_TRUE(wal) << error;
+    EXPECT_TRUE(wal->direct_io());
+    std::vector<std::string> expected;
+    uint64_t n = 0;
+    for (int group = 0; group < 120; ++group) {
+      uint64_t last = 0;
+      for (int k = 0; k <= group % 5; ++k, ++n) {
+        // 1 .. ~6000-byte origins: records from a few bytes to past a whole block.
+        expected.push_back(EncodeApplied(std::string(1 + (n * 797) % 6000, 'a' + n % 26), n));
+        last = wal->Append(expected.back());
+      }
+      ASSERT_EQ(wal->Wait(last, milliseconds(5000)), Wal::State::kDurable);
     }
-    ASSERT_EQ(wal->Wait(last, milliseconds(5000)), Wal::State::kDurable);
+    EXPECT_TRUE(wal->direct_io());
+    const uint64_t segments = wal->segment();
+    wal->Close();
+    EXPECT_GE(segments, segment_bytes > 0 ? 3u : 1u);
+    std::vector<std::string> read;
+    for (uint64_t s = 1; s <= segments; ++s) {
+      for (std::string& p : Payloads(dir.path() + "/" + SegmentName(s))) read.push_back(p);
+    }
+    EXPECT_EQ(read, expected) << segment_bytes;
   }
-  EXPECT_TRUE(wal->direct_io());
-  const uint64_t segments = wal->segment();
-  wal->Close();
-  EXPECT_GE(segments, 3u);
-  std::vector<std::string> read;
-  for (uint64_t s = 1; s <= segments; ++s) {
-    for (std::string& p : Payloads(dir.path() + "/" + SegmentName(s))) read.push_back(p);
-  }
-  EXPECT_EQ(read, expected);
 }
 
 // A direct write cut short at a block boundary (the file size limit; a full disk does the same)
