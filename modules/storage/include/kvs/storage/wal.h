@@ -159,9 +159,9 @@ class Wal {
   std::string pending_;   // taken from buf_, not yet written
   std::string unsynced_;  // written since the last sync (rewritten after an error)
   uint64_t file_offset_ = 0;
-  uint64_t synced_offset_ = 0;   // durable as the policy makes it (kNever: written)
-  uint64_t fsynced_offset_ = 0;  // fsynced: what a group's sync mark says
-  uint64_t pending_lsn_ = 0;     // LSN at the end of pending_
+  uint64_t synced_offset_ = 0;       // durable as the policy makes it (kNever: written)
+  uint64_t fsynced_offset_ = 0;      // fsynced: what a group's sync mark says
+  uint64_t pending_lsn_ = 0;         // LSN at the end of pending_
   std::atomic<bool> direct_{false};  // fd_ has O_DIRECT (changed by the writer thread only)
   // Direct writes start at a block boundary: the bytes of file_offset_'s block before it
   // (tail_), and the same at synced_offset_ (synced_tail_, what a rewrite after an error
