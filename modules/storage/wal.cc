@@ -336,37 +336,27 @@ Wal::DirectResult Wal::WriteDirect() {
 }
 
 bool Wal::WritePending() {
+  bool written = false;
   if (direct_) {
-    switch (WriteDirect()) {
-      case DirectResult::kOk:
-        if (unsynced_.empty()) {
-          unsynced_.swap(pending_);
-        } else {
-          unsynced_ += pending_;
-        }
-        pending_.clear();
-        return true;
-      case DirectResult::kError:
-        return false;
-      case DirectResult::kFallBack: {
-        // EINVAL: the file system (or a file size limit cutting the write short) refuses this
-        // direct write; the page cache takes it and every later one.
-        const std::string why = std::strerror(errno);
-        Log().warning(
-            "storage: a direct write to the log failed (%s); writing through the page "
-            "cache from now on",
-            why);
-        const int flags = ::fcntl(fd_, F_GETFL);
-        if (flags >= 0) ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT);
-        direct_ = false;
-        direct_buf_.reset();
-        direct_buf_bytes_ = 0;
-        break;
-      }
+    const DirectResult result = WriteDirect();
+    if (result == DirectResult::kError) return false;
+    written = result == DirectResult::kOk;
+    if (!written) {
+      // EINVAL: the file system (or a file size limit cutting the write short) refuses this
+      // direct write; the page cache takes it and every later one.
+      const std::string why = std::strerror(errno);
+      Log().warning(
+          "storage: a direct write to the log failed (%s); writing through the page "
+          "cache from now on",
+          why);
+      const int flags = ::fcntl(fd_, F_GETFL);
+      if (flags >= 0) ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT);
+      direct_ = false;
+      direct_buf_.reset();
+      direct_buf_bytes_ = 0;
     }
   }
-  size_t done = 0;
-  while (done < pending_.size()) {
+  for (size_t done = 0; !written && done < pending_.size();) {
     const ssize_t n = ::pwrite(fd_, pending_.data() + done, pending_.size() - done,
                                static_cast<off_t>(file_offset_));
     if (n < 0 && errno == EINTR) continue;
